@@ -1,0 +1,72 @@
+// Package result is the one JSON-lines record every load tool prints, and the
+// statistics used to fill it. A record describes one bounded measurement
+// window of one workload against one target server.
+package result
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"slices"
+	"time"
+)
+
+// Kinds of record.
+const (
+	KindGet     = "get"
+	KindPublish = "publish"
+)
+
+// Record is one measurement. Latencies are in milliseconds.
+type Record struct {
+	Kind      string  `json:"kind"`
+	Target    string  `json:"target"`
+	Workload  string  `json:"workload"`
+	Rep       int     `json:"rep"`
+	Conns     int     `json:"conns"`
+	DurationS float64 `json:"duration_s"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	PerSecond float64 `json:"per_second"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+
+	// GET only: size of one response body and the path requested.
+	BodyBytes int64  `json:"body_bytes,omitempty"`
+	Path      string `json:"path,omitempty"`
+
+	// Publish only: repositories initialised, and the durability check of
+	// acknowledged publishes (every acknowledged tag listed back, or missing).
+	Repos     int    `json:"repos,omitempty"`
+	Verified  int64  `json:"verified,omitempty"`
+	Missing   int64  `json:"missing,omitempty"`
+	FirstErr  string `json:"first_error,omitempty"`
+	Completed bool   `json:"completed"`
+}
+
+// Write prints r as one JSON line.
+func (r Record) Write(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Percentile returns the p-th percentile (0 < p ≤ 100, nearest rank) of
+// sorted, in milliseconds; 0 for an empty slice.
+func Percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return float64(sorted[rank-1]) / float64(time.Millisecond)
+}
+
+// Latencies sorts lat in place and returns its p50 and p99 in milliseconds.
+func Latencies(lat []time.Duration) (p50, p99 float64) {
+	slices.Sort(lat)
+	return Percentile(lat, 50), Percentile(lat, 99)
+}

@@ -1,0 +1,116 @@
+// Package store defines the storage contracts of signet-server: TUF metadata
+// files (append-only, one row per GUN, role and version), the changefeed, and
+// the sealed online keys the embedded custodian keeps.
+//
+// Invariants every implementation keeps (and storetest checks):
+//   - Files are append-only: a stored (GUN, role, version) is never changed.
+//     Versions of a role only grow; UpdateMany refuses a version that is not
+//     greater than every stored version of that role with ErrOldVersion.
+//   - UpdateMany is atomic: all files of the call are stored, or none.
+//   - Data is stored and returned byte for byte.
+//   - When UpdateMany returns nil the write is durable.
+//   - Every stored timestamp adds one changefeed record ("update"); every
+//     Delete that removed something adds one ("deletion").
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound reports that the requested file, key or record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrOldVersion reports that an update carried a version not greater than
+	// one already stored for the same role (the reference's VERSION error).
+	ErrOldVersion = errors.New("store: a newer or equal version is already stored")
+	// ErrConflict reports a write that collides with an existing record, such
+	// as a key record whose ID is already stored.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Change categories of the changefeed.
+const (
+	CategoryUpdate   = "update"
+	CategoryDeletion = "deletion"
+)
+
+// File is one stored version of one role's metadata.
+type File struct {
+	GUN     string
+	Role    string // "root", "targets", "snapshot", "timestamp", "targets/…"
+	Version int
+	// Data is the whole metadata file as uploaded or signed, byte for byte.
+	Data []byte
+	// SHA256 is the lowercase hex SHA-256 of Data.
+	SHA256 string
+	// Expires is the expiry of the signed metadata (for refresh scheduling).
+	Expires time.Time
+	// CreatedAt is when the row was stored; set by the store, ignored on input.
+	CreatedAt time.Time
+}
+
+// Change is one changefeed record.
+type Change struct {
+	ID        int64
+	CreatedAt time.Time
+	GUN       string
+	Version   int    // timestamp version; 0 for deletions
+	SHA256    string // hex SHA-256 of the timestamp file; "" for deletions
+	Category  string // CategoryUpdate or CategoryDeletion
+}
+
+// MetaStore stores TUF metadata files and the changefeed.
+type MetaStore interface {
+	// UpdateMany stores files (all of the same GUN) atomically. If any file's
+	// version is not greater than every stored version of its role, nothing
+	// is stored and the error wraps ErrOldVersion. Files of role "timestamp"
+	// each add a changefeed record of CategoryUpdate.
+	UpdateMany(ctx context.Context, gun string, files []File) error
+	// GetCurrent returns the highest stored version of a role.
+	GetCurrent(ctx context.Context, gun, role string) (File, error)
+	// GetVersion returns one stored version of a role.
+	GetVersion(ctx context.Context, gun, role string, version int) (File, error)
+	// GetChecksum returns the version of a role whose SHA256 is sha256hex.
+	GetChecksum(ctx context.Context, gun, role, sha256hex string) (File, error)
+	// Delete removes every file of a GUN. It reports whether anything was
+	// removed, and if so adds a changefeed record of CategoryDeletion.
+	Delete(ctx context.Context, gun string) (bool, error)
+	// Changes reads the changefeed, for one GUN or for all when gun is "".
+	// It follows the reference server: records > 0 returns up to records
+	// changes with ID > changeID in ascending order (changeID 0 = from the
+	// start); records < 0 returns up to -records changes with ID < changeID
+	// (changeID -1 = from the newest), still in ascending order.
+	Changes(ctx context.Context, gun string, changeID int64, records int) ([]Change, error)
+	// Expiring lists the current (highest) version of role, across GUNs, whose
+	// Expires is before the given time, at most limit of them, Data omitted.
+	Expiring(ctx context.Context, role string, before time.Time, limit int) ([]File, error)
+}
+
+// KeyRecord is one online private key, sealed by its custodian.
+type KeyRecord struct {
+	ID        string // TUF key ID
+	GUN       string
+	Role      string // "timestamp" or "snapshot"
+	Algorithm string // TUF key type: "ecdsa" or "ed25519"
+	Public    []byte // public key bytes as they appear in keyval.public
+	Sealed    []byte // encrypted private key; opaque to the store
+	CreatedAt time.Time
+}
+
+// KeyStore stores sealed online keys.
+type KeyStore interface {
+	// PutKey stores a new record; ErrConflict if its ID is already stored.
+	PutKey(ctx context.Context, rec KeyRecord) error
+	// GetKey returns the record of a key ID.
+	GetKey(ctx context.Context, id string) (KeyRecord, error)
+	// ListKeys returns the records of a GUN and role, newest first.
+	ListKeys(ctx context.Context, gun, role string) ([]KeyRecord, error)
+	// GetSetting and PutSetting keep small named values (such as the salt
+	// and check value of the key-encryption key). GetSetting returns
+	// ErrNotFound when unset; PutSetting fails with ErrConflict if set.
+	GetSetting(ctx context.Context, name string) ([]byte, error)
+	PutSetting(ctx context.Context, name string, value []byte) error
+}

@@ -1,0 +1,170 @@
+package tuf
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/signet-trust/signet/internal/keys"
+)
+
+// Signature is one entry of a file's "signatures".
+type Signature struct {
+	KeyID  string `json:"keyid"`
+	Method string `json:"method"`
+	Sig    []byte `json:"sig"`
+}
+
+// Common holds the fields every signed role object has.
+type Common struct {
+	Type    string    `json:"_type"`
+	Expires time.Time `json:"expires"`
+	Version int       `json:"version"`
+}
+
+// RoleKeys names the keys of a role and how many must sign.
+type RoleKeys struct {
+	KeyIDs    []string `json:"keyids"`
+	Threshold int      `json:"threshold"`
+}
+
+// Root is the signed object of root.json.
+type Root struct {
+	Common
+	ConsistentSnapshot bool                       `json:"consistent_snapshot"`
+	Keys               map[string]*keys.PublicKey `json:"keys"`
+	Roles              map[string]*RoleKeys       `json:"roles"`
+}
+
+// FileMeta describes a file by length and hashes; Custom is opaque JSON.
+type FileMeta struct {
+	Length int64             `json:"length"`
+	Hashes map[string][]byte `json:"hashes"`
+	Custom *json.RawMessage  `json:"custom,omitempty"`
+}
+
+// DelegatedRole is one entry of a targets file's delegations.
+type DelegatedRole struct {
+	Name      string   `json:"name"`
+	KeyIDs    []string `json:"keyids"`
+	Threshold int      `json:"threshold"`
+	Paths     []string `json:"paths,omitempty"`
+}
+
+// Delegations lists the keys and roles a targets file delegates to.
+type Delegations struct {
+	Keys  map[string]*keys.PublicKey `json:"keys"`
+	Roles []*DelegatedRole           `json:"roles"`
+}
+
+// Targets is the signed object of targets.json and of every delegation.
+type Targets struct {
+	Common
+	Targets     map[string]FileMeta `json:"targets"`
+	Delegations Delegations         `json:"delegations"`
+}
+
+// Snapshot is the signed object of snapshot.json.
+type Snapshot struct {
+	Common
+	Meta map[string]FileMeta `json:"meta"`
+}
+
+// Timestamp is the signed object of timestamp.json.
+type Timestamp struct {
+	Common
+	Meta map[string]FileMeta `json:"meta"`
+}
+
+// Meta is one parsed metadata file.
+type Meta[T any] struct {
+	Role       string
+	Raw        []byte          // the whole file, as given
+	SignedRaw  json.RawMessage // the "signed" value, as given
+	Signatures []Signature
+	Signed     T
+}
+
+// Common returns the _type, expiry and version of any role object.
+func (m *Meta[T]) Common() Common {
+	switch s := any(&m.Signed).(type) {
+	case *Root:
+		return s.Common
+	case *Targets:
+		return s.Common
+	case *Snapshot:
+		return s.Common
+	case *Timestamp:
+		return s.Common
+	}
+	return Common{}
+}
+
+// FileMeta returns the length and SHA-256/SHA-512 hashes of the file.
+func (m *Meta[T]) FileMeta() FileMeta { return NewFileMeta(m.Raw) }
+
+// NewFileMeta hashes data as Notary does for metadata: length, sha256 and
+// sha512.
+func NewFileMeta(data []byte) FileMeta {
+	s256 := sha256.Sum256(data)
+	s512 := sha512.Sum512(data)
+	return FileMeta{Length: int64(len(data)), Hashes: map[string][]byte{"sha256": s256[:], "sha512": s512[:]}}
+}
+
+// Equal reports whether two file metas have the same length and hashes
+// (custom data is not compared).
+func (f FileMeta) Equal(o FileMeta) bool {
+	if f.Length != o.Length || len(f.Hashes) != len(o.Hashes) {
+		return false
+	}
+	for alg, h := range f.Hashes {
+		if !bytes.Equal(h, o.Hashes[alg]) {
+			return false
+		}
+	}
+	return true
+}
+
+// hashSizes are the algorithms Notary recognises; others are ignored.
+var hashSizes = map[string]int{"sha256": sha256.Size, "sha512": sha512.Size}
+
+// CheckHashes applies Notary's hash rules: at least one of sha256 and
+// sha512, each of the right size; unknown algorithms are ignored.
+func CheckHashes(h map[string][]byte) error {
+	known := 0
+	for alg, sum := range h {
+		size, ok := hashSizes[alg]
+		if !ok {
+			continue
+		}
+		if len(sum) != size {
+			return fmt.Errorf("%s hash is %d bytes, want %d", alg, len(sum), size)
+		}
+		known++
+	}
+	if known == 0 {
+		return fmt.Errorf("no sha256 or sha512 hash")
+	}
+	return nil
+}
+
+// Matches checks data against the file meta: same length, and every known
+// hash algorithm present agrees.
+func (f FileMeta) Matches(data []byte) error {
+	if int64(len(data)) != f.Length {
+		return fmt.Errorf("length %d, want %d", len(data), f.Length)
+	}
+	if err := CheckHashes(f.Hashes); err != nil {
+		return err
+	}
+	got := NewFileMeta(data)
+	for alg, want := range f.Hashes {
+		if _, known := hashSizes[alg]; known && !bytes.Equal(got.Hashes[alg], want) {
+			return fmt.Errorf("%s hash mismatch", alg)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package tuf
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+
+	"github.com/signet-trust/signet/internal/keys"
+)
+
+// envelope is the outer object of every metadata file.
+type envelope struct {
+	Signed     json.RawMessage `json:"signed"`
+	Signatures []Signature     `json:"signatures"`
+}
+
+// Peek decodes just the envelope and the common fields, for routing and
+// error reporting before a full parse.
+func Peek(raw []byte) (Common, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return Common{}, fmt.Errorf("%w: %v", ErrInvalidMetadata, err)
+	}
+	if len(env.Signed) == 0 || bytes.Equal(env.Signed, []byte("null")) {
+		return Common{}, fmt.Errorf("%w: no signed object", ErrInvalidMetadata)
+	}
+	var c Common
+	if err := json.Unmarshal(env.Signed, &c); err != nil {
+		return Common{}, fmt.Errorf("%w: %v", ErrInvalidMetadata, err)
+	}
+	return c, nil
+}
+
+func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return invalid(role, "%v", err)
+	}
+	if len(env.Signed) == 0 || bytes.Equal(env.Signed, []byte("null")) {
+		return invalid(role, "no signed object")
+	}
+	if err := json.Unmarshal(env.Signed, &out.Signed); err != nil {
+		return invalid(role, "%v", err)
+	}
+	out.Role = role
+	out.Raw = raw
+	out.SignedRaw = env.Signed
+	out.Signatures = env.Signatures
+	c := out.Common()
+	if c.Type != wantType {
+		return invalid(role, "_type is %q, want %q", c.Type, wantType)
+	}
+	if c.Version < 1 {
+		return invalid(role, "version %d is below 1", c.Version)
+	}
+	if c.Expires.IsZero() {
+		return invalid(role, "no expiry")
+	}
+	for _, s := range env.Signatures {
+		if s.KeyID == "" || len(s.Sig) == 0 {
+			return invalid(role, "signature without key ID or value")
+		}
+	}
+	return nil
+}
+
+// ParseRoot parses root.json and checks its structure: every base role is
+// defined with a threshold of at least 1 and keys that the file lists.
+func ParseRoot(raw []byte) (*Meta[Root], error) {
+	m := new(Meta[Root])
+	if err := parse(RoleRoot, raw, TypeRoot, m); err != nil {
+		return nil, err
+	}
+	for _, name := range BaseRoles {
+		r := m.Signed.Roles[name]
+		if r == nil {
+			return nil, invalid(RoleRoot, "role %s is not defined", name)
+		}
+		if err := checkRoleKeys(RoleRoot, name, r.KeyIDs, r.Threshold, m.Signed.Keys); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func checkRoleKeys(file, name string, ids []string, threshold int, ks map[string]*keys.PublicKey) error {
+	if threshold < 1 {
+		return invalid(file, "role %s has threshold %d, must be at least 1", name, threshold)
+	}
+	for _, id := range ids {
+		if k, ok := ks[id]; !ok || k == nil {
+			return invalid(file, "role %s lists key %s, which is not in the file", name, id)
+		}
+	}
+	return nil
+}
+
+// ParseTargets parses targets.json or a delegation's file for role and
+// checks its structure: delegated roles are valid direct children of role
+// with thresholds of at least 1 and listed keys; target hashes are
+// well-formed.
+func ParseTargets(role string, raw []byte) (*Meta[Targets], error) {
+	if !IsTargetsRole(role) {
+		return nil, fmt.Errorf("%w: %q is not a targets role", ErrInvalidRole, role)
+	}
+	m := new(Meta[Targets])
+	if err := parse(role, raw, TypeTargets, m); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, d := range m.Signed.Delegations.Roles {
+		if d == nil || !IsDelegation(d.Name) || path.Dir(d.Name) != role {
+			name := ""
+			if d != nil {
+				name = d.Name
+			}
+			return nil, invalid(role, "delegation role %s invalid", name)
+		}
+		if seen[d.Name] {
+			return nil, invalid(role, "delegation role %s listed twice", d.Name)
+		}
+		seen[d.Name] = true
+		if err := checkRoleKeys(role, d.Name, d.KeyIDs, d.Threshold, m.Signed.Delegations.Keys); err != nil {
+			return nil, err
+		}
+	}
+	for name, fm := range m.Signed.Targets {
+		if fm.Length < 0 {
+			return nil, invalid(role, "target %q has negative length", name)
+		}
+		if err := CheckHashes(fm.Hashes); err != nil {
+			return nil, invalid(role, "target %q: %v", name, err)
+		}
+	}
+	return m, nil
+}
+
+// ParseSnapshot parses snapshot.json: it must carry sha256 hashes for root
+// and targets, and name only valid roles.
+func ParseSnapshot(raw []byte) (*Meta[Snapshot], error) {
+	m := new(Meta[Snapshot])
+	if err := parse(RoleSnapshot, raw, TypeSnapshot, m); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{RoleRoot, RoleTargets} {
+		if err := requireSHA256(RoleSnapshot, name, m.Signed.Meta); err != nil {
+			return nil, err
+		}
+	}
+	for name, fm := range m.Signed.Meta {
+		if !ValidRole(name) || name == RoleSnapshot || name == RoleTimestamp {
+			return nil, invalid(RoleSnapshot, "%s is not a valid role", name)
+		}
+		if err := CheckHashes(fm.Hashes); err != nil {
+			return nil, invalid(RoleSnapshot, "meta of %s: %v", name, err)
+		}
+	}
+	return m, nil
+}
+
+// ParseTimestamp parses timestamp.json: it must carry the sha256 of the
+// snapshot.
+func ParseTimestamp(raw []byte) (*Meta[Timestamp], error) {
+	m := new(Meta[Timestamp])
+	if err := parse(RoleTimestamp, raw, TypeTimestamp, m); err != nil {
+		return nil, err
+	}
+	if err := requireSHA256(RoleTimestamp, RoleSnapshot, m.Signed.Meta); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func requireSHA256(file, name string, meta map[string]FileMeta) error {
+	fm, ok := meta[name]
+	if !ok || len(fm.Hashes["sha256"]) == 0 {
+		return invalid(file, "missing %s sha256 checksum information", name)
+	}
+	if err := CheckHashes(fm.Hashes); err != nil {
+		return invalid(file, "meta of %s: %v", name, err)
+	}
+	return nil
+}

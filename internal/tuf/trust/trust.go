@@ -1,0 +1,192 @@
+// Package trust is the one verification state machine of Signet: it loads a
+// repository's metadata in dependency order — trusted root (and each root
+// rotation), then timestamp, snapshot, targets and delegations — and refuses
+// anything the TUF specification and Notary's rules refuse. The server runs
+// every upload through it; the client and the admission webhook run every
+// download through it.
+//
+// Each Load method is one step. A step needs the steps it depends on:
+// timestamp, snapshot and targets need a trusted root; a delegation needs its
+// parent role; when the file that lists another's hashes is already loaded
+// (timestamp → snapshot → targets roles) the hashes are checked. Errors are
+// *StepError values naming the step (the role) that failed, wrapping the
+// sentinel of the rule that failed.
+//
+// The package is pure: the time is given to New and never read from a clock.
+package trust
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf"
+)
+
+// Sentinels for the rules a step can break. Every error wraps ErrVerify.
+var (
+	ErrVerify         = errors.New("trust: verification failed")
+	ErrOrder          = fmt.Errorf("%w: step out of order", ErrVerify)
+	ErrRootCert       = fmt.Errorf("%w: root certificate", ErrVerify)
+	ErrSignatures     = fmt.Errorf("%w: signatures", ErrVerify)
+	ErrExpired        = fmt.Errorf("%w: expired", ErrVerify)
+	ErrRollback       = fmt.Errorf("%w: version rollback", ErrVerify)
+	ErrHashMismatch   = fmt.Errorf("%w: hash mismatch", ErrVerify)
+	ErrUnknownRole    = fmt.Errorf("%w: role not delegated", ErrVerify)
+	ErrPathNotAllowed = fmt.Errorf("%w: target outside delegated paths", ErrVerify)
+	ErrMalformed      = fmt.Errorf("%w: malformed metadata", ErrVerify)
+)
+
+// StepError is the error of one step: the role being loaded and the cause.
+type StepError struct {
+	Role string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("trust: %s: %v", e.Role, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// ruleError joins the rule sentinel with a message meant for people (and,
+// on the server, for the client as the error detail).
+type ruleError struct {
+	rule error
+	msg  string
+}
+
+func (e *ruleError) Error() string { return e.msg }
+func (e *ruleError) Unwrap() error { return e.rule }
+
+func fail(role string, rule error, format string, args ...any) error {
+	return &StepError{Role: role, Err: &ruleError{rule: rule, msg: fmt.Sprintf(format, args...)}}
+}
+
+// Options tune the checks of a Repo.
+type Options struct {
+	// MinVersions are the lowest acceptable versions per role (the versions a
+	// client has already trusted); a lower version is a rollback.
+	MinVersions map[string]int
+	// AllowExpired accepts expired metadata for the listed roles (the server
+	// loads stored state this way, as Notary does).
+	AllowExpired map[string]bool
+	// EnforcePaths refuses a delegation that lists targets outside its
+	// delegated paths (the server's rule); otherwise such targets are only
+	// hidden from readers.
+	EnforcePaths bool
+	// Pinned, when not nil, replaces trust on first use for the first root:
+	// it must accept the root's certificates.
+	Pinned func(leaves []*x509.Certificate) error
+}
+
+// Repo is the verification state of one repository (GUN).
+type Repo struct {
+	gun  string
+	now  time.Time
+	opts Options
+
+	root      *tuf.Meta[tuf.Root]
+	rootKeys  map[string]*keys.PublicKey // valid root certificate keys of root
+	timestamp *tuf.Meta[tuf.Timestamp]
+	snapshot  *tuf.Meta[tuf.Snapshot]
+	targets   map[string]*tuf.Meta[tuf.Targets]
+}
+
+// New starts the verification of repository gun at time now.
+func New(gun string, now time.Time, opts Options) *Repo {
+	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}}
+}
+
+// GUN returns the repository name.
+func (r *Repo) GUN() string { return r.gun }
+
+// Root returns the trusted root, or nil.
+func (r *Repo) Root() *tuf.Meta[tuf.Root] { return r.root }
+
+// Timestamp returns the loaded timestamp, or nil.
+func (r *Repo) Timestamp() *tuf.Meta[tuf.Timestamp] { return r.timestamp }
+
+// Snapshot returns the loaded snapshot, or nil.
+func (r *Repo) Snapshot() *tuf.Meta[tuf.Snapshot] { return r.snapshot }
+
+// Targets returns a loaded targets role, or nil.
+func (r *Repo) Targets(role string) *tuf.Meta[tuf.Targets] { return r.targets[role] }
+
+// TargetsRoles returns the names of the loaded targets roles.
+func (r *Repo) TargetsRoles() []string {
+	out := make([]string, 0, len(r.targets))
+	for name := range r.targets {
+		out = append(out, name)
+	}
+	return out
+}
+
+func (r *Repo) checkCommon(role string, c tuf.Common) error {
+	if min := r.opts.MinVersions[role]; c.Version < min {
+		return fail(role, ErrRollback, "%s version %d is lower than the trusted version %d", role, c.Version, min)
+	}
+	if !r.opts.AllowExpired[role] && !r.now.Before(c.Expires) {
+		return fail(role, ErrExpired, "%s expired at %s", role, c.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func malformed(role string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, tuf.ErrInvalidMetadata.Error()+": ")
+	return fail(role, ErrMalformed, "%s", msg)
+}
+
+// RoleKeys returns the key IDs, threshold and key set that sign role, as the
+// loaded metadata defines them. ok is false when the role's parent is not
+// loaded or does not delegate to it.
+func (r *Repo) RoleKeys(role string) (ids []string, threshold int, ks map[string]*keys.PublicKey, ok bool) {
+	if !tuf.IsDelegation(role) {
+		if r.root == nil {
+			return nil, 0, nil, false
+		}
+		rk := r.root.Signed.Roles[role]
+		if rk == nil {
+			return nil, 0, nil, false
+		}
+		return rk.KeyIDs, rk.Threshold, r.root.Signed.Keys, true
+	}
+	parent := r.targets[tuf.Parent(role)]
+	if parent == nil {
+		return nil, 0, nil, false
+	}
+	for _, d := range parent.Signed.Delegations.Roles {
+		if d.Name == role {
+			return d.KeyIDs, d.Threshold, parent.Signed.Delegations.Keys, true
+		}
+	}
+	return nil, 0, nil, false
+}
+
+// Delegation returns the delegation entry of role in its loaded parent.
+func (r *Repo) Delegation(role string) *tuf.DelegatedRole {
+	parent := r.targets[tuf.Parent(role)]
+	if parent == nil {
+		return nil
+	}
+	for _, d := range parent.Signed.Delegations.Roles {
+		if d.Name == role {
+			return d
+		}
+	}
+	return nil
+}
+
+// Paths returns the effective path prefixes of a targets role: everything
+// for "targets", and for a delegation its paths narrowed by every ancestor's.
+func (r *Repo) Paths(role string) []string {
+	if role == tuf.RoleTargets {
+		return []string{""}
+	}
+	d := r.Delegation(role)
+	if d == nil {
+		return nil
+	}
+	return tuf.IntersectPaths(r.Paths(tuf.Parent(role)), d.Paths)
+}
