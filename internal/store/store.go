@@ -11,6 +11,7 @@
 //   - When UpdateMany returns nil the write is durable.
 //   - Every stored timestamp adds one changefeed record ("update"); every
 //     Delete that removed something adds one ("deletion").
+//   - Times (Expires, CreatedAt) are kept at least to the microsecond.
 package store
 
 import (
@@ -82,7 +83,9 @@ type MetaStore interface {
 	// It follows the reference server: records > 0 returns up to records
 	// changes with ID > changeID in ascending order (changeID 0 = from the
 	// start); records < 0 returns up to -records changes with ID < changeID
-	// (changeID -1 = from the newest), still in ascending order.
+	// (changeID -1 = from the newest), still in ascending order. As in the
+	// reference, a negative changeID reads backwards whatever the sign of
+	// records, and reading backwards from changeID 0 starts at the newest.
 	Changes(ctx context.Context, gun string, changeID int64, records int) ([]Change, error)
 	// Expiring lists the current (highest) version of role, across GUNs, whose
 	// Expires is before the given time, at most limit of them, Data omitted.

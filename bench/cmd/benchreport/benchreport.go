@@ -230,8 +230,8 @@ func render(w io.Writer, m meta, recs []result.Record) {
 	p("  in turn, so drift hits all alike); tables show the median, raw figures are at the end.\n")
 	p("- **Caveat — %s cores**: the load generator (and for publishes, the client's key generation\n", orNA(m.nproc))
 	p("  and signing) runs on the same cores as the server under test, so each figure is what the\n")
-	p("  pair achieves together, and the ratios are the meaningful part. The reference's memory\n")
-	p("  storage never touches disk; signet's storage is durable.\n\n")
+	p("  pair achieves together, and the ratios are the meaningful part. The reference keeps\n")
+	p("  everything in memory and never touches disk; signet keeps its database under `--data-dir`.\n\n")
 
 	p("## Run\n\n")
 	p("| | |\n|---|---|\n")
@@ -270,7 +270,7 @@ func render(w io.Writer, m meta, recs []result.Record) {
 	}
 
 	p("\n## Publish (notary v0.7.0 client library)\n\n")
-	p("| server | publishes/s | p50 / p99 ms per publish | errors | repositories | durability: verified / missing |\n")
+	p("| server | publishes/s | p50 / p99 ms per publish | errors (sum) | repositories (sum) | durability: verified / missing (sum) |\n")
 	p("|---|---:|---:|---:|---:|---:|\n")
 	pub := map[string]agg{}
 	pubOK := map[string]bool{}

@@ -198,9 +198,7 @@ func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
 	return deleted, nil
 }
 
-// Changes implements store.MetaStore. As in the reference server, a
-// negative changeID reads backwards from the newest record whatever the
-// sign of records, and records 0 returns no records.
+// Changes implements store.MetaStore. records 0 returns no records.
 func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records int) ([]store.Change, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlstore: changes: %w", err)
@@ -223,7 +221,7 @@ func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records
 	switch {
 	case !backwards:
 		where, args = append(where, "id > ?"), append(args, changeID)
-	case changeID >= 0:
+	case changeID > 0:
 		where, args = append(where, "id < ?"), append(args, changeID)
 	}
 	if gun != "" {

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signet-trust/signet/bench/internal/result"
+	"github.com/signet-trust/signet/bench/internal/workload"
+)
+
+// fakeNotary serves the read routes the load generator uses, with bodies
+// that chain by checksum as a real server's do.
+func fakeNotary(t *testing.T, gun string) (*httptest.Server, string) {
+	t.Helper()
+	targets := []byte(`{"signed":{"_type":"Targets"},"signatures":[]}`)
+	sum := sha256.Sum256(targets)
+	snapshot := fmt.Appendf(nil, `{"signed":{"meta":{"targets":{"hashes":{"sha256":%q},"length":%d}}}}`,
+		base64.StdEncoding.EncodeToString(sum[:]), len(targets))
+	mux := http.NewServeMux()
+	serve := func(name string, b []byte) {
+		mux.HandleFunc("GET "+workload.MetaPath(gun, name), func(w http.ResponseWriter, _ *http.Request) { w.Write(b) })
+	}
+	serve("timestamp", []byte(`{"signed":{"_type":"Timestamp"}}`))
+	serve("snapshot", snapshot)
+	serve("targets", targets)
+	serve(fmt.Sprintf("targets.%x", sum), targets)
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, ca
+}
+
+func TestGetIsBoundedAndCounts(t *testing.T) {
+	const gun = "example.com/test/app"
+	srv, ca := fakeNotary(t, gun)
+	for _, w := range workload.Names {
+		t.Run(w, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			start := time.Now()
+			code := Main(context.Background(), []string{"get", "-url", srv.URL, "-ca", ca, "-gun", gun,
+				"-workload", w, "-c", "4", "-d", "300ms", "-warmup", "100ms", "-label", "fake"}, &out, &errOut)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			if el := time.Since(start); el > 3*time.Second {
+				t.Errorf("run took %v; want about 400ms", el)
+			}
+			var r result.Record
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatalf("output %q: %v", out.String(), err)
+			}
+			if r.Requests == 0 || r.Errors != 0 || r.Workload != w || r.Target != "fake" || !r.Completed {
+				t.Errorf("record %+v", r)
+			}
+			if w == workload.Checksum && !strings.Contains(r.Path, "/targets.") {
+				t.Errorf("checksum path %q", r.Path)
+			}
+		})
+	}
+}
+
+func TestGetCountsErrors(t *testing.T) {
+	const gun = "example.com/test/app"
+	srv, ca := fakeNotary(t, gun)
+	var out, errOut bytes.Buffer
+	// The probe succeeds; then the server goes away: every request is an error.
+	done := make(chan int)
+	go func() {
+		done <- Main(context.Background(), []string{"get", "-url", srv.URL, "-ca", ca, "-gun", gun,
+			"-c", "2", "-d", "500ms", "-warmup", "0s", "-timeout", "200ms"}, &out, &errOut)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	srv.CloseClientConnections()
+	srv.Listener.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var r result.Record
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors == 0 || r.FirstErr == "" {
+		t.Errorf("want errors counted, got %+v", r)
+	}
+}

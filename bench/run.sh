@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# bench/run.sh — side-by-side benchmark of signet-server, the reference
+# notary-server 0.7.0 (Debian) and a bare Go TLS server; writes
+# docs/benchmarks.md. Called by `make bench` after scripts/test-deps.sh.
+#
+# Everything listens on 127.0.0.1, every load is bounded in time, and every
+# process started here is stopped on exit. Knobs (environment):
+#   BENCH_CONNS=32  BENCH_DURATION=10s  BENCH_WARMUP=2s  BENCH_REPS=3  BENCH_TAGS=20
+#   BENCH_PUBLISH_WORKERS=4  BENCH_PUBLISH_PER_REPO=10  BENCH_PUBLISH_DURATION=15s
+#   BENCH_WORKLOADS="timestamp snapshot targets checksum"
+#   BENCH_SKIP_SIGNET=1   measure only the reference and bare servers (the report says so)
+#   BENCH_SIGNET_BIN=path use this signet-server binary instead of building ./cmd/signet-server
+#   BENCH_OUT=path        report file (default docs/benchmarks.md)
+#   BENCH_KEEP=1          keep the temporary directory (logs, data, raw JSON lines)
+#   SIGNET_SHARED_DIR     the shared directory (default <repo>/../shared)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && git rev-parse --show-toplevel)
+shared=${SIGNET_SHARED_DIR:-$repo/../shared}
+notary_local=$shared/reference/notary-local
+
+conns=${BENCH_CONNS:-32}
+duration=${BENCH_DURATION:-10s}
+warmup=${BENCH_WARMUP:-2s}
+reps=${BENCH_REPS:-3}
+tags=${BENCH_TAGS:-20}
+pub_workers=${BENCH_PUBLISH_WORKERS:-4}
+pub_per_repo=${BENCH_PUBLISH_PER_REPO:-10}
+pub_duration=${BENCH_PUBLISH_DURATION:-15s}
+workloads=${BENCH_WORKLOADS:-timestamp snapshot targets checksum}
+skip_signet=${BENCH_SKIP_SIGNET:-0}
+out=${BENCH_OUT:-$repo/docs/benchmarks.md}
+gun=example.com/bench/app
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+  printf '\nbench/run.sh: FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+[[ -x $notary_local/start.sh ]] || die "no $notary_local/start.sh (set SIGNET_SHARED_DIR to the shared directory)"
+for c in notary-server notary-signer openssl curl ss go git; do
+  command -v "$c" >/dev/null || die "$c is not installed (run scripts/test-deps.sh)"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench.XXXXXX")
+run_dir=$tmp/reference # RUN_DIR of notary-local: certs, configs, logs, pids
+bin=$tmp/bin
+results=$tmp/results.jsonl
+mkdir -p "$bin" "$run_dir"
+: >"$results"
+signet_pid= bare_pid=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for pid in $bare_pid $signet_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  # stop.sh kills exactly the PIDs recorded in $RUN_DIR (ours, however started).
+  RUN_DIR=$run_dir "$notary_local/stop.sh" >/dev/null 2>&1 || true
+  if [[ $rc -ne 0 || ${BENCH_KEEP:-0} == 1 ]]; then
+    say "logs, data and raw results kept in $tmp"
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() { [[ -z $(ss -Hltn "sport = :$1") ]]; }
+# port_owner PORT PID: is PORT listened on by PID (not by someone else's server)?
+port_owner() { ss -Hltnp "sport = :$1" | grep -q "pid=$2,"; }
+free_port() { # first free port from the arguments
+  local p
+  for p in "$@"; do port_free "$p" && { echo "$p"; return 0; }; done
+  return 1
+}
+
+# wait_ready NAME PID PORT LOG: poll GET /v2/ (every Notary server answers {})
+# until PID serves it on PORT; fail loudly if PID dies or 30 s pass.
+wait_ready() {
+  local name=$1 pid=$2 port=$3 log=$4 i
+  for i in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "---- last lines of $log" >&2
+      tail -n 30 "$log" >&2 || true
+      return 1
+    fi
+    if curl -fsS -o /dev/null --max-time 2 --cacert "$ca" "https://127.0.0.1:$port/v2/" 2>/dev/null &&
+      port_owner "$port" "$pid"; then
+      say "$name ready on https://127.0.0.1:$port (pid $pid)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "---- $name not ready after 30 s; last lines of $log" >&2
+  tail -n 30 "$log" >&2 || true
+  return 1
+}
+
+# ---- build
+say "building bench tools"
+(cd "$repo/bench" && go build -o "$bin/" ./cmd/...) || die "bench tools do not build"
+
+# ---- reference notary-server + notary-signer (memory storage)
+if port_free 24443 && port_free 27899; then
+  say "starting the reference via notary-local/start.sh (RUN_DIR=$run_dir)"
+  (cd "$run_dir" && RUN_DIR=$run_dir "$notary_local/start.sh" memory) >"$tmp/reference-start.log" 2>&1 ||
+    { cat "$tmp/reference-start.log" >&2; die "reference notary-server did not start"; }
+  ref_port=24443
+else
+  # Someone else (another test run) holds the recipe's fixed ports. Run the same
+  # binaries with the same configs and certificates on other ports, through the
+  # NOTARY_*_ environment overrides the recipe documents; start.sh cannot, as
+  # its health check is fixed to 24443 and would find the other server.
+  ref_port=$(free_port 24453 24463 24473 24483) || die "no free port for the reference server"
+  signer_port=$(free_port 27909 27919 27929 27939) || die "no free port for the reference signer"
+  say "ports 24443/27899 are busy; starting the reference on $ref_port (signer $signer_port)"
+  "$notary_local/gen-certs.sh" "$run_dir/certs" >/dev/null
+  cp "$notary_local"/*.json "$run_dir/"
+  (
+    cd "$run_dir"
+    NOTARY_SIGNER_SERVER_GRPC_ADDR=127.0.0.1:$signer_port \
+      notary-signer -config "$run_dir/signer-config.json" >signer.log 2>&1 &
+    echo $! >signer.pid
+    sleep 1
+    NOTARY_SERVER_SERVER_HTTP_ADDR=127.0.0.1:$ref_port NOTARY_SERVER_TRUST_SERVICE_PORT=$signer_port \
+      notary-server -config "$run_dir/server-config.json" >server.log 2>&1 &
+    echo $! >server.pid
+  )
+fi
+certs=$run_dir/certs
+ca=$certs/ca.crt
+wait_ready "reference notary-server" "$(cat "$run_dir/server.pid")" "$ref_port" "$run_dir/server.log" ||
+  die "reference notary-server is not serving on 127.0.0.1:$ref_port"
+ref_url=https://127.0.0.1:$ref_port
+
+# ---- signet-server (same certificate as the reference, from the same CA)
+signet_url=
+if [[ $skip_signet == 1 ]]; then
+  say "BENCH_SKIP_SIGNET=1: signet-server is not measured"
+else
+  signet_port=$(free_port 24444 24454 24464 24474) || die "no free port for signet-server"
+  signet_bin=${BENCH_SIGNET_BIN:-$bin/signet-server}
+  if [[ -z ${BENCH_SIGNET_BIN:-} ]]; then
+    say "building signet-server"
+    if ! (cd "$repo" && go build -o "$signet_bin" ./cmd/signet-server) >"$tmp/signet-build.log" 2>&1; then
+      cat "$tmp/signet-build.log" >&2
+      die "signet-server does not build (go build ./cmd/signet-server). The benchmark needs it;
+  to measure only the reference and bare servers, run with BENCH_SKIP_SIGNET=1."
+    fi
+  fi
+  SIGNET_KEY_PASSPHRASE=bench-passphrase-$RANDOM$RANDOM \
+    "$signet_bin" --listen "127.0.0.1:$signet_port" --data-dir "$tmp/signet-data" \
+    --tls-cert "$certs/notary-server.crt" --tls-key "$certs/notary-server.key" \
+    >"$tmp/signet.log" 2>&1 &
+  signet_pid=$!
+  wait_ready "signet-server" "$signet_pid" "$signet_port" "$tmp/signet.log" ||
+    die "signet-server did not start or does not answer GET /v2/ on 127.0.0.1:$signet_port.
+  The benchmark needs a working signet-server; to measure only the reference and bare
+  servers, run with BENCH_SKIP_SIGNET=1."
+  signet_url=https://127.0.0.1:$signet_port
+fi
+
+# ---- the repository every GET reads, published with the notary client library
+servers=(reference)
+declare -A url=([reference]=$ref_url)
+if [[ -n $signet_url ]]; then
+  servers=(signet reference)
+  url[signet]=$signet_url
+fi
+for s in "${servers[@]}"; do
+  say "setup: $gun with $tags tags on $s"
+  "$bin/notaryload" setup -url "${url[$s]}" -ca "$ca" -gun "$gun" -tags "$tags" -trust-dir "$tmp/trust-setup-$s" >&2 ||
+    die "could not publish the benchmark repository to $s"
+done
+
+# ---- bare server: the bytes of the server under test (the reference if signet is skipped)
+origin=${signet_url:-$ref_url}
+bare_port=$(free_port 24445 24455 24465 24475) || die "no free port for bareserver"
+"$bin/bareserver" -listen "127.0.0.1:$bare_port" -cert "$certs/notary-server.crt" -key "$certs/notary-server.key" \
+  -origin "$origin" -ca "$ca" -gun "$gun" -max-lifetime 2h >"$tmp/bare.log" 2>&1 &
+bare_pid=$!
+wait_ready "bareserver" "$bare_pid" "$bare_port" "$tmp/bare.log" || die "bareserver did not start"
+url[bare]=https://127.0.0.1:$bare_port
+get_servers=("${servers[@]}" bare)
+
+# ---- GET load, repetitions interleaved across servers
+failed=0
+for rep in $(seq 1 "$reps"); do
+  for w in $workloads; do
+    for s in "${get_servers[@]}"; do
+      say "rep $rep/$reps: GET $w on $s ($conns conns, $warmup + $duration)"
+      if ! "$bin/notaryload" get -url "${url[$s]}" -ca "$ca" -gun "$gun" -workload "$w" \
+        -c "$conns" -d "$duration" -warmup "$warmup" -label "$s" -rep "$rep" >>"$results"; then
+        say "GET $w on $s failed"
+        failed=1
+      fi
+      tail -n 1 "$results" >&2
+    done
+  done
+done
+
+# ---- publish load (the bare server cannot take publishes)
+for rep in $(seq 1 "$reps"); do
+  for s in "${servers[@]}"; do
+    say "rep $rep/$reps: publish on $s ($pub_workers workers x $pub_per_repo publishes per repository, $pub_duration)"
+    if ! "$bin/publishload" -url "${url[$s]}" -ca "$ca" -workers "$pub_workers" -publishes "$pub_per_repo" \
+      -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
+      -trust-dir "$tmp/trust-publish-$s-$rep" >>"$results"; then
+      say "publish on $s failed (see the first_error and durability fields)"
+      failed=1
+    fi
+    tail -n 1 "$results" >&2
+  done
+done
+
+# ---- report
+notes=()
+if [[ -z $signet_url ]]; then
+  notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")
+fi
+if [[ $ref_port != 24443 ]]; then
+  notes+=(-note "The recipe's ports were taken by another process; the reference ran with the same binaries, configs and certificates on 127.0.0.1:$ref_port.")
+fi
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none (no commits yet)")
+[[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]] && commit+=" + uncommitted changes"
+"$bin/benchreport" -in "$results" -out "$out" \
+  -date "$(date -u '+%Y-%m-%d %H:%M UTC')" -nproc "$(nproc)" \
+  -cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" -kernel "$(uname -r)" \
+  -go "$(go version | cut -d' ' -f3-)" -commit "$commit" \
+  -reference-version "$(dpkg-query -W -f='${Version}' notary 2>/dev/null || echo unknown)" \
+  -conns "$conns" -duration "$duration" -warmup "$warmup" -reps "$reps" -tags "$tags" \
+  -publish-workers "$pub_workers" -publish-per-repo "$pub_per_repo" -publish-duration "$pub_duration" \
+  -publish-keepalive off "${notes[@]}" || die "could not write the report"
+say "wrote $out"
+[[ $failed == 0 ]] || die "some loads failed; figures were written, see the errors in $out"

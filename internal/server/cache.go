@@ -1,0 +1,144 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/signet-trust/signet/internal/store"
+)
+
+// cachedFile is a stored file with its response headers worked out once.
+type cachedFile struct {
+	file         store.File
+	lastModified string
+}
+
+func newCachedFile(f store.File) *cachedFile {
+	return &cachedFile{file: f, lastModified: f.CreatedAt.UTC().Format(time.RFC1123)}
+}
+
+// gunEntry holds what is cached of one GUN: the current file of each role
+// asked for, and immutable files fetched by version or checksum.
+type gunEntry struct {
+	current map[string]*cachedFile // role → current file
+	fixed   map[string]*cachedFile // "c:role:sha" or "v:role:n" → file
+}
+
+// metaCache keeps current metadata in memory, bounded in GUNs and in fixed
+// files per GUN. Writers invalidate a GUN after every change; a reader that
+// fetched from the store while a write happened does not insert its
+// (possibly stale) result, which the write counter detects.
+type metaCache struct {
+	maxGUNs  int
+	maxFixed int
+
+	mu     sync.RWMutex
+	gun    map[string]*gunEntry
+	writes atomic.Uint64
+}
+
+func newMetaCache(maxGUNs, maxFixed int) *metaCache {
+	return &metaCache{maxGUNs: maxGUNs, maxFixed: maxFixed, gun: map[string]*gunEntry{}}
+}
+
+func (c *metaCache) getCurrent(gun, role string) *cachedFile {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.gun[gun]; e != nil {
+		return e.current[role]
+	}
+	return nil
+}
+
+func (c *metaCache) getFixed(gun, key string) *cachedFile {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.gun[gun]; e != nil {
+		return e.fixed[key]
+	}
+	return nil
+}
+
+// generation returns the write counter to pass to put after a store read.
+func (c *metaCache) generation() uint64 { return c.writes.Load() }
+
+func (c *metaCache) entry(gun string) *gunEntry {
+	e := c.gun[gun]
+	if e == nil {
+		if len(c.gun) >= c.maxGUNs {
+			for k := range c.gun { // evict an arbitrary GUN
+				delete(c.gun, k)
+				break
+			}
+		}
+		e = &gunEntry{current: map[string]*cachedFile{}, fixed: map[string]*cachedFile{}}
+		c.gun[gun] = e
+	}
+	return e
+}
+
+func (c *metaCache) putCurrent(gen uint64, gun, role string, f *cachedFile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writes.Load() != gen {
+		return
+	}
+	c.entry(gun).current[role] = f
+}
+
+func (c *metaCache) putFixed(gen uint64, gun, key string, f *cachedFile) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writes.Load() != gen {
+		return
+	}
+	e := c.entry(gun)
+	if len(e.fixed) >= c.maxFixed {
+		clear(e.fixed)
+	}
+	e.fixed[key] = f
+}
+
+// invalidate drops a GUN after a write or delete to it.
+func (c *metaCache) invalidate(gun string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Add(1)
+	delete(c.gun, gun)
+}
+
+// gunLocks serialises writers per GUN within one process; across processes
+// the store's version checks decide.
+type gunLocks struct {
+	mu    sync.Mutex
+	locks map[string]*gunLock
+}
+
+type gunLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (l *gunLocks) lock(gun string) (unlock func()) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*gunLock{}
+	}
+	g := l.locks[gun]
+	if g == nil {
+		g = &gunLock{}
+		l.locks[gun] = g
+	}
+	g.refs++
+	l.mu.Unlock()
+	g.mu.Lock()
+	return func() {
+		g.mu.Unlock()
+		l.mu.Lock()
+		if g.refs--; g.refs == 0 {
+			delete(l.locks, gun)
+		}
+		l.mu.Unlock()
+	}
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/signet-trust/signet/internal/server/apierr"
+	"github.com/signet-trust/signet/internal/store"
+	"github.com/signet-trust/signet/internal/tuf"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// storeErr maps a store error: not found → 404, anything else → 503 with a
+// retry hint (the database is unavailable) and the cause logged.
+func storeErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.MetadataNotFound, struct{}{})
+	}
+	if errors.Is(err, context.Canceled) {
+		return apierr.Wrap(apierr.Unknown, err)
+	}
+	return apierr.Wrap(apierr.Unavailable, err)
+}
+
+// current returns the current file of a role, from the cache or the store.
+func (s *Server) current(ctx context.Context, gun, role string) (*cachedFile, error) {
+	if f := s.cache.getCurrent(gun, role); f != nil {
+		return f, nil
+	}
+	gen := s.cache.generation()
+	f, err := s.cfg.Store.GetCurrent(ctx, gun, role)
+	if err != nil {
+		return nil, err
+	}
+	cf := newCachedFile(f)
+	s.cache.putCurrent(gen, gun, role, cf)
+	return cf, nil
+}
+
+func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", cacheControl)
+	if cacheControl == "max-age=0, no-cache, no-store" {
+		h.Set("Pragma", "no-cache")
+	}
+	h.Set("Last-Modified", f.lastModified)
+	h.Set("Content-Length", itoa(int64(len(f.file.Data))))
+	_, _ = w.Write(f.file.Data)
+}
+
+func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	f, err := s.current(ctx, rt.gun, rt.role)
+	if err != nil {
+		return storeErr(err)
+	}
+	if rt.role == tuf.RoleTimestamp || rt.role == tuf.RoleSnapshot {
+		// The background refresher keeps these fresh; if it has fallen
+		// behind, re-sign now rather than serve expired metadata.
+		if !s.now().Before(f.file.Expires) {
+			if err := s.refresh(ctx, rt.gun, false); err != nil {
+				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", rt.gun, "role", rt.role, "err", err)
+			} else if f, err = s.current(ctx, rt.gun, rt.role); err != nil {
+				return storeErr(err)
+			}
+		}
+	}
+	s.writeMeta(w, f, s.currentCC)
+	return nil
+}
+
+func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, rt route) error {
+	if rt.version < 1 {
+		return apierr.New(apierr.MetadataNotFound, struct{}{})
+	}
+	key := fmt.Sprintf("v:%s:%d", rt.role, rt.version)
+	f := s.cache.getFixed(rt.gun, key)
+	if f == nil {
+		gen := s.cache.generation()
+		sf, err := s.cfg.Store.GetVersion(r.Context(), rt.gun, rt.role, rt.version)
+		if err != nil {
+			return storeErr(err)
+		}
+		f = newCachedFile(sf)
+		s.cache.putFixed(gen, rt.gun, key, f)
+	}
+	s.writeMeta(w, f, s.consistentCC)
+	return nil
+}
+
+func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, rt route) error {
+	if len(rt.checksum) != 64 { // only SHA-256 is indexed, as in the reference
+		return apierr.New(apierr.MetadataNotFound, struct{}{})
+	}
+	key := "c:" + rt.role + ":" + rt.checksum
+	f := s.cache.getFixed(rt.gun, key)
+	if f == nil {
+		gen := s.cache.generation()
+		sf, err := s.cfg.Store.GetChecksum(r.Context(), rt.gun, rt.role, rt.checksum)
+		if err != nil {
+			return storeErr(err)
+		}
+		f = newCachedFile(sf)
+		s.cache.putFixed(gen, rt.gun, key, f)
+	}
+	s.writeMeta(w, f, s.consistentCC)
+	return nil
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, rt route) error {
+	unlock := s.locks.lock(rt.gun)
+	defer unlock()
+	deleted, err := s.cfg.Store.Delete(r.Context(), rt.gun)
+	s.cache.invalidate(rt.gun)
+	if err != nil {
+		return apierr.Wrap(apierr.Updating, err)
+	}
+	s.log.InfoContext(r.Context(), "repository deleted", "gun", rt.gun, "existed", deleted)
+	return nil
+}
+
+type changeJSON struct {
+	ID        string `json:"ID"`
+	CreatedAt string `json:"CreatedAt"`
+	GUN       string `json:"GUN"`
+	Version   int    `json:"Version"`
+	SHA256    string `json:"SHA256"`
+	Category  string `json:"Category"`
+}
+
+const defaultChangePage = 100
+
+func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, rt route) error {
+	q := r.URL.Query()
+	records, err := strconv.ParseInt(q.Get("records"), 10, 32)
+	if err != nil {
+		return apierr.New(apierr.InvalidParams, "invalid records parameter: "+err.Error())
+	}
+	if records == 0 {
+		records = defaultChangePage
+	}
+	var changeID int64
+	if v := q.Get("change_id"); v != "" {
+		if changeID, err = strconv.ParseInt(v, 10, 64); err != nil || changeID < -1 {
+			return apierr.New(apierr.InvalidParams, fmt.Sprintf("invalid change_id parameter: %q", v))
+		}
+	}
+	changes, err := s.cfg.Store.Changes(r.Context(), rt.gun, changeID, int(records))
+	if err != nil {
+		return storeErr(err)
+	}
+	out := struct {
+		Count   int          `json:"count"`
+		Records []changeJSON `json:"records"`
+	}{Count: len(changes)}
+	for _, c := range changes {
+		out.Records = append(out.Records, changeJSON{
+			ID: itoa(c.ID), CreatedAt: c.CreatedAt.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"),
+			GUN: c.GUN, Version: c.Version, SHA256: c.SHA256, Category: c.Category,
+		})
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(mustJSON(out))
+	return nil
+}

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the server's Prometheus metrics, on a registry of their own.
+type Metrics struct {
+	reg       *prometheus.Registry
+	duration  *prometheus.HistogramVec
+	publishes prometheus.Counter
+	rejects   *prometheus.CounterVec
+	resigned  prometheus.Counter
+}
+
+// NewMetrics makes the metrics on reg (a new registry when nil).
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &Metrics{
+		reg: reg,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signet_server_http_request_duration_seconds",
+			Help:    "Time to answer a Notary API request, by operation.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"operation"}),
+		publishes: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_publishes_total", Help: "Accepted metadata updates."}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_server_rejected_updates_total", Help: "Refused metadata updates, by reason.",
+		}, []string{"reason"}),
+		resigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_resigned_total", Help: "Timestamps (and snapshots) re-signed before expiry."}),
+	}
+	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned)
+	return m
+}
+
+func (m *Metrics) observe(op string, d time.Duration) {
+	m.duration.WithLabelValues(op).Observe(d.Seconds())
+}
+
+func (m *Metrics) rejected(reason string) { m.rejects.WithLabelValues(reason).Inc() }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signet-trust/signet/internal/store"
+	"github.com/signet-trust/signet/internal/tuf"
+)
+
+// refresh re-signs the timestamp of gun, and the snapshot too when it is
+// server-held and expires within the refresh window (or force is set for
+// the timestamp). It reads the store directly, under the GUN's write lock.
+func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
+	unlock := s.locks.lock(gun)
+	defer unlock()
+	now := s.now()
+	get := func(role string) (store.File, error) { return s.cfg.Store.GetCurrent(ctx, gun, role) }
+	rootF, err := get(tuf.RoleRoot)
+	if err != nil {
+		return err
+	}
+	root, err := tuf.ParseRoot(rootF.Data)
+	if err != nil {
+		return fmt.Errorf("stored root: %w", err)
+	}
+	snapF, err := get(tuf.RoleSnapshot)
+	if err != nil {
+		return err
+	}
+	tsF, err := get(tuf.RoleTimestamp)
+	if err != nil {
+		return err
+	}
+	var files []store.File
+	snapshot := snapF.Data
+	if now.Add(s.cfg.RefreshWithin).After(snapF.Expires) {
+		signer, held, err := s.heldKey(ctx, gun, &root.Signed, tuf.RoleSnapshot)
+		if err != nil {
+			return err
+		}
+		if held {
+			prev, err := tuf.ParseSnapshot(snapF.Data)
+			if err != nil {
+				return fmt.Errorf("stored snapshot: %w", err)
+			}
+			next := prev.Signed
+			next.Version++
+			next.Expires = now.Add(s.cfg.SnapshotExpiry).UTC()
+			f, err := signFile(gun, tuf.RoleSnapshot, &next, next.Common, signer)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			snapshot = f.Data
+		}
+	}
+	if len(files) == 0 && !force && now.Add(s.cfg.RefreshWithin).Before(tsF.Expires) {
+		return nil // someone else refreshed it meanwhile
+	}
+	ts, err := s.newTimestamp(ctx, gun, &root.Signed, tsF.Version, snapshot)
+	if err != nil {
+		return err
+	}
+	files = append(files, ts)
+	err = s.cfg.Store.UpdateMany(ctx, gun, files)
+	s.cache.invalidate(gun)
+	if err == nil {
+		s.m.resigned.Inc()
+	}
+	return err
+}
+
+// RunRefresher re-signs timestamps (and server-held snapshots) that expire
+// within the refresh window, every interval, until ctx ends. Reads never
+// wait for it; if it falls behind, a read of expired metadata re-signs.
+func (s *Server) RunRefresher(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.refreshDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// refreshDue runs one pass of the refresher and reports how many
+// repositories it re-signed.
+func (s *Server) refreshDue(ctx context.Context) int {
+	const batch = 200
+	n := 0
+	for _, role := range []string{tuf.RoleTimestamp, tuf.RoleSnapshot} {
+		due, err := s.cfg.Store.Expiring(ctx, role, s.now().Add(s.cfg.RefreshWithin), batch)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.ErrorContext(ctx, "refresher: listing expiring metadata", "role", role, "err", err)
+			}
+			return n
+		}
+		for _, f := range due {
+			if ctx.Err() != nil {
+				return n
+			}
+			if err := s.refresh(ctx, f.GUN, role == tuf.RoleTimestamp); err != nil {
+				if !errors.Is(err, errNoTimestampKey) {
+					s.log.ErrorContext(ctx, "refresher: re-signing", "gun", f.GUN, "role", role, "err", err)
+				}
+				continue
+			}
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,344 @@
+// Package servercmd is signet-server's command line: it reads flags and the
+// optional YAML config, prepares the data directory (database, local CA,
+// key passphrase), wires the store, the custodian and the HTTP API
+// together, serves until its context ends, and shuts down gracefully.
+package servercmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/server"
+	"github.com/signet-trust/signet/internal/store/sqlstore"
+)
+
+// Config is everything signet-server can be told, by flag or YAML file.
+type Config struct {
+	Listen       string `yaml:"listen"`
+	DataDir      string `yaml:"data_dir"`
+	TLSCert      string `yaml:"tls_cert"`
+	TLSKey       string `yaml:"tls_key"`
+	DB           string `yaml:"db"`
+	Signer       string `yaml:"signer"`
+	KeyAlgorithm string `yaml:"key_algorithm"`
+	LogLevel     string `yaml:"log_level"`
+	LogFormat    string `yaml:"log_format"`
+	// MaxUploadBytes bounds a metadata upload.
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+}
+
+// Defaults of the one-machine setup.
+func defaults() Config {
+	return Config{
+		Listen: "127.0.0.1:4443", DataDir: "./signet-data", KeyAlgorithm: custody.AlgorithmECDSA,
+		LogLevel: "info", LogFormat: "json",
+	}
+}
+
+const usage = `Usage: signet-server [flags]
+
+Runs the Notary v1-compatible trust server. With no flags it listens on
+127.0.0.1:4443, keeps a SQLite database under ./signet-data, and makes a
+local CA there if no certificate is given.
+
+Flags:
+`
+
+// Main runs signet-server with args (without the program name) and returns
+// the exit code.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-server: %v\n", err)
+		return 2
+	}
+	if err := Run(ctx, cfg, getenv, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "signet-server: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	cfg := defaults()
+	fs := flag.NewFlagSet("signet-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	var flagCfg Config
+	fs.StringVar(&flagCfg.Listen, "listen", cfg.Listen, "`address` to listen on (host:port)")
+	fs.StringVar(&flagCfg.DataDir, "data-dir", cfg.DataDir, "`directory` for the database, local CA and generated secrets")
+	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "TLS certificate `file` (PEM); a local CA is used when empty")
+	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&flagCfg.DB, "db", "", "database `url`: sqlite:/path/file.db or postgres://… (default sqlite:<data-dir>/signet.db)")
+	fs.StringVar(&flagCfg.Signer, "signer", "", "`url` of a signet-signer holding the online keys (default: keys held by this server)")
+	fs.StringVar(&flagCfg.KeyAlgorithm, "key-algorithm", cfg.KeyAlgorithm, "algorithm of new online keys: ecdsa (P-256) or ed25519")
+	fs.StringVar(&flagCfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	configFile := fs.String("config", "", "YAML `file` with the same settings (flags win)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if *configFile != "" {
+		raw, err := os.ReadFile(*configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = flagCfg.Listen
+		case "data-dir":
+			cfg.DataDir = flagCfg.DataDir
+		case "tls-cert":
+			cfg.TLSCert = flagCfg.TLSCert
+		case "tls-key":
+			cfg.TLSKey = flagCfg.TLSKey
+		case "db":
+			cfg.DB = flagCfg.DB
+		case "signer":
+			cfg.Signer = flagCfg.Signer
+		case "key-algorithm":
+			cfg.KeyAlgorithm = flagCfg.KeyAlgorithm
+		case "log-level":
+			cfg.LogLevel = flagCfg.LogLevel
+		}
+	})
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %v", c.Listen, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.KeyAlgorithm != custody.AlgorithmECDSA && c.KeyAlgorithm != custody.AlgorithmED25519 {
+		errs = append(errs, fmt.Errorf("--key-algorithm %q: use ecdsa or ed25519", c.KeyAlgorithm))
+	}
+	if c.Signer != "" {
+		errs = append(errs, errors.New("--signer: a remote signet-signer is not supported by this build yet; omit it to keep keys in this server"))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: %v", c.LogLevel, err))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting
+// connections, lets requests in flight finish (each acknowledged write is
+// already committed), and closes the database.
+func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, stderr io.Writer) error {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	}
+	log := slog.New(handler)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	dbURL := cfg.DB
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(dataDir, "signet.db")
+	}
+	st, err := sqlstore.Open(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer st.Close()
+
+	passphrase, generated, err := keyPassphrase(getenv, dataDir)
+	if err != nil {
+		return err
+	}
+	if generated != "" {
+		log.Warn("SIGNET_KEY_PASSPHRASE is not set: online keys are encrypted with a passphrase generated into the data directory, so they are protected only by that file's permissions; set SIGNET_KEY_PASSPHRASE (keeping the same value) for real protection",
+			"passphrase_file", generated)
+	}
+	cust, err := custody.Open(ctx, st, passphrase, cfg.KeyAlgorithm, time.Now)
+	if err != nil {
+		if errors.Is(err, custody.ErrWrongPassphrase) {
+			return fmt.Errorf("%w: SIGNET_KEY_PASSPHRASE (or %s) differs from the one the keys were sealed with", err, filepath.Join(dataDir, passphraseFile))
+		}
+		return err
+	}
+
+	srv, err := server.New(server.Config{
+		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
+		Checks: map[string]func(context.Context) error{"DB operational": st.Ping},
+	})
+	if err != nil {
+		return err
+	}
+
+	tlsCfg, ca, err := serverTLS(cfg, dataDir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
+	}
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
+	if ca != nil {
+		printTrustSteps(stdout, addr, ca)
+	}
+
+	refreshCtx, stopRefresh := context.WithCancel(context.WithoutCancel(ctx))
+	refreshDone := make(chan struct{})
+	go func() { defer close(refreshDone); srv.RunRefresher(refreshCtx, time.Minute) }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-serveErr:
+		stopRefresh()
+		<-refreshDone
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = hs.Shutdown(shutCtx)
+	stopRefresh()
+	<-refreshDone
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(stdout, "signet-server: stopped")
+	return nil
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.Index(u[i+3:], "@"); j >= 0 {
+			return u[:i+3] + "…" + u[i+3+j:]
+		}
+	}
+	return u
+}
+
+const passphraseFile = "key-passphrase"
+
+// keyPassphrase returns SIGNET_KEY_PASSPHRASE, or the passphrase kept in the
+// data directory, generating it (mode 0600) on first start. generated names
+// the file when it is used.
+func keyPassphrase(getenv func(string) string, dataDir string) (pass []byte, generated string, err error) {
+	if p := getenv("SIGNET_KEY_PASSPHRASE"); p != "" {
+		return []byte(p), "", nil
+	}
+	name := filepath.Join(dataDir, passphraseFile)
+	b, err := os.ReadFile(name)
+	if err == nil {
+		if p := bytes.TrimSpace(b); len(p) > 0 {
+			return p, name, nil
+		}
+		return nil, "", fmt.Errorf("%s is empty", name)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, "", err
+	}
+	p := []byte(base64.RawURLEncoding.EncodeToString(raw))
+	if err := writeFileAtomic(name, append(p, '\n'), 0o600); err != nil {
+		return nil, "", fmt.Errorf("write %s: %w", name, err)
+	}
+	return p, name, nil
+}
+
+func serverTLS(cfg Config, dataDir string) (*tls.Config, *localCA, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+		return t, nil, nil
+	}
+	hosts := []string{"127.0.0.1", "::1", "localhost"}
+	if h, _, err := net.SplitHostPort(cfg.Listen); err == nil && h != "" && !slices.Contains(hosts, h) {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	ca, err := ensureLocalCA(filepath.Join(dataDir, "tls"), hosts, time.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	pair, err := tls.LoadX509KeyPair(ca.serverCert(), ca.serverKey())
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Certificates = []tls.Certificate{pair}
+	return t, &ca, nil
+}
+
+func printTrustSteps(w io.Writer, addr string, ca *localCA) {
+	if ca.created {
+		fmt.Fprintf(w, "signet-server: created a local CA for this server: %s\n", ca.caCert())
+	} else {
+		fmt.Fprintf(w, "signet-server: using the local CA %s\n", ca.caCert())
+	}
+	fmt.Fprintf(w, `To trust it:
+  docker trust:  mkdir -p ~/.docker/tls/%[1]s && cp %[2]s ~/.docker/tls/%[1]s/ca.crt
+                 export DOCKER_CONTENT_TRUST_SERVER=https://%[1]s
+  notary:        notary -s https://%[1]s --tlscacert %[2]s list <GUN>
+  signet:        signet -s https://%[1]s --tlscacert %[2]s list <GUN>
+`, addr, ca.caCert())
+}
