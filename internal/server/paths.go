@@ -10,15 +10,15 @@ import (
 type routeKind int
 
 const (
-	routeNone        routeKind = iota
-	routeBase                  // /v2/
-	routeChangesAll            // /v2/_trust/changefeed
-	routeChangesGUN            // /v2/{gun}/_trust/changefeed
-	routeTUF                   // /v2/{gun}/_trust/tuf/ (POST, DELETE)
-	routeMetaChecksum          // /v2/{gun}/_trust/tuf/{role}.{checksum}.json
-	routeMetaVersion           // /v2/{gun}/_trust/tuf/{version}.{role}.json
-	routeMetaCurrent           // /v2/{gun}/_trust/tuf/{role}.json
-	routeKey                   // /v2/{gun}/_trust/tuf/{snapshot|timestamp}.key
+	routeNone         routeKind = iota
+	routeBase                   // /v2/
+	routeChangesAll             // /v2/_trust/changefeed
+	routeChangesGUN             // /v2/{gun}/_trust/changefeed
+	routeTUF                    // /v2/{gun}/_trust/tuf/ (POST, DELETE)
+	routeMetaChecksum           // /v2/{gun}/_trust/tuf/{role}.{checksum}.json
+	routeMetaVersion            // /v2/{gun}/_trust/tuf/{version}.{role}.json
+	routeMetaCurrent            // /v2/{gun}/_trust/tuf/{role}.json
+	routeKey                    // /v2/{gun}/_trust/tuf/{snapshot|timestamp}.key
 )
 
 // route is a parsed request path.

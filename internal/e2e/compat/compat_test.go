@@ -220,6 +220,7 @@ func (e *scenarioEnv) expectRequests(mark int64, what, gun string, want ...strin
 	}
 	got := e.tg.requests(mark)
 	e.t.Logf("requests for %s:\n  %s", what, strings.Join(got, "\n  "))
+	e.record("requests for "+what, strings.Join(got, "\n"))
 	k := 0
 	for _, g := range got {
 		if k < len(want) && g == strings.ReplaceAll(want[k], "<gun>", gun) {
@@ -420,6 +421,22 @@ func (e *scenarioEnv) roleVersion(gun, role string) int {
 		e.t.Fatalf("GET %s.json of %s: %v", role, gun, err)
 	}
 	return m.Signed.Version
+}
+
+// signatureCount returns how many signatures the current <role>.json has.
+func (e *scenarioEnv) signatureCount(gun, role string) int {
+	e.t.Helper()
+	status, body := e.tg.get(e.t, "/v2/"+gun+"/_trust/tuf/"+role+".json")
+	if status != 200 {
+		e.t.Fatalf("GET %s.json of %s: status %d: %s", role, gun, status, body)
+	}
+	var m struct {
+		Signatures []json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		e.t.Fatalf("%s.json of %s: %v", role, gun, err)
+	}
+	return len(m.Signatures)
 }
 
 // rootRoleKeys returns root.json's signed.roles[role].keyids.

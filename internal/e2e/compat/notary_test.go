@@ -65,7 +65,8 @@ func notaryBasic(e *scenarioEnv) {
 		t.Fatalf("verify should copy the verified input to stdout\n%s", r)
 	}
 	r = owner.stdin("tampered\n").fail("verify", gun, "v1")
-	wantContains(t, r, r.output(), "sha256 checksum for v1 did not match")
+	// The client checks sha256 or sha512 first, at random (map order).
+	wantContains(t, r, r.output(), "data not present in the trusted collection", "checksum for v1 did not match")
 
 	// remove + add, then reset one change and then all.
 	r = owner.ok("remove", gun, "v2")
@@ -253,13 +254,33 @@ func notaryRotate(e *scenarioEnv) {
 		t.Errorf("root lists targets keys %v, the client holds %v", got, after)
 	}
 
+	// Root rotation: the new root is signed by the old and the new root key;
+	// clients holding the old root must accept it.
+	oldRoot := e.rootRoleKeys(gun, "root")
+	r = owner.ok("key", "rotate", gun, "root")
+	wantContains(t, r, r.stdout, "Aborting action.")
+	if v := e.roleVersion(gun, "root"); v != 4 {
+		t.Fatalf("root version after an aborted root rotation = %d, want 4", v)
+	}
+	r = owner.stdin("yes\n").ok("key", "rotate", gun, "root")
+	wantContains(t, r, r.stdout, "Successfully rotated root key for repository "+gun)
+	if v := e.roleVersion(gun, "root"); v != 5 {
+		t.Errorf("root version after root rotation = %d, want 5", v)
+	}
+	if newRoot := e.rootRoleKeys(gun, "root"); len(newRoot) != 1 || slices.Equal(newRoot, oldRoot) {
+		t.Errorf("root keys before %v, after %v: want one new key", oldRoot, newRoot)
+	}
+	if n := e.signatureCount(gun, "root"); n != 2 {
+		t.Errorf("rotated root.json carries %d signatures, want 2 (old and new root key)", n)
+	}
+
 	owner.ok("add", gun, "v2", payload)
 	owner.ok("publish", gun)
 	want := [][]string{{"v1", digest, sz, "targets"}, {"v2", digest, sz, "targets"}}
 	r = owner.list(gun, want)
 	e.record("owner list after rotations", r.stdout)
 
-	// The early client holds root v1 and must walk 2.root.json … 4.root.json.
+	// The early client holds root v1 and must walk to root v5.
 	mark = e.tg.logMark()
 	r = early.list(gun, want)
 	e.record("early client list after rotations", r.stdout)
@@ -300,6 +321,8 @@ func notaryDelete(e *scenarioEnv) {
 	}
 
 	wantNoTrust := "does not have trust data for " + gun
+	r = e.notary("never").fail("list", "example.com/compat/never-existed")
+	wantContains(t, r, r.output(), "does not have trust data for example.com/compat/never-existed")
 	r = owner.fail("list", gun)
 	wantContains(t, r, r.output(), wantNoTrust)
 	e.record("owner list after delete", r.output())
@@ -310,12 +333,14 @@ func notaryDelete(e *scenarioEnv) {
 	// A client that cached the repository falls back to its cache when the
 	// server answers 404 (observed with the reference; logged only).
 	r = cached.run("list", gun)
-	t.Logf("cached client after delete (falls back to cached metadata on the reference):\n%s", r)
+	t.Logf("client with a cache, after delete: exit %d (0 on the reference: it falls back to its cached metadata)", r.code)
 
 	// The GUN can be created again, with a new root.
-	owner.ok("init", gun)
-	owner.ok("add", gun, "again", payload)
-	owner.ok("publish", gun)
-	r = e.notary("fresh2").list(gun, [][]string{{"again", digest, sz, "targets"}})
+	r = owner.ok("init", gun, "-p")
+	wantContains(t, r, r.stdout, "Successfully published changes for repository "+gun)
+	r = e.notary("fresh2").list(gun, nil)
+	wantContains(t, r, r.stdout, "No targets present in this repository.")
+	owner.ok("add", gun, "again", payload, "-p")
+	r = e.notary("fresh3").list(gun, [][]string{{"again", digest, sz, "targets"}})
 	e.record("list after re-init", r.stdout)
 }

@@ -248,6 +248,25 @@ func waitListening(addr string, exited <-chan error, timeout time.Duration) erro
 // referenceRequests reads notary-server's JSON log ("response completed"
 // lines) from offset since.
 func referenceRequests(logFile string, since int64) []string {
+	return scanJSONLog(logFile, since, func(line []byte) (string, bool) {
+		var l struct {
+			Msg    string `json:"msg"`
+			Method string `json:"http.request.method"`
+			URI    string `json:"http.request.uri"`
+			Status int    `json:"http.response.status"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Msg != "response completed" {
+			return "", false
+		}
+		if l.Status == 0 {
+			l.Status = 200 // the handler wrote nothing: net/http sends 200
+		}
+		return fmt.Sprintf("%s %s %d", l.Method, l.URI, l.Status), true
+	})
+}
+
+// scanJSONLog applies parse to every line of logFile after offset since.
+func scanJSONLog(logFile string, since int64, parse func([]byte) (string, bool)) []string {
 	f, err := os.Open(logFile)
 	if err != nil {
 		return nil
@@ -260,22 +279,31 @@ func referenceRequests(logFile string, since int64) []string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		var line struct {
-			Msg    string `json:"msg"`
-			Method string `json:"http.request.method"`
-			URI    string `json:"http.request.uri"`
-			Status int    `json:"http.response.status"`
+		if s, ok := parse(sc.Bytes()); ok {
+			out = append(out, s)
 		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "response completed" {
-			continue
-		}
-		status := line.Status
-		if status == 0 {
-			status = 200 // the handler wrote nothing: net/http sends 200
-		}
-		out = append(out, fmt.Sprintf("%s %s %d", line.Method, line.URI, status))
 	}
 	return out
+}
+
+// signetRequests reads signet-server's slog JSON log ("request" lines with
+// method, path and status) from offset since.
+func signetRequests(logFile string, since int64) []string {
+	return scanJSONLog(logFile, since, func(line []byte) (string, bool) {
+		var l struct {
+			Msg    string `json:"msg"`
+			Method string `json:"method"`
+			Path   string `json:"path"`
+			Status int    `json:"status"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Msg != "request" || l.Method == "" {
+			return "", false
+		}
+		if l.Status == 0 {
+			l.Status = 200
+		}
+		return fmt.Sprintf("%s %s %d", l.Method, l.Path, l.Status), true
+	})
 }
 
 // --- signet: ./cmd/signet-server -------------------------------------------
@@ -347,6 +375,9 @@ func startSignet(t *testing.T) *target {
 		"--data-dir", filepath.Join(dir, "data"),
 		"--tls-cert", pki.certFile,
 		"--tls-key", pki.keyFile,
+		// Successful GETs are logged at debug level only; the suite reads
+		// the request log to check request sequences.
+		"--log-level", "debug",
 	}
 	exited := startDaemon(t, "signet-server", dir, logFile, []string{"SIGNET_KEY_PASSPHRASE=" + signetPassphrase}, args...)
 
@@ -363,6 +394,7 @@ func startSignet(t *testing.T) *target {
 			addr, err, shellQuote(args), fileTail(logFile, 40))
 	}
 	t.Logf("signet-server up on %s in %v", addr, time.Since(start).Round(time.Millisecond))
+	tg.requests = func(since int64) []string { return signetRequests(tg.logFile, since) }
 	return tg
 }
 

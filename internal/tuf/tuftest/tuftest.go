@@ -153,11 +153,19 @@ func (r *Repo) AddTarget(role, name string, data []byte) {
 }
 
 // Sign signs the object of role with the role's keys (or the keys given),
-// stores and returns the bytes.
+// stores and returns the bytes. A role whose keys are all held elsewhere
+// (a server key with no Signer here) is left unsigned and nil returned.
 func (r *Repo) Sign(role string, with ...Key) []byte {
 	r.t.Helper()
 	if len(with) == 0 {
-		with = r.Keys[role]
+		for _, k := range r.Keys[role] {
+			if k.Signer != nil {
+				with = append(with, k)
+			}
+		}
+		if len(with) == 0 {
+			return nil
+		}
 	}
 	var obj any
 	switch role {
@@ -182,7 +190,7 @@ func (r *Repo) Sign(role string, with ...Key) []byte {
 // in the snapshot, then signs it.
 func (r *Repo) SignSnapshot() []byte {
 	for role, b := range r.Signed {
-		if role != tuf.RoleSnapshot && role != tuf.RoleTimestamp {
+		if b != nil && role != tuf.RoleSnapshot && role != tuf.RoleTimestamp {
 			r.Snapshot.Meta[role] = tuf.NewFileMeta(b)
 		}
 	}
@@ -191,6 +199,9 @@ func (r *Repo) SignSnapshot() []byte {
 
 // SignTimestamp lists the last signed snapshot and signs the timestamp.
 func (r *Repo) SignTimestamp() []byte {
+	if r.Signed[tuf.RoleSnapshot] == nil {
+		return nil
+	}
 	r.Timestamp.Meta = map[string]tuf.FileMeta{tuf.RoleSnapshot: tuf.NewFileMeta(r.Signed[tuf.RoleSnapshot])}
 	return r.Sign(tuf.RoleTimestamp)
 }
