@@ -192,6 +192,10 @@ url[bare]=https://127.0.0.1:$bare_port
 get_servers=("${servers[@]}" bare)
 
 # ---- GET load, repetitions interleaved across servers
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${load_start%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  say "WARNING: load average $load_start before the loads start: other work on this machine will skew the figures"
+fi
 failed=0
 for rep in $(seq 1 "$reps"); do
   for w in $workloads; do
@@ -222,7 +226,8 @@ for rep in $(seq 1 "$reps"); do
 done
 
 # ---- report
-notes=()
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+notes=(-note "Load average (1/5/15 min) when the loads started: $load_start; when they ended: $load_end. The benchmark's own processes account for part of it; the machine may be shared, so compare the raw figures per repetition.")
 if [[ -z $signet_url ]]; then
   notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")
 fi

@@ -117,6 +117,13 @@ func dockerSigner(e *scenarioEnv) {
 	}
 	wantContains(t, r, r.output(), "x509: certificate signed by unknown authority")
 
+	// A repository the server does not know.
+	r = admin.run("trust", "inspect", "example.com/compat/nothing")
+	if r.ok() || strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("inspect of an unknown repository should print [] and fail:\n%s", r)
+	}
+	wantContains(t, r, r.stderr, "no signatures or cannot access example.com/compat/nothing")
+
 	r = admin.ok("trust", "revoke", "-y", gun+":v1")
 	wantContains(t, r, r.stdout, "Successfully deleted signature for "+gun+":v1")
 	repo, r = admin.inspect(gun)

@@ -228,3 +228,13 @@ func TestNormalize(t *testing.T) {
 		t.Fatalf("normalize:\n got %q\nwant %q", got, want)
 	}
 }
+
+func TestLineDiff(t *testing.T) {
+	if d := lineDiff([]string{"a", "b"}, []string{"a", "b"}); d != "" {
+		t.Fatalf("equal inputs gave a diff:\n%s", d)
+	}
+	got := lineDiff([]string{"a", "b", "c"}, []string{"a", "x", "c"})
+	if want := "  a\n+ x\n- b\n  c\n"; got != want && got != "  a\n- b\n+ x\n  c\n" {
+		t.Fatalf("lineDiff:\n%s", got)
+	}
+}

@@ -1,0 +1,292 @@
+package lint
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// ban is a package (and everything below it) that must not be linked, with
+// the reason the rule exists.
+type ban struct {
+	path string // import path prefix; "internal/..." is relative to the module
+	why  string
+}
+
+const (
+	whyBoundary = "process boundaries are trust boundaries (DESIGN.md, style-anchors §6.1)"
+	whySQL      = whyBoundary + ": the CLI ships to developer laptops and the webhook runs in every cluster, so neither carries SQL drivers or the store"
+	whyPKCS11   = whyBoundary + ": Notary's threat model rests on a compromised server not yielding signing keys, so HSM custody (cgo PKCS#11) lives only in signet-signer, behind //go:build pkcs11"
+)
+
+// refused are libraries no binary may link (style-anchors §6.3 deny list).
+var refused = []ban{
+	{"github.com/docker/go", "it is a test-only oracle for canonical JSON (the cjson differential test); signed bytes come only from internal/tuf/cjson (STYLE rules 3 and 15, §6.3)"},
+	{"github.com/sirupsen/logrus", "logging is log/slog only, injected (STYLE rule 12, §6.3 deny list)"},
+	{"github.com/gorilla/mux", "routing uses net/http ServeMux patterns (§6.3 deny list)"},
+	{"github.com/spf13/viper", "configuration is a strict decode with no global config (STYLE rule 7, §6.3 deny list)"},
+	{"github.com/jinzhu/gorm", "storage is database/sql behind a Dialect in internal/store/sqlstore (§6.2, §6.3 deny list)"},
+	{"github.com/stretchr/testify", "tests use plain testing and go-cmp (§6.4); testify in a binary means test code leaked into it"},
+}
+
+var (
+	sqlBans = []ban{
+		{"database/sql", whySQL},
+		{"modernc.org/sqlite", whySQL},
+		{"github.com/mattn/go-sqlite3", whySQL},
+		{"github.com/jackc/pgx", whySQL},
+		{"github.com/lib/pq", whySQL},
+		{"internal/store/sqlstore", whySQL},
+	}
+	pkcs11Bans = []ban{
+		{"github.com/miekg/pkcs11", whyPKCS11},
+		{"github.com/ThalesGroup/crypto11", whyPKCS11},
+		{"internal/keys/pkcs11", whyPKCS11},
+	}
+)
+
+// binaries maps each command under cmd/ to what it must not link, on top of
+// the refused libraries (style-anchors §6.1 table).
+var binaries = map[string][]ban{
+	"signet": concat(sqlBans, pkcs11Bans, []ban{
+		{"internal/server", whyBoundary + ": the CLI holds offline root/targets keys and must not contain server code"},
+		{"internal/servercmd", whyBoundary + ": the CLI must not contain server code"},
+		{"internal/custody", whyBoundary + ": the server's online keys are held only by the server process"},
+		{"internal/signer", whyBoundary + ": the signing service's code is in signet-signer only"},
+	}),
+	"signet-server": concat(pkcs11Bans, []ban{
+		{"internal/signer", whyBoundary + ": the server never links the signing-service policy code; policy belongs in the same process as the key, so reaching the server must not bypass it"},
+	}),
+	"signet-signer": {
+		{"internal/server", whyBoundary + ": the signer must not contain the Notary v1 API handlers"},
+		{"internal/servercmd", whyBoundary + ": the signer must not contain the Notary v1 API server"},
+		{"internal/registry", whyBoundary + ": the signer must not contain the registry client"},
+	},
+	"signet-admission": concat(sqlBans, pkcs11Bans, []ban{
+		{"internal/custody", whyBoundary + ": the webhook verifies and holds no private keys"},
+		{"internal/signer", whyBoundary + ": the webhook verifies and holds no private keys"},
+		{"internal/server", whyBoundary + ": the webhook must not contain server code"},
+	}),
+}
+
+func concat(lists ...[]ban) []ban {
+	var out []ban
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// resolve turns a module-relative ban path into an import path.
+func (b ban) resolve(mod string) string {
+	if under(b.path, "internal") || under(b.path, "cmd") {
+		return mod + "/" + b.path
+	}
+	return b.path
+}
+
+// hasGoFiles reports whether dir holds at least one non-test .go file.
+func hasGoFiles(t *testing.T, dir string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatalf("reading %s: %v", dir, err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() && strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+			return true
+		}
+	}
+	return false
+}
+
+// chain returns the shortest import chain from root to target within pkgs,
+// for messages ("cmd/signet → internal/server → database/sql").
+func chain(t *testing.T, pkgs map[string]*goPackage, root, target string) string {
+	prev := map[string]string{root: ""}
+	queue := []string{root}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		if cur == target {
+			var path []string
+			for p := cur; p != ""; p = prev[p] {
+				path = append(path, rel(t, p))
+			}
+			slices.Reverse(path)
+			return strings.Join(path, " → ")
+		}
+		if p := pkgs[cur]; p != nil {
+			for _, imp := range p.Imports {
+				if _, seen := prev[imp]; !seen {
+					prev[imp] = cur
+					queue = append(queue, imp)
+				}
+			}
+		}
+	}
+	return rel(t, root) + " → … → " + rel(t, target)
+}
+
+// checkBans reports, once per ban, the packages linked into root that the
+// ban covers, with the import chain to the first of them. Bans already
+// reported (seen) are skipped, so a second build configuration adds only
+// what it changes; seen is updated.
+func checkBans(t *testing.T, pkgs map[string]*goPackage, root, config, rule string, bans []ban, seen map[string]bool) {
+	t.Helper()
+	p := pkgs[root]
+	if p == nil {
+		t.Fatalf("%s: not in go list output%s", rel(t, root), config)
+		return
+	}
+	if p.Error != nil {
+		t.Errorf("%s: go list error%s (dependencies cannot be checked): %s", rel(t, root), config, p.Error.Err)
+	}
+	for _, e := range p.DepsErrors {
+		t.Errorf("%s: dependency error%s (the dependency list may be incomplete): %s", rel(t, root), config, e.Err)
+	}
+	mod := modulePath(t)
+	for _, b := range bans {
+		if seen[b.path] {
+			continue
+		}
+		var hits []string
+		for _, dep := range append([]string{root}, p.Deps...) {
+			if under(dep, b.resolve(mod)) {
+				hits = append(hits, dep)
+			}
+		}
+		if len(hits) == 0 {
+			continue
+		}
+		seen[b.path] = true
+		what := "links " + rel(t, hits[0]) + " via " + chain(t, pkgs, root, hits[0])
+		if len(hits) > 1 {
+			what += fmt.Sprintf(" (and %d more package(s) under %s)", len(hits)-1, b.path)
+		}
+		t.Error(violation(rel(t, root)+config, what, rule+": must not link "+b.path, b.why))
+	}
+}
+
+// TestBinaryDependencies checks each binary's dependency budget, in the
+// default build and with -tags pkcs11 (the tag that turns HSM custody on).
+func TestBinaryDependencies(t *testing.T) {
+	t.Parallel()
+	mod := modulePath(t)
+	m, _ := modInfo()
+
+	// Every main package in the module gets the refused list, even one not
+	// in the table yet.
+	names := make(map[string]bool)
+	for name := range binaries {
+		names[name] = true
+	}
+	for _, p := range modulePackages(t) {
+		if p.Name == "main" && strings.HasPrefix(rel(t, p.ImportPath), "cmd/") {
+			names[strings.TrimPrefix(rel(t, p.ImportPath), "cmd/")] = true
+		}
+	}
+	sorted := slices.Sorted(func(yield func(string) bool) {
+		for n := range names {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+
+	for _, name := range sorted {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(m.Dir, "cmd", name)
+			if !hasGoFiles(t, dir) {
+				t.Skipf("cmd/%s has no non-test Go files yet; its budget applies once it does", name)
+			}
+			root := mod + "/cmd/" + name
+			bans := concat(refused, binaries[name])
+			seen := make(map[string]bool)
+			checkBans(t, mustList(t, defaultList()), root, "", "dependency budget of cmd/"+name, bans, seen)
+			checkBans(t, mustList(t, pkcs11List()), root, " (-tags pkcs11)", "dependency budget of cmd/"+name, bans, seen)
+		})
+	}
+}
+
+// TestNoRefusedLibraries keeps the refused libraries out of every non-test
+// package, so a library picks nothing up that a binary would later inherit.
+// Test-helper packages may use them (the cjson differential test imports
+// github.com/docker/go); they are kept out of binaries by
+// TestTestHelpersOnlyInTests.
+func TestNoRefusedLibraries(t *testing.T) {
+	t.Parallel()
+	pkgs := mustList(t, defaultList())
+	for _, p := range modulePackages(t) {
+		if isTestOnly(t, p.ImportPath) || p.Name == "main" {
+			continue // helpers are test code; binaries are TestBinaryDependencies
+		}
+		for _, b := range refused {
+			for _, dep := range p.Deps {
+				if under(dep, b.path) {
+					t.Error(violation(rel(t, p.ImportPath),
+						"links "+dep+" via "+chain(t, pkgs, p.ImportPath, dep),
+						"refused library: "+b.path, b.why))
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestServerBuildsWithoutCgo checks that signet-server needs no cgo: with
+// CGO_ENABLED=0 every dependency still resolves, and no non-standard
+// dependency has cgo files it would quietly use when cgo is available (a cgo
+// SQL driver with a stub fallback, say).
+func TestServerBuildsWithoutCgo(t *testing.T) {
+	t.Parallel()
+	const why = "the server must build with CGO_ENABLED=0 (static, distroless images); cgo is confined to PKCS#11 in signet-signer, hence the pure-Go sqlite driver (style-anchors §6.2 Storage)"
+	mod := modulePath(t)
+	root := mod + "/cmd/signet-server"
+
+	noCgo := mustList(t, noCgoList())
+	p := noCgo[root]
+	if p == nil {
+		t.Fatalf("cmd/signet-server: not in CGO_ENABLED=0 go list output")
+	}
+	for _, dep := range append([]string{root}, p.Deps...) {
+		if d := noCgo[dep]; d != nil && d.Error != nil {
+			t.Error(violation(rel(t, dep)+" (CGO_ENABLED=0)", "does not build: "+d.Error.Err,
+				"cmd/signet-server builds with CGO_ENABLED=0", why))
+		}
+	}
+
+	pkgs := mustList(t, defaultList())
+	if pkgs[root] == nil {
+		t.Fatalf("cmd/signet-server: not in go list output")
+	}
+	for _, dep := range pkgs[root].Deps {
+		d := pkgs[dep]
+		if d == nil || d.Standard || len(d.CgoFiles) == 0 {
+			continue // the standard library has pure-Go fallbacks (net, os/user)
+		}
+		t.Error(violation(rel(t, dep), "has cgo files "+strings.Join(d.CgoFiles, ", ")+" and is linked via "+chain(t, pkgs, root, dep),
+			"cmd/signet-server builds with CGO_ENABLED=0", why))
+	}
+}
+
+// TestServerLinksWithoutCgo is the direct form of the check above: it
+// compiles and links the server with CGO_ENABLED=0. It takes a while on a
+// cold build cache, so -short skips it.
+func TestServerLinksWithoutCgo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the CGO_ENABLED=0 build of cmd/signet-server")
+	}
+	t.Parallel()
+	out := t.TempDir()
+	if _, err := goCmd([]string{"CGO_ENABLED=0"}, "build", "-o", out+string(filepath.Separator), "./cmd/signet-server"); err != nil {
+		t.Error(violation("cmd/signet-server", "does not build with CGO_ENABLED=0: "+err.Error(),
+			"cmd/signet-server builds with CGO_ENABLED=0",
+			"the server ships as a static binary; cgo is confined to PKCS#11 in signet-signer (style-anchors §6.2 Storage)"))
+	}
+}
