@@ -329,7 +329,9 @@ func TestRejectedUploadsStoreNothing(t *testing.T) {
 		}, 400, "NO_FILENAME", "{}"},
 		{"unknown role", nil, func(r *tuftest.Repo) resp { return e.publish(gun, part{"targets/../root", r.Signed["targets"]}) }, 400, "INVALID_ROLE", `"targets/../root"`},
 		{"uppercase role", nil, func(r *tuftest.Repo) resp { return e.publish(gun, part{"targets/Team", r.Signed["targets"]}) }, 400, "INVALID_ROLE", "targets/Team"},
-		{"malformed JSON", nil, func(r *tuftest.Repo) resp { return e.publish(gun, part{"targets", []byte(`{"signed":{"_type":"Targets",`)}) }, 400, "MALFORMED_JSON", "targets"},
+		{"malformed JSON", nil, func(r *tuftest.Repo) resp {
+			return e.publish(gun, part{"targets", []byte(`{"signed":{"_type":"Targets",`)})
+		}, 400, "MALFORMED_JSON", "targets"},
 		{"bad expires", nil, func(r *tuftest.Repo) resp {
 			return e.publish(gun, part{"targets", []byte(`{"signed":{"_type":"Targets","expires":"soon","version":3},"signatures":[]}`)})
 		}, 400, "MALFORMED_JSON", "targets"},
