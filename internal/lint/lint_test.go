@@ -101,6 +101,7 @@ func goList(env []string, args ...string) (map[string]*goPackage, error) {
 // The go command runs once per configuration; every test shares the result.
 var (
 	defaultList = sync.OnceValue(func() listing {
+		trackInputs()
 		p, err := goList(nil, "./...")
 		return listing{p, err}
 	})
@@ -113,6 +114,29 @@ var (
 		return listing{p, err}
 	})
 )
+
+// trackInputs opens go.mod, go.sum and every directory under cmd/ and
+// internal/ from the test process itself. The go command hashes the files
+// and directories a test opens into its test-cache key, but not those a child
+// `go list` reads; without this, adding a package or a dependency could
+// leave a stale cached PASS. (Source files are opened by the parse step.)
+func trackInputs() {
+	m, err := modInfo()
+	if err != nil {
+		return
+	}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		os.ReadFile(filepath.Join(m.Dir, f)) // absent go.sum is fine
+	}
+	for _, top := range []string{"cmd", "internal"} {
+		filepath.WalkDir(filepath.Join(m.Dir, top), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+}
 
 func mustList(t *testing.T, l listing) map[string]*goPackage {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -95,6 +96,8 @@ type Repo struct {
 
 // New starts the verification of repository gun at time now.
 func New(gun string, now time.Time, opts Options) *Repo {
+	opts.MinVersions = maps.Clone(opts.MinVersions)
+	opts.AllowExpired = maps.Clone(opts.AllowExpired)
 	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}}
 }
 
@@ -189,4 +192,14 @@ func (r *Repo) Paths(role string) []string {
 		return nil
 	}
 	return tuf.IntersectPaths(r.Paths(tuf.Parent(role)), d.Paths)
+}
+
+// SetAllowExpired changes whether expired metadata of role is accepted by
+// the following steps (a client loads its cached root this way before it
+// looks for a newer one).
+func (r *Repo) SetAllowExpired(role string, allow bool) {
+	if r.opts.AllowExpired == nil {
+		r.opts.AllowExpired = map[string]bool{}
+	}
+	r.opts.AllowExpired[role] = allow
 }

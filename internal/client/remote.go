@@ -1,0 +1,256 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/signet-trust/signet/internal/keys"
+)
+
+// Download limits, as the notary client enforces them.
+const (
+	MaxMetadataSize  = 100 << 20 // any metadata file of unknown length
+	MaxTimestampSize = 1 << 20
+	maxKeySize       = 256 << 10
+	maxErrorSize     = 64 << 10
+)
+
+// Errors of the remote.
+var (
+	// ErrNotFound: the server has no such metadata (HTTP 404).
+	ErrNotFound = errors.New("client: not found on the trust server")
+	// ErrUnauthorized: the server wants credentials (HTTP 401).
+	ErrUnauthorized = errors.New("client: not authorized by the trust server")
+	// ErrMaliciousServer: a response broke a limit the metadata set.
+	ErrMaliciousServer = errors.New("client: the trust server sent more data than the metadata allows")
+)
+
+// ServerError is a refusal from the trust server, decoded from its error
+// envelope.
+type ServerError struct {
+	Status  int
+	Code    string // VERSION, INVALID_UPDATE, …
+	Message string
+	// Name and Msg are set for INVALID_UPDATE (ErrBadRoot, ErrBadTargets, …).
+	Name, Msg string
+	Detail    json.RawMessage
+}
+
+func (e *ServerError) Error() string {
+	switch {
+	case e.Code == "VERSION":
+		return "the trust server has newer metadata than this update; update and try again"
+	case e.Msg != "":
+		return fmt.Sprintf("the trust server rejected the update (%s): %s", e.Name, e.Msg)
+	case e.Code != "":
+		detail := ""
+		if len(e.Detail) > 0 && string(e.Detail) != "{}" && string(e.Detail) != "null" {
+			detail = ": " + string(e.Detail)
+		}
+		return fmt.Sprintf("the trust server answered %d %s (%s)%s", e.Status, e.Code, strings.TrimSuffix(e.Message, "."), detail)
+	default:
+		return fmt.Sprintf("the trust server answered HTTP %d", e.Status)
+	}
+}
+
+// Remote speaks the Notary v1 HTTP API for one repository (GUN).
+type Remote struct {
+	base *url.URL
+	hc   *http.Client
+	gun  string
+}
+
+// NewRemote returns a Remote for gun at the server's base URL (which may
+// carry a path prefix).
+func NewRemote(serverURL string, hc *http.Client, gun string) (*Remote, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("client: trust server URL %q must be https://host[:port]", serverURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &Remote{base: u, hc: hc, gun: gun}, nil
+}
+
+// GUN returns the repository name.
+func (r *Remote) GUN() string { return r.gun }
+
+func (r *Remote) url(file string) string {
+	u := *r.base
+	u.Path += "/v2/" + r.gun + "/_trust/tuf/" + file
+	return u.String()
+}
+
+func (r *Remote) do(ctx context.Context, method, u string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: unable to reach the trust server at %s: %w", r.base.Host, err)
+	}
+	return resp, nil
+}
+
+// responseError turns a non-2xx response into an error.
+func responseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorSize))
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%w (HTTP 401)", ErrUnauthorized)
+	}
+	se := &ServerError{Status: resp.StatusCode}
+	var env struct {
+		Errors []struct {
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Detail  json.RawMessage `json:"detail"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
+		e := env.Errors[0]
+		se.Code, se.Message, se.Detail = e.Code, e.Message, e.Detail
+		var v struct {
+			Name  string
+			Error struct{ Msg string }
+		}
+		if json.Unmarshal(e.Detail, &v) == nil {
+			se.Name, se.Msg = v.Name, v.Error.Msg
+		}
+	}
+	return se
+}
+
+// get downloads a file, refusing more than limit bytes.
+func (r *Remote) get(ctx context.Context, file string, limit int64) ([]byte, error) {
+	resp, err := r.do(ctx, http.MethodGet, r.url(file), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, responseError(resp)
+	}
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d expected", ErrMaliciousServer, file, resp.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: reading %s: %w", file, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: %s exceeds %d bytes", ErrMaliciousServer, file, limit)
+	}
+	return b, nil
+}
+
+// GetCurrent downloads the current version of a role.
+func (r *Remote) GetCurrent(ctx context.Context, role string, limit int64) ([]byte, error) {
+	return r.get(ctx, role+".json", limit)
+}
+
+// GetVersion downloads one version of a role (used to walk root rotations).
+func (r *Remote) GetVersion(ctx context.Context, role string, version int, limit int64) ([]byte, error) {
+	return r.get(ctx, fmt.Sprintf("%d.%s.json", version, role), limit)
+}
+
+// GetChecksum downloads a role by the SHA-256 its parent lists, refusing
+// more than length bytes.
+func (r *Remote) GetChecksum(ctx context.Context, role string, sha256 []byte, length int64) ([]byte, error) {
+	return r.get(ctx, fmt.Sprintf("%s.%x.json", role, sha256), length)
+}
+
+func (r *Remote) key(ctx context.Context, method, role string) (*keys.PublicKey, error) {
+	resp, err := r.do(ctx, method, r.url(role+".key"), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, responseError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySize))
+	if err != nil {
+		return nil, err
+	}
+	var k keys.PublicKey
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("client: the server's %s key: %w", role, err)
+	}
+	return &k, nil
+}
+
+// GetKey returns the server's key for timestamp or snapshot.
+func (r *Remote) GetKey(ctx context.Context, role string) (*keys.PublicKey, error) {
+	return r.key(ctx, http.MethodGet, role)
+}
+
+// RotateKey asks the server for a new timestamp or snapshot key.
+func (r *Remote) RotateKey(ctx context.Context, role string) (*keys.PublicKey, error) {
+	return r.key(ctx, http.MethodPost, role)
+}
+
+// Publish uploads metadata files atomically, one multipart part per role
+// (form field "files", file name = role).
+func (r *Remote) Publish(ctx context.Context, files map[string][]byte) error {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	roles := make([]string, 0, len(files))
+	for role := range files {
+		roles = append(roles, role)
+	}
+	sort.Strings(roles)
+	for _, role := range roles {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="files"; filename=%q`, role))
+		h.Set("Content-Type", "application/octet-stream")
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(files[role]); err != nil {
+			return err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	resp, err := r.do(ctx, http.MethodPost, r.url(""), &buf, mw.FormDataContentType())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return responseError(resp)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+// Delete removes every version of every role of the repository.
+func (r *Remote) Delete(ctx context.Context) error {
+	resp, err := r.do(ctx, http.MethodDelete, r.url(""), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return responseError(resp)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package client
+
+import (
+	"sort"
+
+	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+)
+
+// Target is a target as a role lists it.
+type Target struct {
+	Name string
+	Meta tuf.FileMeta
+	Role string
+}
+
+// walk visits the loaded roles under start breadth first, in the order
+// delegations are listed, skipping the roles in skip and their subtrees;
+// visit gets each role's verified metadata and effective paths.
+func walk(v *trust.Repo, start string, skip map[string]bool, visit func(role string, t *tuf.Targets, paths []string) bool) {
+	queue := []string{start}
+	for len(queue) > 0 {
+		role := queue[0]
+		queue = queue[1:]
+		if skip[role] {
+			continue
+		}
+		m := v.Targets(role)
+		if m == nil {
+			continue
+		}
+		if !visit(role, &m.Signed, v.Paths(role)) {
+			return
+		}
+		for _, d := range m.Signed.Delegations.Roles {
+			queue = append(queue, d.Name)
+		}
+	}
+}
+
+// ListTargets lists the targets of a repository as the notary client does:
+// roles in priority order (default "targets"), each walked with its
+// delegations; the first role to list a name wins, and a role's targets
+// outside its delegated paths are ignored. The result is sorted by name.
+func ListTargets(v *trust.Repo, roles ...string) []Target {
+	if len(roles) == 0 {
+		roles = []string{tuf.RoleTargets}
+	}
+	seen := map[string]Target{}
+	for _, start := range roles {
+		skip := map[string]bool{}
+		for _, r := range roles {
+			if r != start {
+				skip[r] = true
+			}
+		}
+		walk(v, start, skip, func(role string, t *tuf.Targets, paths []string) bool {
+			for name, fm := range t.Targets {
+				if _, dup := seen[name]; dup || !tuf.PathAllowed(paths, name) {
+					continue
+				}
+				seen[name] = Target{Name: name, Meta: fm, Role: role}
+			}
+			return true
+		})
+	}
+	out := make([]Target, 0, len(seen))
+	for _, t := range seen {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup finds one target with the precedence of ListTargets.
+func Lookup(v *trust.Repo, name string, roles ...string) (Target, bool) {
+	if len(roles) == 0 {
+		roles = []string{tuf.RoleTargets}
+	}
+	for _, start := range roles {
+		skip := map[string]bool{}
+		for _, r := range roles {
+			if r != start {
+				skip[r] = true
+			}
+		}
+		var found Target
+		ok := false
+		walk(v, start, skip, func(role string, t *tuf.Targets, paths []string) bool {
+			if fm, listed := t.Targets[name]; listed && tuf.PathAllowed(paths, name) {
+				found, ok = Target{Name: name, Meta: fm, Role: role}, true
+				return false
+			}
+			return true
+		})
+		if ok {
+			return found, true
+		}
+	}
+	return Target{}, false
+}
+
+// RoleTarget returns a target exactly as one role lists it (no walking),
+// honouring that role's delegated paths.
+func RoleTarget(v *trust.Repo, role, name string) (Target, bool) {
+	m := v.Targets(role)
+	if m == nil {
+		return Target{}, false
+	}
+	fm, ok := m.Signed.Targets[name]
+	if !ok || !tuf.PathAllowed(v.Paths(role), name) {
+		return Target{}, false
+	}
+	return Target{Name: name, Meta: fm, Role: role}, true
+}

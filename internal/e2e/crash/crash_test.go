@@ -1,0 +1,568 @@
+package crash
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/tuf/tuftest"
+)
+
+// serverBin is the signet-server binary under test, set by TestMain.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		fmt.Println("crash tests need Unix signals; skipped")
+		return 0
+	}
+	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
+		serverBin = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "signet-crash-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	serverBin = filepath.Join(dir, "signet-server")
+	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer collects a subprocess's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one run of the signet-server subprocess.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	base   string // https://addr
+	client *http.Client
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{} // closed when Wait returned
+}
+
+var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+
+// startServer runs signet-server on a free 127.0.0.1 port with dataDir and
+// waits (bounded) until it listens. The passphrase is the one the server
+// generates into dataDir on its first start.
+func startServer(t *testing.T, dataDir string) *server {
+	t.Helper()
+	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn")
+	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin"}
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	s.cmd.WaitDelay = 5 * time.Second
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for s.addr == "" {
+		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.addr = m[1]
+			break
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
+		case <-deadline:
+			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	s.base = "https://" + s.addr
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	s.client = &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16},
+	}
+	t.Cleanup(s.client.CloseIdleConnections)
+	return s
+}
+
+// signal sends sig and waits (bounded) for the process to exit.
+func (s *server) signal(sig os.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(40 * time.Second):
+		s.t.Fatalf("signet-server still running 40s after %v", sig)
+	}
+}
+
+// get fetches path from the server (test goroutine only).
+func (s *server) get(path string) (int, []byte) {
+	s.t.Helper()
+	status, body, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+path, nil, "")
+	if err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+	return status, body
+}
+
+func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// part is one file of an upload.
+type part struct {
+	role string
+	data []byte
+}
+
+func multipartBody(parts []part) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		w, _ := mw.CreateFormFile("files", p.role)
+		w.Write(p.data)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// version is one publish of a GUN: the targets and snapshot bytes of a
+// targets version (and the root for version 1).
+type version struct {
+	n        int
+	root     []byte
+	targets  []byte
+	snapshot []byte
+	acked    bool // answered 200 (false: found committed after a crash)
+}
+
+// gunState is the client side of one GUN: its keys and repository, the
+// publishes the server confirmed, and the one sent without an answer.
+type gunState struct {
+	gun     string
+	key     []byte // the server's timestamp key, as GET timestamp.key answered
+	repo    *tuftest.Repo
+	done    []version // confirmed, oldest first
+	pending *version  // sent, not answered
+}
+
+// lastN is the last confirmed targets version, 0 for none.
+func (g *gunState) lastN() int {
+	if v := g.last(); v != nil {
+		return v.n
+	}
+	return 0
+}
+
+func (g *gunState) last() *version {
+	if len(g.done) == 0 {
+		return nil
+	}
+	return &g.done[len(g.done)-1]
+}
+
+// prepare makes the next publish: version 1 with root, targets and a
+// client-held snapshot, then each time a new target in a new targets
+// version and a new snapshot, as `notary publish` does.
+func (g *gunState) prepare() {
+	r := g.repo
+	if g.last() == nil {
+		r.AddTarget(tuf.RoleTargets, "v1", []byte(g.gun+" v1"))
+		r.SignAll()
+		g.pending = &version{n: 1, root: r.Signed[tuf.RoleRoot], targets: r.Signed[tuf.RoleTargets], snapshot: r.Signed[tuf.RoleSnapshot]}
+		return
+	}
+	r.Bump(tuf.RoleTargets)
+	r.Bump(tuf.RoleSnapshot)
+	n := int(r.Targets[tuf.RoleTargets].Version)
+	r.AddTarget(tuf.RoleTargets, fmt.Sprintf("v%d", n), []byte(fmt.Sprintf("%s v%d", g.gun, n)))
+	r.Sign(tuf.RoleTargets)
+	r.SignSnapshot()
+	g.pending = &version{n: n, targets: r.Signed[tuf.RoleTargets], snapshot: r.Signed[tuf.RoleSnapshot]}
+}
+
+func (v *version) parts() []part {
+	ps := []part{{tuf.RoleTargets, v.targets}, {tuf.RoleSnapshot, v.snapshot}}
+	if v.root != nil {
+		ps = append([]part{{tuf.RoleRoot, v.root}}, ps...)
+	}
+	return ps
+}
+
+// errTransport marks a request that got no answer (the server went away).
+var errTransport = errors.New("no answer")
+
+// step does the GUN's next request: fetch the timestamp key if it has none,
+// else send the pending publish (preparing one if none is pending). It
+// returns errTransport when the request got no answer.
+func (g *gunState) step(ctx context.Context, t *testing.T, c *http.Client, base string) error {
+	path := base + "/v2/" + g.gun + "/_trust/tuf/"
+	if g.key == nil {
+		status, body, err := httpDo(ctx, c, http.MethodGet, path+"timestamp.key", nil, "")
+		if err != nil {
+			return fmt.Errorf("%w: %v", errTransport, err)
+		}
+		if status != 200 {
+			return fmt.Errorf("GET %s timestamp.key: %d %s", g.gun, status, body)
+		}
+		var k keys.PublicKey
+		if err := json.Unmarshal(body, &k); err != nil {
+			return fmt.Errorf("timestamp key %s: %v", body, err)
+		}
+		g.key = body
+		g.repo = tuftest.NewRepo(t, g.gun, time.Now())
+		g.repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &k})
+		return nil
+	}
+	if g.pending == nil {
+		g.prepare()
+	}
+	body, ct := multipartBody(g.pending.parts())
+	status, resp, err := httpDo(ctx, c, http.MethodPost, path, body, ct)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errTransport, err)
+	}
+	if status != 200 {
+		return fmt.Errorf("publish %s version %d: %d %s", g.gun, g.pending.n, status, resp)
+	}
+	g.pending.acked = true
+	g.done = append(g.done, *g.pending)
+	g.pending = nil
+	return nil
+}
+
+// stream runs one worker per GUN until each gets no answer (the server went
+// away) or stop is closed. acks counts the answered publishes.
+func stream(t *testing.T, s *server, guns []*gunState, acks *atomic.Int64, stop <-chan struct{}) (wait func()) {
+	var wg sync.WaitGroup
+	for _, g := range guns {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				before := len(g.done)
+				err := g.step(t.Context(), t, s.client, s.base)
+				if errors.Is(err, errTransport) {
+					return
+				}
+				if err != nil {
+					t.Errorf("%v\nserver stderr:\n%s", err, s.stderr)
+					return
+				}
+				if len(g.done) > before {
+					acks.Add(1)
+				}
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// reconcile runs after a restart, before the stream resumes. The server
+// must still hold each GUN's acknowledged timestamp key. A publish sent
+// without an answer must be either wholly present (then it counts as done)
+// or absent (then it is sent again); anything else is a failure. It returns
+// how many unanswered publishes were found committed.
+func reconcile(t *testing.T, s *server, guns []*gunState) (committed int) {
+	t.Helper()
+	for _, g := range guns {
+		base := "/v2/" + g.gun + "/_trust/tuf/"
+		if g.key != nil {
+			if status, body := s.get(base + "timestamp.key"); status != 200 || !bytes.Equal(body, g.key) {
+				t.Fatalf("%s: the acknowledged timestamp key was lost: %d %s, had %s", g.gun, status, body, g.key)
+			}
+		}
+		if g.pending == nil {
+			continue
+		}
+		status, body := s.get(base + "targets.json")
+		current := 0
+		switch status {
+		case 200:
+			m, err := tuf.ParseTargets(tuf.RoleTargets, body)
+			if err != nil {
+				t.Fatalf("%s: current targets: %v", g.gun, err)
+			}
+			current = int(m.Signed.Version)
+		case 404:
+		default:
+			t.Fatalf("%s: GET targets.json: %d %s", g.gun, status, body)
+		}
+		switch {
+		case current == g.pending.n:
+			if !bytes.Equal(body, g.pending.targets) {
+				t.Fatalf("%s: targets version %d differs from what was sent", g.gun, current)
+			}
+			g.done = append(g.done, *g.pending)
+			g.pending = nil
+			committed++
+		case current == g.lastN():
+			// Not applied; the worker sends it again.
+		case current < g.lastN():
+			t.Fatalf("%s: acknowledged publish lost: current targets version %d, but version %d was acknowledged", g.gun, current, g.lastN())
+		default:
+			t.Fatalf("%s: current targets version %d; confirmed %d, in flight %d", g.gun, current, g.lastN(), g.pending.n)
+		}
+	}
+	return committed
+}
+
+// verify checks every GUN against the running server: the current targets
+// are the last confirmed publish, every confirmed version is served byte
+// for byte by version, and the repository verifies through internal/tuf/trust.
+func verify(t *testing.T, s *server, guns []*gunState) {
+	t.Helper()
+	for _, g := range guns {
+		last := g.last()
+		if last == nil {
+			continue
+		}
+		base := "/v2/" + g.gun + "/_trust/tuf/"
+		status, body := s.get(base + "targets.json")
+		if status != 200 {
+			t.Fatalf("%s: GET targets.json: %d %s", g.gun, status, body)
+		}
+		m, err := tuf.ParseTargets(tuf.RoleTargets, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(m.Signed.Version) < last.n {
+			t.Fatalf("%s: current targets version %d, but version %d was acknowledged", g.gun, m.Signed.Version, last.n)
+		}
+		for _, v := range g.done {
+			for role, want := range map[string][]byte{tuf.RoleRoot: v.root, tuf.RoleTargets: v.targets, tuf.RoleSnapshot: v.snapshot} {
+				if want == nil {
+					continue
+				}
+				status, got := s.get(fmt.Sprintf("%s%d.%s.json", base, v.n, role))
+				if status != 200 || !bytes.Equal(got, want) {
+					t.Fatalf("%s: %s version %d (acknowledged %v) not retrievable: %d %.200s", g.gun, role, v.n, v.acked, status, got)
+				}
+			}
+		}
+		tr := verifyRepo(t, s, g.gun)
+		tm := tr.Targets(tuf.RoleTargets).Signed
+		if int(tm.Version) != last.n {
+			t.Fatalf("%s: verified targets version %d, want %d", g.gun, tm.Version, last.n)
+		}
+		for i := 1; i <= last.n; i++ {
+			if _, ok := tm.Targets[fmt.Sprintf("v%d", i)]; !ok {
+				t.Fatalf("%s: verified targets lack v%d", g.gun, i)
+			}
+		}
+	}
+}
+
+// verifyRepo downloads gun the way the notary client does and runs it
+// through the verification state machine.
+func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
+	t.Helper()
+	v := trust.New(gun, time.Now(), trust.Options{})
+	base := "/v2/" + gun + "/_trust/tuf/"
+	load := func(path string, f func([]byte) error) {
+		t.Helper()
+		status, body := s.get(base + path)
+		if status != 200 {
+			t.Fatalf("%s: GET %s: %d %s", gun, path, status, body)
+		}
+		if err := f(body); err != nil {
+			t.Fatalf("%s: %v", gun, err)
+		}
+	}
+	load("root.json", v.LoadRoot)
+	load("timestamp.json", v.LoadTimestamp)
+	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
+	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
+	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
+	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
+	return v
+}
+
+func newGUN(i int) *gunState { return &gunState{gun: fmt.Sprintf("example.com/crash/app%d", i)} }
+
+func summary(guns []*gunState) (acked, confirmedLater int) {
+	for _, g := range guns {
+		for _, v := range g.done {
+			if v.acked {
+				acked++
+			} else {
+				confirmedLater++
+			}
+		}
+	}
+	return acked, confirmedLater
+}
+
+// TestKillMidStream kills signet-server with SIGKILL at a random moment
+// during a stream of publishes, several times, and checks after each
+// restart that nothing acknowledged was lost.
+func TestKillMidStream(t *testing.T) {
+	const cycles = 8
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>7))
+	dataDir := t.TempDir()
+	guns := []*gunState{newGUN(0), newGUN(1), newGUN(2)}
+	started := time.Now()
+	for cycle := range cycles {
+		s := startServer(t, dataDir)
+		reconcile(t, s, guns)
+		verify(t, s, guns)
+		if t.Failed() {
+			return
+		}
+		// Every cycle a new GUN is created in the stream (its key fetch and
+		// first publish may be the requests the kill interrupts).
+		guns = append(guns, newGUN(len(guns)))
+		var acks atomic.Int64
+		stop := make(chan struct{})
+		wait := stream(t, s, guns, &acks, stop)
+		want := int64(2 + rng.IntN(12))
+		deadline := time.Now().Add(10 * time.Second)
+		for acks.Load() < want && time.Now().Before(deadline) && !t.Failed() {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(20000)) * time.Microsecond)
+		s.signal(syscall.SIGKILL)
+		close(stop)
+		wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("cycle %d: signet-server ended with %v, not by SIGKILL\nstderr:\n%s", cycle, s.cmd.ProcessState, s.stderr)
+		}
+		t.Logf("cycle %d: killed after %d acknowledged publishes this cycle", cycle, acks.Load())
+	}
+	s := startServer(t, dataDir)
+	committed := reconcile(t, s, guns)
+	verify(t, s, guns)
+	acked, later := summary(guns)
+	t.Logf("%d kills, %d GUNs, %d acknowledged publishes, %d unanswered publishes found committed after restart (last restart: %d), %v",
+		cycles, len(guns), acked, later, committed, time.Since(started).Round(time.Millisecond))
+	if acked == 0 {
+		t.Fatal("no publish was acknowledged; the test tested nothing")
+	}
+}
+
+// TestTermMidStream sends SIGTERM during a stream of publishes: the server
+// must finish what it answers, exit 0, say "stopped", and keep everything
+// it acknowledged.
+func TestTermMidStream(t *testing.T) {
+	const cycles = 2
+	dataDir := t.TempDir()
+	guns := []*gunState{newGUN(0), newGUN(1), newGUN(2), newGUN(3)}
+	for cycle := range cycles {
+		s := startServer(t, dataDir)
+		reconcile(t, s, guns)
+		verify(t, s, guns)
+		if t.Failed() {
+			return
+		}
+		var acks atomic.Int64
+		stop := make(chan struct{})
+		wait := stream(t, s, guns, &acks, stop)
+		deadline := time.Now().Add(10 * time.Second)
+		for acks.Load() < 8 && time.Now().Before(deadline) && !t.Failed() {
+			time.Sleep(time.Millisecond)
+		}
+		s.signal(syscall.SIGTERM)
+		close(stop)
+		wait()
+		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("cycle %d: exit %v after SIGTERM, want 0\nstderr:\n%s", cycle, s.cmd.ProcessState, s.stderr)
+		}
+		if !strings.Contains(s.stdout.String(), "signet-server: stopped") {
+			t.Errorf("cycle %d: no stopped line:\n%s", cycle, s.stdout)
+		}
+		t.Logf("cycle %d: SIGTERM after %d acknowledged publishes this cycle", cycle, acks.Load())
+	}
+	s := startServer(t, dataDir)
+	reconcile(t, s, guns)
+	verify(t, s, guns)
+	acked, later := summary(guns)
+	t.Logf("%d acknowledged publishes, %d unanswered publishes found committed", acked, later)
+}
