@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 GO ?= go
 export SIGNET_TEST_REQUIRE ?= all
+# The local PostgreSQL that scripts/test-deps.sh starts (trust auth on loopback).
+export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .PHONY: test deps vet unit fuzz bench build
 

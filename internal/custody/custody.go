@@ -45,9 +45,12 @@ const (
 )
 
 const (
-	settingSalt  = "kek.scrypt.salt"
-	settingCheck = "kek.check"
-	checkPlain   = "signet key-encryption key check v1"
+	// settingKEK holds the scrypt salt (32 bytes) followed by the sealed
+	// check value, in one setting so that a first start that dies midway
+	// leaves either nothing or both.
+	settingKEK = "kek.scrypt.v1"
+	saltSize   = 32
+	checkPlain = "signet key-encryption key check v1"
 	// scrypt cost: N=2^15, r=8, p=1 (about 32 MiB and tens of milliseconds),
 	// paid once per process start.
 	scryptN = 1 << 15
@@ -78,15 +81,21 @@ func Open(ctx context.Context, ks store.KeyStore, passphrase []byte, algorithm s
 	if algorithm != AlgorithmECDSA && algorithm != AlgorithmED25519 {
 		return nil, fmt.Errorf("custody: unsupported key algorithm %q (use ecdsa or ed25519)", algorithm)
 	}
-	salt, err := ks.GetSetting(ctx, settingSalt)
+	stored, err := ks.GetSetting(ctx, settingKEK)
 	fresh := errors.Is(err, store.ErrNotFound)
-	if fresh {
-		salt = make([]byte, 32)
+	var salt, check []byte
+	switch {
+	case fresh:
+		salt = make([]byte, saltSize)
 		if _, err := rand.Read(salt); err != nil {
 			return nil, err
 		}
-	} else if err != nil {
-		return nil, fmt.Errorf("custody: read salt: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("custody: read key-encryption settings: %w", err)
+	case len(stored) <= saltSize:
+		return nil, fmt.Errorf("%w: key-encryption settings are truncated", ErrTampered)
+	default:
+		salt, check = stored[:saltSize], stored[saltSize:]
 	}
 	kek, err := scrypt.Key(passphrase, salt, scryptN, scryptR, scryptP, 32)
 	if err != nil {
@@ -102,22 +111,26 @@ func Open(ctx context.Context, ks store.KeyStore, passphrase []byte, algorithm s
 	}
 	e := &Embedded{ks: ks, aead: aead, algorithm: algorithm, now: now, cache: map[string]crypto.Signer{}}
 	if fresh {
-		if err := ks.PutSetting(ctx, settingSalt, salt); err != nil {
-			return nil, fmt.Errorf("custody: store salt: %w", err)
-		}
-		if err := ks.PutSetting(ctx, settingCheck, e.seal([]byte(checkPlain), []byte(settingCheck))); err != nil {
-			return nil, fmt.Errorf("custody: store check value: %w", err)
+		sealed := e.seal([]byte(checkPlain), []byte(settingKEK))
+		if err := ks.PutSetting(ctx, settingKEK, append(append([]byte(nil), salt...), sealed...)); err != nil {
+			return nil, fmt.Errorf("custody: store key-encryption settings: %w", err)
 		}
 		return e, nil
 	}
-	check, err := ks.GetSetting(ctx, settingCheck)
-	if err != nil {
-		return nil, fmt.Errorf("custody: read check value: %w", err)
-	}
-	if plain, err := e.open(check, []byte(settingCheck)); err != nil || string(plain) != checkPlain {
+	if plain, err := e.open(check, []byte(settingKEK)); err != nil || string(plain) != checkPlain {
 		return nil, ErrWrongPassphrase
 	}
 	return e, nil
+}
+
+// Initialized reports whether a key store already has a key-encryption key
+// (and so needs the passphrase it was made with).
+func Initialized(ctx context.Context, ks store.KeyStore) (bool, error) {
+	_, err := ks.GetSetting(ctx, settingKEK)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (e *Embedded) seal(plain, ad []byte) []byte {

@@ -58,7 +58,7 @@ func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
 		}
 	}
 	if len(files) == 0 && !force && now.Add(s.cfg.RefreshWithin).Before(tsF.Expires) {
-		return nil // someone else refreshed it meanwhile
+		return errNothingToDo // a client-held snapshot, or refreshed meanwhile
 	}
 	ts, err := s.newTimestamp(ctx, gun, &root.Signed, tsF.Version, snapshot)
 	if err != nil {
@@ -89,13 +89,28 @@ func (s *Server) RunRefresher(ctx context.Context, interval time.Duration) {
 	}
 }
 
+var errNothingToDo = errors.New("nothing to re-sign")
+
 // refreshDue runs one pass of the refresher and reports how many
-// repositories it re-signed.
+// repositories it re-signed. Repositories it cannot or need not re-sign
+// (no server key, client-held snapshot) are set aside for an hour so they
+// do not crowd out the rest of the batch.
 func (s *Server) refreshDue(ctx context.Context) int {
 	const batch = 200
 	n := 0
+	now := s.now()
+	s.skipMu.Lock()
+	if len(s.skip) > 100000 {
+		clear(s.skip)
+	}
+	for k, until := range s.skip {
+		if now.After(until) {
+			delete(s.skip, k)
+		}
+	}
+	s.skipMu.Unlock()
 	for _, role := range []string{tuf.RoleTimestamp, tuf.RoleSnapshot} {
-		due, err := s.cfg.Store.Expiring(ctx, role, s.now().Add(s.cfg.RefreshWithin), batch)
+		due, err := s.cfg.Store.Expiring(ctx, role, now.Add(s.cfg.RefreshWithin), batch+s.skipped())
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				s.log.ErrorContext(ctx, "refresher: listing expiring metadata", "role", role, "err", err)
@@ -106,14 +121,30 @@ func (s *Server) refreshDue(ctx context.Context) int {
 			if ctx.Err() != nil {
 				return n
 			}
+			key := role + "\x00" + f.GUN
+			s.skipMu.Lock()
+			_, skipped := s.skip[key]
+			s.skipMu.Unlock()
+			if skipped {
+				continue
+			}
 			if err := s.refresh(ctx, f.GUN, role == tuf.RoleTimestamp); err != nil {
-				if !errors.Is(err, errNoTimestampKey) {
+				if !errors.Is(err, errNoTimestampKey) && !errors.Is(err, errNothingToDo) {
 					s.log.ErrorContext(ctx, "refresher: re-signing", "gun", f.GUN, "role", role, "err", err)
 				}
+				s.skipMu.Lock()
+				s.skip[key] = now.Add(time.Hour)
+				s.skipMu.Unlock()
 				continue
 			}
 			n++
 		}
 	}
 	return n
+}
+
+func (s *Server) skipped() int {
+	s.skipMu.Lock()
+	defer s.skipMu.Unlock()
+	return len(s.skip)
 }

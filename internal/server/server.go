@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/signet-trust/signet/internal/keys"
@@ -76,6 +77,9 @@ type Server struct {
 	locks gunLocks
 	m     *Metrics
 
+	skipMu sync.Mutex
+	skip   map[string]time.Time // refresher: role+GUN set aside until
+
 	currentCC, consistentCC string
 }
 
@@ -115,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, m: cfg.Metrics,
 		cache:        newMetaCache(cfg.CacheGUNs, 64),
+		skip:         map[string]time.Time{},
 		currentCC:    cacheControl(cfg.CurrentMaxAge, true),
 		consistentCC: cacheControl(cfg.ConsistentMaxAge, false),
 	}

@@ -323,7 +323,7 @@ func TestRejectedUploadsStoreNothing(t *testing.T) {
 	}{
 		{"not multipart", nil, raw(`{"signed":{}}`, "application/json"), 400, "MALFORMED_UPLOAD", "not a multipart"},
 		{"broken multipart", nil, raw("--xyz\r\nContent-Disposition: form-data; name=\"files\"; filename=\"targets\"\r\n\r\n{\"sig", "multipart/form-data; boundary=xyz"), 400, "MALFORMED_UPLOAD", "could not be read"},
-		{"empty multipart", nil, raw("--xyz--\r\n", "multipart/form-data; boundary=xyz"), 400, "MALFORMED_UPLOAD", "no metadata"},
+		{"empty upload, client-held snapshot", nil, raw("--xyz--\r\n", "multipart/form-data; boundary=xyz"), 400, "INVALID_UPDATE", `"Missing":"snapshot"`},
 		{"no filename", nil, func(r *tuftest.Repo) resp {
 			return raw("--xyz\r\nContent-Disposition: form-data; name=\"files\"\r\n\r\n{}\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz")(r)
 		}, 400, "NO_FILENAME", "{}"},
@@ -566,4 +566,25 @@ func TestTimestampRefresh(t *testing.T) {
 	if v.Timestamp().Signed.Version != 3 {
 		t.Errorf("expired timestamp not re-signed on read: version %d", v.Timestamp().Signed.Version)
 	}
+}
+
+// TestEmptyUploadResigns covers `notary publish` with nothing staged on a
+// repository whose snapshot the server signs: the reference re-signs
+// snapshot and timestamp and answers 200, and so must we.
+func TestEmptyUploadResigns(t *testing.T) {
+	e := newEnv(t)
+	r := e.newClientRepo(gun, true)
+	r.SignAll()
+	if got := e.publish(gun, roles(r, "root", "targets")...); got.status != 200 {
+		t.Fatalf("publish: %d %s", got.status, got.body)
+	}
+	if got := e.publish(gun); got.status != 200 {
+		t.Fatalf("empty upload: %d %s", got.status, got.body)
+	}
+	v := e.verifyRepo(gun)
+	if v.Snapshot().Signed.Version != 2 || v.Timestamp().Signed.Version != 2 {
+		t.Errorf("after empty upload: snapshot v%d timestamp v%d", v.Snapshot().Signed.Version, v.Timestamp().Signed.Version)
+	}
+	// A repository that does not exist still needs a root.
+	wantError(t, e.publish("example.com/none"), 400, "INVALID_UPDATE", "no pre-existing root")
 }

@@ -69,9 +69,9 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 		}
 		out[role] = upload{role: role, data: data, common: c}
 	}
-	if len(out) == 0 {
-		return nil, apierr.New(apierr.MalformedUpload, "the upload holds no metadata files")
-	}
+	// An upload with no files is valid: notary sends one to publish with
+	// nothing staged, and the server re-signs snapshot (if it holds the key)
+	// and timestamp, as the reference does.
 	return out, nil
 }
 

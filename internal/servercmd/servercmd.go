@@ -153,6 +153,9 @@ func (c Config) validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: %v", c.LogLevel, err))
 	}
+	if c.MaxUploadBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_upload_bytes %d: must be positive (0 means the default of 100 MiB)", c.MaxUploadBytes))
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
@@ -182,13 +185,20 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if dbURL == "" {
 		dbURL = "sqlite:" + filepath.Join(dataDir, "signet.db")
 	}
-	st, err := sqlstore.Open(ctx, dbURL)
+	// Startup steps run to completion even if a signal arrives meanwhile, so
+	// a first start is never left half done.
+	setup := context.WithoutCancel(ctx)
+	st, err := sqlstore.Open(setup, dbURL)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer st.Close()
 
-	passphrase, generated, err := keyPassphrase(getenv, dataDir)
+	sealed, err := custody.Initialized(setup, st)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	passphrase, generated, err := keyPassphrase(getenv, dataDir, sealed)
 	if err != nil {
 		return err
 	}
@@ -196,7 +206,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		log.Warn("SIGNET_KEY_PASSPHRASE is not set: online keys are encrypted with a passphrase generated into the data directory, so they are protected only by that file's permissions; set SIGNET_KEY_PASSPHRASE (keeping the same value) for real protection",
 			"passphrase_file", generated)
 	}
-	cust, err := custody.Open(ctx, st, passphrase, cfg.KeyAlgorithm, time.Now)
+	cust, err := custody.Open(setup, st, passphrase, cfg.KeyAlgorithm, time.Now)
 	if err != nil {
 		if errors.Is(err, custody.ErrWrongPassphrase) {
 			return fmt.Errorf("%w: SIGNET_KEY_PASSPHRASE (or %s) differs from the one the keys were sealed with", err, filepath.Join(dataDir, passphraseFile))
@@ -232,7 +242,13 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
 	if ca != nil {
-		printTrustSteps(stdout, addr, ca)
+		shown := addr
+		if h, p, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+				shown = net.JoinHostPort("127.0.0.1", p)
+			}
+		}
+		printTrustSteps(stdout, shown, ca)
 	}
 
 	refreshCtx, stopRefresh := context.WithCancel(context.WithoutCancel(ctx))
@@ -275,7 +291,7 @@ const passphraseFile = "key-passphrase"
 // keyPassphrase returns SIGNET_KEY_PASSPHRASE, or the passphrase kept in the
 // data directory, generating it (mode 0600) on first start. generated names
 // the file when it is used.
-func keyPassphrase(getenv func(string) string, dataDir string) (pass []byte, generated string, err error) {
+func keyPassphrase(getenv func(string) string, dataDir string, sealed bool) (pass []byte, generated string, err error) {
 	if p := getenv("SIGNET_KEY_PASSPHRASE"); p != "" {
 		return []byte(p), "", nil
 	}
@@ -289,6 +305,9 @@ func keyPassphrase(getenv func(string) string, dataDir string) (pass []byte, gen
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, "", err
+	}
+	if sealed {
+		return nil, "", fmt.Errorf("SIGNET_KEY_PASSPHRASE is not set, and the online keys in this database were sealed with a passphrase that is not in %s: set SIGNET_KEY_PASSPHRASE to the passphrase used before", name)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {

@@ -211,6 +211,22 @@ func readFile(t *testing.T, name string) []byte {
 
 const testGUN = "example.com/test/app"
 
+// wantTrustSteps checks the docker, notary and signet instructions for
+// trusting the local CA are in out.
+func wantTrustSteps(t *testing.T, out, addr, caFile string) {
+	t.Helper()
+	for _, want := range []string{
+		"mkdir -p ~/.docker/tls/" + addr + " && cp " + caFile + " ~/.docker/tls/" + addr + "/ca.crt",
+		"export DOCKER_CONTENT_TRUST_SERVER=https://" + addr,
+		"notary -s https://" + addr + " --tlscacert " + caFile + " list <GUN>",
+		"signet -s https://" + addr + " --tlscacert " + caFile + " list <GUN>",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trust instructions lack %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestLocalCAAndGeneratedPassphrase starts the server three times on one
 // data directory: the first start makes the local CA and a passphrase file,
 // the second reuses both, the third is given a different passphrase and
@@ -247,7 +263,8 @@ func TestLocalCAAndGeneratedPassphrase(t *testing.T) {
 	c := client(t, caFile)
 	wantServing(t, c, r.addr)
 	served := get(t, c, "https://"+r.addr+"/v2/")
-	ca1, srv1 := readFile(t, caFile), readFile(t, filepath.Join(tlsDir, "server.crt"))
+	wantTrustSteps(t, out, r.addr, caFile)
+	ca1, caKey1, srv1 := readFile(t, caFile), readFile(t, filepath.Join(tlsDir, "ca.key")), readFile(t, filepath.Join(tlsDir, "server.crt"))
 	if got := served.tls.PeerCertificates[0].Raw; !bytes.Equal(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: got}), srv1) {
 		t.Error("served certificate is not server.crt")
 	}
@@ -266,17 +283,8 @@ func TestLocalCAAndGeneratedPassphrase(t *testing.T) {
 	if strings.Contains(out, "created a local CA") || !strings.Contains(out, "using the local CA "+caFile) {
 		t.Errorf("second start does not report reusing the CA:\n%s", out)
 	}
-	for _, want := range []string{
-		"mkdir -p ~/.docker/tls/" + r.addr + " && cp " + caFile + " ~/.docker/tls/" + r.addr + "/ca.crt",
-		"export DOCKER_CONTENT_TRUST_SERVER=https://" + r.addr,
-		"notary -s https://" + r.addr + " --tlscacert " + caFile,
-		"signet -s https://" + r.addr + " --tlscacert " + caFile,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("trust instructions lack %q:\n%s", want, out)
-		}
-	}
-	if !bytes.Equal(readFile(t, caFile), ca1) || !bytes.Equal(readFile(t, filepath.Join(tlsDir, "server.crt")), srv1) {
+	wantTrustSteps(t, out, r.addr, caFile)
+	if !bytes.Equal(readFile(t, caFile), ca1) || !bytes.Equal(readFile(t, filepath.Join(tlsDir, "ca.key")), caKey1) || !bytes.Equal(readFile(t, filepath.Join(tlsDir, "server.crt")), srv1) {
 		t.Error("second start replaced the CA or the server certificate")
 	}
 	if !bytes.Equal(readFile(t, passFile), pass1) {
