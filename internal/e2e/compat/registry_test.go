@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,29 +50,14 @@ http:
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(dir, "registry.log")
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("docker-registry", "serve", cfgFile)
-	cmd.Env = baseEnv(dir)
-	cmd.Dir = dir
-	cmd.Stdout = lf
-	cmd.Stderr = lf
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		t.Fatalf("starting docker-registry: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() { stopProcess(t, cmd, exited, "docker-registry") })
+	d := startDaemon(t, "docker-registry", dir, logFile, nil, "docker-registry", "serve", cfgFile)
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("docker-registry exited at start (%v):\n%s", err, fileTail(logFile, 30))
+		case <-d.done:
+			t.Fatalf("docker-registry exited at start (%v):\n%s", d.exitError(), fileTail(logFile, 30))
 		default:
 		}
 		resp, err := client.Get("http://" + addr + "/v2/")

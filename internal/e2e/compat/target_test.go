@@ -175,10 +175,10 @@ func startReference(t *testing.T) *target {
 
 	start := time.Now()
 	signerLog := filepath.Join(run, "signer.log")
-	signerExited := startDaemon(t, "notary-signer", run, signerLog,
+	signer := startDaemon(t, "notary-signer", run, signerLog,
 		[]string{"NOTARY_SIGNER_SERVER_GRPC_ADDR=" + signerAddr},
 		"notary-signer", "-config", filepath.Join(run, "signer-config.json"), "-logf", "logfmt")
-	if err := waitListening(signerAddr, signerExited, 15*time.Second); err != nil {
+	if err := waitListening(signerAddr, signer, 15*time.Second); err != nil {
 		t.Fatalf("reference notary-signer did not start on %s: %v\n--- signer.log ---\n%s", signerAddr, err, fileTail(signerLog, 30))
 	}
 	tg := &target{
@@ -188,10 +188,10 @@ func startReference(t *testing.T) *target {
 		caFile:  filepath.Join(run, "certs", "ca.crt"),
 		logFile: filepath.Join(run, "server.log"),
 	}
-	serverExited := startDaemon(t, "notary-server", run, tg.logFile,
+	server := startDaemon(t, "notary-server", run, tg.logFile,
 		[]string{"NOTARY_SERVER_SERVER_HTTP_ADDR=" + serverAddr, "NOTARY_SERVER_TRUST_SERVICE_PORT=" + signerPort},
 		"notary-server", "-config", filepath.Join(run, "server-config.json"), "-logf", "logfmt")
-	if err := waitHealthy(testContext(t), tg, serverExited, 30*time.Second); err != nil {
+	if err := waitHealthy(testContext(t), tg, server, 30*time.Second); err != nil {
 		t.Fatalf("reference notary-server did not become healthy on %s: %v\n--- server.log ---\n%s\n--- signer.log ---\n%s",
 			serverAddr, err, fileTail(tg.logFile, 30), fileTail(signerLog, 30))
 	}
@@ -201,9 +201,25 @@ func startReference(t *testing.T) *target {
 	return tg
 }
 
+// daemon is a long-running child process.
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // cmd.Wait's result, valid after done
+}
+
+// exitError describes how the process ended; call after done.
+func (d *daemon) exitError() error {
+	if d.err == nil {
+		return errors.New("exit status 0")
+	}
+	return d.err
+}
+
 // startDaemon starts a long-running child with its output in logFile and
-// stops it in t.Cleanup. The returned channel yields its exit.
-func startDaemon(t *testing.T, name, dir, logFile string, env []string, args ...string) <-chan error {
+// stops it in t.Cleanup.
+func startDaemon(t *testing.T, name, dir, logFile string, env []string, args ...string) *daemon {
 	t.Helper()
 	lf, err := os.Create(logFile)
 	if err != nil {
@@ -218,19 +234,40 @@ func startDaemon(t *testing.T, name, dir, logFile string, env []string, args ...
 		lf.Close()
 		t.Fatalf("starting %s: %v", name, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() { stopProcess(t, cmd, exited, name) })
-	return exited
+	d := &daemon{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		d.err = cmd.Wait()
+		lf.Close()
+		close(d.done)
+	}()
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+// stop interrupts the process and kills it if it lingers.
+func (d *daemon) stop(t testing.TB) {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+		t.Logf("%s ignored SIGTERM for 5s; killing it", d.name)
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
 }
 
 // waitListening waits until addr accepts TCP connections.
-func waitListening(addr string, exited <-chan error, timeout time.Duration) error {
+func waitListening(addr string, d *daemon, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the process exited (%v)", err)
+		case <-d.done:
+			return fmt.Errorf("the process exited (%v)", d.exitError())
 		default:
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -379,7 +416,7 @@ func startSignet(t *testing.T) *target {
 		// the request log to check request sequences.
 		"--log-level", "debug",
 	}
-	exited := startDaemon(t, "signet-server", dir, logFile, []string{"SIGNET_KEY_PASSPHRASE=" + signetPassphrase}, args...)
+	server := startDaemon(t, "signet-server", dir, logFile, []string{"SIGNET_KEY_PASSPHRASE=" + signetPassphrase}, args...)
 
 	tg := &target{
 		name:    targetSignet,
@@ -389,7 +426,7 @@ func startSignet(t *testing.T) *target {
 		logFile: logFile,
 	}
 	start := time.Now()
-	if err := waitHealthy(testContext(t), tg, exited, 30*time.Second); err != nil {
+	if err := waitHealthy(testContext(t), tg, server, 30*time.Second); err != nil {
 		t.Fatalf("signet-server did not become healthy on %s: %v\n$ %s\n--- server log ---\n%s",
 			addr, err, shellQuote(args), fileTail(logFile, 40))
 	}
@@ -400,7 +437,7 @@ func startSignet(t *testing.T) *target {
 
 // waitHealthy polls GET /_notary_server/health until it answers 200, the
 // process exits, or the timeout passes.
-func waitHealthy(ctx context.Context, tg *target, exited <-chan error, timeout time.Duration) error {
+func waitHealthy(ctx context.Context, tg *target, d *daemon, timeout time.Duration) error {
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(tg.caFile)
 	if err != nil {
@@ -415,8 +452,8 @@ func waitHealthy(ctx context.Context, tg *target, exited <-chan error, timeout t
 	lastErr := errors.New("no answer yet")
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the process exited before becoming healthy (%v)", err)
+		case <-d.done:
+			return fmt.Errorf("the process exited before becoming healthy (%v)", d.exitError())
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -435,23 +472,6 @@ func waitHealthy(ctx context.Context, tg *target, exited <-chan error, timeout t
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("not healthy after %v: last error: %v", timeout, lastErr)
-}
-
-// stopProcess interrupts a process we started and kills it if it lingers.
-func stopProcess(t testing.TB, cmd *exec.Cmd, exited <-chan error, name string) {
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		t.Logf("%s ignored SIGTERM for 5s; killing it", name)
-		_ = cmd.Process.Kill()
-		<-exited
-	}
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
