@@ -47,6 +47,9 @@ type Working struct {
 	// ExtraRootSigners sign the root besides its own keys (the old root keys
 	// during a root key rotation).
 	ExtraRootSigners []tuf.Signer
+	// Unpublished marks a repository initialised locally and never
+	// uploaded: its cached root is uploaded as it is (unless changed).
+	Unpublished bool
 }
 
 // NewWorking copies the verified state of a repository.
@@ -377,6 +380,9 @@ func signersFor(store KeyStore, ks map[string]*keys.PublicKey, ids []string) ([]
 // client holds its key. It returns the files to upload.
 func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error) {
 	out := map[string][]byte{}
+	if w.Unpublished && !w.Dirty[tuf.RoleRoot] {
+		out[tuf.RoleRoot] = w.Raw[tuf.RoleRoot]
+	}
 	if w.Dirty[tuf.RoleRoot] {
 		w.Root.Version++
 		w.Root.Expires = now.Add(RootExpiry).UTC()
@@ -564,7 +570,6 @@ func (p *Publisher) Working(ctx context.Context) (*Working, error) {
 		return nil, err
 	}
 	w.Dirty[tuf.RoleTargets] = true
-	w.Root.Version-- // Sign increments it back: the root is uploaded as initialised
-	w.Dirty[tuf.RoleRoot] = true
+	w.Unpublished = true
 	return w, nil
 }

@@ -69,6 +69,7 @@ func TestCompat(t *testing.T) {
 					scStart := time.Now()
 					sc.run(e)
 					t.Logf("%s/%s took %v", name, sc.name, time.Since(scStart).Round(time.Millisecond))
+					dumpTranscript(t, label, sc.name, e.transcript)
 					if !t.Failed() && !t.Skipped() {
 						mu.Lock()
 						if transcripts[sc.name] == nil {
@@ -83,6 +84,24 @@ func TestCompat(t *testing.T) {
 		})
 	}
 	compareTranscripts(t, labels, transcripts)
+}
+
+// dumpTranscript writes a scenario's normalized transcript to
+// $SIGNET_COMPAT_TRANSCRIPTS/<target>/<scenario>.txt when that is set, so
+// that runs against different servers can be diffed by hand.
+func dumpTranscript(t *testing.T, label, scenario string, lines []string) {
+	dir := os.Getenv("SIGNET_COMPAT_TRANSCRIPTS")
+	if dir == "" {
+		return
+	}
+	p := filepath.Join(dir, label, scenario+".txt")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Errorf("writing transcript: %v", err)
+		return
+	}
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Errorf("writing transcript: %v", err)
+	}
 }
 
 // compareTranscripts checks that every scenario that passed on several
