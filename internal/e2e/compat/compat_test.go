@@ -37,6 +37,7 @@ var scenarios = []scenario{
 	{"notary-delegations", []string{"notary"}, notaryDelegations},
 	{"notary-rotate", []string{"notary"}, notaryRotate},
 	{"notary-delete", []string{"notary"}, notaryDelete},
+	{"notary-two-writers", []string{"notary"}, notaryTwoWriters},
 	{"docker-signer", []string{"docker", "notary"}, dockerSigner},
 	{"docker-registry", []string{"docker", "notary", "docker-registry", "skopeo"}, dockerRegistry},
 }

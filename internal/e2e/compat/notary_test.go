@@ -344,3 +344,39 @@ func notaryDelete(e *scenarioEnv) {
 	r = e.notary("fresh3").list(gun, [][]string{{"again", digest, sz, "targets"}})
 	e.record("list after re-init", r.stdout)
 }
+
+// notaryTwoWriters: two clients holding the same keys publish one after
+// the other from the same cached state; the second publish must build on
+// the first (the client refreshes before applying its changelist), and a
+// stale client must then see both targets.
+func notaryTwoWriters(e *scenarioEnv) {
+	t := e.t
+	gun := "example.com/compat/writers"
+	first := e.notary("first")
+	payload, digest, size := e.writeFile("payload.txt", "signet compat payload: notary-two-writers\n")
+	sz := strconv.Itoa(size)
+
+	first.ok("init", gun)
+	first.ok("add", gun, "base", payload, "-p")
+	second := e.notary("second")
+	copyDir(t, first.trustDir, second.trustDir)
+
+	first.ok("add", gun, "from-first", payload, "-p")
+	v := e.roleVersion(gun, "targets")
+	mark := e.tg.logMark()
+	second.ok("add", gun, "from-second", payload, "-p")
+	e.expectRequests(mark, "publish from a stale cache", gun,
+		"GET /v2/<gun>/_trust/tuf/timestamp.json 200",
+		"POST /v2/<gun>/_trust/tuf/ 200")
+	if got := e.roleVersion(gun, "targets"); got != v+1 {
+		t.Errorf("targets version after the second writer = %d, want %d", got, v+1)
+	}
+	want := [][]string{
+		{"base", digest, sz, "targets"},
+		{"from-first", digest, sz, "targets"},
+		{"from-second", digest, sz, "targets"},
+	}
+	r := first.list(gun, want)
+	e.record("first writer list", r.stdout)
+	second.list(gun, want)
+}

@@ -1,0 +1,353 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-trust/signet/internal/client"
+	"github.com/signet-trust/signet/internal/client/changes"
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/trustdir"
+)
+
+// app holds the global flags and the environment of one run.
+type app struct {
+	env Env
+
+	configFile string
+	trustDir   string
+	server     string
+	tlsCACert  string
+	tlsCert    string
+	tlsKey     string
+	debug      bool
+	verbose    bool
+	output     string
+
+	// now returns the time; time.Now unless a test sets it.
+	now func() time.Time
+}
+
+func newApp(env Env) *app { return &app{env: env, now: time.Now} }
+
+// Defaults of the notary client.
+const (
+	defaultServer = "https://notary-server:4443"
+)
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "signet",
+		Short:         "Sign and verify container images with Notary v1 / Docker Content Trust",
+		Long:          "signet is a drop-in for the notary client (the commands at the top level) and for docker trust (signet trust …), and verifies images for deploy pipelines (signet verify).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f := root.PersistentFlags()
+	f.StringVarP(&a.configFile, "configFile", "c", "", "path to the notary configuration file (default ~/.notary/config.json)")
+	f.StringVarP(&a.trustDir, "trustDir", "d", "", "directory where the trust data is kept (default ~/.notary)")
+	f.StringVarP(&a.server, "server", "s", "", "URL of the trust server (default "+defaultServer+")")
+	f.StringVar(&a.tlsCACert, "tlscacert", "", "CA certificate file that the trust server's certificate must chain to")
+	f.StringVar(&a.tlsCert, "tlscert", "", "TLS client certificate file for the trust server")
+	f.StringVar(&a.tlsKey, "tlskey", "", "TLS client key file for the trust server")
+	f.BoolVarP(&a.debug, "debug", "D", false, "debug output")
+	f.BoolVarP(&a.verbose, "verbose", "v", false, "verbose output")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(a.commands()...)
+	return root
+}
+
+// commandGroups lists the constructors of command trees; each file of the
+// package adds its own.
+var commandGroups []func(a *app) []*cobra.Command
+
+func (a *app) commands() []*cobra.Command {
+	var out []*cobra.Command
+	for _, g := range commandGroups {
+		out = append(out, g(a)...)
+	}
+	return out
+}
+
+func (a *app) jsonOutput() bool { return a.output == "json" }
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) home() string {
+	if h := a.env.Getenv("HOME"); h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
+}
+
+func (a *app) expand(p string) string {
+	if p == "~" {
+		return a.home()
+	}
+	if strings.HasPrefix(p, "~/") {
+		return filepath.Join(a.home(), p[2:])
+	}
+	return p
+}
+
+// notaryConfig is the notary client's config.json.
+type notaryConfig struct {
+	TrustDir     string `json:"trust_dir"`
+	RemoteServer struct {
+		URL           string `json:"url"`
+		RootCA        string `json:"root_ca"`
+		TLSClientCert string `json:"tls_client_cert"`
+		TLSClientKey  string `json:"tls_client_key"`
+		SkipTLSVerify bool   `json:"skipTLSVerify"`
+	} `json:"remote_server"`
+	TrustPinning struct {
+		Certs       map[string][]string `json:"certs"`
+		CA          map[string]string   `json:"ca"`
+		DisableTOFU bool                `json:"disable_tofu"`
+	} `json:"trust_pinning"`
+	dir string
+}
+
+// settings are the effective connection and trust-directory settings.
+type settings struct {
+	trustDir   string
+	server     string
+	caFile     string
+	certFile   string
+	keyFile    string
+	skipVerify bool
+	pinning    *notaryConfig
+	docker     bool // docker trust conventions (passphrases, messages)
+}
+
+// notarySettings resolves flags over config.json over defaults, as notary.
+func (a *app) notarySettings() (*settings, error) {
+	cfgPath := a.configFile
+	explicit := cfgPath != ""
+	if !explicit {
+		cfgPath = filepath.Join(a.home(), ".notary", "config.json")
+	}
+	cfgPath = a.expand(cfgPath)
+	var cfg notaryConfig
+	b, err := os.ReadFile(cfgPath)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", cfgPath, err)
+		}
+		cfg.dir = filepath.Dir(cfgPath)
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	rel := func(p string) string { // config paths are relative to the config file
+		p = a.expand(p)
+		if p != "" && !filepath.IsAbs(p) && cfg.dir != "" {
+			return filepath.Join(cfg.dir, p)
+		}
+		return p
+	}
+	s := &settings{pinning: &cfg}
+	s.trustDir = firstNonEmpty(a.trustDir, a.expand(cfg.TrustDir), filepath.Join(a.home(), ".notary"))
+	s.server = firstNonEmpty(a.server, cfg.RemoteServer.URL, defaultServer)
+	s.caFile = firstNonEmpty(a.tlsCACert, rel(cfg.RemoteServer.RootCA))
+	s.certFile = firstNonEmpty(a.tlsCert, rel(cfg.RemoteServer.TLSClientCert))
+	s.keyFile = firstNonEmpty(a.tlsKey, rel(cfg.RemoteServer.TLSClientKey))
+	s.skipVerify = cfg.RemoteServer.SkipTLSVerify
+	return s, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// httpClient builds the client for the trust server: TLS 1.2+, the given CA
+// as the only root when one is given, optional client certificate, and
+// timeouts.
+func (s *settings) httpClient() (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.skipVerify} //nolint:gosec // opt-in only
+	for _, ca := range s.caFiles() {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("trust server CA: %w", err)
+		}
+		if tc.RootCAs == nil {
+			tc.RootCAs = x509.NewCertPool()
+			if s.docker { // docker adds its tls/ CAs to the system pool
+				if sys, err := x509.SystemCertPool(); err == nil {
+					tc.RootCAs = sys
+				}
+			}
+		}
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("trust server CA %s holds no PEM certificate", ca)
+		}
+	}
+	if s.certFile != "" || s.keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
+}
+
+func (s *settings) caFiles() []string {
+	if s.caFile == "" {
+		return nil
+	}
+	return strings.Split(s.caFile, string(os.PathListSeparator))
+}
+
+// explainTLS turns a certificate error into steps a person can follow.
+func (s *settings) explainTLS(err error) error {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	if !errors.As(err, &ua) && !errors.As(err, &ci) && !errors.As(err, &hn) {
+		return err
+	}
+	host := s.server
+	if u, perr := url.Parse(s.server); perr == nil {
+		host = u.Host
+	}
+	if errors.As(err, &hn) {
+		return fmt.Errorf("%w\nThe trust server's certificate does not name %q; connect with a name it carries", err, host)
+	}
+	if s.docker {
+		return fmt.Errorf("%w\nThe trust server's certificate is not signed by a CA this machine trusts. Put its CA certificate at $DOCKER_CONFIG/tls/%s/ca.crt (default ~/.docker/tls/%s/ca.crt)", err, host, host)
+	}
+	return fmt.Errorf("%w\nThe trust server's certificate is not signed by a CA this machine trusts. Pass its CA certificate with --tlscacert FILE, or set remote_server.root_ca in ~/.notary/config.json", err)
+}
+
+// repo is everything a command needs for one repository.
+type repo struct {
+	gun      string
+	settings *settings
+	dir      trustdir.Dir
+	remote   *client.Remote
+	cache    *trustdir.Cache
+	keys     *trustdir.KeyStore
+	changes  changes.List
+	reader   *client.Reader
+}
+
+// openRepo prepares the repository gun with the given settings.
+func (a *app) openRepo(s *settings, gun string) (*repo, error) {
+	if gun == "" || strings.ContainsAny(gun, "*") {
+		return nil, usageError("%q is not a valid repository name (GUN)", gun)
+	}
+	hc, err := s.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	remote, err := client.NewRemote(s.server, hc, gun)
+	if err != nil {
+		return nil, err
+	}
+	dir := trustdir.Dir{Path: s.trustDir}
+	r := &repo{gun: gun, settings: s, dir: dir, remote: remote, cache: dir.Cache(gun), changes: dir.Changelist(gun)}
+	r.keys = dir.Keys(a.passphrases(s.docker))
+	r.reader = &client.Reader{Remote: remote, Cache: r.cache, Now: a.now, Pinned: a.pinning(s, gun)}
+	return r, nil
+}
+
+// update fetches and verifies the repository, explaining TLS failures.
+func (r *repo) update(ctx context.Context) (*trust.Repo, error) {
+	v, err := r.reader.Update(ctx)
+	if err != nil {
+		return nil, r.settings.explainTLS(err)
+	}
+	return v, nil
+}
+
+// publisher returns a Publisher over the repository's key store.
+func (a *app) publisher(r *repo) *client.Publisher {
+	return &client.Publisher{Reader: r.reader, Keys: r.keys, Now: a.now}
+}
+
+// pinning returns the trust-pinning check of config.json for gun: pinned
+// certificate key IDs win over a pinned CA; nil means trust on first use
+// (unless disable_tofu).
+func (a *app) pinning(s *settings, gun string) func([]*x509.Certificate) error {
+	cfg := s.pinning
+	if cfg == nil {
+		return nil
+	}
+	tp := cfg.TrustPinning
+	for pattern, ids := range tp.Certs {
+		if pattern == gun || (strings.HasSuffix(pattern, "*") && strings.HasPrefix(gun, strings.TrimSuffix(pattern, "*"))) {
+			return func(leaves []*x509.Certificate) error {
+				for _, c := range leaves {
+					k, err := keys.FromCertificate(c)
+					if err != nil {
+						continue
+					}
+					for _, id := range ids {
+						if id == k.ID() || id == k.CanonicalID() {
+							return nil
+						}
+					}
+				}
+				return fmt.Errorf("no root certificate of %s has a pinned key ID (trust_pinning.certs[%q])", gun, pattern)
+			}
+		}
+	}
+	best := ""
+	for prefix := range tp.CA {
+		if strings.HasPrefix(gun, prefix) && len(prefix) > len(best) {
+			best = prefix
+		}
+	}
+	if best != "" {
+		caFile := tp.CA[best]
+		if !filepath.IsAbs(caFile) && cfg.dir != "" {
+			caFile = filepath.Join(cfg.dir, caFile)
+		}
+		return func(leaves []*x509.Certificate) error {
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
+				return fmt.Errorf("pinned CA for %s: %w", best, err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			for _, c := range leaves {
+				if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+					return nil
+				}
+			}
+			return fmt.Errorf("no root certificate of %s chains to the pinned CA %s", gun, caFile)
+		}
+	}
+	if tp.DisableTOFU {
+		return func([]*x509.Certificate) error {
+			return fmt.Errorf("trust on first use is disabled and nothing is pinned for %s", gun)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+// Package trustdir is the trust directory that the notary client, docker
+// trust and signet share (~/.notary, ~/.docker/trust):
+//
+//	private/<canonical key ID>.key        encrypted PKCS#8 key files (0600; dir 0700)
+//	tuf/<GUN>/metadata/<role>.json        verified metadata cache
+//	tuf/<GUN>/changelist/<n>_<uuid>.change staged changes
+//
+// Files are written through a temporary file and a rename, so a crash
+// leaves the old file or the new one.
+package trustdir
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/signet-trust/signet/internal/client/changes"
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf"
+)
+
+// Dir is a trust directory.
+type Dir struct {
+	Path string
+}
+
+func (d Dir) repoDir(gun string) string { return filepath.Join(d.Path, "tuf", filepath.FromSlash(gun)) }
+
+// Cache returns the metadata cache of a repository.
+func (d Dir) Cache(gun string) *Cache {
+	return &Cache{dir: filepath.Join(d.repoDir(gun), "metadata")}
+}
+
+// Changelist returns the staged changes of a repository.
+func (d Dir) Changelist(gun string) changes.List {
+	return changes.List{Dir: filepath.Join(d.repoDir(gun), "changelist")}
+}
+
+// RemoveRepo deletes the local metadata and changelist of a repository.
+func (d Dir) RemoveRepo(gun string) error {
+	return os.RemoveAll(d.repoDir(gun))
+}
+
+// Cache is a repository's metadata cache; it implements client.Cache.
+type Cache struct{ dir string }
+
+func (c *Cache) path(role string) (string, error) {
+	if !tuf.ValidRole(role) {
+		return "", fmt.Errorf("trustdir: invalid role %q", role)
+	}
+	return filepath.Join(c.dir, filepath.FromSlash(role)+".json"), nil
+}
+
+// Get returns the cached bytes of a role, or nil if none.
+func (c *Cache) Get(role string) ([]byte, error) {
+	p, err := c.path(role)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Put caches the bytes of a role.
+func (c *Cache) Put(role string, data []byte) error {
+	p, err := c.path(role)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(p, data, 0o600)
+}
+
+func writeAtomic(name string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+// Passphrases supplies key passphrases. keyID is the canonical key ID and
+// role the key file's role header (root, targets, snapshot, a delegation
+// name or a docker signer name); create is set when a passphrase is chosen
+// for a new key file; attempt counts wrong answers.
+type Passphrases func(keyID, role string, create bool, attempt int) ([]byte, error)
+
+// KeyStore is the private/ directory; it implements client.KeyStore.
+type KeyStore struct {
+	dir         string
+	passphrases Passphrases
+	cache       map[string]*keys.PrivateKey
+}
+
+// Keys returns the key store of the directory.
+func (d Dir) Keys(p Passphrases) *KeyStore {
+	return &KeyStore{dir: filepath.Join(d.Path, "private"), passphrases: p, cache: map[string]*keys.PrivateKey{}}
+}
+
+// KeyInfo describes a key file without decrypting it.
+type KeyInfo struct {
+	ID   string // canonical key ID (file name)
+	Role string
+	GUN  string
+	Path string
+}
+
+// List returns the key files, sorted by role then GUN then ID.
+func (ks *KeyStore) List() ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := filepath.WalkDir(ks.dir, func(p string, e os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return filepath.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if e.IsDir() || !strings.HasSuffix(p, ".key") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := keys.InspectPrivateKeyPEM(b)
+		if err != nil {
+			return nil // not a key file: ignored, as notary does
+		}
+		id := strings.TrimSuffix(filepath.Base(p), ".key")
+		if i := strings.LastIndex(id, "_"); i > 0 { // legacy <id>_<role>.key
+			id = id[:i]
+		}
+		out = append(out, KeyInfo{ID: id, Role: info.Role, GUN: info.GUN, Path: p})
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Role != b.Role {
+			return a.Role < b.Role
+		}
+		if a.GUN != b.GUN {
+			return a.GUN < b.GUN
+		}
+		return a.ID < b.ID
+	})
+	return out, err
+}
+
+func (ks *KeyStore) find(id string) (KeyInfo, bool, error) {
+	list, err := ks.List()
+	if err != nil {
+		return KeyInfo{}, false, err
+	}
+	for _, k := range list {
+		if k.ID == id {
+			return k, true, nil
+		}
+	}
+	return KeyInfo{}, false, nil
+}
+
+// Signer decrypts the key with canonical ID id; ok is false when no such
+// key file exists. It implements client.KeyStore.
+func (ks *KeyStore) Signer(id string) (crypto.Signer, bool, error) {
+	k, ok, err := ks.Load(id)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return k, true, nil
+}
+
+// Load decrypts a key.
+func (ks *KeyStore) Load(id string) (*keys.PrivateKey, bool, error) {
+	if k := ks.cache[id]; k != nil {
+		return k, true, nil
+	}
+	info, ok, err := ks.find(id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	b, err := os.ReadFile(info.Path)
+	if err != nil {
+		return nil, false, err
+	}
+	k, err := keys.ParsePrivateKeyPEM(b, func(attempt int) ([]byte, error) {
+		if ks.passphrases == nil {
+			return nil, keys.ErrPassphraseRequired
+		}
+		return ks.passphrases(id, info.Role, false, attempt)
+	})
+	if err != nil {
+		if errors.Is(err, keys.ErrWrongPassphrase) {
+			return nil, false, fmt.Errorf("the passphrase for the %s key %s (%s) is wrong: %w", roleName(info.Role), short(id), info.Path, err)
+		}
+		return nil, false, fmt.Errorf("key %s (%s): %w", short(id), info.Path, err)
+	}
+	if k.ID() != id {
+		return nil, false, fmt.Errorf("key file %s holds key %s, not %s", info.Path, short(k.ID()), short(id))
+	}
+	ks.cache[id] = k
+	return k, true, nil
+}
+
+func roleName(role string) string {
+	if role == "" {
+		return "unnamed"
+	}
+	return role
+}
+
+func short(id string) string {
+	if len(id) > 7 {
+		return id[:7]
+	}
+	return id
+}
+
+// Add writes a new key file for signer under role (and gun, for targets and
+// snapshot keys), encrypted with a passphrase chosen through Passphrases.
+// It returns the canonical key ID.
+func (ks *KeyStore) Add(signer crypto.Signer, role, gun string) (string, error) {
+	pub, err := keys.FromCrypto(signer.Public())
+	if err != nil {
+		return "", err
+	}
+	id := pub.ID()
+	var pass []byte
+	if ks.passphrases != nil {
+		if pass, err = ks.passphrases(id, role, true, 0); err != nil {
+			return "", err
+		}
+	}
+	b, err := keys.MarshalPrivateKeyPEM(signer, role, gun, pass)
+	if err != nil {
+		return "", err
+	}
+	if err := writeAtomic(filepath.Join(ks.dir, id+".key"), b, 0o600); err != nil {
+		return "", err
+	}
+	delete(ks.cache, id)
+	return id, nil
+}
+
+// Remove deletes a key file.
+func (ks *KeyStore) Remove(id string) error {
+	info, ok, err := ks.find(id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no key with ID %s in %s", id, ks.dir)
+	}
+	delete(ks.cache, id)
+	return os.Remove(info.Path)
+}
+
+// RootKeys lists the root keys held, for reuse by new repositories.
+func (ks *KeyStore) RootKeys() ([]KeyInfo, error) {
+	list, err := ks.List()
+	var out []KeyInfo
+	for _, k := range list {
+		if k.Role == tuf.RoleRoot {
+			out = append(out, k)
+		}
+	}
+	return out, err
+}
