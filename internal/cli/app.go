@@ -19,8 +19,8 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
-	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/trustdir"
+	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
 // app holds the global flags and the environment of one run.
