@@ -15,8 +15,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/spf13/cobra"
 )
 
 // Exit codes of signet.
@@ -100,5 +98,3 @@ func usageError(format string, args ...any) error {
 func OSEnv(terminal bool, readPassword func() ([]byte, error)) Env {
 	return Env{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Terminal: terminal, ReadPassword: readPassword}
 }
-
-var _ = cobra.Command{}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -113,5 +112,3 @@ func roleLabel(role string) string {
 	}
 	return role
 }
-
-var errCanceled = errors.New("canceled")

@@ -511,6 +511,13 @@ type Publisher struct {
 // and uploads it in one atomic request. A repository that was initialised
 // locally but never published is read from the cache (see Initialize).
 func (p *Publisher) Publish(ctx context.Context, cs []changes.Change) error {
+	return p.PublishWith(ctx, cs, nil)
+}
+
+// PublishWith is Publish with a hook that adjusts the working copy after
+// the changes are applied and before signing (to add the old root keys to a
+// root rotation, say).
+func (p *Publisher) PublishWith(ctx context.Context, cs []changes.Change, adjust func(*Working) error) error {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -521,6 +528,11 @@ func (p *Publisher) Publish(ctx context.Context, cs []changes.Change) error {
 	}
 	if err := w.Apply(cs, now()); err != nil {
 		return err
+	}
+	if adjust != nil {
+		if err := adjust(w); err != nil {
+			return err
+		}
 	}
 	files, err := w.Sign(p.Keys, now())
 	if err != nil {

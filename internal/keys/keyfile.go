@@ -32,7 +32,7 @@ const (
 )
 
 // MaxPassphraseAttempts is how many passphrases ParsePrivateKeyPEM asks for
-// before giving up (Notary's limit too).
+// before giving up; Notary stops after about as many.
 const MaxPassphraseAttempts = 10
 
 // Errors of key files, besides ErrUnsupportedKey and ErrInvalidKey.

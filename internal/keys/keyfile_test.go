@@ -963,3 +963,53 @@ func FuzzParsePrivateKeyPEM(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePrivateKeyDER fuzzes the DER under the PEM layer, which mutations
+// of base64 rarely reach: each input is tried as every PEM type we read.
+func FuzzParsePrivateKeyDER(f *testing.F) {
+	for _, fk := range fixtureKeys(f) {
+		block, _ := pem.Decode(fk.pem)
+		f.Add(block.Bytes)
+		p, err := parseEncryptedPKCS8(block.Bytes)
+		if err != nil {
+			f.Fatal(err)
+		}
+		plain, err := p.decrypt([]byte(fk.passphrase))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(plain)
+	}
+	for _, s := range testKeys(f) {
+		der, err := marshalPKCS8(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+		if der, err = x509.MarshalPKCS8PrivateKey(s); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	types := []string{PEMEncryptedPrivateKey, PEMPrivateKey, "EC PRIVATE KEY", "RSA PRIVATE KEY", "ED25519 PRIVATE KEY"}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		for _, typ := range types {
+			data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+			k, err := ParsePrivateKeyPEM(data, func(attempt int) ([]byte, error) {
+				if attempt > 1 {
+					return nil, ErrWrongPassphrase
+				}
+				return []byte("compat-root-pass"), nil
+			})
+			if err != nil {
+				if !errors.Is(err, ErrInvalidKeyFile) && !errors.Is(err, ErrWrongPassphrase) && !errors.Is(err, ErrUnsupportedKey) && !errors.Is(err, ErrInvalidKey) {
+					t.Fatalf("%s: error outside the sentinels: %v", typ, err)
+				}
+				continue
+			}
+			if want := mustFromCrypto(t, k.Public()); want.ID() != k.ID() {
+				t.Fatalf("%s: ID %s, public key's %s", typ, k.ID(), want.ID())
+			}
+		}
+	})
+}
