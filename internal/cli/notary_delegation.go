@@ -72,7 +72,7 @@ func (a *app) delegationListCmd() *cobra.Command {
 				return a.printJSON(rows)
 			}
 			if len(rows) == 0 {
-				fmt.Fprint(a.env.Stdout, "\nNo delegations present in this repository.\n\n")
+				fmt.Fprint(a.env.Stdout, "\n\nNo delegations present in this repository.\n\n\n") // as notary 0.7
 				return nil
 			}
 			fmt.Fprintln(a.env.Stdout)

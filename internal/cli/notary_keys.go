@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -306,11 +307,29 @@ func (a *app) keyImportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for i, f := range args {
+			// A file may hold several keys (notary's key export writes one
+			// PEM block per key); each is imported.
+			type pemKey struct {
+				file string
+				b    []byte
+			}
+			var blocks []pemKey
+			for _, f := range args {
 				b, err := os.ReadFile(f)
 				if err != nil {
 					return err
 				}
+				n := 0
+				for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
+					blocks = append(blocks, pemKey{f, pem.EncodeToMemory(block)})
+					n++
+				}
+				if n == 0 {
+					blocks = append(blocks, pemKey{f, b}) // reported below
+				}
+			}
+			for i, pk := range blocks {
+				f, b := pk.file, pk.b
 				info, err := keys.InspectPrivateKeyPEM(b)
 				if err != nil {
 					return fmt.Errorf("%s: %w", f, err)
@@ -332,14 +351,14 @@ func (a *app) keyImportCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if len(args) > 3 && a.env.Terminal {
-					fmt.Fprintf(a.env.Stderr, "\rimported %d/%d keys", i+1, len(args))
+				if len(blocks) > 3 && a.env.Terminal {
+					fmt.Fprintf(a.env.Stderr, "\rimported %d/%d keys", i+1, len(blocks))
 				}
 				if a.verbose {
 					fmt.Fprintf(a.env.Stdout, "Imported %s key %s from %s\n", kr, id, f)
 				}
 			}
-			if len(args) > 3 && a.env.Terminal {
+			if len(blocks) > 3 && a.env.Terminal {
 				fmt.Fprintln(a.env.Stderr)
 			}
 			return nil
@@ -358,7 +377,7 @@ func (a *app) keyExportCmd() *cobra.Command {
 		Short: "Export encrypted key files as PEM (all, or by --key / --gun)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, _, err := a.localKeys()
+			ks, privDir, err := a.localKeys()
 			if err != nil {
 				return err
 			}
@@ -378,7 +397,23 @@ func (a *app) keyExportCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				buf.Write(b)
+				// As notary, every block gets a "path:" header (the key
+				// file's name in private/, without .key): notary's key
+				// import needs it to store an encrypted key.
+				rel, err := filepath.Rel(privDir, k.Path)
+				if err != nil {
+					return err
+				}
+				rel = strings.TrimSuffix(filepath.ToSlash(rel), ".key")
+				for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
+					if block.Headers == nil {
+						block.Headers = map[string]string{}
+					}
+					block.Headers["path"] = rel
+					if err := pem.Encode(&buf, block); err != nil {
+						return err
+					}
+				}
 			}
 			if buf.Len() == 0 {
 				return fmt.Errorf("no keys match")

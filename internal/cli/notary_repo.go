@@ -73,7 +73,7 @@ func newECDSAKey() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P2
 
 func (a *app) notaryRepoCommands() []*cobra.Command {
 	return []*cobra.Command{
-		a.initCmd(), a.addCmd(), a.addHashCmd(), a.removeCmd(), a.listCmd(), a.lookupCmd(), a.verifyTargetCmd(),
+		a.initCmd(), a.addCmd(), a.addHashCmd(), a.removeCmd(), a.listCmd(), a.lookupCmd(),
 		a.publishCmd(), a.statusCmd(), a.resetCmd(), a.witnessCmd(), a.deleteCmd(),
 	}
 }
@@ -238,7 +238,7 @@ func (a *app) addCmd() *cobra.Command {
 				return err
 			}
 			meta := tuf.NewFileMeta(data)
-			return a.stageTarget(cmd.Context(), args[0], args[1], meta, roles, custom, publish)
+			return a.stageTarget(cmd.Context(), args[0], args[1], meta, roles, custom, "", publish)
 		},
 	}
 	cmd.Flags().StringSliceVarP(&roles, "roles", "r", nil, "delegation roles to add the target to (default targets)")
@@ -261,10 +261,13 @@ func (a *app) addHashCmd() *cobra.Command {
 				return usageError("%q is not a size in bytes", args[2])
 			}
 			meta := tuf.FileMeta{Length: size, Hashes: map[string][]byte{}}
-			for alg, v := range map[string]string{"sha256": s256, "sha512": s512} {
+			var used []string
+			for _, hv := range [][2]string{{"sha256", s256}, {"sha512", s512}} {
+				alg, v := hv[0], hv[1]
 				if v == "" {
 					continue
 				}
+				used = append(used, alg)
 				h, err := hex.DecodeString(v)
 				if err != nil {
 					return usageError("--%s %q is not hex", alg, v)
@@ -277,7 +280,7 @@ func (a *app) addHashCmd() *cobra.Command {
 			if err := tuf.CheckHashes(meta.Hashes); err != nil {
 				return usageError("%v", err)
 			}
-			return a.stageTarget(cmd.Context(), args[0], args[1], meta, roles, custom, publish)
+			return a.stageTarget(cmd.Context(), args[0], args[1], meta, roles, custom, " by "+strings.Join(used, ", ")+" hash", publish)
 		},
 	}
 	cmd.Flags().StringSliceVarP(&roles, "roles", "r", nil, "delegation roles to add the target to (default targets)")
@@ -288,7 +291,8 @@ func (a *app) addHashCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) stageTarget(ctx context.Context, gun, name string, meta tuf.FileMeta, roleFlags []string, custom string, publish bool) error {
+// how is what addhash adds to the message (" by sha256 hash"), as notary.
+func (a *app) stageTarget(ctx context.Context, gun, name string, meta tuf.FileMeta, roleFlags []string, custom, how string, publish bool) error {
 	roles, err := splitRoles(roleFlags)
 	if err != nil {
 		return err
@@ -322,7 +326,7 @@ func (a *app) stageTarget(ctx context.Context, gun, name string, meta tuf.FileMe
 	if err := a.stage(ctx, r, false, cs...); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.env.Stdout, "Addition of target %q to repository %q staged for next publish.\n", name, gun)
+	fmt.Fprintf(a.env.Stdout, "Addition of target %q%s to repository %q staged for next publish.\n", name, how, gun)
 	if publish {
 		fmt.Fprintln(a.env.Stdout, "Auto-publishing changes to", gun)
 		return a.publish(ctx, r)
@@ -447,7 +451,7 @@ func (a *app) lookupCmd() *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(toJSON(t))
 			}
-			fmt.Fprintf(a.env.Stdout, "%s sha256:%x %d bytes\n", t.Name, t.Meta.Hashes["sha256"], t.Meta.Length)
+			fmt.Fprintf(a.env.Stdout, "%s sha256:%x %d\n", t.Name, t.Meta.Hashes["sha256"], t.Meta.Length)
 			return nil
 		},
 	}

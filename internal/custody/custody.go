@@ -35,7 +35,7 @@ import (
 var (
 	ErrWrongPassphrase = errors.New("custody: the key passphrase does not open this key store")
 	ErrTampered        = errors.New("custody: sealed key failed authentication (tampered, truncated or moved)")
-	ErrNotHeld         = errors.New("custody: key not held")
+	ErrNotHeld         = keys.ErrKeyNotHeld
 )
 
 // Key algorithms the custodian creates.
@@ -68,7 +68,12 @@ type Embedded struct {
 	now       func() time.Time
 
 	mu    sync.Mutex
-	cache map[string]crypto.Signer
+	cache map[string]heldSigner
+}
+
+type heldSigner struct {
+	gun    string
+	signer crypto.Signer
 }
 
 // Open derives the key-encryption key from passphrase (creating the salt on
@@ -109,7 +114,7 @@ func Open(ctx context.Context, ks store.KeyStore, passphrase []byte, algorithm s
 	if err != nil {
 		return nil, err
 	}
-	e := &Embedded{ks: ks, aead: aead, algorithm: algorithm, now: now, cache: map[string]crypto.Signer{}}
+	e := &Embedded{ks: ks, aead: aead, algorithm: algorithm, now: now, cache: map[string]heldSigner{}}
 	if fresh {
 		sealed := e.seal([]byte(checkPlain), []byte(settingKEK))
 		if err := ks.PutSetting(ctx, settingKEK, append(append([]byte(nil), salt...), sealed...)); err != nil {
@@ -186,7 +191,7 @@ func (e *Embedded) Create(ctx context.Context, gun, role string) (*keys.PublicKe
 	if err := e.ks.PutKey(ctx, rec); err != nil {
 		return nil, fmt.Errorf("custody: store key: %w", err)
 	}
-	e.remember(pub.ID(), priv)
+	e.remember(pub.ID(), gun, priv)
 	return pub, nil
 }
 
@@ -207,14 +212,18 @@ func (e *Embedded) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKe
 	return out, nil
 }
 
-// Signer returns the signer of a held key; ErrNotHeld if the custodian does
-// not hold it.
-func (e *Embedded) Signer(ctx context.Context, id string) (crypto.Signer, error) {
+// Signer returns the signer of a key held for gun; ErrNotHeld if the
+// custodian holds no such key for that repository (a key of another
+// repository is never lent out, whatever a root lists).
+func (e *Embedded) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
 	e.mu.Lock()
-	s, ok := e.cache[id]
+	h, ok := e.cache[id]
 	e.mu.Unlock()
 	if ok {
-		return s, nil
+		if h.gun != gun {
+			return nil, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
+		}
+		return h.signer, nil
 	}
 	rec, err := e.ks.GetKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -222,6 +231,9 @@ func (e *Embedded) Signer(ctx context.Context, id string) (crypto.Signer, error)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("custody: read key: %w", err)
+	}
+	if rec.GUN != gun {
+		return nil, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
 	}
 	der, err := e.open(rec.Sealed, additionalData(rec.ID, rec.GUN, rec.Role))
 	if err != nil {
@@ -239,11 +251,11 @@ func (e *Embedded) Signer(ctx context.Context, id string) (crypto.Signer, error)
 	if err != nil || pub.ID() != id {
 		return nil, fmt.Errorf("%w: key %s does not match its record", ErrTampered, id)
 	}
-	e.remember(id, signer)
+	e.remember(id, rec.GUN, signer)
 	return signer, nil
 }
 
-func (e *Embedded) remember(id string, s crypto.Signer) {
+func (e *Embedded) remember(id, gun string, s crypto.Signer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.cache) >= maxCached {
@@ -252,5 +264,5 @@ func (e *Embedded) remember(id string, s crypto.Signer) {
 			break
 		}
 	}
-	e.cache[id] = s
+	e.cache[id] = heldSigner{gun: gun, signer: s}
 }

@@ -55,7 +55,7 @@ func TestCreateSignReopen(t *testing.T) {
 			if err != nil || len(held) != 1 || held[0].ID() != pub.ID() {
 				t.Fatalf("Keys after reopen: %v %v", held, err)
 			}
-			s, err := c2.Signer(ctx, pub.ID())
+			s, err := c2.Signer(ctx, "example.com/a", pub.ID())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,8 +67,11 @@ func TestCreateSignReopen(t *testing.T) {
 			if err := pub.Verify(method, msg, sig); err != nil {
 				t.Fatalf("signature by reopened key: %v", err)
 			}
-			if _, err := c2.Signer(ctx, "0000"); !errors.Is(err, custody.ErrNotHeld) {
+			if _, err := c2.Signer(ctx, "example.com/a", "0000"); !errors.Is(err, custody.ErrNotHeld) {
 				t.Errorf("unknown key: %v", err)
+			}
+			if _, err := c2.Signer(ctx, "example.com/other", pub.ID()); !errors.Is(err, custody.ErrNotHeld) {
+				t.Errorf("key lent to another repository: %v", err)
 			}
 		})
 	}
@@ -134,7 +137,11 @@ func TestTamperedKeysRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c2.Signer(ctx, pub.ID()); !errors.Is(err, custody.ErrTampered) {
+			askGUN := "example.com/a"
+			if name == "moved to GUN" { // ask as the record now claims, so only the seal can object
+				askGUN = "example.com/other"
+			}
+			if _, err := c2.Signer(ctx, askGUN, pub.ID()); !errors.Is(err, custody.ErrTampered) {
 				t.Fatalf("tampered key: %v, want ErrTampered", err)
 			}
 		})

@@ -38,6 +38,9 @@ const (
 var (
 	ErrUnsupportedKey = errors.New("keys: unsupported key")
 	ErrInvalidKey     = errors.New("keys: invalid key")
+	// ErrKeyNotHeld is what a key custodian (embedded or remote) reports for
+	// a key it does not hold for the repository asked about.
+	ErrKeyNotHeld = errors.New("keys: key not held")
 )
 
 // PublicKey is a public key as Notary metadata carries it: a key type and

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,11 +12,16 @@ import (
 // cachedFile is a stored file with its response headers worked out once.
 type cachedFile struct {
 	file         store.File
-	lastModified string
+	lastModified []string
+	length       []string
 }
 
 func newCachedFile(f store.File) *cachedFile {
-	return &cachedFile{file: f, lastModified: f.CreatedAt.UTC().Format(time.RFC1123)}
+	return &cachedFile{
+		file:         f,
+		lastModified: []string{f.CreatedAt.UTC().Format(time.RFC1123)},
+		length:       []string{strconv.Itoa(len(f.Data))},
+	}
 }
 
 // gunEntry holds what is cached of one GUN: the current file of each role
@@ -98,6 +104,22 @@ func (c *metaCache) putFixed(gen uint64, gun, key string, f *cachedFile) {
 		clear(e.fixed)
 	}
 	e.fixed[key] = f
+}
+
+// replace records a successful write: what was cached of the GUN is
+// dropped and the files just written become its current files.
+func (c *metaCache) replace(gun string, files []store.File, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Add(1)
+	delete(c.gun, gun)
+	e := c.entry(gun)
+	for _, f := range files {
+		if f.CreatedAt.IsZero() {
+			f.CreatedAt = now
+		}
+		e.current[f.Role] = newCachedFile(f)
+	}
 }
 
 // invalidate drops a GUN after a write or delete to it.

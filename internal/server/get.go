@@ -50,15 +50,21 @@ func (s *Server) current(ctx context.Context, gun, role string) (*cachedFile, er
 	return cf, nil
 }
 
-func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl string) {
+// Header values shared by every response (never modified).
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noCache   = []string{"no-cache"}
+)
+
+func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl []string) {
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", cacheControl)
-	if cacheControl == "max-age=0, no-cache, no-store" {
-		h.Set("Pragma", "no-cache")
+	h["Content-Type"] = textPlain
+	h["Cache-Control"] = cacheControl
+	if cacheControl[0] == "max-age=0, no-cache, no-store" {
+		h["Pragma"] = noCache
 	}
-	h.Set("Last-Modified", f.lastModified)
-	h.Set("Content-Length", itoa(int64(len(f.file.Data))))
+	h["Last-Modified"] = f.lastModified
+	h["Content-Length"] = f.length
 	_, _ = w.Write(f.file.Data)
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ type Metrics struct {
 	publishes prometheus.Counter
 	rejects   *prometheus.CounterVec
 	resigned  prometheus.Counter
+	byOp      sync.Map // operation → prometheus.Observer, resolved once
 }
 
 // NewMetrics makes the metrics on reg (a new registry when nil).
@@ -42,7 +44,13 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 }
 
 func (m *Metrics) observe(op string, d time.Duration) {
-	m.duration.WithLabelValues(op).Observe(d.Seconds())
+	if o, ok := m.byOp.Load(op); ok {
+		o.(prometheus.Observer).Observe(d.Seconds())
+		return
+	}
+	o := m.duration.WithLabelValues(op)
+	m.byOp.Store(op, o)
+	o.Observe(d.Seconds())
 }
 
 func (m *Metrics) rejected(reason string) { m.rejects.WithLabelValues(reason).Inc() }

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-trust/signet/internal/server/apierr"
@@ -29,10 +31,23 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func requestID() string {
-	var b [8]byte
+// Request IDs are a random per-process prefix and a counter: unique, cheap,
+// and they sort in arrival order within a process.
+var (
+	idPrefix  = newIDPrefix()
+	idCounter atomic.Uint64
+)
+
+func newIDPrefix() string {
+	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:]) + "-"
+}
+
+func requestID() string {
+	var buf [32]byte
+	b := append(buf[:0], idPrefix...)
+	return string(strconv.AppendUint(b, idCounter.Add(1), 10))
 }
 
 // middleware adds a request ID, recovers from panics with a 500 envelope,
@@ -41,7 +56,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := requestID()
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {

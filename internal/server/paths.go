@@ -1,7 +1,6 @@
 package server
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -30,16 +29,8 @@ type route struct {
 	checksum string
 }
 
-// Role names as the reference routes match them: looser than a valid role
-// (a miss is then a 404 from storage, as there).
-var (
-	metaRole     = `(root|targets(?:/[^/\s]+)*|snapshot|timestamp)`
-	reChecksum   = regexp.MustCompile(`^` + metaRole + `\.([a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})\.json$`)
-	reVersion    = regexp.MustCompile(`^([1-9]*[0-9]+)\.` + metaRole + `\.json$`)
-	reCurrent    = regexp.MustCompile(`^` + metaRole + `\.json$`)
-	reKey        = regexp.MustCompile(`^(snapshot|timestamp)\.key$`)
-	maxVersionOK = 1<<31 - 1
-)
+// maxVersionOK is the highest version a URL can name.
+const maxVersionOK = 1<<31 - 1
 
 const (
 	tufInfix     = "/_trust/tuf/"
@@ -74,26 +65,84 @@ func parsePath(p string) route {
 	if !validGUN(gun) {
 		return route{}
 	}
-	switch {
-	case file == "":
+	if file == "" {
 		return route{kind: routeTUF, gun: gun}
-	case reKey.MatchString(file):
-		return route{kind: routeKey, gun: gun, role: strings.TrimSuffix(file, ".key")}
 	}
-	if m := reChecksum.FindStringSubmatch(file); m != nil {
-		return route{kind: routeMetaChecksum, gun: gun, role: m[1], checksum: strings.ToLower(m[2])}
+	if name, ok := strings.CutSuffix(file, ".key"); ok {
+		if name == "snapshot" || name == "timestamp" {
+			return route{kind: routeKey, gun: gun, role: name}
+		}
+		return route{}
 	}
-	if m := reVersion.FindStringSubmatch(file); m != nil {
-		v, err := strconv.Atoi(m[1])
+	base, ok := strings.CutSuffix(file, ".json")
+	if !ok {
+		return route{}
+	}
+	// The reference's routes, in its order: {role}.{checksum}.json,
+	// {version}.{role}.json, {role}.json.
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		if sum := base[i+1:]; isChecksum(sum) && metaRole(base[:i]) {
+			return route{kind: routeMetaChecksum, gun: gun, role: base[:i], checksum: strings.ToLower(sum)}
+		}
+	}
+	if i := strings.IndexByte(base, '.'); i > 0 && isDigits(base[:i]) && metaRole(base[i+1:]) {
+		v, err := strconv.Atoi(base[:i])
 		if err != nil || v > maxVersionOK {
 			v = 0 // no such version; answered 404
 		}
-		return route{kind: routeMetaVersion, gun: gun, role: m[2], version: v}
+		return route{kind: routeMetaVersion, gun: gun, role: base[i+1:], version: v}
 	}
-	if m := reCurrent.FindStringSubmatch(file); m != nil {
-		return route{kind: routeMetaCurrent, gun: gun, role: m[1]}
+	if metaRole(base) {
+		return route{kind: routeMetaCurrent, gun: gun, role: base}
 	}
 	return route{}
+}
+
+// metaRole matches role names as the reference's routes do (looser than a
+// valid role; a miss is then a 404 from storage, as there):
+// root|targets(/[^/\s]+)*|snapshot|timestamp.
+func metaRole(s string) bool {
+	switch s {
+	case "root", "targets", "snapshot", "timestamp":
+		return true
+	}
+	rest, ok := strings.CutPrefix(s, "targets/")
+	if !ok {
+		return false
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "" || strings.ContainsFunc(seg, isRegexpSpace) {
+			return false
+		}
+	}
+	return true
+}
+
+// isRegexpSpace is \s of Go's regexp (RE2): ASCII space, \t, \n, \f, \r.
+func isRegexpSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\f' || r == '\r'
+}
+
+func isChecksum(s string) bool {
+	if n := len(s); n != 64 && n != 96 && n != 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func validGUN(gun string) bool {

@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
 
 func TestParsePath(t *testing.T) {
 	tests := []struct {
@@ -48,6 +52,47 @@ func FuzzParsePath(f *testing.F) {
 		}
 		if r.version < 0 {
 			t.Fatalf("negative version from %q", p)
+		}
+	})
+}
+
+// The reference's route patterns, as regular expressions: the oracle the
+// hand-written parser is checked against.
+var (
+	oracleRole     = `(root|targets(?:/[^/\s]+)*|snapshot|timestamp)`
+	oracleChecksum = regexp.MustCompile(`^` + oracleRole + `\.([a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})\.json$`)
+	oracleVersion  = regexp.MustCompile(`^([1-9]*[0-9]+)\.` + oracleRole + `\.json$`)
+	oracleCurrent  = regexp.MustCompile(`^` + oracleRole + `\.json$`)
+)
+
+func oracleFile(file string) (routeKind, string) {
+	if m := oracleChecksum.FindStringSubmatch(file); m != nil {
+		return routeMetaChecksum, m[1]
+	}
+	if m := oracleVersion.FindStringSubmatch(file); m != nil {
+		return routeMetaVersion, m[2]
+	}
+	if m := oracleCurrent.FindStringSubmatch(file); m != nil {
+		return routeMetaCurrent, m[1]
+	}
+	return routeNone, ""
+}
+
+func FuzzParseFileMatchesRegexps(f *testing.F) {
+	for _, s := range []string{"root.json", "1.targets/a.json", "targets/a.b.json", "targets/x." + strings.Repeat("a", 64) + ".json", "01.root.json", "targets//x.json", "targets/ x.json", "12.targets/a.1.json"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, file string) {
+		if strings.HasSuffix(file, ".key") || strings.Contains(file, "/_trust/tuf/") {
+			return
+		}
+		want, wantRole := oracleFile(file)
+		got := parsePath("/v2/g/_trust/tuf/" + file)
+		if file == "" {
+			return
+		}
+		if got.kind != want || (want != routeNone && got.role != wantRole) {
+			t.Fatalf("%q: parsed %v %q, the reference's patterns say %v %q", file, got.kind, got.role, want, wantRole)
 		}
 	})
 }

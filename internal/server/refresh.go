@@ -65,12 +65,13 @@ func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
 		return err
 	}
 	files = append(files, ts)
-	err = s.cfg.Store.UpdateMany(ctx, gun, files)
-	s.cache.invalidate(gun)
-	if err == nil {
-		s.m.resigned.Inc()
+	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
+		s.cache.invalidate(gun)
+		return err
 	}
-	return err
+	s.cache.replace(gun, files, now)
+	s.m.resigned.Inc()
+	return nil
 }
 
 // RunRefresher re-signs timestamps (and server-held snapshots) that expire

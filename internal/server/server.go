@@ -30,8 +30,9 @@ type Custodian interface {
 	Create(ctx context.Context, gun, role string) (*keys.PublicKey, error)
 	// Keys lists the keys held for gun and role, newest first.
 	Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error)
-	// Signer returns the signer of a held key.
-	Signer(ctx context.Context, id string) (crypto.Signer, error)
+	// Signer returns the signer of a key held for gun; an error wrapping
+	// ErrNotHeld (of the implementation) when there is none.
+	Signer(ctx context.Context, gun, id string) (crypto.Signer, error)
 }
 
 // Config holds the dependencies and settings of a Server.
@@ -80,7 +81,7 @@ type Server struct {
 	skipMu sync.Mutex
 	skip   map[string]time.Time // refresher: role+GUN set aside until
 
-	currentCC, consistentCC string
+	currentCC, consistentCC []string
 }
 
 // New checks the configuration and returns a Server.
@@ -120,8 +121,8 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, m: cfg.Metrics,
 		cache:        newMetaCache(cfg.CacheGUNs, 64),
 		skip:         map[string]time.Time{},
-		currentCC:    cacheControl(cfg.CurrentMaxAge, true),
-		consistentCC: cacheControl(cfg.ConsistentMaxAge, false),
+		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},
+		consistentCC: []string{cacheControl(cfg.ConsistentMaxAge, false)},
 	}
 	return s, nil
 }
@@ -207,7 +208,7 @@ func notFound(code apierr.Code) handlerFunc {
 }
 
 func (s *Server) handleBase(w http.ResponseWriter, _ *http.Request, _ route) error {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header()["Content-Type"] = textPlain
 	_, _ = w.Write([]byte("{}"))
 	return nil
 }

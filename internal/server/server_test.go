@@ -39,14 +39,14 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *server.Server
 	ts    *httptest.Server
 	clock *clock
 	store *sqlstore.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Now().UTC()}
@@ -104,7 +104,7 @@ type part struct {
 	data     []byte
 }
 
-func multipartBody(t *testing.T, parts ...part) (*bytes.Buffer, string) {
+func multipartBody(t testing.TB, parts ...part) (*bytes.Buffer, string) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for _, p := range parts {

@@ -20,19 +20,15 @@ func (s *Server) heldKey(ctx context.Context, gun string, root *tuf.Root, role s
 	if rk == nil {
 		return tuf.Signer{}, false, nil
 	}
-	held, err := s.cfg.Custodian.Keys(ctx, gun, role)
-	if err != nil {
-		return tuf.Signer{}, false, err
-	}
-	for _, k := range held {
-		if !slices.Contains(rk.KeyIDs, k.ID()) {
-			continue
-		}
-		signer, err := s.cfg.Custodian.Signer(ctx, k.ID())
+	for _, id := range rk.KeyIDs {
+		signer, err := s.cfg.Custodian.Signer(ctx, gun, id)
 		if err != nil {
+			if errors.Is(err, keys.ErrKeyNotHeld) {
+				continue
+			}
 			return tuf.Signer{}, false, err
 		}
-		return tuf.Signer{Key: root.Keys[k.ID()], Signer: signer}, true, nil
+		return tuf.Signer{Key: root.Keys[id], Signer: signer}, true, nil
 	}
 	return tuf.Signer{}, false, nil
 }

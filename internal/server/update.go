@@ -110,7 +110,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, rt route) 
 		}
 		return apierr.Wrap(apierr.Updating, err)
 	}
-	s.cache.invalidate(rt.gun)
+	s.cache.replace(rt.gun, files, s.now())
 	s.m.publishes.Inc()
 	roles := make([]string, 0, len(files))
 	for _, f := range files {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,8 @@ type Config struct {
 	LogFormat    string `yaml:"log_format"`
 	// MaxUploadBytes bounds a metadata upload.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// PprofListen, when set, serves Go's profiler on this loopback address.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Defaults of the one-machine setup.
@@ -94,6 +97,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&flagCfg.Signer, "signer", "", "`url` of a signet-signer holding the online keys (default: keys held by this server)")
 	fs.StringVar(&flagCfg.KeyAlgorithm, "key-algorithm", cfg.KeyAlgorithm, "algorithm of new online keys: ecdsa (P-256) or ed25519")
 	fs.StringVar(&flagCfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&flagCfg.PprofListen, "pprof-listen", "", "loopback `address` to serve Go's profiler on (off by default)")
 	configFile := fs.String("config", "", "YAML `file` with the same settings (flags win)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -130,6 +134,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.KeyAlgorithm = flagCfg.KeyAlgorithm
 		case "log-level":
 			cfg.LogLevel = flagCfg.LogLevel
+		case "pprof-listen":
+			cfg.PprofListen = flagCfg.PprofListen
 		}
 	})
 	return cfg, cfg.validate()
@@ -152,6 +158,12 @@ func (c Config) validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: %v", c.LogLevel, err))
+	}
+	if c.PprofListen != "" {
+		h, _, err := net.SplitHostPort(c.PprofListen)
+		if ip := net.ParseIP(h); err != nil || ip == nil || !ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("--pprof-listen %q: must be a loopback address such as 127.0.0.1:6060", c.PprofListen))
+		}
 	}
 	if c.MaxUploadBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_upload_bytes %d: must be positive (0 means the default of 100 MiB)", c.MaxUploadBytes))
@@ -249,6 +261,17 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 			}
 		}
 		printTrustSteps(stdout, shown, ca)
+	}
+
+	if cfg.PprofListen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Addr: cfg.PprofListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.ListenAndServe() }()
+		defer ps.Close()
+		log.Warn("profiler listening", "addr", cfg.PprofListen)
 	}
 
 	refreshCtx, stopRefresh := context.WithCancel(context.WithoutCancel(ctx))

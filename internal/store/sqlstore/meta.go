@@ -58,9 +58,7 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) 
 			// rows affected means a version >= f.Version is stored. On
 			// PostgreSQL this waits for a concurrent writer of the same
 			// head and then sees its committed version.
-			res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO tuf_heads (gun, role, version, expires) VALUES (?, ?, ?, ?)
-ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, expires = excluded.expires
-WHERE excluded.version > tuf_heads.version`),
+			res, err := s.txExec(ctx, tx, queryAdvanceHead,
 				gun, f.Role, f.Version, s.d.timeArg(storeTime(f.Expires)))
 			if err != nil {
 				return s.oldVersion(err, f)
@@ -72,8 +70,7 @@ WHERE excluded.version > tuf_heads.version`),
 			if n == 0 {
 				return fmt.Errorf("%s version %d: %w", f.Role, f.Version, store.ErrOldVersion)
 			}
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO tuf_files (gun, role, version, data, sha256, expires, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			if _, err := s.txExec(ctx, tx, queryInsertFile,
 				gun, f.Role, f.Version, f.Data, f.SHA256, s.d.timeArg(storeTime(f.Expires)), now); err != nil {
 				return s.oldVersion(err, f)
 			}
@@ -89,7 +86,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`),
 				}
 				locked = true
 			}
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, ?, ?, ?)`),
+			if _, err := s.txExec(ctx, tx, queryInsertChange,
 				now, gun, f.Version, f.SHA256, store.CategoryUpdate); err != nil {
 				return err
 			}
@@ -134,10 +131,22 @@ func notFound(err error) error {
 	return err
 }
 
+// Statements of UpdateMany (prepared once, see prepareWrites).
+const (
+	// Advance the head only if the new version is greater; zero rows
+	// affected means a version >= the new one is stored.
+	queryAdvanceHead = `INSERT INTO tuf_heads (gun, role, version, expires) VALUES (?, ?, ?, ?)
+ON CONFLICT (gun, role) DO UPDATE SET version = excluded.version, expires = excluded.expires
+WHERE excluded.version > tuf_heads.version`
+	queryInsertFile = `INSERT INTO tuf_files (gun, role, version, data, sha256, expires, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
+	queryInsertChange = `INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, ?, ?, ?)`
+)
+
 // GetCurrent implements store.MetaStore.
 func (s *Store) GetCurrent(ctx context.Context, gun, role string) (store.File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+fileColumns+` FROM tuf_files
-WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1`), gun, role))
+	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
+WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, gun, role))
 	if err != nil {
 		return store.File{}, fmt.Errorf("sqlstore: get %q %s: %w", gun, role, notFound(err))
 	}
@@ -146,8 +155,8 @@ WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1`), gun, role))
 
 // GetVersion implements store.MetaStore.
 func (s *Store) GetVersion(ctx context.Context, gun, role string, version int) (store.File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+fileColumns+` FROM tuf_files
-WHERE gun = ? AND role = ? AND version = ?`), gun, role, version))
+	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
+WHERE gun = ? AND role = ? AND version = ?`, gun, role, version))
 	if err != nil {
 		return store.File{}, fmt.Errorf("sqlstore: get %q %s version %d: %w", gun, role, version, notFound(err))
 	}
@@ -156,8 +165,8 @@ WHERE gun = ? AND role = ? AND version = ?`), gun, role, version))
 
 // GetChecksum implements store.MetaStore.
 func (s *Store) GetChecksum(ctx context.Context, gun, role, sha256hex string) (store.File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+fileColumns+` FROM tuf_files
-WHERE sha256 = ? AND gun = ? AND role = ? ORDER BY version DESC LIMIT 1`), sha256hex, gun, role))
+	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
+WHERE sha256 = ? AND gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, sha256hex, gun, role))
 	if err != nil {
 		return store.File{}, fmt.Errorf("sqlstore: get %q %s sha256 %s: %w", gun, role, sha256hex, notFound(err))
 	}

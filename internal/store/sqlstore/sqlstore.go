@@ -41,6 +41,8 @@ type Store struct {
 	w   *sql.DB // writes (and, except for SQLite files, reads)
 	r   *sql.DB // reads
 	now func() time.Time
+
+	stmts stmtCache
 }
 
 var (
@@ -102,11 +104,16 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepareWrites(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+	}
 	return s, nil
 }
 
 // Close closes the database. For SQLite it checkpoints the write-ahead log.
 func (s *Store) Close() error {
+	s.stmts.close()
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())

@@ -1,0 +1,91 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// stmtCache keeps prepared statements per database and query, so the hot
+// queries are parsed by the database once per connection pool, not on
+// every call. Statements are closed with the Store.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[stmtKey]*sql.Stmt
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{db, query}
+	c.mu.Lock()
+	st := c.m[k]
+	c.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[stmtKey]*sql.Stmt{}
+	}
+	if old := c.m[k]; old != nil {
+		st.Close()
+		return old, nil
+	}
+	c.m[k] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
+// queryRow runs a cached read statement (query in '?' form).
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.stmts.get(ctx, s.r, s.d.q(query))
+	if err != nil {
+		// Let QueryRowContext report the preparation error through Scan.
+		return s.r.QueryRowContext(ctx, s.d.q(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// txExec runs a write statement inside tx, reusing the statement prepared
+// by prepareWrites when there is one. It never prepares on the pool itself:
+// for SQLite the transaction holds the only write connection, so preparing
+// there would wait for it forever.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	q := s.d.q(query)
+	s.stmts.mu.Lock()
+	st := s.stmts.m[stmtKey{s.w, q}]
+	s.stmts.mu.Unlock()
+	if st == nil {
+		return tx.ExecContext(ctx, q, args...)
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// Write statements prepared once at open, outside any transaction.
+var writeQueries = []string{queryAdvanceHead, queryInsertFile, queryInsertChange}
+
+func (s *Store) prepareWrites(ctx context.Context) error {
+	for _, q := range writeQueries {
+		if _, err := s.stmts.get(ctx, s.w, s.d.q(q)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
