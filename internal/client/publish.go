@@ -23,6 +23,10 @@ type KeyStore interface {
 	Signer(id string) (s crypto.Signer, ok bool, err error)
 }
 
+// RenewWithin is how close to expiry a targets role is re-signed by any
+// publish, as notary renews roles within six months of expiry.
+const RenewWithin = 182 * 24 * time.Hour
+
 // Default lifetimes of the metadata a client signs, as notary's.
 const (
 	RootExpiry     = 10 * 365 * 24 * time.Hour
@@ -553,9 +557,26 @@ func (p *Publisher) PublishWith(ctx context.Context, cs []changes.Change, adjust
 // server's, verified; or for a repository initialised but never published,
 // the locally cached one (with root, targets and snapshot marked to upload).
 func (p *Publisher) Working(ctx context.Context) (*Working, error) {
-	v, err := p.Reader.Update(ctx)
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	rd := *p.Reader
+	rd.AllowExpiredSigned = true
+	v, err := rd.Update(ctx)
 	if err == nil {
-		return NewWorking(v)
+		w, err := NewWorking(v)
+		if err != nil {
+			return nil, err
+		}
+		// Renew what has expired (or is about to): this publish re-signs it.
+		soon := now().Add(RenewWithin)
+		for role, t := range w.Targets {
+			if t.Expires.Before(soon) {
+				w.Dirty[role] = true
+			}
+		}
+		return w, nil
 	}
 	if !errors.Is(err, ErrNoTrustData) {
 		return nil, err

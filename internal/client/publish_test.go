@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
 // memKeys is an in-memory KeyStore keyed by canonical key ID.
@@ -151,5 +153,38 @@ func TestRotateTargetsAndRoot(t *testing.T) {
 	}
 	if got := owner.list(t); got["v1"] != "targets" {
 		t.Fatalf("old client after rotation: %v", got)
+	}
+}
+
+// TestExpiredTargetsAreRenewed: notary refuses every operation once targets
+// has expired; signet refuses to read it but re-signs it on the next publish.
+func TestExpiredTargetsAreRenewed(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	shift := time.Duration(0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(shift) }
+	url := startServerAt(t, now)
+	owner := newClientEnv(t, url, gun)
+	owner.pub.Now, owner.pub.Reader.Now = now, now
+	rootKey, _ := owner.keys.add(t)
+	targetsKey, _ := owner.keys.add(t)
+	snapKey, _ := owner.keys.add(t)
+	if err := client.Initialize(ctx, owner.remote, owner.cache, client.InitOptions{Root: rootKey, Targets: targetsKey, Snapshot: snapKey}, now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v1", "one")}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	shift = client.TargetsExpiry + 24*time.Hour
+	mu.Unlock()
+	if _, err := owner.pub.Reader.Update(ctx); !errors.Is(err, trust.ErrExpired) {
+		t.Fatalf("reading expired targets: %v", err)
+	}
+	if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v2", "two")}); err != nil {
+		t.Fatalf("publishing over expired targets: %v", err)
+	}
+	if got := owner.list(t); got["v1"] != "targets" || got["v2"] != "targets" {
+		t.Fatalf("after renewal: %v", got)
 	}
 }

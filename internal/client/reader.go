@@ -28,6 +28,11 @@ type Reader struct {
 	Now    func() time.Time
 	// Pinned, when set, replaces trust on first use of a root.
 	Pinned func(leaves []*x509.Certificate) error
+	// AllowExpiredSigned accepts expired targets roles and snapshot (whose
+	// signatures must still verify). Only a publisher about to re-sign them
+	// sets it: it is how expired metadata is renewed instead of locking the
+	// repository.
+	AllowExpiredSigned bool
 }
 
 // ErrNoTrustData reports a repository the server does not have.
@@ -64,6 +69,10 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		}
 	}
 	v := trust.New(rd.Remote.GUN(), now(), trust.Options{MinVersions: min, Pinned: rd.Pinned})
+	if rd.AllowExpiredSigned {
+		v.SetAllowExpired(tuf.RoleSnapshot, true)
+		v.AllowExpiredTargets(true)
+	}
 
 	// Step 1: the trusted root.
 	rootFresh := false

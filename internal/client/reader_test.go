@@ -48,6 +48,12 @@ func (c *memCache) Put(role string, b []byte) error {
 // startServer runs a signet server in process and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
+	return startServerAt(t, time.Now)
+}
+
+// startServerAt runs a signet server whose clock is now.
+func startServerAt(t *testing.T, now func() time.Time) string {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
@@ -58,7 +64,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, Custodian: cust, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(server.Config{Store: st, Custodian: cust, Now: now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,8 @@ type Repo struct {
 	timestamp *tuf.Meta[tuf.Timestamp]
 	snapshot  *tuf.Meta[tuf.Snapshot]
 	targets   map[string]*tuf.Meta[tuf.Targets]
+
+	allowExpiredTargets bool
 }
 
 // New starts the verification of repository gun at time now.
@@ -129,7 +131,8 @@ func (r *Repo) checkCommon(role string, c tuf.Common) error {
 	if min := r.opts.MinVersions[role]; c.Version < min {
 		return fail(role, ErrRollback, "%s version %d is lower than the trusted version %d", role, c.Version, min)
 	}
-	if !r.opts.AllowExpired[role] && !r.now.Before(c.Expires) {
+	allowed := r.opts.AllowExpired[role] || (r.allowExpiredTargets && tuf.IsTargetsRole(role))
+	if !allowed && !r.now.Before(c.Expires) {
 		return fail(role, ErrExpired, "%s expired at %s", role, c.Expires.UTC().Format(time.RFC3339))
 	}
 	return nil
@@ -203,3 +206,7 @@ func (r *Repo) SetAllowExpired(role string, allow bool) {
 	}
 	r.opts.AllowExpired[role] = allow
 }
+
+// AllowExpiredTargets sets whether expired targets and delegations are
+// accepted by the following steps (for a publisher renewing them).
+func (r *Repo) AllowExpiredTargets(allow bool) { r.allowExpiredTargets = allow }
