@@ -63,10 +63,34 @@ type Config struct {
 	// CacheGUNs bounds the repositories kept in memory (default 10000).
 	CacheGUNs int
 
+	// Authorizer, when set, must allow every API request (see Access);
+	// without one every request is allowed, as with the reference server
+	// without auth.
+	Authorizer Authorizer
+	// Invalidations, when set, carries GUNs written by other server
+	// processes (replicas sharing the database); their cached metadata is
+	// dropped as each arrives.
+	Invalidations <-chan string
+
 	// Checks are health checks by name ("DB operational", …).
 	Checks map[string]func(context.Context) error
 	// Metrics, when set, receives the server's Prometheus metrics.
 	Metrics *Metrics
+}
+
+// Access is what a request needs: actions on a repository, or, for routes
+// without a GUN, on the registry catalog — the reference's rules (§2.12).
+type Access struct {
+	// Type is "repository" or "registry"; Name the GUN or "catalog".
+	Type, Name string
+	Actions    []string // "pull", "push", "*"
+}
+
+// Authorizer decides whether a request may have the access it needs. It
+// returns nil to allow, or an error: an *apierr.Error (UNAUTHORIZED with a
+// challenge set on w) is sent as is.
+type Authorizer interface {
+	Authorize(w http.ResponseWriter, r *http.Request, need []Access) error
 }
 
 // Server is the HTTP API.
@@ -124,6 +148,13 @@ func New(cfg Config) (*Server, error) {
 		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},
 		consistentCC: []string{cacheControl(cfg.ConsistentMaxAge, false)},
 	}
+	if cfg.Invalidations != nil {
+		go func() {
+			for gun := range cfg.Invalidations {
+				s.cache.invalidate(gun)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -154,7 +185,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rt := parsePath(r.URL.Path)
 	op, h := s.dispatch(r.Method, rt)
 	start := time.Now()
-	err := h(w, r, rt)
+	var err error
+	if s.cfg.Authorizer != nil {
+		err = s.cfg.Authorizer.Authorize(w, r, requiredAccess(op, rt))
+	}
+	if err == nil {
+		err = h(w, r, rt)
+	}
 	if err != nil {
 		e := apierr.Write(w, err)
 		lvl := slog.LevelInfo
@@ -199,6 +236,28 @@ func (s *Server) dispatch(method string, rt route) (string, handlerFunc) {
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 		return nil
 	}
+}
+
+// requiredAccess is the reference's table of actions per operation:
+// reads need pull; uploads and GET .key need push and pull; rotating keys,
+// deleting a repository and the global changefeed need "*"; routes without
+// a GUN need "*" on the registry catalog.
+func requiredAccess(op string, rt route) []Access {
+	if rt.gun == "" {
+		return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
+	}
+	var actions []string
+	switch op {
+	case "GetRole", "GetRoleByHash", "GetRoleByVersion", "Changefeed":
+		actions = []string{"pull"}
+	case "UpdateTUF", "GetKey":
+		actions = []string{"push", "pull"}
+	case "RotateKey", "DeleteTUF":
+		actions = []string{"*"}
+	default:
+		actions = []string{"pull"}
+	}
+	return []Access{{Type: "repository", Name: rt.gun, Actions: actions}}
 }
 
 func notFound(code apierr.Code) handlerFunc {
