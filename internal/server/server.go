@@ -243,7 +243,7 @@ func (s *Server) dispatch(method string, rt route) (string, handlerFunc) {
 // deleting a repository and the global changefeed need "*"; routes without
 // a GUN need "*" on the registry catalog.
 func requiredAccess(op string, rt route) []Access {
-	if rt.gun == "" {
+	if rt.gun == "" || op == "NotFound" || op == "Main" { // the reference's catch-all has no GUN
 		return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
 	}
 	var actions []string

@@ -15,6 +15,7 @@ import (
 const (
 	KindGet     = "get"
 	KindPublish = "publish"
+	KindClient  = "client" // one timed run of a client command (bench/cmd/clientbench)
 )
 
 // Record is one measurement. Latencies are in milliseconds.
@@ -41,6 +42,13 @@ type Record struct {
 	Verified  int64  `json:"verified,omitempty"`
 	Missing   int64  `json:"missing,omitempty"`
 	FirstErr  string `json:"first_error,omitempty"`
+
+	// Client only: wall time of one command, its CPU time (user + system)
+	// and peak resident memory, and the tags it printed.
+	WallMs   float64 `json:"wall_ms,omitempty"`
+	CPUMs    float64 `json:"cpu_ms,omitempty"`
+	MaxRSSKB int64   `json:"max_rss_kb,omitempty"`
+	Tags     int     `json:"tags,omitempty"`
 	Completed bool   `json:"completed"`
 }
 
