@@ -26,6 +26,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
@@ -337,7 +338,7 @@ func keyPassphrase(getenv func(string) string, dataDir string, sealed bool) (pas
 		return nil, "", err
 	}
 	p := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	if err := writeFileAtomic(name, append(p, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(name, append(p, '\n'), 0o600); err != nil {
 		return nil, "", fmt.Errorf("write %s: %w", name, err)
 	}
 	return p, name, nil

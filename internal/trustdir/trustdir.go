@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -74,34 +75,7 @@ func (c *Cache) Put(role string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(p, data, 0o600)
-}
-
-func writeAtomic(name string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return atomicfile.Write(p, data, 0o600)
 }
 
 // Passphrases supplies key passphrases. keyID is the canonical key ID and
@@ -259,7 +233,7 @@ func (ks *KeyStore) Add(signer crypto.Signer, role, gun string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := writeAtomic(filepath.Join(ks.dir, id+".key"), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(ks.dir, id+".key"), b, 0o600); err != nil {
 		return "", err
 	}
 	delete(ks.cache, id)
