@@ -10,6 +10,15 @@
 #   BENCH_WORKLOADS="timestamp snapshot targets checksum"
 #   BENCH_SKIP_SIGNET=1   measure only the reference and bare servers (the report says so)
 #   BENCH_SIGNET_BIN=path use this signet-server binary instead of building ./cmd/signet-server
+#   BENCH_ONLY=all|server|client  run both parts (default), only the server loads, or only
+#                         the client benchmark; client-only replaces just the "Client" section
+#                         of an existing report and keeps the server figures in it
+#   client benchmark (signet list vs notary list, signet/docker trust inspect, cold cache):
+#   BENCH_CLIENT_TAGS=10000  BENCH_CLIENT_REPS=5  BENCH_CLIENT_WARMUP=1
+#   BENCH_CLIENT_RUN_TIMEOUT=60s (one command)  BENCH_CLIENT_MAX=20m (the whole client part)
+#   BENCH_SIGNET_CLI_BIN=path use this signet client instead of building ./cmd/signet
+#   BENCH_COMMIT=text     what the report names as the commit measured (default: git describes
+#                         the work tree; set it when the *_BIN binaries come from elsewhere)
 #   BENCH_OUT=path        report file (default docs/benchmarks.md)
 #   BENCH_KEEP=1          keep the temporary directory (logs, data, raw JSON lines)
 #   SIGNET_SHARED_DIR     the shared directory (default <repo>/../shared)
@@ -30,7 +39,14 @@ pub_duration=${BENCH_PUBLISH_DURATION:-15s}
 workloads=${BENCH_WORKLOADS:-timestamp snapshot targets checksum}
 skip_signet=${BENCH_SKIP_SIGNET:-0}
 out=${BENCH_OUT:-$repo/docs/benchmarks.md}
+only=${BENCH_ONLY:-all}
+client_tags=${BENCH_CLIENT_TAGS:-10000}
+client_reps=${BENCH_CLIENT_REPS:-5}
+client_warmup=${BENCH_CLIENT_WARMUP:-1}
+client_run_timeout=${BENCH_CLIENT_RUN_TIMEOUT:-60s}
+client_max=${BENCH_CLIENT_MAX:-20m}
 gun=example.com/bench/app
+client_gun=example.com/bench/tags$client_tags
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -38,10 +54,26 @@ die() {
   exit 1
 }
 
+case $only in
+all | server | client) ;;
+*) die "BENCH_ONLY=$only: want all, server or client" ;;
+esac
+run_server=0 run_client=0
+[[ $only == client ]] || run_server=1
+[[ $only == server ]] || run_client=1
+[[ $run_client == 0 || $only == all || -f $out ]] ||
+  die "BENCH_ONLY=client replaces the client section of $out, which does not exist (run the whole benchmark once)"
+
 [[ -x $notary_local/start.sh ]] || die "no $notary_local/start.sh (set SIGNET_SHARED_DIR to the shared directory)"
 for c in notary-server notary-signer openssl curl ss go git; do
   command -v "$c" >/dev/null || die "$c is not installed (run scripts/test-deps.sh)"
 done
+if [[ $run_client == 1 ]]; then
+  # The clients signet is measured against: notary (Debian package notary, with the
+  # server) and the docker CLI (no daemon is used). Neither is built here.
+  command -v notary >/dev/null || die "the notary client is not installed (Debian package notary; or BENCH_ONLY=server)"
+  command -v docker >/dev/null || die "the docker CLI is not installed (Debian package docker-cli; or BENCH_ONLY=server)"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench.XXXXXX")
 run_dir=$tmp/reference # RUN_DIR of notary-local: certs, configs, logs, pids
@@ -107,6 +139,13 @@ wait_ready() {
 # ---- build
 say "building bench tools"
 (cd "$repo/bench" && go build -o "$bin/" ./cmd/...) || die "bench tools do not build"
+if [[ $run_client == 1 ]]; then
+  signet_cli=${BENCH_SIGNET_CLI_BIN:-$bin/signet}
+  if [[ -z ${BENCH_SIGNET_CLI_BIN:-} ]]; then
+    say "building the signet client"
+    (cd "$repo" && go build -o "$signet_cli" ./cmd/signet) || die "the signet client does not build (go build ./cmd/signet)"
+  fi
+fi
 
 # ---- reference notary-server + notary-signer (memory storage)
 if port_free 24443 && port_free 27899; then
@@ -175,58 +214,86 @@ if [[ -n $signet_url ]]; then
   servers=(signet reference)
   url[signet]=$signet_url
 fi
-for s in "${servers[@]}"; do
-  say "setup: $gun with $tags tags on $s"
-  "$bin/notaryload" setup -url "${url[$s]}" -ca "$ca" -gun "$gun" -tags "$tags" -trust-dir "$tmp/trust-setup-$s" >&2 ||
-    die "could not publish the benchmark repository to $s"
-done
+failed=0 load_start=
+if [[ $run_server == 1 ]]; then
+  for s in "${servers[@]}"; do
+    say "setup: $gun with $tags tags on $s"
+    "$bin/notaryload" setup -url "${url[$s]}" -ca "$ca" -gun "$gun" -tags "$tags" -trust-dir "$tmp/trust-setup-$s" >&2 ||
+      die "could not publish the benchmark repository to $s"
+  done
 
-# ---- bare server: the bytes of the server under test (the reference if signet is skipped)
-origin=${signet_url:-$ref_url}
-bare_port=$(free_port 24445 24455 24465 24475) || die "no free port for bareserver"
-"$bin/bareserver" -listen "127.0.0.1:$bare_port" -cert "$certs/notary-server.crt" -key "$certs/notary-server.key" \
-  -origin "$origin" -ca "$ca" -gun "$gun" -max-lifetime 2h >"$tmp/bare.log" 2>&1 &
-bare_pid=$!
-wait_ready "bareserver" "$bare_pid" "$bare_port" "$tmp/bare.log" || die "bareserver did not start"
-url[bare]=https://127.0.0.1:$bare_port
-get_servers=("${servers[@]}" bare)
+  # ---- bare server: the bytes of the server under test (the reference if signet is skipped)
+  origin=${signet_url:-$ref_url}
+  bare_port=$(free_port 24445 24455 24465 24475) || die "no free port for bareserver"
+  "$bin/bareserver" -listen "127.0.0.1:$bare_port" -cert "$certs/notary-server.crt" -key "$certs/notary-server.key" \
+    -origin "$origin" -ca "$ca" -gun "$gun" -max-lifetime 2h >"$tmp/bare.log" 2>&1 &
+  bare_pid=$!
+  wait_ready "bareserver" "$bare_pid" "$bare_port" "$tmp/bare.log" || die "bareserver did not start"
+  url[bare]=https://127.0.0.1:$bare_port
+  get_servers=("${servers[@]}" bare)
 
-# ---- GET load, repetitions interleaved across servers
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${load_start%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-  say "WARNING: load average $load_start before the loads start: other work on this machine will skew the figures"
-fi
-failed=0
-for rep in $(seq 1 "$reps"); do
-  for w in $workloads; do
-    for s in "${get_servers[@]}"; do
-      say "rep $rep/$reps: GET $w on $s ($conns conns, $warmup + $duration)"
-      if ! "$bin/notaryload" get -url "${url[$s]}" -ca "$ca" -gun "$gun" -workload "$w" \
-        -c "$conns" -d "$duration" -warmup "$warmup" -label "$s" -rep "$rep" >>"$results"; then
-        say "GET $w on $s failed"
+  # ---- GET load, repetitions interleaved across servers
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  if awk -v l="${load_start%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    say "WARNING: load average $load_start before the loads start: other work on this machine will skew the figures"
+  fi
+  for rep in $(seq 1 "$reps"); do
+    for w in $workloads; do
+      for s in "${get_servers[@]}"; do
+        say "rep $rep/$reps: GET $w on $s ($conns conns, $warmup + $duration)"
+        if ! "$bin/notaryload" get -url "${url[$s]}" -ca "$ca" -gun "$gun" -workload "$w" \
+          -c "$conns" -d "$duration" -warmup "$warmup" -label "$s" -rep "$rep" >>"$results"; then
+          say "GET $w on $s failed"
+          failed=1
+        fi
+        tail -n 1 "$results" >&2
+      done
+    done
+  done
+
+  # ---- publish load (the bare server cannot take publishes)
+  for rep in $(seq 1 "$reps"); do
+    for s in "${servers[@]}"; do
+      say "rep $rep/$reps: publish on $s ($pub_workers workers x $pub_per_repo publishes per repository, $pub_duration)"
+      if ! "$bin/publishload" -url "${url[$s]}" -ca "$ca" -workers "$pub_workers" -publishes "$pub_per_repo" \
+        -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
+        -trust-dir "$tmp/trust-publish-$s-$rep" >>"$results"; then
+        say "publish on $s failed (see the first_error and durability fields)"
         failed=1
       fi
       tail -n 1 "$results" >&2
     done
   done
-done
+  # The bare server is not needed any more.
+  kill "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  bare_pid=
+fi # run_server
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# ---- publish load (the bare server cannot take publishes)
-for rep in $(seq 1 "$reps"); do
+# ---- client benchmark: one repository with many tags, read by each client through a cold cache
+client_load=
+if [[ $run_client == 1 ]]; then
+  client_servers=()
   for s in "${servers[@]}"; do
-    say "rep $rep/$reps: publish on $s ($pub_workers workers x $pub_per_repo publishes per repository, $pub_duration)"
-    if ! "$bin/publishload" -url "${url[$s]}" -ca "$ca" -workers "$pub_workers" -publishes "$pub_per_repo" \
-      -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
-      -trust-dir "$tmp/trust-publish-$s-$rep" >>"$results"; then
-      say "publish on $s failed (see the first_error and durability fields)"
-      failed=1
-    fi
-    tail -n 1 "$results" >&2
+    say "setup: $client_gun with $client_tags tags on $s (one publish)"
+    "$bin/notaryload" setup -url "${url[$s]}" -ca "$ca" -gun "$client_gun" -tags "$client_tags" \
+      -trust-dir "$tmp/trust-setup-client-$s" >&2 ||
+      die "could not publish the client benchmark's repository to $s"
+    client_servers+=(-server "$s=${url[$s]}")
   done
-done
+  client_load=$(cut -d' ' -f1-3 /proc/loadavg)
+  say "client benchmark: $client_reps runs of each command against ${servers[*]} (load average $client_load)"
+  if ! "$bin/clientbench" -signet "$signet_cli" -notary notary -docker docker -ca "$ca" -gun "$client_gun" \
+    -tags "$client_tags" -reps "$client_reps" -warmup "$client_warmup" -timeout "$client_run_timeout" \
+    -max-total "$client_max" -work "$tmp/client" "${client_servers[@]}" >>"$results"; then
+    say "the client benchmark had failed runs (see the first errors in the report)"
+    failed=1
+  fi
+  client_load+=" → $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 # ---- report
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 notes=(-note "Load average (1/5/15 min) when the loads started: $load_start; when they ended: $load_end. The benchmark's own processes account for part of it; the machine may be shared, so compare the raw figures per repetition.")
 if [[ -z $signet_url ]]; then
   notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")
@@ -234,8 +301,14 @@ fi
 if [[ $ref_port != 24443 ]]; then
   notes+=(-note "The recipe's ports were taken by another process; the reference ran with the same binaries, configs and certificates on 127.0.0.1:$ref_port.")
 fi
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none (no commits yet)")
-[[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]] && commit+=" + uncommitted changes"
+only_flags=()
+[[ $only == client ]] && only_flags=(-only client)
+if [[ -n ${BENCH_COMMIT:-} ]]; then
+  commit=$BENCH_COMMIT
+else
+  commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none (no commits yet)")
+  [[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]] && commit+=" + uncommitted changes"
+fi
 "$bin/benchreport" -in "$results" -out "$out" \
   -date "$(date -u '+%Y-%m-%d %H:%M UTC')" -nproc "$(nproc)" \
   -cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" -kernel "$(uname -r)" \
@@ -243,6 +316,9 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none (no com
   -reference-version "$(dpkg-query -W -f='${Version}' notary 2>/dev/null || echo unknown)" \
   -conns "$conns" -duration "$duration" -warmup "$warmup" -reps "$reps" -tags "$tags" \
   -publish-workers "$pub_workers" -publish-per-repo "$pub_per_repo" -publish-duration "$pub_duration" \
-  -publish-keepalive off "${notes[@]}" || die "could not write the report"
+  -publish-keepalive off \
+  -client-tags "$client_tags" -client-reps "$client_reps" -client-warmup "$client_warmup" -client-gun "$client_gun" \
+  -client-load "$client_load" -docker-version "$(docker --version 2>/dev/null | sed 's/,.*//' || echo unknown)" \
+  "${only_flags[@]}" "${notes[@]}" || die "could not write the report"
 say "wrote $out"
 [[ $failed == 0 ]] || die "some loads failed; figures were written, see the errors in $out"

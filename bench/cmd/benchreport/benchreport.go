@@ -30,6 +30,11 @@ type meta struct {
 	refVersion, conns, duration, warmup, reps, tags   string
 	pubWorkers, pubPerRepo, pubDuration, pubKeepAlive string
 	notes                                             multi
+
+	// The client benchmark (bench/cmd/clientbench) and -only.
+	clientTags, clientReps, clientWarmup, clientGUN string
+	clientDate, clientCommit, clientLoad            string
+	dockerVersion, only                             string
 }
 
 type multi []string
@@ -64,6 +69,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		{&m.pubPerRepo, "publish-per-repo", "publishload -publishes"},
 		{&m.pubDuration, "publish-duration", "publishload -d"},
 		{&m.pubKeepAlive, "publish-keepalive", "publishload -keepalive"},
+		{&m.clientTags, "client-tags", "tags in the client benchmark's repository"},
+		{&m.clientReps, "client-reps", "clientbench -reps"},
+		{&m.clientWarmup, "client-warmup", "clientbench -warmup"},
+		{&m.clientGUN, "client-gun", "the client benchmark's repository"},
+		{&m.clientDate, "client-date", "date of the client benchmark (default -date)"},
+		{&m.clientCommit, "client-commit", "commit of the client benchmark (default -commit)"},
+		{&m.clientLoad, "client-load", "load average around the client benchmark"},
+		{&m.dockerVersion, "docker-version", "docker --version"},
+		{&m.only, "only", `"client": replace only the client section of -out, keeping the rest of the file`},
 	} {
 		fs.StringVar(f.p, f.name, "", f.help)
 	}
@@ -77,7 +91,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var b bytes.Buffer
-	render(&b, m, recs)
+	switch m.only {
+	case "":
+		render(&b, m, recs)
+	case "client":
+		old, err := os.ReadFile(m.out)
+		if err != nil {
+			fmt.Fprintln(stderr, "benchreport: -only client needs the existing report:", err)
+			return 1
+		}
+		var sec bytes.Buffer
+		renderClient(&sec, m, recs)
+		b.Write(spliceSection(old, clientHeading, sec.Bytes()))
+	default:
+		fmt.Fprintf(stderr, "benchreport: -only %q: want \"client\" or nothing\n", m.only)
+		return 2
+	}
 	if m.out == "" {
 		stdout.Write(b.Bytes())
 		return 0
@@ -288,6 +317,8 @@ func render(w io.Writer, m meta, recs []result.Record) {
 		p("| %s | %.1f | %s | %d | %d | %s |\n", srv, a.perSecond, lat(a, ok), a.errors, a.repos, dur)
 	}
 	p("\nsignet/reference publishes/s: %s\n", ratio(pub[signet], pub[reference], pubOK[signet], pubOK[reference]))
+
+	renderClient(w, m, recs)
 
 	var first []string
 	for _, srv := range servers {

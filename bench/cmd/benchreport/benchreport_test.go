@@ -46,3 +46,80 @@ func TestReportMediansAndRatios(t *testing.T) {
 		}
 	}
 }
+
+func clientRecords(t *testing.T) []byte {
+	t.Helper()
+	var in bytes.Buffer
+	for i, ms := range []float64{120, 100, 900, 110, 105} { // median 110
+		result.Record{Kind: result.KindClient, Target: "signet", Workload: "signet list", Rep: i + 1, WallMs: ms, CPUMs: ms, MaxRSSKB: 40 << 10, Tags: 10000, Completed: true}.Write(&in)
+		result.Record{Kind: result.KindClient, Target: "signet", Workload: "notary list", Rep: i + 1, WallMs: 2 * ms, Tags: 10000, Completed: true}.Write(&in)
+		result.Record{Kind: result.KindClient, Target: "signet", Workload: "signet trust inspect", Rep: i + 1, WallMs: ms, Tags: 10000, Completed: true}.Write(&in)
+		result.Record{Kind: result.KindClient, Target: "signet", Workload: "docker trust inspect", Rep: i + 1, WallMs: ms, Tags: 10000, Completed: true}.Write(&in)
+	}
+	result.Record{Kind: result.KindClient, Target: "signet", Workload: "docker trust inspect", Rep: 6, Errors: 1, FirstErr: "boom | bang"}.Write(&in)
+	return in.Bytes()
+}
+
+func TestClientSection(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
+	if err := os.WriteFile(src, clientRecords(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := Main([]string{"-in", src, "-out", dst, "-client-tags", "10000", "-client-reps", "5"}, &stderr, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	md, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\n## Client: 10,000 tags\n",
+		"| signet | 110 | 220 | 0.50× | 110 | 110 (1 failed) | 1.00× |",
+		"Met by `signet list` on signet (0.50×). Not met by `signet trust inspect` on signet (1.00×).",
+		"| `signet list` | signet | 110 | 110 | 40 | 120, 100, 900, 110, 105 | 0 |",
+		"- first error, docker trust inspect on signet: boom \\| bang",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Index(string(md), "## Client:") > strings.Index(string(md), "## Raw figures") {
+		t.Error("client section after the raw figures")
+	}
+}
+
+func TestOnlyClientKeepsTheRest(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
+	if err := os.WriteFile(src, clientRecords(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, doc string }{
+		{"absent", "# B\n\n## Publish\n\npub\n\n## Notes\n\n- n\n\n## Raw figures\n\nraw\n"},
+		{"present", "# B\n\n## Publish\n\npub\n\n## Client: 5 tags\n\nOLDFIG\n\n## Notes\n\n- n\n\n## Raw figures\n\nraw\n"},
+		{"last", "# B\n\n## Publish\n\npub\n\n## Notes\n\n- n\n\n## Raw figures\n\nraw\n\n## Client: 5 tags\n\nOLDFIG\n"},
+	} {
+		if err := os.WriteFile(dst, []byte(tc.doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		if code := Main([]string{"-in", src, "-out", dst, "-only", "client", "-client-tags", "10000"}, &stderr, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, stderr.String())
+		}
+		md, _ := os.ReadFile(dst)
+		s := string(md)
+		if strings.Contains(s, "OLDFIG") || strings.Count(s, "## Client:") != 1 || !strings.Contains(s, "## Client: 10,000 tags\n\nWall time") {
+			t.Errorf("%s: client section not replaced:\n%s", tc.name, s)
+		}
+		for _, keep := range []string{"# B\n\n## Publish\n\npub\n\n", "## Notes\n\n- n\n\n", "## Raw figures\n\nraw\n"} {
+			if !strings.Contains(s, keep) {
+				t.Errorf("%s: lost %q:\n%s", tc.name, keep, s)
+			}
+		}
+		if tc.name != "last" && !(strings.Index(s, "## Client:") < strings.Index(s, "## Notes")) {
+			t.Errorf("%s: client section not before the notes:\n%s", tc.name, s)
+		}
+	}
+}

@@ -38,10 +38,10 @@ type Record struct {
 
 	// Publish only: repositories initialised, and the durability check of
 	// acknowledged publishes (every acknowledged tag listed back, or missing).
-	Repos     int    `json:"repos,omitempty"`
-	Verified  int64  `json:"verified,omitempty"`
-	Missing   int64  `json:"missing,omitempty"`
-	FirstErr  string `json:"first_error,omitempty"`
+	Repos    int    `json:"repos,omitempty"`
+	Verified int64  `json:"verified,omitempty"`
+	Missing  int64  `json:"missing,omitempty"`
+	FirstErr string `json:"first_error,omitempty"`
 
 	// Client only: wall time of one command, its CPU time (user + system)
 	// and peak resident memory, and the tags it printed.
@@ -49,7 +49,8 @@ type Record struct {
 	CPUMs    float64 `json:"cpu_ms,omitempty"`
 	MaxRSSKB int64   `json:"max_rss_kb,omitempty"`
 	Tags     int     `json:"tags,omitempty"`
-	Completed bool   `json:"completed"`
+
+	Completed bool `json:"completed"`
 }
 
 // Write prints r as one JSON line.
