@@ -211,3 +211,24 @@ func TestFixturesVerify(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyNonCanonicalSignedBytes: a file whose signed value is not in
+// canonical form (reformatted, keys reordered) still verifies, through the
+// canonical re-encoding, as Notary's verifier does.
+func TestVerifyNonCanonicalSignedBytes(t *testing.T) {
+	f := loadFixtures(t)[0]
+	raw := f.read(t, "root.json")
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatal(err)
+	}
+	var signed map[string]any
+	json.Unmarshal(env["signed"], &signed)
+	pretty, _ := json.MarshalIndent(signed, "", "  ") // sorted keys, but indented
+	env["signed"] = pretty
+	reformatted, _ := json.Marshal(env)
+	v := trust.New(f.GUN, f.Captured.Add(time.Minute), trust.Options{})
+	if err := v.LoadRoot(reformatted); err != nil {
+		t.Fatalf("reformatted root refused: %v", err)
+	}
+}

@@ -108,16 +108,35 @@ func (e *ThresholdError) Unwrap() error { return ErrThreshold }
 // VerifySignatures checks that at least threshold distinct keys among ids
 // (looked up in ks) made valid signatures over the canonical form of the
 // file's signed value. Signatures by other keys are ignored.
+//
+// Notary writes the signed value in canonical form, so the received bytes
+// are tried first: a signature valid over exactly the bytes that were
+// parsed binds them at least as tightly as one over their re-encoding, and
+// it spares decoding a large targets file a second time. Only when that
+// falls short is the value re-encoded canonically and checked again.
 func VerifySignatures[T any](m *Meta[T], ids []string, threshold int, ks map[string]*keys.PublicKey) error {
 	if threshold < 1 {
 		return fmt.Errorf("tuf: %s: threshold %d is below 1", m.Role, threshold)
+	}
+	if countValid(m.Signatures, m.SignedRaw, ids, ks) >= threshold {
+		return nil
 	}
 	canon, err := cjson.Canonicalize(m.SignedRaw)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrInvalidMetadata, m.Role, err)
 	}
+	have := countValid(m.Signatures, canon, ids, ks)
+	if have < threshold {
+		return &ThresholdError{Role: m.Role, Have: have, Threshold: threshold}
+	}
+	return nil
+}
+
+// countValid counts the distinct keys among ids with a valid signature
+// over msg.
+func countValid(sigs []Signature, msg []byte, ids []string, ks map[string]*keys.PublicKey) int {
 	valid := map[string]bool{}
-	for _, s := range m.Signatures {
+	for _, s := range sigs {
 		if valid[s.KeyID] || !slices.Contains(ids, s.KeyID) {
 			continue
 		}
@@ -125,12 +144,9 @@ func VerifySignatures[T any](m *Meta[T], ids []string, threshold int, ks map[str
 		if k == nil {
 			continue
 		}
-		if k.Verify(s.Method, canon, s.Sig) == nil {
+		if k.Verify(s.Method, msg, s.Sig) == nil {
 			valid[s.KeyID] = true
 		}
 	}
-	if len(valid) < threshold {
-		return &ThresholdError{Role: m.Role, Have: len(valid), Threshold: threshold}
-	}
-	return nil
+	return len(valid)
 }
