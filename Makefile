@@ -5,7 +5,7 @@ export SIGNET_TEST_REQUIRE ?= all
 # The local PostgreSQL that scripts/test-deps.sh starts (trust auth on loopback).
 export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 
-.PHONY: test deps vet unit fuzz bench build
+.PHONY: test deps vet unit fuzz bench soak build
 
 ## test: install what the tests need, start it, and run every test.
 test: deps vet unit fuzz
@@ -20,6 +20,7 @@ vet:
 
 unit:
 	$(GO) test -race -shuffle=on -timeout 40m ./...
+	$(GO) test -race -shuffle=on -timeout 20m -tags pkcs11 ./internal/keys/pkcs11/... ./internal/e2e/hsm/...
 
 ## fuzz: run every fuzz target briefly.
 fuzz:
@@ -28,6 +29,12 @@ fuzz:
 build:
 	$(GO) build ./...
 
-## bench: side-by-side benchmark against the reference notary-server.
+## bench: side-by-side benchmark against the reference notary-server, then the soak.
 bench: deps
 	bench/run.sh
+	$(MAKE) soak
+
+## soak: 3 minutes of concurrent publishers and readers against signet-server
+## (SQLite, loopback): zero errors and flat memory; writes docs/soak.md.
+soak:
+	SIGNET_SOAK=1 SIGNET_SOAK_REPORT=$(CURDIR)/docs/soak.md $(GO) test -count=1 -run '^TestSoak$$' -timeout 15m -v ./internal/e2e/soak

@@ -39,6 +39,12 @@ type app struct {
 
 	// now returns the time; time.Now unless a test sets it.
 	now func() time.Time
+
+	// ctx is the run's context (set by Main), for key stores reaching
+	// tokens: their Signer method takes none.
+	ctx context.Context
+	// tokens are the PKCS#11 tokens this run logged in to.
+	tokens tokenSessions
 }
 
 func newApp(env Env) *app { return &app{env: env, now: time.Now} }
@@ -270,9 +276,12 @@ func (a *app) openRepo(s *settings, gun string) (*repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := a.expiries(); err != nil {
+		return nil, err
+	}
 	dir := trustdir.Dir{Path: s.trustDir}
 	r := &repo{gun: gun, settings: s, dir: dir, remote: remote, cache: dir.Cache(gun), changes: dir.Changelist(gun)}
-	r.keys = dir.Keys(a.passphrases(s.docker))
+	r.keys = a.keyStore(dir, s.docker)
 	r.reader = &client.Reader{Remote: remote, Cache: r.cache, Now: a.now, Pinned: a.pinning(s, gun)}
 	return r, nil
 }
@@ -288,7 +297,8 @@ func (r *repo) update(ctx context.Context) (*trust.Repo, error) {
 
 // publisher returns a Publisher over the repository's key store.
 func (a *app) publisher(r *repo) *client.Publisher {
-	return &client.Publisher{Reader: r.reader, Keys: r.keys, Now: a.now}
+	exp, _ := a.expiries() // checked by openRepo
+	return &client.Publisher{Reader: r.reader, Keys: r.keys, Now: a.now, Expiry: exp}
 }
 
 // pinning returns the trust-pinning check of config.json for gun: pinned

@@ -59,6 +59,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		env.Stdin = strings.NewReader("")
 	}
 	app := newApp(env)
+	app.ctx = ctx
+	defer app.tokens.close()
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)

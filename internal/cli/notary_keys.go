@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ func (a *app) localKeys() (*trustdir.KeyStore, string, error) {
 		return nil, "", err
 	}
 	dir := trustdir.Dir{Path: s.trustDir}
-	return dir.Keys(a.passphrases(false)), filepath.Join(s.trustDir, "private"), nil
+	return a.keyStore(dir, false), filepath.Join(s.trustDir, "private"), nil
 }
 
 func (a *app) keyCmd() *cobra.Command {
@@ -53,6 +54,17 @@ func (a *app) keyListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Keys on tokens are listed with their URI as the location.
+			refs, err := ks.TokenRefs()
+			if err != nil {
+				return err
+			}
+			locations := map[string]string{}
+			for _, ref := range refs {
+				list = append(list, trustdir.KeyInfo{ID: ref.ID, Role: ref.Role, Path: ref.Path})
+				locations[ref.Path] = ref.URI
+			}
+			loc := func(k trustdir.KeyInfo) string { return firstNonEmpty(locations[k.Path], location) }
 			// Root keys first, then by GUN, role, ID (as notary).
 			ordered := append([]trustdir.KeyInfo{}, list...)
 			sortKeys(ordered)
@@ -60,7 +72,7 @@ func (a *app) keyListCmd() *cobra.Command {
 				type row struct{ Role, GUN, ID, Location string }
 				out := []row{}
 				for _, k := range ordered {
-					out = append(out, row{k.Role, k.GUN, k.ID, location})
+					out = append(out, row{k.Role, k.GUN, k.ID, loc(k)})
 				}
 				return a.printJSON(out)
 			}
@@ -71,7 +83,7 @@ func (a *app) keyListCmd() *cobra.Command {
 			fmt.Fprintln(a.env.Stdout)
 			tw := table(a.env.Stdout, "ROLE", "GUN", "KEY ID", "LOCATION")
 			for _, k := range ordered {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Role, k.GUN, k.ID, location)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Role, k.GUN, k.ID, loc(k))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -159,6 +171,7 @@ func (a *app) keyGenerateCmd() *cobra.Command {
 func (a *app) keyRotateCmd() *cobra.Command {
 	var serverManaged bool
 	var keyFiles []string
+	var rootToken string
 	cmd := &cobra.Command{
 		Use:   "rotate <GUN> <role>",
 		Short: "Rotate the key of a base role (root, targets, snapshot, timestamp) and publish",
@@ -175,6 +188,14 @@ func (a *app) keyRotateCmd() *cobra.Command {
 			}
 			if serverManaged && role != tuf.RoleTimestamp && role != tuf.RoleSnapshot {
 				return usageError("only the snapshot and timestamp keys can be held by the server")
+			}
+			if rootToken != "" && (role != tuf.RoleRoot || len(keyFiles) > 0) {
+				return usageError("--root-pkcs11 rotates the root key to a key on a token; it goes with role root and without --key")
+			}
+			if rootToken != "" {
+				if err := needPKCS11("--root-pkcs11"); err != nil {
+					return err
+				}
 			}
 			r, err := a.notaryRepo(gun)
 			if err != nil {
@@ -210,9 +231,21 @@ func (a *app) keyRotateCmd() *cobra.Command {
 				if len(old) == 0 {
 					return fmt.Errorf("%w: the current root key of %s is needed to sign the rotation", client.ErrNoKey, gun)
 				}
-				signer, err := a.keyForRotation(r, keyFiles, role)
+				var signer crypto.Signer
+				if rootToken != "" {
+					signer, err = a.tokenRootKey(ctx, r, rootToken, "root-"+gun+"-"+a.now().UTC().Format("20060102T150405Z"))
+				} else {
+					signer, err = a.keyForRotation(r, keyFiles, role)
+				}
 				if err != nil {
 					return err
+				}
+				if newID, _ := keys.FromCrypto(signer.Public()); newID != nil {
+					for _, o := range old {
+						if o.Key.CanonicalID() == newID.ID() {
+							return fmt.Errorf("key %s is already the root key of %s; rotate to a new key", newID.ID(), gun)
+						}
+					}
 				}
 				cert, err := keys.NewRootCertificate(signer, gun, a.now(), a.now().Add(client.RootExpiry))
 				if err != nil {
@@ -255,6 +288,7 @@ func (a *app) keyRotateCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&serverManaged, "server-managed", "r", false, "let the server hold the key (snapshot, timestamp)")
 	cmd.Flags().StringSliceVarP(&keyFiles, "key", "k", nil, "key file to rotate to instead of a new key")
+	cmd.Flags().StringVar(&rootToken, "root-pkcs11", "", "root only: rotate to a key on a PKCS#11 token; "+rootPKCS11Help+"; the default label is root-<GUN>-<time>")
 	return cmd
 }
 

@@ -95,22 +95,38 @@ func (a *app) notaryRepoCommands() []*cobra.Command {
 }
 
 func (a *app) initCmd() *cobra.Command {
-	var rootKeyFile, rootCertFile string
+	var rootKeyFile, rootCertFile, rootToken string
 	var publish bool
 	cmd := &cobra.Command{
 		Use:   "init <GUN>",
 		Short: "Initialise a new trusted collection (repository)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rootToken != "" && rootKeyFile != "" {
+				return usageError("give --rootkey or --root-pkcs11, not both")
+			}
+			if rootToken != "" {
+				if err := needPKCS11("--root-pkcs11"); err != nil {
+					return err
+				}
+			}
 			r, err := a.notaryRepo(args[0])
 			if err != nil {
 				return err
 			}
-			return a.initRepo(cmd.Context(), r, rootKeyFile, rootCertFile, false, publish)
+			if rootToken == "" {
+				return a.initRepo(cmd.Context(), r, rootKeyFile, rootCertFile, false, publish)
+			}
+			root, err := a.tokenRootKey(cmd.Context(), r, rootToken, "root-"+r.gun)
+			if err != nil {
+				return err
+			}
+			return a.initRepoWith(cmd.Context(), r, root, rootCertFile, false, publish)
 		},
 	}
 	cmd.Flags().StringVar(&rootKeyFile, "rootkey", "", "root key file to use (encrypted or not) instead of the local root key")
 	cmd.Flags().StringVar(&rootCertFile, "rootcert", "", "root certificate matching the root key (CN must be the GUN)")
+	cmd.Flags().StringVar(&rootToken, "root-pkcs11", "", rootPKCS11Help+"; the default label is root-<GUN>")
 	cmd.Flags().BoolVarP(&publish, "publish", "p", false, "publish right away")
 	return cmd
 }
@@ -163,6 +179,15 @@ func (a *app) initRepo(ctx context.Context, r *repo, rootKeyFile, rootCertFile s
 	if err != nil {
 		return err
 	}
+	return a.initRepoWith(ctx, r, root, rootCertFile, serverSnapshot, publish)
+}
+
+// initRepoWith initialises a repository with the given root key.
+func (a *app) initRepoWith(ctx context.Context, r *repo, root crypto.Signer, rootCertFile string, serverSnapshot, publish bool) error {
+	exp, err := a.expiries()
+	if err != nil {
+		return err
+	}
 	var cert *x509.Certificate
 	if rootCertFile != "" {
 		b, err := os.ReadFile(rootCertFile)
@@ -189,7 +214,7 @@ func (a *app) initRepo(ctx context.Context, r *repo, rootKeyFile, rootCertFile s
 	if _, err := r.keys.Add(targets, tuf.RoleTargets, r.gun); err != nil {
 		return err
 	}
-	opts := client.InitOptions{Root: root, RootCert: cert, Targets: targets}
+	opts := client.InitOptions{Root: root, RootCert: cert, Targets: targets, Expiry: exp}
 	if !serverSnapshot {
 		snap, err := newECDSAKey()
 		if err != nil {

@@ -21,6 +21,8 @@ type InitOptions struct {
 	Targets crypto.Signer
 	// Snapshot signs snapshots; nil asks the server to manage the snapshot.
 	Snapshot crypto.Signer
+	// Expiry sets the lifetimes of the metadata signed (zero: defaults).
+	Expiry Expiries
 }
 
 // Initialize prepares a new repository locally, as `notary init` does: it
@@ -62,7 +64,7 @@ func Initialize(ctx context.Context, remote *Remote, cache Cache, opts InitOptio
 		return err
 	}
 	root := tuf.Root{
-		Common: tuf.Common{Type: tuf.TypeRoot, Version: 1, Expires: now.Add(RootExpiry).UTC()},
+		Common: tuf.Common{Type: tuf.TypeRoot, Version: 1, Expires: now.Add(opts.Expiry.root()).UTC()},
 		Keys:   map[string]*keys.PublicKey{},
 		Roles:  map[string]*tuf.RoleKeys{},
 	}
@@ -76,7 +78,7 @@ func Initialize(ctx context.Context, remote *Remote, cache Cache, opts InitOptio
 	}
 	targets := emptyTargets(now)
 	targets.Version = 1
-	targets.Expires = targets.Expires.UTC()
+	targets.Expires = now.Add(opts.Expiry.targets()).UTC()
 	targetsB, err := tuf.Sign(targets, tuf.Signer{Key: targetsKey, Signer: opts.Targets})
 	if err != nil {
 		return err
@@ -84,7 +86,7 @@ func Initialize(ctx context.Context, remote *Remote, cache Cache, opts InitOptio
 	files := map[string][]byte{tuf.RoleRoot: rootB, tuf.RoleTargets: targetsB}
 	if opts.Snapshot != nil {
 		snap := tuf.Snapshot{
-			Common: tuf.Common{Type: tuf.TypeSnapshot, Version: 1, Expires: now.Add(SnapshotExpiry).UTC()},
+			Common: tuf.Common{Type: tuf.TypeSnapshot, Version: 1, Expires: now.Add(opts.Expiry.snapshot()).UTC()},
 			Meta:   map[string]tuf.FileMeta{tuf.RoleRoot: tuf.NewFileMeta(rootB), tuf.RoleTargets: tuf.NewFileMeta(targetsB)},
 		}
 		if files[tuf.RoleSnapshot], err = tuf.Sign(&snap, tuf.Signer{Key: snapKey, Signer: opts.Snapshot}); err != nil {

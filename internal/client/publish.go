@@ -34,6 +34,32 @@ const (
 	SnapshotExpiry = 3 * 365 * 24 * time.Hour
 )
 
+// Expiries are the lifetimes of the metadata a client signs. A zero field
+// takes the default (RootExpiry, TargetsExpiry, SnapshotExpiry).
+type Expiries struct {
+	Root     time.Duration
+	Targets  time.Duration // targets and every delegation
+	Snapshot time.Duration
+}
+
+func (e Expiries) root() time.Duration     { return orDefault(e.Root, RootExpiry) }
+func (e Expiries) targets() time.Duration  { return orDefault(e.Targets, TargetsExpiry) }
+func (e Expiries) snapshot() time.Duration { return orDefault(e.Snapshot, SnapshotExpiry) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// renewWithin is how close to expiry a targets role is renewed: six
+// months, or half its lifetime when that is shorter (so short-lived
+// targets are not re-signed on every publish).
+func (e Expiries) renewWithin() time.Duration {
+	return min(RenewWithin, e.targets()/2)
+}
+
 // ErrNoKey reports that a role must be signed but its key is not held.
 var ErrNoKey = errors.New("client: signing key not available")
 
@@ -54,6 +80,8 @@ type Working struct {
 	// Unpublished marks a repository initialised locally and never
 	// uploaded: its cached root is uploaded as it is (unless changed).
 	Unpublished bool
+	// Expiry sets the lifetimes of what Sign signs.
+	Expiry Expiries
 }
 
 // NewWorking copies the verified state of a repository.
@@ -389,7 +417,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 	}
 	if w.Dirty[tuf.RoleRoot] {
 		w.Root.Version++
-		w.Root.Expires = now.Add(RootExpiry).UTC()
+		w.Root.Expires = now.Add(w.Expiry.root()).UTC()
 		rk := w.Root.Roles[tuf.RoleRoot]
 		signers, err := signersFor(store, w.Root.Keys, rk.KeyIDs)
 		if err != nil {
@@ -438,7 +466,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 			return nil, fmt.Errorf("%w: no key for %s is held locally (it needs key IDs %s)", ErrNoKey, role, shortIDs(ks, ids))
 		}
 		t.Version++
-		t.Expires = now.Add(TargetsExpiry).UTC()
+		t.Expires = now.Add(w.Expiry.targets()).UTC()
 		b, err := tuf.Sign(t, signers...)
 		if err != nil {
 			return nil, err
@@ -468,7 +496,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 			}
 		}
 		snap.Version++
-		snap.Expires = now.Add(SnapshotExpiry).UTC()
+		snap.Expires = now.Add(w.Expiry.snapshot()).UTC()
 		b, err := tuf.Sign(snap, signers...)
 		if err != nil {
 			return nil, err
@@ -509,6 +537,8 @@ type Publisher struct {
 	Reader *Reader
 	Keys   KeyStore
 	Now    func() time.Time
+	// Expiry sets the lifetimes of the metadata it signs (zero: defaults).
+	Expiry Expiries
 }
 
 // Publish brings the repository up to date, applies cs, signs what changed
@@ -569,8 +599,9 @@ func (p *Publisher) Working(ctx context.Context) (*Working, error) {
 		if err != nil {
 			return nil, err
 		}
+		w.Expiry = p.Expiry
 		// Renew what has expired (or is about to): this publish re-signs it.
-		soon := now().Add(RenewWithin)
+		soon := now().Add(p.Expiry.renewWithin())
 		for role, t := range w.Targets {
 			if t.Expires.Before(soon) {
 				w.Dirty[role] = true
@@ -604,5 +635,6 @@ func (p *Publisher) Working(ctx context.Context) (*Working, error) {
 	}
 	w.Dirty[tuf.RoleTargets] = true
 	w.Unpublished = true
+	w.Expiry = p.Expiry
 	return w, nil
 }

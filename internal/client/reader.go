@@ -68,6 +68,9 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 			min[role] = c.Version
 		}
 	}
+	if err := rd.cachedDelegationVersions(cached[tuf.RoleTargets], min); err != nil {
+		return nil, err
+	}
 	v := trust.New(rd.Remote.GUN(), now(), trust.Options{MinVersions: min, Pinned: rd.Pinned})
 	if rd.AllowExpiredSigned {
 		v.SetAllowExpired(tuf.RoleSnapshot, true)
@@ -124,6 +127,50 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		}
 	}
 	return v, nil
+}
+
+// cachedDelegationVersions adds the version of every cached delegation
+// reachable from the cached targets to min, so that a delegation, like the
+// top-level roles, never goes below the version already trusted. (TUF's
+// snapshot rollback check covers "all delegated targets metadata files";
+// Notary's snapshot meta carries no versions, so each role is checked
+// against its cached copy, as the notary client does.) Without it, a
+// holder of the snapshot and timestamp keys — the server itself, when it
+// manages the snapshot as Docker sets up — could serve an older, validly
+// signed targets/releases and bring back a revoked tag.
+func (rd *Reader) cachedDelegationVersions(targets []byte, min map[string]int) error {
+	var queue []string
+	children := func(role string, b []byte) {
+		m, err := tuf.ParseTargets(role, b)
+		if err != nil {
+			return // the cache holds verified files; one that no longer parses sets no floor
+		}
+		for _, d := range m.Signed.Delegations.Roles {
+			queue = append(queue, d.Name)
+		}
+	}
+	if targets != nil {
+		children(tuf.RoleTargets, targets)
+	}
+	for len(queue) > 0 {
+		role := queue[0]
+		queue = queue[1:]
+		if _, seen := min[role]; seen {
+			continue
+		}
+		b, err := rd.Cache.Get(role)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			continue
+		}
+		if c, err := tuf.Peek(b); err == nil {
+			min[role] = c.Version
+		}
+		children(role, b)
+	}
+	return nil
 }
 
 // fetch runs steps 2–4 of Update: timestamp, snapshot, targets roles.

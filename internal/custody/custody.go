@@ -118,6 +118,11 @@ func Open(ctx context.Context, ks store.KeyStore, passphrase []byte, algorithm s
 	if fresh {
 		sealed := e.seal([]byte(checkPlain), []byte(settingKEK))
 		if err := ks.PutSetting(ctx, settingKEK, append(append([]byte(nil), salt...), sealed...)); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				// Another process sharing the database (a replica starting
+				// at the same time) stored its settings first: use those.
+				return Open(ctx, ks, passphrase, algorithm, now)
+			}
 			return nil, fmt.Errorf("custody: store key-encryption settings: %w", err)
 		}
 		return e, nil

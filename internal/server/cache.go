@@ -14,6 +14,8 @@ type cachedFile struct {
 	file         store.File
 	lastModified []string
 	length       []string
+	// at is when a current file was cached (for the staleness bound).
+	at time.Time
 }
 
 func newCachedFile(f store.File) *cachedFile {
@@ -35,26 +37,39 @@ type gunEntry struct {
 // files per GUN. Writers invalidate a GUN after every change; a reader that
 // fetched from the store while a write happened does not insert its
 // (possibly stale) result, which the write counter detects.
+//
+// With replicas, writes of other processes arrive as invalidations
+// (invalidateRemote), counted apart so that a write-through (replace) that
+// may have raced one is dropped instead of cached. When maxStale is set, a
+// current file cached longer than that is a miss, so a lost invalidation
+// cannot serve stale metadata for longer.
 type metaCache struct {
 	maxGUNs  int
 	maxFixed int
+	maxStale time.Duration
+	now      func() time.Time
 
 	mu     sync.RWMutex
 	gun    map[string]*gunEntry
 	writes atomic.Uint64
+	remote atomic.Uint64
 }
 
-func newMetaCache(maxGUNs, maxFixed int) *metaCache {
-	return &metaCache{maxGUNs: maxGUNs, maxFixed: maxFixed, gun: map[string]*gunEntry{}}
+func newMetaCache(maxGUNs, maxFixed int, maxStale time.Duration, now func() time.Time) *metaCache {
+	return &metaCache{maxGUNs: maxGUNs, maxFixed: maxFixed, maxStale: maxStale, now: now, gun: map[string]*gunEntry{}}
 }
 
 func (c *metaCache) getCurrent(gun, role string) *cachedFile {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
+	var f *cachedFile
 	if e := c.gun[gun]; e != nil {
-		return e.current[role]
+		f = e.current[role]
 	}
-	return nil
+	c.mu.RUnlock()
+	if f != nil && c.maxStale > 0 && c.now().Sub(f.at) > c.maxStale {
+		return nil
+	}
+	return f
 }
 
 func (c *metaCache) getFixed(gun, key string) *cachedFile {
@@ -68,6 +83,10 @@ func (c *metaCache) getFixed(gun, key string) *cachedFile {
 
 // generation returns the write counter to pass to put after a store read.
 func (c *metaCache) generation() uint64 { return c.writes.Load() }
+
+// remoteGeneration returns the counter of other processes' writes to pass
+// to replace after a store write.
+func (c *metaCache) remoteGeneration() uint64 { return c.remote.Load() }
 
 func (c *metaCache) entry(gun string) *gunEntry {
 	e := c.gun[gun]
@@ -90,6 +109,9 @@ func (c *metaCache) putCurrent(gen uint64, gun, role string, f *cachedFile) {
 	if c.writes.Load() != gen {
 		return
 	}
+	if c.maxStale > 0 {
+		f.at = c.now()
+	}
 	c.entry(gun).current[role] = f
 }
 
@@ -107,18 +129,26 @@ func (c *metaCache) putFixed(gen uint64, gun, key string, f *cachedFile) {
 }
 
 // replace records a successful write: what was cached of the GUN is
-// dropped and the files just written become its current files.
-func (c *metaCache) replace(gun string, files []store.File, now time.Time) {
+// dropped and the files just written become its current files — unless
+// another process wrote meanwhile (remoteGen, taken before the write, is
+// out of date), whose newer files may already be in the store.
+func (c *metaCache) replace(remoteGen uint64, gun string, files []store.File, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes.Add(1)
 	delete(c.gun, gun)
+	if c.remote.Load() != remoteGen {
+		return
+	}
 	e := c.entry(gun)
+	at := c.now()
 	for _, f := range files {
 		if f.CreatedAt.IsZero() {
 			f.CreatedAt = now
 		}
-		e.current[f.Role] = newCachedFile(f)
+		cf := newCachedFile(f)
+		cf.at = at
+		e.current[f.Role] = cf
 	}
 }
 
@@ -127,6 +157,20 @@ func (c *metaCache) invalidate(gun string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes.Add(1)
+	delete(c.gun, gun)
+}
+
+// invalidateRemote drops a GUN another process wrote, or every GUN when
+// gun is "".
+func (c *metaCache) invalidateRemote(gun string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.remote.Add(1)
+	c.writes.Add(1)
+	if gun == "" {
+		clear(c.gun)
+		return
+	}
 	delete(c.gun, gun)
 }
 

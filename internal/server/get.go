@@ -50,6 +50,21 @@ func (s *Server) current(ctx context.Context, gun, role string) (*cachedFile, er
 	return cf, nil
 }
 
+// currentForWrite returns the current file of a role for validating a
+// write: from the cache, or, when other processes write to the store too,
+// from the store, so that a missed invalidation cannot make the server
+// validate against (and build on) superseded metadata.
+func (s *Server) currentForWrite(ctx context.Context, gun, role string) (*cachedFile, error) {
+	if !s.replicated {
+		return s.current(ctx, gun, role)
+	}
+	f, err := s.cfg.Store.GetCurrent(ctx, gun, role)
+	if err != nil {
+		return nil, err
+	}
+	return newCachedFile(f), nil
+}
+
 // Header values shared by every response (never modified).
 var (
 	textPlain = []string{"text/plain; charset=utf-8"}
@@ -78,10 +93,18 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, rt rou
 		// The background refresher keeps these fresh; if it has fallen
 		// behind, re-sign now rather than serve expired metadata.
 		if !s.now().Before(f.file.Expires) {
-			if err := s.refresh(ctx, rt.gun, false); err != nil {
+			err := s.refresh(ctx, rt.gun, false, 0)
+			switch {
+			case errors.Is(err, store.ErrOldVersion), errors.Is(err, errNothingToDo):
+				// Re-signed meanwhile, by another request or replica.
+				s.cache.invalidate(rt.gun)
+				fallthrough
+			case err == nil:
+				if f, err = s.current(ctx, rt.gun, rt.role); err != nil {
+					return storeErr(err)
+				}
+			default:
 				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", rt.gun, "role", rt.role, "err", err)
-			} else if f, err = s.current(ctx, rt.gun, rt.role); err != nil {
-				return storeErr(err)
 			}
 		}
 	}

@@ -17,6 +17,8 @@ type Metrics struct {
 	publishes prometheus.Counter
 	rejects   *prometheus.CounterVec
 	resigned  prometheus.Counter
+	soonest   *prometheus.GaugeVec
+	pruned    prometheus.Counter
 	byOp      sync.Map // operation → prometheus.Observer, resolved once
 }
 
@@ -38,8 +40,13 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "signet_server_rejected_updates_total", Help: "Refused metadata updates, by reason.",
 		}, []string{"reason"}),
 		resigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_resigned_total", Help: "Timestamps (and snapshots) re-signed before expiry."}),
+		soonest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signet_server_soonest_expiry_seconds",
+			Help: "Unix time of the soonest expiry among the current metadata of a role across all repositories (absent when no repository has the role); alert on it minus time().",
+		}, []string{"role"}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_pruned_files_total", Help: "Superseded metadata versions removed by the retention policy."}),
 	}
-	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned)
+	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned, m.soonest, m.pruned)
 	return m
 }
 

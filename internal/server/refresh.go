@@ -13,9 +13,15 @@ import (
 // refresh re-signs the timestamp of gun, and the snapshot too when it is
 // server-held and expires within the refresh window (or force is set for
 // the timestamp). It reads the store directly, under the GUN's write lock.
-func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
+// listed, when not 0, is the timestamp version the caller found expiring:
+// if the store has another, someone (another replica) re-signed meanwhile
+// and there is nothing to do. When another replica re-signs the same
+// version at the same time, the store keeps one and this returns an error
+// wrapping store.ErrOldVersion.
+func (s *Server) refresh(ctx context.Context, gun string, force bool, listed int) error {
 	unlock := s.locks.lock(gun)
 	defer unlock()
+	remoteGen := s.cache.remoteGeneration()
 	now := s.now()
 	get := func(role string) (store.File, error) { return s.cfg.Store.GetCurrent(ctx, gun, role) }
 	rootF, err := get(tuf.RoleRoot)
@@ -33,6 +39,9 @@ func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
 	tsF, err := get(tuf.RoleTimestamp)
 	if err != nil {
 		return err
+	}
+	if listed != 0 && tsF.Version != listed {
+		return errNothingToDo
 	}
 	var files []store.File
 	snapshot := snapF.Data
@@ -69,7 +78,7 @@ func (s *Server) refresh(ctx context.Context, gun string, force bool) error {
 		s.cache.invalidate(gun)
 		return err
 	}
-	s.cache.replace(gun, files, now)
+	s.cache.replace(remoteGen, gun, files, now)
 	s.m.resigned.Inc()
 	return nil
 }
@@ -129,7 +138,17 @@ func (s *Server) refreshDue(ctx context.Context) int {
 			if skipped {
 				continue
 			}
-			if err := s.refresh(ctx, f.GUN, role == tuf.RoleTimestamp); err != nil {
+			listed := 0
+			if role == tuf.RoleTimestamp {
+				listed = f.Version
+			}
+			err := s.refresh(ctx, f.GUN, role == tuf.RoleTimestamp, listed)
+			if errors.Is(err, store.ErrOldVersion) {
+				// Another replica re-signed this version first: done.
+				s.log.DebugContext(ctx, "refresher: re-signed by another replica", "gun", f.GUN, "role", role)
+				continue
+			}
+			if err != nil {
 				if !errors.Is(err, errNoTimestampKey) && !errors.Is(err, errNothingToDo) {
 					s.log.ErrorContext(ctx, "refresher: re-signing", "gun", f.GUN, "role", role, "err", err)
 				}

@@ -69,8 +69,13 @@ type Config struct {
 	Authorizer Authorizer
 	// Invalidations, when set, carries GUNs written by other server
 	// processes (replicas sharing the database); their cached metadata is
-	// dropped as each arrives.
+	// dropped as each arrives, and "" drops every GUN. With it set, uploads
+	// are validated against the store, not the cache.
 	Invalidations <-chan string
+	// CacheMaxStale, when positive, bounds how long current metadata is
+	// served from memory before it is read from the store again, so that a
+	// lost invalidation cannot serve stale metadata for longer (replicas).
+	CacheMaxStale time.Duration
 
 	// Checks are health checks by name ("DB operational", …).
 	Checks map[string]func(context.Context) error
@@ -101,6 +106,8 @@ type Server struct {
 	cache *metaCache
 	locks gunLocks
 	m     *Metrics
+	// replicated: other processes write to the same store.
+	replicated bool
 
 	skipMu sync.Mutex
 	skip   map[string]time.Time // refresher: role+GUN set aside until
@@ -143,7 +150,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, m: cfg.Metrics,
-		cache:        newMetaCache(cfg.CacheGUNs, 64),
+		cache:        newMetaCache(cfg.CacheGUNs, 64, cfg.CacheMaxStale, cfg.Now),
+		replicated:   cfg.Invalidations != nil,
 		skip:         map[string]time.Time{},
 		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},
 		consistentCC: []string{cacheControl(cfg.ConsistentMaxAge, false)},
@@ -151,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Invalidations != nil {
 		go func() {
 			for gun := range cfg.Invalidations {
-				s.cache.invalidate(gun)
+				s.cache.invalidateRemote(gun)
 			}
 		}()
 	}
@@ -174,6 +182,7 @@ func cacheControl(d time.Duration, revalidate bool) string {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_notary_server/health", s.handleHealth)
+	mux.HandleFunc("/_signet/ready", s.handleReady)
 	mux.Handle("/metrics", s.m.Handler())
 	mux.HandleFunc("/", s.serveAPI)
 	return s.middleware(mux)

@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
@@ -92,6 +95,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	unlock := s.locks.lock(rt.gun)
 	defer unlock()
+	remoteGen := s.cache.remoteGeneration()
 	files, err := s.validate(ctx, rt.gun, uploads)
 	if err != nil {
 		var ae *apierr.Error
@@ -108,9 +112,12 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, rt route) 
 			s.m.rejected("version")
 			return apierr.New(apierr.OldVersion, struct{}{})
 		}
+		if unavailable(err) {
+			return apierr.Wrap(apierr.Unavailable, err)
+		}
 		return apierr.Wrap(apierr.Updating, err)
 	}
-	s.cache.replace(rt.gun, files, s.now())
+	s.cache.replace(remoteGen, rt.gun, files, s.now())
 	s.m.publishes.Inc()
 	roles := make([]string, 0, len(files))
 	for _, f := range files {
@@ -127,7 +134,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 	now := s.now()
 	v := trust.New(gun, now, trust.Options{EnforcePaths: true})
 	cur := func(role string) (*cachedFile, error) {
-		f, err := s.current(ctx, gun, role)
+		f, err := s.currentForWrite(ctx, gun, role)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
@@ -276,4 +283,12 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		return nil, apierr.Wrap(apierr.Unavailable, err)
 	}
 	return append(files, ts), nil
+}
+
+// unavailable reports errors that mean the database could not be reached
+// (rather than refused the write): the client may retry later.
+func unavailable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -47,6 +47,13 @@ type Config struct {
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
 	// PprofListen, when set, serves Go's profiler on this loopback address.
 	PprofListen string `yaml:"pprof_listen"`
+	// Replicas and Retention: see replicas.go.
+	Replicas  ReplicasConfig  `yaml:"replicas"`
+	Retention RetentionConfig `yaml:"retention"`
+	// Auth configures token authentication (YAML only; see AuthConfig).
+	Auth AuthConfig `yaml:"auth"`
+	// RemoteSigner: TLS to the --signer (signer.go); top-level YAML keys.
+	RemoteSigner `yaml:",inline"`
 }
 
 // Defaults of the one-machine setup.
@@ -100,6 +107,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&flagCfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flagCfg.PprofListen, "pprof-listen", "", "loopback `address` to serve Go's profiler on (off by default)")
 	configFile := fs.String("config", "", "YAML `file` with the same settings (flags win)")
+	sf := addSignerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -139,6 +147,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.PprofListen = flagCfg.PprofListen
 		}
 	})
+	sf.apply(fs, &cfg)
 	return cfg, cfg.validate()
 }
 
@@ -153,9 +162,7 @@ func (c Config) validate() error {
 	if c.KeyAlgorithm != custody.AlgorithmECDSA && c.KeyAlgorithm != custody.AlgorithmED25519 {
 		errs = append(errs, fmt.Errorf("--key-algorithm %q: use ecdsa or ed25519", c.KeyAlgorithm))
 	}
-	if c.Signer != "" {
-		errs = append(errs, errors.New("--signer: a remote signet-signer is not supported by this build yet; omit it to keep keys in this server"))
-	}
+	errs = append(errs, c.validateSigner())
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: %v", c.LogLevel, err))
@@ -172,6 +179,8 @@ func (c Config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
+	errs = append(errs, c.Replicas.validate(), c.Retention.validate())
+	errs = append(errs, c.Auth.validate(c.Listen))
 	return errors.Join(errs...)
 }
 
@@ -207,33 +216,29 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	defer st.Close()
 
-	sealed, err := custody.Initialized(setup, st)
+	cust, err := openCustodian(setup, cfg, st, getenv, dataDir, log) // signer.go
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	passphrase, generated, err := keyPassphrase(getenv, dataDir, sealed)
-	if err != nil {
-		return err
-	}
-	if generated != "" {
-		log.Warn("SIGNET_KEY_PASSPHRASE is not set: online keys are encrypted with a passphrase generated into the data directory, so they are protected only by that file's permissions; set SIGNET_KEY_PASSPHRASE (keeping the same value) for real protection",
-			"passphrase_file", generated)
-	}
-	cust, err := custody.Open(setup, st, passphrase, cfg.KeyAlgorithm, time.Now)
-	if err != nil {
-		if errors.Is(err, custody.ErrWrongPassphrase) {
-			return fmt.Errorf("%w: SIGNET_KEY_PASSPHRASE (or %s) differs from the one the keys were sealed with", err, filepath.Join(dataDir, passphraseFile))
-		}
 		return err
 	}
 
+	authz, tokenService, err := authFromConfig(cfg.Auth, cfg.Listen, dataDir, time.Now, log)
+	if err != nil {
+		return err
+	}
+	bg := startBackground(ctx, cfg, st, log)
+	defer bg.stop()
 	srv, err := server.New(server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
-		Checks: map[string]func(context.Context) error{"DB operational": st.Ping},
+		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
+		Authorizer: authz,
+
+		// Replicas (replicas.go).
+		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
 	})
 	if err != nil {
 		return err
 	}
+	bg.run(srv)
 
 	tlsCfg, ca, err := serverTLS(cfg, dataDir)
 	if err != nil {
@@ -244,7 +249,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           withTokenService(srv.Handler(), tokenService),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,

@@ -12,6 +12,9 @@
 //   - Every stored timestamp adds one changefeed record ("update"); every
 //     Delete that removed something adds one ("deletion").
 //   - Times (Expires, CreatedAt) are kept at least to the microsecond.
+//   - PruneVersions never removes the current version of a role, any root
+//     version, a version a current snapshot or timestamp refers to, or a
+//     changefeed record.
 package store
 
 import (
@@ -90,6 +93,28 @@ type MetaStore interface {
 	// Expiring lists the current (highest) version of role, across GUNs, whose
 	// Expires is before the given time, at most limit of them, Data omitted.
 	Expiring(ctx context.Context, role string, before time.Time, limit int) ([]File, error)
+	// PruneVersions removes superseded versions under a retention policy,
+	// in bounded batches. A pass goes through the GUNs in ascending order:
+	// each call starts at GUN from ("" = the first), removes at most limit
+	// files, and returns the GUN to pass as from to continue, or next == ""
+	// when the pass is complete. Of each role of a GUN it keeps the newest
+	// p.KeepVersions versions, every root version, and every version whose
+	// SHA256 the GUN's current snapshot or timestamp refers to (per
+	// p.Referenced); the changefeed is left as it is. A GUN whose references
+	// cannot be read is left whole, and reported in err after the rest of
+	// the batch is done (next and deleted stay valid).
+	PruneVersions(ctx context.Context, p Retention, from string, limit int) (next string, deleted int, err error)
+}
+
+// Retention is a policy for pruning superseded metadata versions.
+type Retention struct {
+	// KeepVersions is how many versions of each role are kept, newest
+	// first; at least 1.
+	KeepVersions int
+	// Referenced returns the lowercase hex SHA-256 of every file a snapshot
+	// or timestamp (role, data) refers to. The store knows nothing of the
+	// metadata format; the caller does.
+	Referenced func(role string, data []byte) ([]string, error)
 }
 
 // KeyRecord is one online private key, sealed by its custodian.

@@ -2,6 +2,7 @@
 // trust and signet share (~/.notary, ~/.docker/trust):
 //
 //	private/<canonical key ID>.key        encrypted PKCS#8 key files (0600; dir 0700)
+//	private/<canonical key ID>.pkcs11     reference to a key held on a PKCS#11 token
 //	tuf/<GUN>/metadata/<role>.json        verified metadata cache
 //	tuf/<GUN>/changelist/<n>_<uuid>.change staged changes
 //
@@ -11,6 +12,7 @@ package trustdir
 
 import (
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -89,11 +91,134 @@ type KeyStore struct {
 	dir         string
 	passphrases Passphrases
 	cache       map[string]*keys.PrivateKey
+	tokens      TokenOpener
+	tokenKeys   map[string]crypto.Signer
 }
 
 // Keys returns the key store of the directory.
 func (d Dir) Keys(p Passphrases) *KeyStore {
-	return &KeyStore{dir: filepath.Join(d.Path, "private"), passphrases: p, cache: map[string]*keys.PrivateKey{}}
+	return &KeyStore{dir: filepath.Join(d.Path, "private"), passphrases: p, cache: map[string]*keys.PrivateKey{}, tokenKeys: map[string]crypto.Signer{}}
+}
+
+// TokenRef records that the private key with a canonical key ID is held on
+// a hardware token, not in a key file: private/<ID>.pkcs11 holds the key's
+// role and a pkcs11: URI (RFC 7512: module, token, key label and ID; never
+// a PIN). The notary client and docker read only *.key files in private/,
+// so they ignore these references.
+type TokenRef struct {
+	ID   string `json:"-"` // canonical key ID (file name)
+	Role string `json:"role"`
+	URI  string `json:"uri"`
+	Path string `json:"-"`
+}
+
+// TokenRefExt is the file extension of token references.
+const TokenRefExt = ".pkcs11"
+
+// TokenOpener returns the signer of a key a TokenRef names (it logs in to
+// the token). The key store checks that its public key has the ID.
+type TokenOpener func(ref TokenRef) (crypto.Signer, error)
+
+// WithTokens sets how token-held keys are reached and returns ks. Without
+// it, Signer reports token-held keys as unavailable, with the reason.
+func (ks *KeyStore) WithTokens(open TokenOpener) *KeyStore {
+	ks.tokens = open
+	return ks
+}
+
+// AddTokenRef records that the key with public key pub, for role, is held
+// on the token at uri. It returns the canonical key ID.
+func (ks *KeyStore) AddTokenRef(pub crypto.PublicKey, role, uri string) (string, error) {
+	k, err := keys.FromCrypto(pub)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(TokenRef{Role: role, URI: uri}, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := atomicfile.Write(filepath.Join(ks.dir, k.ID()+TokenRefExt), append(b, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	delete(ks.tokenKeys, k.ID())
+	return k.ID(), nil
+}
+
+// TokenRefs lists the token references, sorted by role then ID.
+func (ks *KeyStore) TokenRefs() ([]TokenRef, error) {
+	ents, err := os.ReadDir(ks.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []TokenRef
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), TokenRefExt)
+		if !ok || e.IsDir() {
+			continue
+		}
+		p := filepath.Join(ks.dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var ref TokenRef
+		if err := json.Unmarshal(b, &ref); err != nil || ref.URI == "" {
+			return nil, fmt.Errorf("token reference %s is malformed: %v", p, err)
+		}
+		ref.ID, ref.Path = id, p
+		out = append(out, ref)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Role != out[j].Role {
+			return out[i].Role < out[j].Role
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func (ks *KeyStore) tokenRef(id string) (TokenRef, bool, error) {
+	refs, err := ks.TokenRefs()
+	if err != nil {
+		return TokenRef{}, false, err
+	}
+	for _, r := range refs {
+		if r.ID == id {
+			return r, true, nil
+		}
+	}
+	return TokenRef{}, false, nil
+}
+
+// tokenSigner reaches a token-held key; ok is false when id has no
+// reference.
+func (ks *KeyStore) tokenSigner(id string) (crypto.Signer, bool, error) {
+	if s := ks.tokenKeys[id]; s != nil {
+		return s, true, nil
+	}
+	ref, ok, err := ks.tokenRef(id)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if ks.tokens == nil {
+		return nil, false, fmt.Errorf("the %s key %s is held on a token (%s), and this program cannot reach tokens", roleName(ref.Role), short(id), ref.URI)
+	}
+	s, err := ks.tokens(ref)
+	if err != nil {
+		return nil, false, fmt.Errorf("the %s key %s on the token (%s): %w", roleName(ref.Role), short(id), ref.URI, err)
+	}
+	pub, err := keys.FromCrypto(s.Public())
+	if err != nil {
+		return nil, false, fmt.Errorf("the %s key on the token (%s): %w", roleName(ref.Role), ref.URI, err)
+	}
+	if pub.ID() != id {
+		return nil, false, fmt.Errorf("the token key %s names is key %s, not %s as %s says", ref.URI, short(pub.ID()), short(id), ref.Path)
+	}
+	ks.tokenKeys[id] = s
+	return s, true, nil
 }
 
 // KeyInfo describes a key file without decrypting it.
@@ -158,14 +283,18 @@ func (ks *KeyStore) find(id string) (KeyInfo, bool, error) {
 	return KeyInfo{}, false, nil
 }
 
-// Signer decrypts the key with canonical ID id; ok is false when no such
-// key file exists. It implements client.KeyStore.
+// Signer decrypts the key with canonical ID id, or reaches it on its token
+// (see TokenRef); ok is false when neither a key file nor a token
+// reference exists. It implements client.KeyStore.
 func (ks *KeyStore) Signer(id string) (crypto.Signer, bool, error) {
 	k, ok, err := ks.Load(id)
-	if err != nil || !ok {
-		return nil, ok, err
+	if err != nil {
+		return nil, false, err
 	}
-	return k, true, nil
+	if ok {
+		return k, true, nil
+	}
+	return ks.tokenSigner(id)
 }
 
 // Load decrypts a key.
@@ -240,14 +369,23 @@ func (ks *KeyStore) Add(signer crypto.Signer, role, gun string) (string, error) 
 	return id, nil
 }
 
-// Remove deletes a key file.
+// Remove deletes a key file, or a token reference (the key stays on the
+// token).
 func (ks *KeyStore) Remove(id string) error {
 	info, ok, err := ks.find(id)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("no key with ID %s in %s", id, ks.dir)
+		ref, ok, err := ks.tokenRef(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no key with ID %s in %s", id, ks.dir)
+		}
+		delete(ks.tokenKeys, id)
+		return os.Remove(ref.Path)
 	}
 	delete(ks.cache, id)
 	return os.Remove(info.Path)

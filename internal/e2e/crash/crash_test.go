@@ -99,13 +99,15 @@ type server struct {
 
 var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 
-// startServer runs signet-server on a free 127.0.0.1 port with dataDir and
-// waits (bounded) until it listens. The passphrase is the one the server
-// generates into dataDir on its first start.
-func startServer(t *testing.T, dataDir string) *server {
+// startServer runs signet-server on a free 127.0.0.1 port with dataDir
+// (and any further flags, such as --db) and waits (bounded) until it
+// listens. The passphrase is the one the server generates into dataDir on
+// its first start.
+func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
 	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn")
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, flags...)
+	s.cmd = exec.Command(serverBin, args...)
 	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin"}
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	s.cmd.WaitDelay = 5 * time.Second
@@ -483,15 +485,20 @@ func summary(guns []*gunState) (acked, confirmedLater int) {
 // during a stream of publishes, several times, and checks after each
 // restart that nothing acknowledged was lost.
 func TestKillMidStream(t *testing.T) {
+	killMidStream(t, t.TempDir())
+}
+
+// killMidStream is TestKillMidStream with the server started on dataDir
+// with flags.
+func killMidStream(t *testing.T, dataDir string, flags ...string) {
 	const cycles = 8
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>7))
-	dataDir := t.TempDir()
 	guns := []*gunState{newGUN(0), newGUN(1), newGUN(2)}
 	started := time.Now()
 	for cycle := range cycles {
-		s := startServer(t, dataDir)
+		s := startServer(t, dataDir, flags...)
 		reconcile(t, s, guns)
 		verify(t, s, guns)
 		if t.Failed() {
@@ -517,7 +524,7 @@ func TestKillMidStream(t *testing.T) {
 		}
 		t.Logf("cycle %d: killed after %d acknowledged publishes this cycle", cycle, acks.Load())
 	}
-	s := startServer(t, dataDir)
+	s := startServer(t, dataDir, flags...)
 	committed := reconcile(t, s, guns)
 	verify(t, s, guns)
 	acked, later := summary(guns)

@@ -10,6 +10,11 @@
 // internal/tuf/trust, as the notary client does. A publish that got no
 // answer may be present or absent, but never half-applied.
 //
+// TestKillMidStreamPostgres repeats the SIGKILL test with --db postgres://…
+// in a database created and dropped per test on the server named by
+// SIGNET_TEST_POSTGRES_URL; it skips when that is missing or unreachable,
+// or fails when SIGNET_TEST_REQUIRE holds "all" or "postgres".
+//
 // The package has no non-test code. Invariants: the server listens on
 // 127.0.0.1 only, is killed by the test that started it, and every wait is
 // bounded in time. The tests need a Unix system (signals).

@@ -40,6 +40,11 @@ type dialect struct {
 	// IDs become visible in the order they were allocated and a reader
 	// following the feed by ID never skips one.
 	lockChangefeed string
+	// notify: writes announce themselves with NOTIFY (see notify.go).
+	notify bool
+	// forUpdate is appended to a SELECT that must lock the rows it reads
+	// until commit ("" where writers are serialized anyway).
+	forUpdate string
 }
 
 var sqliteDialect = &dialect{
@@ -68,6 +73,8 @@ var postgresDialect = &dialect{
 	},
 	lockMigrate:    "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(lockKeyMigrate, 10) + ")",
 	lockChangefeed: "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(lockKeyChangefeed, 10) + ")",
+	notify:         true,
+	forUpdate:      " FOR UPDATE",
 }
 
 // q rewrites the ? placeholders of query for the dialect. The queries of

@@ -91,7 +91,7 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) 
 				return err
 			}
 		}
-		return nil
+		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlstore: update %q: %w", gun, err)
@@ -197,9 +197,11 @@ func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, 0, '', ?)`),
-			s.d.timeArg(storeTime(s.now())), gun, store.CategoryDeletion)
-		return err
+		if _, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO changefeed (created_at, gun, version, sha256, category) VALUES (?, ?, 0, '', ?)`),
+			s.d.timeArg(storeTime(s.now())), gun, store.CategoryDeletion); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: delete %q: %w", gun, err)

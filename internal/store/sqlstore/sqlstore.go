@@ -15,6 +15,9 @@
 //     concurrent updates of one role serialize on both databases: exactly
 //     one of several writers of the same version wins.
 //   - Times are kept to the microsecond, in UTC.
+//   - On PostgreSQL every transaction that changes a GUN's metadata also
+//     sends a NOTIFY naming it (delivered at commit), which Invalidations
+//     turns into a feed for the caches of other processes.
 package sqlstore
 
 import (
@@ -41,6 +44,11 @@ type Store struct {
 	w   *sql.DB // writes (and, except for SQLite files, reads)
 	r   *sql.DB // reads
 	now func() time.Time
+
+	// url and origin serve invalidation across processes (PostgreSQL):
+	// the listener connects to url; origin tags this Store's own writes.
+	url    string
+	origin string
 
 	stmts stmtCache
 }
@@ -203,7 +211,7 @@ func openPostgres(ctx context.Context, url string, cfg config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
 	}
-	return &Store{d: postgresDialect, w: db, r: db, now: cfg.now}, nil
+	return &Store{d: postgresDialect, w: db, r: db, now: cfg.now, url: url, origin: newOrigin()}, nil
 }
 
 // tx runs fn in a write transaction and commits it.

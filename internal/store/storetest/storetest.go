@@ -59,6 +59,11 @@ func RunMetaStore(t *testing.T, open func(t *testing.T) store.MetaStore) {
 		{"ConcurrentBatches", testConcurrentBatches},
 		{"ConcurrentGUNs", testConcurrentGUNs},
 		{"ContextCanceled", testMetaContextCanceled},
+		{"PruneKeeps", testPruneKeeps},
+		{"PruneBatches", testPruneBatches},
+		{"PruneUnreadable", testPruneUnreadable},
+		{"PruneBadPolicy", testPruneBadPolicy},
+		{"PruneConcurrentUpdates", testPruneConcurrentUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

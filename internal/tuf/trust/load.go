@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,11 +49,21 @@ func (r *Repo) LoadRoot(raw []byte) error {
 			return fail(tuf.RoleRoot, ErrSignatures, "could not rotate trust to a new trusted root: root version %d is not signed by a threshold of the keys of root version %d", m.Signed.Version, prev.Signed.Version)
 		}
 	}
+	// TUF 5.3.11: when a root rotates the timestamp or snapshot keys, the
+	// trusted timestamp and snapshot are forgotten, so that versions pushed
+	// ahead with a compromised online key (fast-forward) do not lock the
+	// repository once the key is replaced.
+	rotatedOnline := r.root != nil && (!sameKeys(r.root.Signed.Roles[tuf.RoleTimestamp], m.Signed.Roles[tuf.RoleTimestamp]) ||
+		!sameKeys(r.root.Signed.Roles[tuf.RoleSnapshot], m.Signed.Roles[tuf.RoleSnapshot]))
 	if err := tuf.VerifySignatures(m, role.KeyIDs, role.Threshold, valid); err != nil {
 		return fail(tuf.RoleRoot, ErrSignatures, "could not validate the path to a trusted root: %v", err)
 	}
 	if err := r.checkCommon(tuf.RoleRoot, m.Signed.Common); err != nil {
 		return err
+	}
+	if rotatedOnline {
+		delete(r.opts.MinVersions, tuf.RoleTimestamp)
+		delete(r.opts.MinVersions, tuf.RoleSnapshot)
 	}
 	r.root, r.rootKeys = m, valid
 	// A new root invalidates everything signed under the old one.
@@ -93,6 +104,22 @@ func (r *Repo) validRootKeys(m *tuf.Meta[tuf.Root], ids []string, checkExpiry bo
 	}
 	sort.Strings(why)
 	return valid, " (" + strings.Join(why, "; ") + ")"
+}
+
+// sameKeys reports whether two role definitions list the same keys.
+func sameKeys(a, b *tuf.RoleKeys) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if len(a.KeyIDs) != len(b.KeyIDs) {
+		return false
+	}
+	for _, id := range a.KeyIDs {
+		if !slices.Contains(b.KeyIDs, id) {
+			return false
+		}
+	}
+	return true
 }
 
 func cnMatches(cn, gun string) bool {

@@ -1,0 +1,604 @@
+package faults
+
+// Helpers adapted from internal/e2e/crash (test files cannot be imported):
+// the signet-server subprocess, HTTP and multipart helpers, one GUN's
+// publishes, and verification through internal/tuf/trust.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/tuf/tuftest"
+)
+
+// serverBin is the signet-server binary under test, set by TestMain.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if runtime.GOOS != "linux" {
+		fmt.Println("fault tests need Linux (tmpfs, /proc); skipped")
+		return 0
+	}
+	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
+		serverBin = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "signet-faults-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	serverBin = filepath.Join(dir, "signet-server")
+	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer collects a subprocess's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one run of the signet-server subprocess.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	base   string // https://addr
+	pool   *x509.CertPool
+	client *http.Client
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{} // closed when Wait returned
+}
+
+var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+
+// startServer runs signet-server on a free 127.0.0.1 port with dataDir and
+// further flags, and waits (bounded) until it listens.
+func startServer(t *testing.T, dataDir string, flags ...string) *server {
+	t.Helper()
+	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, flags...)
+	s.cmd = exec.Command(serverBin, args...)
+	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=faults-test-passphrase"}
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	s.cmd.WaitDelay = 5 * time.Second
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			out := s.stderr.String()
+			if len(out) > 4000 {
+				out = "…" + out[len(out)-4000:]
+			}
+			t.Logf("signet-server stderr (tail):\n%s", out)
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for s.addr == "" {
+		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.addr = m[1]
+			break
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
+		case <-deadline:
+			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	s.base = "https://" + s.addr
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pool = x509.NewCertPool()
+	if !s.pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	s.client = s.newClient(10*time.Second, false)
+	return s
+}
+
+// newClient makes an HTTPS client trusting the server's CA; http2 asks for
+// HTTP/2 (the default Transport with a custom TLS config speaks HTTP/1.1).
+func (s *server) newClient(timeout time.Duration, http2 bool) *http.Client {
+	c := &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: s.pool},
+			MaxIdleConnsPerHost: 16,
+			ForceAttemptHTTP2:   http2,
+		},
+	}
+	s.t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// stop kills the server and waits (bounded) for it to exit.
+func (s *server) stop() {
+	s.t.Helper()
+	s.cmd.Process.Kill()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("signet-server still running 30s after SIGKILL")
+	}
+}
+
+// alive fails the test if the server process has exited.
+func (s *server) alive() {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+		s.t.Fatalf("signet-server exited: %v\nstderr:\n%s", s.cmd.ProcessState, s.stderr)
+	default:
+	}
+	if strings.Contains(s.stderr.String(), "panic") {
+		s.t.Fatalf("signet-server panicked:\n%s", s.stderr)
+	}
+}
+
+// response is one HTTP answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// code is the first error code of an error envelope, "" for none.
+func (r response) code() string {
+	var env struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(r.body, &env) != nil || len(env.Errors) == 0 {
+		return ""
+	}
+	return env.Errors[0].Code
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %.300s", r.status, r.body) }
+
+func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, b}, err
+}
+
+// get fetches path (test goroutine only); a transport error fails the test.
+func (s *server) get(path string) response {
+	s.t.Helper()
+	r, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+path, nil, "")
+	if err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+	return r
+}
+
+// wantUnavailable checks that r is 503 UNAVAILABLE with a Retry-After.
+func wantUnavailable(t *testing.T, what string, r response) {
+	t.Helper()
+	if r.status != http.StatusServiceUnavailable || r.code() != "UNAVAILABLE" || r.header.Get("Retry-After") == "" {
+		t.Errorf("%s: got %v (Retry-After %q), want 503 UNAVAILABLE with Retry-After", what, r, r.header.Get("Retry-After"))
+	}
+}
+
+// failedWrite reports whether r is how a publish may fail while the
+// database is down: 503 UNAVAILABLE with Retry-After when a read of the
+// validation failed, or 500 UPDATING when the write of an accepted upload
+// did (docs/notary-compat.md, "503 UNAVAILABLE when a dependency is down").
+func failedWrite(r response) bool {
+	return r.status == http.StatusServiceUnavailable && r.code() == "UNAVAILABLE" && r.header.Get("Retry-After") != "" ||
+		r.status == http.StatusInternalServerError && r.code() == "UPDATING"
+}
+
+// part is one file of an upload.
+type part struct {
+	role string
+	data []byte
+}
+
+func multipartBody(parts []part) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		w, _ := mw.CreateFormFile("files", p.role)
+		w.Write(p.data)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// version is one publish of a GUN.
+type version struct {
+	n        int
+	root     []byte
+	targets  []byte
+	snapshot []byte
+}
+
+// gunState is the client side of one GUN: its keys and repository, the
+// publishes the server confirmed, and the next one (pending) once prepared.
+type gunState struct {
+	gun     string
+	key     []byte
+	repo    *tuftest.Repo
+	done    []version
+	pending *version
+	// pad, when > 0, adds a target with a name of this many bytes to each
+	// version, to make publishes big.
+	pad int
+}
+
+func newGUN(name string) *gunState { return &gunState{gun: "example.com/faults/" + name} }
+
+func (g *gunState) path() string { return "/v2/" + g.gun + "/_trust/tuf/" }
+
+func (g *gunState) lastN() int {
+	if len(g.done) == 0 {
+		return 0
+	}
+	return g.done[len(g.done)-1].n
+}
+
+// fetchKey asks for the server's timestamp key and starts the repository.
+func (g *gunState) fetchKey(t *testing.T, c *http.Client, base string) (response, error) {
+	r, err := httpDo(t.Context(), c, http.MethodGet, base+g.path()+"timestamp.key", nil, "")
+	if err != nil || r.status != 200 {
+		return r, err
+	}
+	var k keys.PublicKey
+	if err := json.Unmarshal(r.body, &k); err != nil {
+		t.Fatalf("timestamp key %s: %v", r.body, err)
+	}
+	g.key = r.body
+	g.repo = tuftest.NewRepo(t, g.gun, time.Now())
+	g.repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &k})
+	return r, nil
+}
+
+// prepare makes the next publish unless one is pending.
+func (g *gunState) prepare() *version {
+	if g.pending != nil {
+		return g.pending
+	}
+	r := g.repo
+	n := 1
+	if len(g.done) > 0 {
+		r.Bump(tuf.RoleTargets)
+		r.Bump(tuf.RoleSnapshot)
+		n = int(r.Targets[tuf.RoleTargets].Version)
+	}
+	r.AddTarget(tuf.RoleTargets, fmt.Sprintf("v%d", n), []byte(fmt.Sprintf("%s v%d", g.gun, n)))
+	if g.pad > 0 {
+		name := fmt.Sprintf("pad%d-", n)
+		name += strings.Repeat("x", g.pad-len(name))
+		r.AddTarget(tuf.RoleTargets, name, []byte(name))
+	}
+	if n == 1 {
+		r.SignAll()
+		g.pending = &version{n: 1, root: r.Signed[tuf.RoleRoot], targets: r.Signed[tuf.RoleTargets], snapshot: r.Signed[tuf.RoleSnapshot]}
+		return g.pending
+	}
+	r.Sign(tuf.RoleTargets)
+	r.SignSnapshot()
+	g.pending = &version{n: n, targets: r.Signed[tuf.RoleTargets], snapshot: r.Signed[tuf.RoleSnapshot]}
+	return g.pending
+}
+
+func (v *version) body() ([]byte, string) {
+	ps := []part{{tuf.RoleTargets, v.targets}, {tuf.RoleSnapshot, v.snapshot}}
+	if v.root != nil {
+		ps = append([]part{{tuf.RoleRoot, v.root}}, ps...)
+	}
+	return multipartBody(ps)
+}
+
+// publish sends the pending publish (preparing one if none is); a 200
+// moves it to done.
+func (g *gunState) publish(ctx context.Context, c *http.Client, base string) (response, error) {
+	body, ct := g.prepare().body()
+	r, err := httpDo(ctx, c, http.MethodPost, base+g.path(), body, ct)
+	if err == nil && r.status == 200 {
+		g.done = append(g.done, *g.pending)
+		g.pending = nil
+	}
+	return r, err
+}
+
+// mustPublish publishes the next version and fails the test unless the
+// server answers 200.
+func (g *gunState) mustPublish(t *testing.T, s *server) {
+	t.Helper()
+	if g.key == nil {
+		if r, err := g.fetchKey(t, s.client, s.base); err != nil || r.status != 200 {
+			t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
+		}
+	}
+	n := g.prepare().n
+	if r, err := g.publish(t.Context(), s.client, s.base); err != nil || r.status != 200 {
+		t.Fatalf("%s: publish version %d: %v %v", g.gun, n, r, err)
+	}
+}
+
+// reconcile settles a pending publish whose answer was an error or none:
+// the server must hold either all of it (then it counts as done) or none
+// of it (then it stays pending); anything else fails the test.
+func (g *gunState) reconcile(t *testing.T, s *server) (committed bool) {
+	t.Helper()
+	if g.pending == nil {
+		return false
+	}
+	r := s.get(g.path() + "targets.json")
+	current := 0
+	switch r.status {
+	case 200:
+		m, err := tuf.ParseTargets(tuf.RoleTargets, r.body)
+		if err != nil {
+			t.Fatalf("%s: current targets: %v", g.gun, err)
+		}
+		current = int(m.Signed.Version)
+	case 404:
+	default:
+		t.Fatalf("%s: GET targets.json: %v", g.gun, r)
+	}
+	switch current {
+	case g.pending.n:
+		if !bytes.Equal(r.body, g.pending.targets) {
+			t.Fatalf("%s: targets version %d differs from what was sent", g.gun, current)
+		}
+		g.done = append(g.done, *g.pending)
+		g.pending = nil
+		return true
+	case g.lastN():
+		// Not applied: the version and its snapshot must be absent too.
+		if r := s.get(fmt.Sprintf("%s%d.targets.json", g.path(), g.pending.n)); r.status != 404 {
+			t.Fatalf("%s: unapplied targets version %d is retrievable: %v", g.gun, g.pending.n, r)
+		}
+		return false
+	default:
+		t.Fatalf("%s: current targets version %d; confirmed %d, in flight %d", g.gun, current, g.lastN(), g.pending.n)
+		return false
+	}
+}
+
+// verify checks the GUN against the running server: the current targets
+// are the last confirmed publish, every confirmed version is served byte
+// for byte, and the repository verifies through internal/tuf/trust.
+func (g *gunState) verify(t *testing.T, s *server) {
+	t.Helper()
+	if len(g.done) == 0 {
+		return
+	}
+	for _, v := range g.done {
+		for role, want := range map[string][]byte{tuf.RoleRoot: v.root, tuf.RoleTargets: v.targets, tuf.RoleSnapshot: v.snapshot} {
+			if want == nil {
+				continue
+			}
+			r := s.get(fmt.Sprintf("%s%d.%s.json", g.path(), v.n, role))
+			if r.status != 200 || !bytes.Equal(r.body, want) {
+				t.Fatalf("%s: %s version %d not retrievable: %v", g.gun, role, v.n, r)
+			}
+		}
+	}
+	tr := verifyRepo(t, s, g.gun)
+	tm := tr.Targets(tuf.RoleTargets).Signed
+	if int(tm.Version) != g.lastN() {
+		t.Fatalf("%s: verified targets version %d, want %d", g.gun, tm.Version, g.lastN())
+	}
+	for i := 1; i <= g.lastN(); i++ {
+		if _, ok := tm.Targets[fmt.Sprintf("v%d", i)]; !ok {
+			t.Fatalf("%s: verified targets lack v%d", g.gun, i)
+		}
+	}
+}
+
+// verifyRepo downloads gun the way the notary client does and runs it
+// through the verification state machine.
+func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
+	t.Helper()
+	v := trust.New(gun, time.Now(), trust.Options{})
+	base := "/v2/" + gun + "/_trust/tuf/"
+	load := func(path string, f func([]byte) error) {
+		t.Helper()
+		r := s.get(base + path)
+		if r.status != 200 {
+			t.Fatalf("%s: GET %s: %v", gun, path, r)
+		}
+		if err := f(r.body); err != nil {
+			t.Fatalf("%s: %v", gun, err)
+		}
+	}
+	load("root.json", v.LoadRoot)
+	load("timestamp.json", v.LoadTimestamp)
+	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
+	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
+	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
+	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
+	return v
+}
+
+// eventually retries f (bounded) until it returns nil, and returns the
+// number of failed tries and the last error.
+func eventually(within time.Duration, f func() error) (failures int, err error) {
+	deadline := time.Now().Add(within)
+	for {
+		if err = f(); err == nil {
+			return failures, nil
+		}
+		failures++
+		if time.Now().After(deadline) {
+			return failures, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// required reports whether SIGNET_TEST_REQUIRE (comma or space separated)
+// holds "all" or component.
+func required(component string) bool {
+	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
+		return r == ',' || r == ' '
+	}) {
+		if f == "all" || f == component {
+			return true
+		}
+	}
+	return false
+}
+
+// requiredByName reports whether SIGNET_TEST_REQUIRE names component
+// itself (not through "all").
+func requiredByName(component string) bool {
+	return slices.Contains(strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
+		return r == ',' || r == ' '
+	}), component)
+}
+
+// pgDB is a PostgreSQL database created for one test.
+type pgDB struct {
+	url   *url.URL // of the test database
+	admin *sql.DB  // connected to the test database directly
+}
+
+// postgresDB creates a database on the PostgreSQL server named by
+// SIGNET_TEST_POSTGRES_URL and drops it (WITH (FORCE)) when the test ends.
+// A missing URL or an unreachable server skips the test, or fails it when
+// SIGNET_TEST_REQUIRE asks for PostgreSQL.
+func postgresDB(t *testing.T) *pgDB {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if required("postgres") {
+			t.Fatalf("SIGNET_TEST_REQUIRE asks for PostgreSQL, but "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	adminURL := os.Getenv("SIGNET_TEST_POSTGRES_URL")
+	if adminURL == "" {
+		unavailable("SIGNET_TEST_POSTGRES_URL is not set")
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", adminURL)
+	}
+	db, err := sql.Open("pgx", adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		unavailable("PostgreSQL at SIGNET_TEST_POSTGRES_URL is unreachable: %v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "signet_faults_" + hex.EncodeToString(b)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", adminURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	tdb, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tdb.Close() })
+	return &pgDB{url: u, admin: tdb}
+}
+
+// via returns the database URL with its host replaced by addr.
+func (p *pgDB) via(addr string) string {
+	u := *p.url
+	u.Host = addr
+	return u.String()
+}

@@ -1,0 +1,582 @@
+package replicas
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/store/sqlstore"
+	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/tuf/tuftest"
+)
+
+// propagationBound is how soon every replica must serve a version another
+// replica accepted. Replicas run with the default cache_max_stale (30 s),
+// so meeting it shows the invalidation itself arrived.
+const propagationBound = 2 * time.Second
+
+// serverBin is the signet-server binary under test, set by TestMain.
+var serverBin string
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
+		serverBin = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "signet-replicas-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	serverBin = filepath.Join(dir, "signet-server")
+	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func required(component string) bool {
+	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		if f == "all" || f == component {
+			return true
+		}
+	}
+	return false
+}
+
+// database creates a database for the test on the PostgreSQL server of
+// SIGNET_TEST_POSTGRES_URL, drops it after, and returns its URL.
+func database(t *testing.T) string {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if required("postgres") {
+			t.Fatalf("SIGNET_TEST_REQUIRE asks for PostgreSQL: "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	admin := os.Getenv("SIGNET_TEST_POSTGRES_URL")
+	if admin == "" {
+		unavailable("SIGNET_TEST_POSTGRES_URL not set")
+	}
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", admin)
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		unavailable("PostgreSQL at %s unreachable: %v", u.Redacted(), err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "signet_replicas_" + hex.EncodeToString(b)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", admin)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database: %v", err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// certificate writes a self-signed certificate for 127.0.0.1 and its key
+// into dir, and returns their paths and a pool trusting it.
+func certificate(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "signet replicas test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// syncBuffer collects a subprocess's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// replica is one signet-server process.
+type replica struct {
+	name           string
+	cmd            *exec.Cmd
+	base           string
+	client         *http.Client
+	stdout, stderr *syncBuffer
+	exited         chan struct{}
+}
+
+var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+
+// startReplicas starts n signet-server processes at once on dbURL, each
+// with a data directory of its own, the same key passphrase and the same
+// certificate, and waits until all listen.
+func startReplicas(t *testing.T, n int, dbURL string) []*replica {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile, pool := certificate(t, dir)
+	rs := make([]*replica, n)
+	for i := range rs {
+		data := filepath.Join(dir, fmt.Sprintf("replica%d", i))
+		r := &replica{name: fmt.Sprintf("replica %d", i), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+		r.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", data, "--db", dbURL,
+			"--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
+		r.cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=replicas test passphrase"}
+		r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
+		r.cmd.WaitDelay = 5 * time.Second
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { r.cmd.Wait(); close(r.exited) }()
+		t.Cleanup(func() {
+			r.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-r.exited:
+			case <-time.After(30 * time.Second):
+				r.cmd.Process.Kill()
+				<-r.exited
+			}
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", r.name, r.stderr)
+			}
+		})
+		r.client = &http.Client{
+			Timeout:   20 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8},
+		}
+		t.Cleanup(r.client.CloseIdleConnections)
+		rs[i] = r
+	}
+	deadline := time.After(60 * time.Second)
+	for _, r := range rs {
+		for r.base == "" {
+			if m := listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
+				r.base = "https://" + m[1]
+				break
+			}
+			select {
+			case <-r.exited:
+				t.Fatalf("%s exited before listening: %v\nstdout:\n%s\nstderr:\n%s", r.name, r.cmd.ProcessState, r.stdout, r.stderr)
+			case <-deadline:
+				t.Fatalf("%s did not listen within 60s\nstdout:\n%s\nstderr:\n%s", r.name, r.stdout, r.stderr)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return rs
+}
+
+func (r *replica) do(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (r *replica) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	status, body, err := r.do(t.Context(), http.MethodGet, path, nil, "")
+	if err != nil {
+		t.Fatalf("%s: GET %s: %v", r.name, path, err)
+	}
+	return status, body
+}
+
+func upload(parts map[string][]byte) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for role, data := range parts {
+		w, _ := mw.CreateFormFile("files", role)
+		w.Write(data)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// errorCode returns the first code of a Notary error envelope.
+func errorCode(body []byte) string {
+	var env struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
+		return ""
+	}
+	return env.Errors[0].Code
+}
+
+func timestampVersion(t *testing.T, body []byte) int {
+	t.Helper()
+	m, err := tuf.ParseTimestamp(body)
+	if err != nil {
+		t.Fatalf("timestamp: %v", err)
+	}
+	return int(m.Signed.Version)
+}
+
+// verify downloads the repository from r as the notary client does and
+// runs it through the verification state machine; it returns the
+// timestamp version.
+func verify(t *testing.T, r *replica, gun string) *trust.Repo {
+	t.Helper()
+	base := "/v2/" + gun + "/_trust/tuf/"
+	must := func(what string, status int, body []byte, load func([]byte) error) {
+		t.Helper()
+		if status != 200 {
+			t.Fatalf("%s: GET %s: %d %s", r.name, what, status, body)
+		}
+		if err := load(body); err != nil {
+			t.Fatalf("%s: %s: %v", r.name, what, err)
+		}
+	}
+	v := trust.New(gun, time.Now(), trust.Options{})
+	status, body := r.get(t, base+"root.json")
+	must("root", status, body, v.LoadRoot)
+	status, body = r.get(t, base+"timestamp.json")
+	must("timestamp", status, body, v.LoadTimestamp)
+	sm := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
+	status, body = r.get(t, fmt.Sprintf("%ssnapshot.%x.json", base, sm.Hashes["sha256"]))
+	must("snapshot", status, body, v.LoadSnapshot)
+	tm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
+	status, body = r.get(t, fmt.Sprintf("%stargets.%x.json", base, tm.Hashes["sha256"]))
+	must("targets", status, body, func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
+	return v
+}
+
+// propagation polls every replica at once until each serves timestamp
+// version want, failing beyond propagationBound after since, and returns
+// how long the slowest took.
+func propagation(t *testing.T, rs []*replica, base string, want int, since time.Time) time.Duration {
+	t.Helper()
+	took := make([]time.Duration, len(rs))
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Go(func() {
+			for {
+				status, body, err := r.do(t.Context(), http.MethodGet, base+"timestamp.json", nil, "")
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if status == 200 {
+					if m, err := tuf.ParseTimestamp(body); err == nil && int(m.Signed.Version) == want {
+						took[i] = time.Since(since)
+						return
+					}
+				}
+				if d := time.Since(since); d > propagationBound {
+					errs[i] = fmt.Errorf("%s still serves %d %.200s %v after timestamp v%d was accepted", r.name, status, body, d, want)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	var worst time.Duration
+	for i := range rs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		worst = max(worst, took[i])
+	}
+	return worst
+}
+
+// TestThreeReplicas publishes to one repository through three replicas at
+// once, round after round: each round exactly one publish is accepted and
+// the others get 400 VERSION, the accepted one is stored whole, and every
+// replica serves its timestamp within propagationBound.
+func TestThreeReplicas(t *testing.T) {
+	dbURL := database(t)
+	rs := startReplicas(t, 3, dbURL)
+	for _, r := range rs {
+		if status, body := r.get(t, "/_signet/ready"); status != 200 || string(body) != "{}" {
+			t.Fatalf("%s: /_signet/ready: %d %s", r.name, status, body)
+		}
+	}
+
+	const gun = "example.com/replicas/app"
+	base := "/v2/" + gun + "/_trust/tuf/"
+	// The timestamp key comes from one replica, the first publish goes
+	// through another: keys and metadata live in the shared database.
+	status, body := rs[0].get(t, base+"timestamp.key")
+	if status != 200 {
+		t.Fatalf("GET timestamp.key: %d %s", status, body)
+	}
+	var tsKey keys.PublicKey
+	if err := json.Unmarshal(body, &tsKey); err != nil {
+		t.Fatal(err)
+	}
+	repo := tuftest.NewRepo(t, gun, time.Now())
+	repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &tsKey})
+	repo.AddTarget(tuf.RoleTargets, "v1", []byte("v1"))
+	repo.SignAll()
+	b, ct := upload(map[string][]byte{"root": repo.Signed[tuf.RoleRoot], "targets": repo.Signed[tuf.RoleTargets], "snapshot": repo.Signed[tuf.RoleSnapshot]})
+	if status, body, err := rs[1].do(t.Context(), http.MethodPost, base, b, ct); err != nil || status != 200 {
+		t.Fatalf("first publish: %d %s %v", status, body, err)
+	}
+	for _, r := range rs {
+		verify(t, r, gun)
+	}
+
+	const rounds = 8
+	var (
+		worst time.Duration
+		wins  = make([]int, len(rs))
+	)
+	for round := 2; round <= rounds+1; round++ {
+		// Every replica has the current version in memory before the race,
+		// so what it serves after depends on the invalidation.
+		for _, r := range rs {
+			verify(t, r, gun)
+		}
+		// Each replica gets its own publish of targets and snapshot version
+		// round, differing in one target.
+		type attempt struct {
+			targets, snapshot []byte
+			status            int
+			body              []byte
+			err               error
+			at                time.Time
+		}
+		attempts := make([]attempt, len(rs))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		repo.Bump(tuf.RoleTargets)
+		repo.Bump(tuf.RoleSnapshot)
+		targetName := func(i int) string { return fmt.Sprintf("v%d through replica %d", round, i) }
+		for i, r := range rs {
+			var a attempt
+			repo.AddTarget(tuf.RoleTargets, targetName(i), []byte(targetName(i)))
+			a.targets = repo.Sign(tuf.RoleTargets)
+			a.snapshot = repo.SignSnapshot()
+			delete(repo.Targets[tuf.RoleTargets].Targets, targetName(i))
+			b, ct := upload(map[string][]byte{"targets": a.targets, "snapshot": a.snapshot})
+			attempts[i] = a
+			wg.Go(func() {
+				<-start
+				at := &attempts[i]
+				at.status, at.body, at.err = r.do(t.Context(), http.MethodPost, base, b, ct)
+				at.at = time.Now()
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, a := range attempts {
+			switch {
+			case a.err != nil:
+				t.Fatalf("round %d, %s: %v", round, rs[i].name, a.err)
+			case a.status == 200:
+				if winner >= 0 {
+					t.Fatalf("round %d: %s and %s both accepted version %d", round, rs[winner].name, rs[i].name, round)
+				}
+				winner = i
+			case a.status == 400 && errorCode(a.body) == "VERSION":
+			default:
+				t.Fatalf("round %d, %s: %d %s, want 200 or 400 VERSION", round, rs[i].name, a.status, a.body)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no publish accepted", round)
+		}
+		w := attempts[winner]
+
+		wins[winner]++
+		if d := propagation(t, rs, base, round, w.at); d > worst {
+			worst = d
+		}
+		for _, r := range rs {
+			v := verify(t, r, gun)
+			if got := v.Timestamp().Signed.Version; got != round {
+				t.Fatalf("round %d: %s verified timestamp v%d", round, r.name, got)
+			}
+			status, body := r.get(t, base+"targets.json")
+			if status != 200 || !bytes.Equal(body, w.targets) {
+				t.Fatalf("round %d: %s serves targets that are not the accepted publish's", round, r.name)
+			}
+			status, body = r.get(t, fmt.Sprintf("%s%d.snapshot.json", base, round))
+			if status != 200 || !bytes.Equal(body, w.snapshot) {
+				t.Fatalf("round %d: %s: snapshot v%d is not the accepted publish's", round, r.name, round)
+			}
+		}
+		// The losers stored nothing.
+		for i, a := range attempts {
+			if i == winner {
+				continue
+			}
+			sum := tuf.NewFileMeta(a.targets).Hashes["sha256"]
+			if status, _ := rs[i].get(t, fmt.Sprintf("%stargets.%x.json", base, sum)); status != 404 {
+				t.Fatalf("round %d: the refused targets of %s is stored (%d)", round, rs[i].name, status)
+			}
+		}
+		// The client goes on from the accepted publish.
+		repo.AddTarget(tuf.RoleTargets, targetName(winner), []byte(targetName(winner)))
+		repo.Signed[tuf.RoleTargets], repo.Signed[tuf.RoleSnapshot] = w.targets, w.snapshot
+	}
+	t.Logf("propagation: every replica served each accepted version within %v of the 200 (bound %v); wins per replica %v",
+		worst.Round(time.Microsecond), propagationBound, wins)
+
+	// Cut every replica's listening connection, as a database failover or
+	// network blip would, and publish at once: notifications sent while a
+	// listener was away are lost, so each must drop its whole cache when it
+	// reconnects, and still serve the new version within the bound.
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE application_name = $1 AND datname = current_database()`, sqlstore.ListenerApplicationName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(rs)) {
+		t.Fatalf("terminated %d listening connections, want %d", n, len(rs))
+	}
+	next := rounds + 2
+	repo.Bump(tuf.RoleTargets)
+	repo.Bump(tuf.RoleSnapshot)
+	repo.AddTarget(tuf.RoleTargets, "after the cut", []byte("after the cut"))
+	b, ct = upload(map[string][]byte{"targets": repo.Sign(tuf.RoleTargets), "snapshot": repo.SignSnapshot()})
+	status, body, err = rs[0].do(t.Context(), http.MethodPost, base, b, ct)
+	if err != nil || status != 200 {
+		t.Fatalf("publish after the cut: %d %s %v", status, body, err)
+	}
+	d := propagation(t, rs, base, next, time.Now())
+	t.Logf("propagation with every listener cut at the time of the write: %v", d.Round(time.Microsecond))
+
+	// The changefeed has one record per accepted timestamp, in order.
+	status, body = rs[2].get(t, "/v2/"+gun+"/_trust/changefeed?change_id=0&records=100")
+	if status != 200 {
+		t.Fatalf("changefeed: %d %s", status, body)
+	}
+	var feed struct {
+		Records []struct{ Version int } `json:"records"`
+	}
+	if err := json.Unmarshal(body, &feed); err != nil {
+		t.Fatal(err)
+	}
+	if len(feed.Records) != next {
+		t.Fatalf("changefeed has %d records, want %d: %s", len(feed.Records), next, body)
+	}
+	for i, c := range feed.Records {
+		if c.Version != i+1 {
+			t.Fatalf("changefeed record %d has version %d: %s", i, c.Version, body)
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package soak
+
+// Helpers adapted from internal/e2e/crash (test files cannot be imported).
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/tuf/tuftest"
+)
+
+// serverBin is the signet-server binary under test, set by TestMain.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if runtime.GOOS != "linux" {
+		fmt.Println("the soak test reads /proc; skipped")
+		return 0
+	}
+	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
+		serverBin = p
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "signet-soak-build-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	serverBin = filepath.Join(dir, "signet-server")
+	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer collects a subprocess's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is one run of the signet-server subprocess.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	base   string // https://addr
+	client *http.Client
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{} // closed when Wait returned
+}
+
+var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+
+// startServer runs signet-server on a free 127.0.0.1 port with dataDir and
+// waits (bounded) until it listens.
+func startServer(t *testing.T, dataDir string) *server {
+	t.Helper()
+	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn")
+	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=soak-test-passphrase"}
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	s.cmd.WaitDelay = 5 * time.Second
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			out := s.stderr.String()
+			if len(out) > 4000 {
+				out = "…" + out[len(out)-4000:]
+			}
+			t.Logf("signet-server stderr (tail):\n%s", out)
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for s.addr == "" {
+		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.addr = m[1]
+			break
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
+		case <-deadline:
+			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	s.base = "https://" + s.addr
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("ca.crt holds no certificate")
+	}
+	s.client = &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
+	}
+	t.Cleanup(s.client.CloseIdleConnections)
+	return s
+}
+
+// rssKiB is the server's resident set size (VmRSS) in KiB.
+func (s *server) rssKiB() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.cmd.Process.Pid)
+}
+
+// metric reads one unlabelled value from the server's /metrics.
+func (s *server) metric(name string) (float64, error) {
+	r, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+"/metrics", nil, "")
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)`).FindSubmatch(r.body)
+	if m == nil {
+		return 0, fmt.Errorf("no %s in /metrics", name)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// response is one HTTP answer.
+type response struct {
+	status int
+	body   []byte
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %.300s", r.status, r.body) }
+
+func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, b}, err
+}
+
+// part is one file of an upload.
+type part struct {
+	role string
+	data []byte
+}
+
+func multipartBody(parts []part) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		w, _ := mw.CreateFormFile("files", p.role)
+		w.Write(p.data)
+	}
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// gunState is the client side of one GUN, owned by one publisher.
+type gunState struct {
+	gun     string
+	repo    *tuftest.Repo
+	version int          // last acknowledged targets version
+	acked   atomicTarget // last acknowledged targets bytes, for readers
+}
+
+// atomicTarget holds the last acknowledged version for readers.
+type atomicTarget struct {
+	mu      sync.Mutex
+	version int
+	targets []byte
+}
+
+func (a *atomicTarget) set(v int, b []byte) {
+	a.mu.Lock()
+	a.version, a.targets = v, b
+	a.mu.Unlock()
+}
+
+func (a *atomicTarget) get() (int, []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.version, a.targets
+}
+
+func (g *gunState) path() string { return "/v2/" + g.gun + "/_trust/tuf/" }
+
+// keep is how many targets each GUN lists: older ones are removed, so
+// metadata sizes stay constant over the run.
+const keep = 16
+
+// init fetches the server's timestamp key and starts the repository.
+func (g *gunState) init(t *testing.T, s *server) {
+	r, err := httpDo(t.Context(), s.client, http.MethodGet, s.base+g.path()+"timestamp.key", nil, "")
+	if err != nil || r.status != 200 {
+		t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
+	}
+	var k keys.PublicKey
+	if err := json.Unmarshal(r.body, &k); err != nil {
+		t.Fatalf("timestamp key %s: %v", r.body, err)
+	}
+	g.repo = tuftest.NewRepo(t, g.gun, time.Now())
+	g.repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &k})
+}
+
+// next signs the next publish and returns its multipart body.
+func (g *gunState) next() (n int, targets []byte, body []byte, contentType string) {
+	r := g.repo
+	n = g.version + 1
+	if n > 1 {
+		r.Bump(tuf.RoleTargets)
+		r.Bump(tuf.RoleSnapshot)
+	}
+	r.AddTarget(tuf.RoleTargets, fmt.Sprintf("v%d", n), []byte(fmt.Sprintf("%s v%d", g.gun, n)))
+	delete(r.Targets[tuf.RoleTargets].Targets, fmt.Sprintf("v%d", n-keep))
+	var parts []part
+	if n == 1 {
+		r.SignAll()
+		parts = append(parts, part{tuf.RoleRoot, r.Signed[tuf.RoleRoot]})
+	} else {
+		r.Sign(tuf.RoleTargets)
+		r.SignSnapshot()
+	}
+	parts = append(parts, part{tuf.RoleTargets, r.Signed[tuf.RoleTargets]}, part{tuf.RoleSnapshot, r.Signed[tuf.RoleSnapshot]})
+	body, contentType = multipartBody(parts)
+	return n, r.Signed[tuf.RoleTargets], body, contentType
+}
+
+// verifyRepo downloads gun the way the notary client does and runs it
+// through the verification state machine.
+func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
+	t.Helper()
+	v := trust.New(gun, time.Now(), trust.Options{})
+	base := s.base + "/v2/" + gun + "/_trust/tuf/"
+	load := func(path string, f func([]byte) error) {
+		t.Helper()
+		r, err := httpDo(t.Context(), s.client, http.MethodGet, base+path, nil, "")
+		if err != nil || r.status != 200 {
+			t.Fatalf("%s: GET %s: %v %v", gun, path, r, err)
+		}
+		if err := f(r.body); err != nil {
+			t.Fatalf("%s: %v", gun, err)
+		}
+	}
+	load("root.json", v.LoadRoot)
+	load("timestamp.json", v.LoadTimestamp)
+	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
+	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
+	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
+	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
+	return v
+}

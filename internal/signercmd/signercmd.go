@@ -1,0 +1,344 @@
+// Package signercmd is signet-signer's command line: it reads flags and the
+// optional YAML config, opens the signer's database under the data
+// directory, checks the passphrases of its aliases, and serves the signer
+// API over mutual TLS until its context ends, then shuts down gracefully.
+// `signet-signer rekey --to ALIAS` re-wraps every key's data key under
+// another passphrase alias, beside a running signer.
+//
+// Invariants: there is no plain-HTTP or TLS-without-client-certificate
+// mode; passphrases come only from the environment
+// (SIGNET_SIGNER_PASSPHRASE_<ALIAS>), never from flags or files named on
+// the command line.
+package signercmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/signet-trust/signet/internal/signer"
+	"github.com/signet-trust/signet/internal/signer/signerapi"
+)
+
+// Config is everything signet-signer can be told, by flag or YAML file.
+type Config struct {
+	Listen   string `yaml:"listen"`
+	DataDir  string `yaml:"data_dir"`
+	TLSCert  string `yaml:"tls_cert"`
+	TLSKey   string `yaml:"tls_key"`
+	ClientCA string `yaml:"client_ca"`
+	// DefaultAlias names the passphrase alias new keys are wrapped under;
+	// its passphrase is SIGNET_SIGNER_PASSPHRASE_<DEFAULT_ALIAS upper-cased>.
+	DefaultAlias string `yaml:"default_alias"`
+	LogLevel     string `yaml:"log_level"`
+	LogFormat    string `yaml:"log_format"`
+}
+
+func defaults() Config {
+	return Config{
+		Listen: "127.0.0.1:4444", DataDir: "./signet-signer-data", DefaultAlias: "default",
+		LogLevel: "info", LogFormat: "json",
+	}
+}
+
+// PassphraseEnv is the environment variable holding an alias's passphrase.
+func PassphraseEnv(alias string) string {
+	return "SIGNET_SIGNER_PASSPHRASE_" + strings.ToUpper(alias)
+}
+
+// dbFile is the signer's database under the data directory.
+const dbFile = "signer.db"
+
+const usage = `Usage:
+  signet-signer --tls-cert FILE --tls-key FILE --client-ca FILE [flags]
+  signet-signer rekey --to ALIAS [--data-dir DIR] [--config FILE]
+
+Holds signet-server's online keys and signs with them, over mutual TLS only:
+a client without a certificate from --client-ca is refused. Keys are kept
+encrypted in <data-dir>/signer.db, each under its own data key wrapped with
+the key-encryption key of a named passphrase alias. The passphrase of alias
+NAME is read from SIGNET_SIGNER_PASSPHRASE_<NAME upper-cased>; new keys use
+--default-alias, and keys under other aliases stay usable while their
+passphrases are set.
+
+rekey re-wraps every key under ALIAS (whose passphrase must be set, as well
+as those of the aliases the keys are under now). It can run while the signer
+serves from the same data directory; give the serving signer the new
+alias's passphrase too, so that keys it has not yet loaded stay usable.
+
+Flags:
+`
+
+// Main runs signet-signer with args (without the program name) and returns
+// the exit code.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "rekey" {
+		return rekeyMain(ctx, args[1:], getenv, stdout, stderr)
+	}
+	cfg, err := parseConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
+		return 2
+	}
+	if err := Run(ctx, cfg, getenv, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "signet-signer: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// flagSet registers the flags shared by the server and rekey on fs, writing
+// into flagCfg; configFile receives --config.
+func flagSet(name string, stderr io.Writer, serve bool, flagCfg *Config, configFile *string) *flag.FlagSet {
+	d := defaults()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs.StringVar(&flagCfg.DataDir, "data-dir", d.DataDir, "`directory` of the signer's database")
+	fs.StringVar(configFile, "config", "", "YAML `file` with the same settings (flags win)")
+	fs.StringVar(&flagCfg.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	if serve {
+		fs.StringVar(&flagCfg.Listen, "listen", d.Listen, "`address` to listen on (host:port)")
+		fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "the signer's TLS certificate `file` (PEM)")
+		fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "the signer's TLS private key `file` (PEM)")
+		fs.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA certificate `file` (PEM) that client certificates must chain to")
+		fs.StringVar(&flagCfg.DefaultAlias, "default-alias", d.DefaultAlias, "passphrase `alias` for new keys")
+	}
+	return fs
+}
+
+// load applies the YAML file, then the flags set on the command line.
+func load(fs *flag.FlagSet, flagCfg Config, configFile string) (Config, error) {
+	cfg := defaults()
+	if configFile != "" {
+		raw, err := os.ReadFile(configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", configFile, err)
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = flagCfg.Listen
+		case "data-dir":
+			cfg.DataDir = flagCfg.DataDir
+		case "tls-cert":
+			cfg.TLSCert = flagCfg.TLSCert
+		case "tls-key":
+			cfg.TLSKey = flagCfg.TLSKey
+		case "client-ca":
+			cfg.ClientCA = flagCfg.ClientCA
+		case "default-alias":
+			cfg.DefaultAlias = flagCfg.DefaultAlias
+		case "log-level":
+			cfg.LogLevel = flagCfg.LogLevel
+		}
+	})
+	return cfg, nil
+}
+
+func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	var flagCfg Config
+	var configFile string
+	fs := flagSet("signet-signer", stderr, true, &flagCfg, &configFile)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	cfg, err := load(fs, flagCfg, configFile)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %v", c.Listen, err))
+	}
+	if c.TLSCert == "" || c.TLSKey == "" || c.ClientCA == "" {
+		errs = append(errs, errors.New("--tls-cert, --tls-key and --client-ca are required: the signer serves over mutual TLS only"))
+	}
+	if !signer.ValidAlias(c.DefaultAlias) {
+		errs = append(errs, fmt.Errorf("--default-alias %q: use 1 to 64 lowercase letters, digits or underscores", c.DefaultAlias))
+	}
+	errs = append(errs, c.validateLog()...)
+	return errors.Join(errs...)
+}
+
+func (c Config) validateLog() []error {
+	var errs []error
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: %v", c.LogLevel, err))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
+	}
+	return errs
+}
+
+func (c Config) logger(stderr io.Writer) (*slog.Logger, slog.Handler) {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	var h slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	if c.LogFormat == "text" {
+		h = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})
+	}
+	return slog.New(h), h
+}
+
+// openService opens the database and the custody service.
+func openService(ctx context.Context, cfg Config, defaultAlias string, getenv func(string) string, log *slog.Logger) (*signer.DB, *signer.Service, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := signer.OpenDB(ctx, filepath.Join(cfg.DataDir, dbFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := signer.Open(ctx, db, signer.Options{
+		DefaultAlias: defaultAlias,
+		Passphrase: func(alias string) []byte {
+			if p := getenv(PassphraseEnv(alias)); p != "" {
+				return []byte(p)
+			}
+			return nil
+		},
+		Logger: log,
+		Now:    time.Now,
+	})
+	if err != nil {
+		db.Close()
+		if errors.Is(err, signer.ErrNoPassphrase) {
+			return nil, nil, fmt.Errorf("%w: set %s", err, PassphraseEnv(defaultAlias))
+		}
+		return nil, nil, err
+	}
+	return db, svc, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting
+// connections, lets requests in flight finish, and closes the database.
+func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, stderr io.Writer) error {
+	log, handler := cfg.logger(stderr)
+	tlsCfg, err := signerapi.ServerTLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA)
+	if err != nil {
+		return err
+	}
+	// Startup runs to completion even if a signal arrives meanwhile.
+	setup := context.WithoutCancel(ctx)
+	db, svc, err := openService(setup, cfg, cfg.DefaultAlias, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           signerapi.Handler(svc, log),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
+	}
+	dataDir, _ := filepath.Abs(cfg.DataDir)
+	fmt.Fprintf(stdout, "signet-signer: listening on https://%s (mutual TLS; data in %s, new keys under alias %q)\n",
+		ln.Addr(), dataDir, cfg.DefaultAlias)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(stdout, "signet-signer: stopped")
+	return nil
+}
+
+func rekeyMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var flagCfg Config
+	var configFile string
+	fs := flagSet("signet-signer rekey", stderr, false, &flagCfg, &configFile)
+	to := fs.String("to", "", "passphrase `alias` to re-wrap every key under")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
+		return 2
+	}
+	cfg, err := load(fs, flagCfg, configFile)
+	if err == nil {
+		var errs []error
+		if fs.NArg() > 0 {
+			errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		}
+		if !signer.ValidAlias(*to) {
+			errs = append(errs, fmt.Errorf("--to %q: name an alias of 1 to 64 lowercase letters, digits or underscores", *to))
+		}
+		err = errors.Join(append(errs, cfg.validateLog()...)...)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
+		return 2
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, dbFile)); err != nil {
+		fmt.Fprintf(stderr, "signet-signer rekey: no signer database in %s: %v\n", cfg.DataDir, err)
+		return 1
+	}
+	log, _ := cfg.logger(stderr)
+	db, svc, err := openService(context.WithoutCancel(ctx), cfg, *to, getenv, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
+		return 1
+	}
+	defer db.Close()
+	rep, err := svc.Rekey(ctx, *to)
+	fmt.Fprintf(stdout, "signet-signer rekey: %d key(s) re-wrapped under alias %q\n", rep.Rewrapped, *to)
+	if err != nil {
+		for _, e := range rep.Failed {
+			fmt.Fprintf(stderr, "signet-signer rekey: %v\n", e)
+		}
+		if len(rep.Failed) == 0 {
+			fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
