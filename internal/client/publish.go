@@ -433,6 +433,9 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 		}
 		out[tuf.RoleRoot], w.Raw[tuf.RoleRoot] = b, b
 	}
+	if err := w.resignOrphaned(store); err != nil {
+		return nil, err
+	}
 	var dirty []string
 	for role := range w.Dirty {
 		if tuf.IsTargetsRole(role) {
@@ -504,6 +507,59 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 		out[tuf.RoleSnapshot], w.Raw[tuf.RoleSnapshot] = b, b
 	}
 	return out, nil
+}
+
+// ErrOrphanedRole reports a change to a delegation's keys or threshold
+// after which the role's current metadata no longer verifies (it was
+// signed only by keys that are removed) and no key held here can re-sign
+// it. Publishing it would make every client reject the repository.
+var ErrOrphanedRole = errors.New("client: the change would leave a role signed by none of its keys")
+
+// resignOrphaned finds delegations whose keys or threshold a change in
+// their (dirty) parent altered so that their current signatures no longer
+// meet the new threshold. They are re-signed (as `witness` does) when the
+// store holds enough of the remaining keys; otherwise the change is
+// refused, since clients would reject the role and with it the repository.
+func (w *Working) resignOrphaned(store KeyStore) error {
+	var roles []string
+	for role := range w.Targets {
+		if tuf.IsDelegation(role) && !w.Dirty[role] && w.Dirty[tuf.Parent(role)] && w.Raw[role] != nil {
+			roles = append(roles, role)
+		}
+	}
+	sort.Strings(roles)
+	var orphaned, remaining []string
+	for _, role := range roles {
+		d := w.delegation(role)
+		if d == nil {
+			continue
+		}
+		ks := w.Targets[tuf.Parent(role)].Delegations.Keys
+		m, err := tuf.ParseTargets(role, w.Raw[role])
+		if err != nil {
+			return err
+		}
+		if tuf.VerifySignatures(m, d.KeyIDs, d.Threshold, ks) == nil {
+			continue
+		}
+		signers, err := signersFor(store, ks, d.KeyIDs)
+		if err != nil {
+			return err
+		}
+		if len(signers) >= d.Threshold {
+			w.Dirty[role] = true
+			continue
+		}
+		orphaned = append(orphaned, role)
+		remaining = append(remaining, fmt.Sprintf("%s: %s (threshold %d)", role, shortIDs(ks, d.KeyIDs), d.Threshold))
+	}
+	if len(orphaned) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s signed only by keys this change removes (or by too few for the threshold), and not enough of the remaining keys are held here (%s); "+
+		"clients would reject the repository. Have the holder of a remaining key re-sign first (signet witness %s %s -p), then retry",
+		ErrOrphanedRole, strings.Join(orphaned, " and "), map[bool]string{true: "is", false: "are"}[len(orphaned) == 1],
+		strings.Join(remaining, "; "), w.GUN, strings.Join(orphaned, " "))
 }
 
 func dedupe(ss []tuf.Signer) []tuf.Signer {

@@ -17,10 +17,11 @@ type ban struct {
 }
 
 const (
-	whyBoundary  = "process boundaries are trust boundaries (DESIGN.md, style-anchors §6.1)"
-	whySQL       = whyBoundary + ": the CLI ships to developer laptops and the webhook runs in every cluster, so neither carries SQL drivers or the store"
-	whyPKCS11    = whyBoundary + ": Notary's threat model rests on a compromised server not yielding signing keys, so HSM custody (cgo PKCS#11) lives only in signet-signer, behind //go:build pkcs11"
-	whyCLIPKCS11 = "the default signet build stays cgo-free and PKCS#11-free; a user's root key on a token (DCT's YubiKey workflow) needs a signet built with -tags pkcs11, the only build that may link PKCS#11 (DESIGN.md: `signet` holds keys in files or on a PKCS#11 token)"
+	whyBoundary     = "process boundaries are trust boundaries (DESIGN.md, style-anchors §6.1)"
+	whySQL          = whyBoundary + ": the CLI ships to developer laptops and the webhook runs in every cluster, so neither carries SQL drivers or the store"
+	whyPKCS11       = whyBoundary + ": Notary's threat model rests on a compromised server not yielding signing keys, so HSM custody (cgo PKCS#11) lives only in signet-signer, behind //go:build pkcs11"
+	whySignerPKCS11 = "the default signet-signer build stays cgo-free and PKCS#11-free (ADR 0007); HSM custody (--pkcs11) needs a signet-signer built with -tags pkcs11, which may link it"
+	whyCLIPKCS11    = "the default signet build stays cgo-free and PKCS#11-free; a user's root key on a token (DCT's YubiKey workflow) needs a signet built with -tags pkcs11, the only build that may link PKCS#11 (DESIGN.md: `signet` holds keys in files or on a PKCS#11 token)"
 )
 
 // refused are libraries no binary may link (style-anchors §6.3 deny list).
@@ -42,7 +43,7 @@ var (
 		{"github.com/lib/pq", whySQL},
 		{"internal/store/sqlstore", whySQL},
 	}
-	pkcs11Bans = []ban{
+	pkcs11Bans = []ban{ // the cgo libraries first
 		{"github.com/miekg/pkcs11", whyPKCS11},
 		{"github.com/ThalesGroup/crypto11", whyPKCS11},
 		{"internal/keys/pkcs11", whyPKCS11},
@@ -52,7 +53,8 @@ var (
 // defaultBuildOnly are bans on top of binaries that apply to the default
 // build only: with -tags pkcs11 the binary may link them.
 var defaultBuildOnly = map[string][]ban{
-	"signet": withWhy(pkcs11Bans, whyCLIPKCS11),
+	"signet":        withWhy(pkcs11Bans, whyCLIPKCS11),
+	"signet-signer": withWhy(pkcs11Bans[:2], whySignerPKCS11), // the cgo libraries; its URI parser is pure Go
 }
 
 func withWhy(bans []ban, why string) []ban {

@@ -13,16 +13,20 @@ import (
 	_ "modernc.org/sqlite" // registers "sqlite"
 )
 
-// DB is the signer's own SQLite database: the sealed keys and the salts and
-// check values of the passphrase aliases. Several processes may open the
+// DB is the signer's own SQLite database: the sealed keys, the salts and
+// check values of the passphrase aliases, and the records of keys held in a
+// PKCS#11 token (where to find them and their public halves, nothing
+// private). Several processes may open the
 // same file at once (a serving signer and a `rekey`): every change is one
 // statement or one transaction, and SQLite serialises writers.
 type DB struct {
 	db *sql.DB
 }
 
-// schemaVersion is the PRAGMA user_version of the current schema.
-const schemaVersion = 1
+// schemaVersion is the PRAGMA user_version of the current schema: 1 had
+// aliases and keys, 2 adds token_keys. Every statement of schema is
+// idempotent, so any older version migrates by running it.
+const schemaVersion = 2
 
 const schema = `
 CREATE TABLE IF NOT EXISTS aliases (
@@ -45,6 +49,18 @@ CREATE TABLE IF NOT EXISTS keys (
 );
 CREATE INDEX IF NOT EXISTS keys_gun_role ON keys (gun, role, created_at);
 CREATE INDEX IF NOT EXISTS keys_alias ON keys (alias);
+CREATE TABLE IF NOT EXISTS token_keys (
+	id          TEXT PRIMARY KEY,
+	gun         TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	algorithm   TEXT NOT NULL,
+	public      BLOB NOT NULL,
+	token       TEXT NOT NULL,
+	label       TEXT NOT NULL,
+	object_id   BLOB NOT NULL,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_keys_gun_role ON token_keys (gun, role, created_at);
 `
 
 // OpenDB opens (creating if needed, mode 0600) the SQLite database at path,
@@ -221,8 +237,95 @@ func (d *DB) getKey(ctx context.Context, id string) (keyRecord, bool, error) {
 	return r, true, nil
 }
 
-func (d *DB) listKeys(ctx context.Context, gun, role string) ([]keyRecord, error) {
-	return d.queryKeys(ctx, "SELECT "+keyColumns+" FROM keys WHERE gun = ? AND role = ? ORDER BY created_at DESC, id DESC", gun, role)
+// publicRecord is what a listing needs of a key, sealed or token-held.
+type publicRecord struct {
+	id, algorithm string
+	public        []byte
+}
+
+// listKeys lists the keys of gun and role, sealed and token-held, newest
+// first.
+func (d *DB) listKeys(ctx context.Context, gun, role string) ([]publicRecord, error) {
+	rows, err := d.db.QueryContext(ctx,
+		"SELECT id, algorithm, public, created_at FROM keys WHERE gun = ? AND role = ?"+
+			" UNION ALL SELECT id, algorithm, public, created_at FROM token_keys WHERE gun = ? AND role = ?"+
+			" ORDER BY created_at DESC, id DESC", gun, role, gun, role)
+	if err != nil {
+		return nil, fmt.Errorf("signer: list keys: %w", err)
+	}
+	defer rows.Close()
+	var out []publicRecord
+	for rows.Next() {
+		var r publicRecord
+		var created int64
+		if err := rows.Scan(&r.id, &r.algorithm, &r.public, &created); err != nil {
+			return nil, fmt.Errorf("signer: list keys: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("signer: list keys: %w", err)
+	}
+	return out, nil
+}
+
+// tokenKeyRecord is one row of the token_keys table: a key generated inside
+// a PKCS#11 token, found there again by its label and object ID.
+type tokenKeyRecord struct {
+	id, gun, role, algorithm string
+	public                   []byte
+	token, label             string // token: its URI without module path or PIN
+	objectID                 []byte
+	createdAt                time.Time
+}
+
+const tokenKeyColumns = "id, gun, role, algorithm, public, token, label, object_id, created_at"
+
+func (d *DB) putTokenKey(ctx context.Context, r tokenKeyRecord) error {
+	res, err := d.db.ExecContext(ctx,
+		"INSERT INTO token_keys ("+tokenKeyColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+		r.id, r.gun, r.role, r.algorithm, r.public, r.token, r.label, r.objectID, r.createdAt.UnixNano())
+	if err != nil {
+		return fmt.Errorf("signer: store token key: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return errKeyExists
+	}
+	return nil
+}
+
+func (d *DB) getTokenKey(ctx context.Context, id string) (tokenKeyRecord, bool, error) {
+	r := tokenKeyRecord{}
+	var created int64
+	err := d.db.QueryRowContext(ctx, "SELECT "+tokenKeyColumns+" FROM token_keys WHERE id = ?", id).
+		Scan(&r.id, &r.gun, &r.role, &r.algorithm, &r.public, &r.token, &r.label, &r.objectID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("signer: read token key: %w", err)
+	}
+	r.createdAt = time.Unix(0, created).UTC()
+	return r, true, nil
+}
+
+// tokenKeyCount counts the token-held keys, by token.
+func (d *DB) tokenKeyCount(ctx context.Context) (map[string]int, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT token, COUNT(*) FROM token_keys GROUP BY token ORDER BY token")
+	if err != nil {
+		return nil, fmt.Errorf("signer: count token keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var tok string
+		var n int
+		if err := rows.Scan(&tok, &n); err != nil {
+			return nil, fmt.Errorf("signer: count token keys: %w", err)
+		}
+		out[tok] = n
+	}
+	return out, rows.Err()
 }
 
 // keysNotUnder returns up to limit keys with IDs above after, in ID

@@ -17,6 +17,10 @@
 //     before any key under it is used (ErrWrongPassphrase).
 //   - Rekey changes only wrapped data keys, one key per statement, so it
 //     can run beside a serving signer on the same database.
+//   - With a Token configured, new keys are generated inside it and never
+//     leave it: the database records only where to find them (label,
+//     object ID) and their public keys, and a key found there must hash to
+//     the ID recorded. Rekey does not concern them.
 package signer
 
 import (
@@ -81,6 +85,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time (creation times of keys).
 	Now func() time.Time
+	// Token, when set, is the PKCS#11 token new keys are created in
+	// (ECDSA only). The default alias then needs a passphrase only if
+	// keys under it are used; keys made before keep working as they are.
+	Token Token
 }
 
 // Service is the custody service.
@@ -90,6 +98,7 @@ type Service struct {
 	now          func() time.Time
 	defaultAlias string
 	passphrase   func(string) []byte
+	token        Token
 
 	kekMu sync.Mutex
 	keks  map[string]cipher.AEAD // aliases opened with a checked passphrase
@@ -124,7 +133,7 @@ func Open(ctx context.Context, db *DB, opts Options) (*Service, error) {
 	}
 	s := &Service{
 		db: db, log: opts.Logger, now: opts.Now, defaultAlias: opts.DefaultAlias, passphrase: opts.Passphrase,
-		keks: map[string]cipher.AEAD{}, cache: map[string]heldKey{},
+		token: opts.Token, keks: map[string]cipher.AEAD{}, cache: map[string]heldKey{},
 	}
 	inUse, err := db.aliasesInUse(ctx)
 	if err != nil {
@@ -140,7 +149,25 @@ func Open(ctx context.Context, db *DB, opts Options) (*Service, error) {
 			return nil, err
 		}
 	}
+	byToken, err := db.tokenKeyCount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for tok, n := range byToken {
+		switch {
+		case s.token == nil:
+			s.log.WarnContext(ctx, "keys held in a PKCS#11 token, and no token configured: they cannot sign until one is (--pkcs11)",
+				slog.String("token", tok), slog.Int("keys", n))
+		case tok != s.token.Name():
+			s.log.WarnContext(ctx, "keys held in another PKCS#11 token than the one configured: they cannot sign from this one",
+				slog.String("token", tok), slog.String("configured", s.token.Name()), slog.Int("keys", n))
+		}
+	}
 	// The default alias last, so a start refused above stores nothing.
+	// With a token, new keys do not need it.
+	if s.token != nil && len(s.passphrase(s.defaultAlias)) == 0 {
+		return s, nil
+	}
 	if _, err := s.kek(ctx, s.defaultAlias, true); err != nil {
 		return nil, err
 	}
@@ -210,10 +237,14 @@ func checkName(what, v string) error {
 
 // Create makes a new key of algorithm (AlgorithmECDSA or AlgorithmED25519)
 // for gun and role, stores it sealed under the default alias, and returns
-// its public key.
+// its public key. With a Token, the key (ECDSA only) is created inside the
+// token instead, and only its public half and location are stored.
 func (s *Service) Create(ctx context.Context, gun, role, algorithm string) (*keys.PublicKey, error) {
 	if err := errors.Join(checkName("gun", gun), checkName("role", role)); err != nil {
 		return nil, err
+	}
+	if s.token != nil {
+		return s.createInToken(ctx, gun, role, algorithm)
 	}
 	var priv crypto.Signer
 	var err error
@@ -266,7 +297,7 @@ func (s *Service) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey
 		return nil, err
 	}
 	out := make([]*keys.PublicKey, 0, len(recs))
-	for _, r := range recs {
+	for _, r := range recs { // sealed and token-held alike
 		k, err := keys.New(r.algorithm, r.public)
 		if err != nil {
 			return nil, fmt.Errorf("signer: stored key %s: %w", r.id, err)
@@ -288,6 +319,14 @@ func (s *Service) Key(ctx context.Context, gun, id string) (*keys.PublicKey, err
 	rec, ok, err := s.db.getKey(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		trec, tok, err := s.db.getTokenKey(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		ok = tok
+		rec = keyRecord{id: trec.id, gun: trec.gun, algorithm: trec.algorithm, public: trec.public}
 	}
 	if !ok || rec.gun != gun {
 		return nil, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
@@ -345,10 +384,30 @@ func (s *Service) held(ctx context.Context, gun, id string) (heldKey, error) {
 	if err != nil {
 		return heldKey{}, err
 	}
-	if !ok || rec.gun != gun {
+	if !ok {
+		return s.heldInToken(ctx, gun, id)
+	}
+	if rec.gun != gun {
 		return heldKey{}, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
 	}
 	h, err := s.unseal(ctx, rec)
+	if err != nil {
+		return heldKey{}, err
+	}
+	s.remember(id, h)
+	return h, nil
+}
+
+// heldInToken returns the token-held key id for gun.
+func (s *Service) heldInToken(ctx context.Context, gun, id string) (heldKey, error) {
+	rec, ok, err := s.db.getTokenKey(ctx, id)
+	if err != nil {
+		return heldKey{}, err
+	}
+	if !ok || rec.gun != gun {
+		return heldKey{}, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
+	}
+	h, err := s.findInToken(ctx, rec)
 	if err != nil {
 		return heldKey{}, err
 	}

@@ -5,10 +5,13 @@
 // `signet-signer rekey --to ALIAS` re-wraps every key's data key under
 // another passphrase alias, beside a running signer.
 //
+// With --pkcs11 URI (a signet-signer built with -tags pkcs11), new keys are
+// created inside that PKCS#11 token and never leave it.
+//
 // Invariants: there is no plain-HTTP or TLS-without-client-certificate
-// mode; passphrases come only from the environment
-// (SIGNET_SIGNER_PASSPHRASE_<ALIAS>), never from flags or files named on
-// the command line.
+// mode; passphrases and the token PIN come only from the environment
+// (SIGNET_SIGNER_PASSPHRASE_<ALIAS>, SIGNET_SIGNER_PKCS11_PIN), never from
+// flags, URIs or files named on the command line.
 package signercmd
 
 import (
@@ -28,6 +31,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-trust/signet/internal/keys/pkcs11"
 	"github.com/signet-trust/signet/internal/signer"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
 )
@@ -42,8 +46,12 @@ type Config struct {
 	// DefaultAlias names the passphrase alias new keys are wrapped under;
 	// its passphrase is SIGNET_SIGNER_PASSPHRASE_<DEFAULT_ALIAS upper-cased>.
 	DefaultAlias string `yaml:"default_alias"`
-	LogLevel     string `yaml:"log_level"`
-	LogFormat    string `yaml:"log_format"`
+	// PKCS11 is the RFC 7512 URI of a token new keys are created in, e.g.
+	// pkcs11:token=signet-signer?module-path=/usr/lib/softhsm/libsofthsm2.so;
+	// its PIN is SIGNET_SIGNER_PKCS11_PIN.
+	PKCS11    string `yaml:"pkcs11"`
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
 }
 
 func defaults() Config {
@@ -57,6 +65,13 @@ func defaults() Config {
 func PassphraseEnv(alias string) string {
 	return "SIGNET_SIGNER_PASSPHRASE_" + strings.ToUpper(alias)
 }
+
+// PINEnv is the environment variable holding the PIN of the --pkcs11 token.
+const PINEnv = "SIGNET_SIGNER_PKCS11_PIN"
+
+// notBuiltPKCS11 explains --pkcs11 in a build without PKCS#11.
+const notBuiltPKCS11 = "--pkcs11: this signet-signer was built without PKCS#11 support; " +
+	"build it with -tags pkcs11 (go build -tags pkcs11 ./cmd/signet-signer; needs cgo and the token's PKCS#11 library)"
 
 // dbFile is the signer's database under the data directory.
 const dbFile = "signer.db"
@@ -72,6 +87,12 @@ the key-encryption key of a named passphrase alias. The passphrase of alias
 NAME is read from SIGNET_SIGNER_PASSPHRASE_<NAME upper-cased>; new keys use
 --default-alias, and keys under other aliases stay usable while their
 passphrases are set.
+
+With --pkcs11 URI (a build with -tags pkcs11), new keys are ECDSA keys
+created inside that PKCS#11 token, not extractable; the database records
+only their labels and public keys. The token's PIN is read from
+SIGNET_SIGNER_PKCS11_PIN. Example:
+  --pkcs11 'pkcs11:token=signet-signer?module-path=/usr/lib/softhsm/libsofthsm2.so'
 
 rekey re-wraps every key under ALIAS (whose passphrase must be set, as well
 as those of the aliases the keys are under now). It can run while the signer
@@ -118,6 +139,7 @@ func flagSet(name string, stderr io.Writer, serve bool, flagCfg *Config, configF
 		fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "the signer's TLS private key `file` (PEM)")
 		fs.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA certificate `file` (PEM) that client certificates must chain to")
 		fs.StringVar(&flagCfg.DefaultAlias, "default-alias", d.DefaultAlias, "passphrase `alias` for new keys")
+		fs.StringVar(&flagCfg.PKCS11, "pkcs11", "", "RFC 7512 `URI` of a PKCS#11 token to create new keys in (PIN from "+PINEnv+"; needs a build with -tags pkcs11)")
 	}
 	return fs
 }
@@ -150,6 +172,8 @@ func load(fs *flag.FlagSet, flagCfg Config, configFile string) (Config, error) {
 			cfg.ClientCA = flagCfg.ClientCA
 		case "default-alias":
 			cfg.DefaultAlias = flagCfg.DefaultAlias
+		case "pkcs11":
+			cfg.PKCS11 = flagCfg.PKCS11
 		case "log-level":
 			cfg.LogLevel = flagCfg.LogLevel
 		}
@@ -185,8 +209,35 @@ func (c Config) validate() error {
 	if !signer.ValidAlias(c.DefaultAlias) {
 		errs = append(errs, fmt.Errorf("--default-alias %q: use 1 to 64 lowercase letters, digits or underscores", c.DefaultAlias))
 	}
+	if c.PKCS11 != "" {
+		if _, err := c.tokenURI(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	errs = append(errs, c.validateLog()...)
 	return errors.Join(errs...)
+}
+
+// tokenURI parses --pkcs11: a token (token= or serial=) and its module,
+// no key, no PIN.
+func (c Config) tokenURI() (pkcs11.URI, error) {
+	if !pkcs11Built {
+		return pkcs11.URI{}, errors.New(notBuiltPKCS11)
+	}
+	u, err := pkcs11.ParseURI(c.PKCS11)
+	switch {
+	case err != nil:
+		return u, fmt.Errorf("--pkcs11: %w", err)
+	case u.ModulePath == "":
+		return u, errors.New("--pkcs11: the URI needs ?module-path= (the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so)")
+	case u.Token == "" && u.Serial == "":
+		return u, errors.New("--pkcs11: the URI needs token= (the token's label) or serial=")
+	case u.Object != "" || len(u.ID) > 0:
+		return u, errors.New("--pkcs11: the URI names the token new keys go in, not a key: drop object= and id=")
+	case u.PINSource != "":
+		return u, errors.New("--pkcs11: pin-source is not used by signet-signer: set " + PINEnv)
+	}
+	return u, nil
 }
 
 func (c Config) validateLog() []error {
@@ -211,8 +262,9 @@ func (c Config) logger(stderr io.Writer) (*slog.Logger, slog.Handler) {
 	return slog.New(h), h
 }
 
-// openService opens the database and the custody service.
-func openService(ctx context.Context, cfg Config, defaultAlias string, getenv func(string) string, log *slog.Logger) (*signer.DB, *signer.Service, error) {
+// openService opens the database and the custody service, with token (nil
+// for none) for new keys.
+func openService(ctx context.Context, cfg Config, defaultAlias string, token signer.Token, getenv func(string) string, log *slog.Logger) (*signer.DB, *signer.Service, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -230,6 +282,7 @@ func openService(ctx context.Context, cfg Config, defaultAlias string, getenv fu
 		},
 		Logger: log,
 		Now:    time.Now,
+		Token:  token,
 	})
 	if err != nil {
 		db.Close()
@@ -251,7 +304,26 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	// Startup runs to completion even if a signal arrives meanwhile.
 	setup := context.WithoutCancel(ctx)
-	db, svc, err := openService(setup, cfg, cfg.DefaultAlias, getenv, log)
+	var token signer.Token
+	newKeys := fmt.Sprintf("new keys under alias %q", cfg.DefaultAlias)
+	if cfg.PKCS11 != "" {
+		uri, err := cfg.tokenURI()
+		if err != nil {
+			return err
+		}
+		pin := getenv(PINEnv)
+		if pin == "" {
+			return fmt.Errorf("--pkcs11: set %s to the token's user PIN", PINEnv)
+		}
+		t, closer, err := openToken(setup, uri, pin)
+		if err != nil {
+			return fmt.Errorf("--pkcs11: %w", err)
+		}
+		defer closer.Close()
+		token = t
+		newKeys = "new keys in PKCS#11 " + t.Name()
+	}
+	db, svc, err := openService(setup, cfg, cfg.DefaultAlias, token, getenv, log)
 	if err != nil {
 		return err
 	}
@@ -271,8 +343,8 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
 	}
 	dataDir, _ := filepath.Abs(cfg.DataDir)
-	fmt.Fprintf(stdout, "signet-signer: listening on https://%s (mutual TLS; data in %s, new keys under alias %q)\n",
-		ln.Addr(), dataDir, cfg.DefaultAlias)
+	fmt.Fprintf(stdout, "signet-signer: listening on https://%s (mutual TLS; data in %s, %s)\n",
+		ln.Addr(), dataDir, newKeys)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
@@ -323,7 +395,7 @@ func rekeyMain(ctx context.Context, args []string, getenv func(string) string, s
 		return 1
 	}
 	log, _ := cfg.logger(stderr)
-	db, svc, err := openService(context.WithoutCancel(ctx), cfg, *to, getenv, log)
+	db, svc, err := openService(context.WithoutCancel(ctx), cfg, *to, nil, getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
 		return 1

@@ -43,6 +43,9 @@ type Config struct {
 	Token      string // token label
 	Serial     string // token serial number (instead of Token)
 	PIN        string
+	// Sessions bounds the sessions opened on the token, which is how many
+	// signatures it makes at once (default 2, enough for a CLI; at least 2).
+	Sessions int
 }
 
 // ConfigFromURI is the Config of a URI, with the PIN given apart.
@@ -80,13 +83,13 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 	if cfg.PIN == "" {
 		return nil, fmt.Errorf("pkcs11: no PIN given for %s", tokenName(cfg))
 	}
+	sessions := max(cfg.Sessions, 2) // a CLI signs a few times per run; crypto11 needs 2
 	c, err := crypto11.Configure(&crypto11.Config{
 		Path:        cfg.ModulePath,
 		TokenLabel:  cfg.Token,
 		TokenSerial: cfg.Serial,
 		Pin:         cfg.PIN,
-		// A CLI signs a few times per run; the token needs no pool.
-		MaxSessions: 2,
+		MaxSessions: sessions,
 	})
 	if err != nil {
 		return nil, explainOpen(cfg, err)
