@@ -10,9 +10,17 @@
 #   BENCH_WORKLOADS="timestamp snapshot targets checksum"
 #   BENCH_SKIP_SIGNET=1   measure only the reference and bare servers (the report says so)
 #   BENCH_SIGNET_BIN=path use this signet-server binary instead of building ./cmd/signet-server
-#   BENCH_ONLY=all|server|client  run both parts (default), only the server loads, or only
-#                         the client benchmark; client-only replaces just the "Client" section
-#                         of an existing report and keeps the server figures in it
+#   BENCH_ONLY=all|server|client|signer  run every part (default), only the server loads, only
+#                         the client benchmark, or only the signer benchmark (bench/signer.sh:
+#                         signatures/s through signet-signer, software and SoftHSM2, and
+#                         publishes/s with the embedded custodian vs --signer; its knobs are at the
+#                         top of signer.sh); client-only and signer-only replace just their section
+#                         of an existing report and keep the other figures in it
+#   BENCH_ONLY=postgres   only bench/postgres.sh: signet-server --db postgres://… beside the
+#                         reference on the same PostgreSQL server, 1–3 replicas on one database,
+#                         growth to 100,000 repositories and to 100,000 tags (its knobs are at
+#                         the top of postgres.sh); replaces just the "PostgreSQL" section. Also
+#                         run by the default all, after the signer benchmark
 #   client benchmark (signet list vs notary list, signet/docker trust inspect, cold cache):
 #   BENCH_CLIENT_TAGS=10000  BENCH_CLIENT_REPS=5  BENCH_CLIENT_WARMUP=1
 #   BENCH_CLIENT_RUN_TIMEOUT=60s (one command)  BENCH_CLIENT_MAX=20m (the whole client part)
@@ -56,7 +64,9 @@ die() {
 
 case $only in
 all | server | client) ;;
-*) die "BENCH_ONLY=$only: want all, server or client" ;;
+signer) exec "$repo/bench/signer.sh" ;; # needs none of the reference's tools
+postgres) exec "$repo/bench/postgres.sh" ;; # starts its own reference on PostgreSQL
+*) die "BENCH_ONLY=$only: want all, server, client, signer or postgres" ;;
 esac
 run_server=0 run_client=0
 [[ $only == client ]] || run_server=1
@@ -321,4 +331,10 @@ fi
   -client-load "$client_load" -docker-version "$(docker --version 2>/dev/null | sed 's/,.*//' || echo unknown)" \
   "${only_flags[@]}" "${notes[@]}" || die "could not write the report"
 say "wrote $out"
+if [[ $only == all ]]; then
+  say "signer benchmark (bench/signer.sh)"
+  BENCH_OUT=$out "$repo/bench/signer.sh" || failed=1
+  say "PostgreSQL benchmark (bench/postgres.sh)"
+  BENCH_OUT=$out "$repo/bench/postgres.sh" || failed=1
+fi
 [[ $failed == 0 ]] || die "some loads failed; figures were written, see the errors in $out"

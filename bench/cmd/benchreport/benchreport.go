@@ -35,6 +35,10 @@ type meta struct {
 	clientTags, clientReps, clientWarmup, clientGUN string
 	clientDate, clientCommit, clientLoad            string
 	dockerVersion, only                             string
+
+	// The signer benchmark (bench/signer.sh) and -only signer.
+	signerConns, signerDuration, signerWarmup, signerReps string
+	signerDate, signerCommit, signerLoad, softhsmVersion  string
 }
 
 type multi []string
@@ -77,11 +81,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		{&m.clientCommit, "client-commit", "commit of the client benchmark (default -commit)"},
 		{&m.clientLoad, "client-load", "load average around the client benchmark"},
 		{&m.dockerVersion, "docker-version", "docker --version"},
-		{&m.only, "only", `"client": replace only the client section of -out, keeping the rest of the file`},
+		{&m.signerConns, "signer-conns", "signload -c"},
+		{&m.signerDuration, "signer-duration", "signload -d"},
+		{&m.signerWarmup, "signer-warmup", "signload -warmup"},
+		{&m.signerReps, "signer-reps", "signer benchmark repetitions"},
+		{&m.signerDate, "signer-date", "date of the signer benchmark (default -date)"},
+		{&m.signerCommit, "signer-commit", "commit of the signer benchmark (default -commit)"},
+		{&m.signerLoad, "signer-load", "load average around the signer benchmark"},
+		{&m.softhsmVersion, "softhsm-version", "Debian version of softhsm2"},
+		{&m.only, "only", `"client", "signer" or "postgres": replace only that section of -out, keeping the rest of the file`},
 	} {
 		fs.StringVar(f.p, f.name, "", f.help)
 	}
 	fs.Var(&m.notes, "note", "a line for the notes section (repeatable)")
+	pgFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +107,42 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch m.only {
 	case "":
 		render(&b, m, recs)
+		// The signer and PostgreSQL sections come from their own runs
+		// (bench/signer.sh, bench/postgres.sh): a report written without
+		// them keeps the ones already there.
+		if old, err := os.ReadFile(m.out); err == nil && m.out != "" {
+			for _, h := range []string{signerHeading, postgresHeading} {
+				if sec := section(old, h); sec != nil {
+					doc := spliceSection(b.Bytes(), h, sec)
+					b.Reset()
+					b.Write(doc)
+				}
+			}
+		}
+	case "signer":
+		old, err := os.ReadFile(m.out)
+		if err != nil && !os.IsNotExist(err) {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+		if len(old) == 0 {
+			old = []byte("# Benchmarks\n\nWritten by `make bench` (`bench/run.sh`); regenerate rather than edit. Tools and method: `bench/`.\n")
+		}
+		var sec bytes.Buffer
+		renderSigner(&sec, m, recs)
+		b.Write(spliceSection(old, signerHeading, sec.Bytes()))
+	case "postgres":
+		old, err := os.ReadFile(m.out)
+		if err != nil && !os.IsNotExist(err) {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+		if len(old) == 0 {
+			old = []byte("# Benchmarks\n\nWritten by `make bench` (`bench/run.sh`); regenerate rather than edit. Tools and method: `bench/`.\n")
+		}
+		var sec bytes.Buffer
+		renderPostgres(&sec, m, recs)
+		b.Write(spliceSection(old, postgresHeading, sec.Bytes()))
 	case "client":
 		old, err := os.ReadFile(m.out)
 		if err != nil {
@@ -104,7 +153,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		renderClient(&sec, m, recs)
 		b.Write(spliceSection(old, clientHeading, sec.Bytes()))
 	default:
-		fmt.Fprintf(stderr, "benchreport: -only %q: want \"client\" or nothing\n", m.only)
+		fmt.Fprintf(stderr, "benchreport: -only %q: want \"client\", \"signer\", \"postgres\" or nothing\n", m.only)
 		return 2
 	}
 	if m.out == "" {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +98,37 @@ func TestGetCountsErrors(t *testing.T) {
 	}
 	if r.Errors == 0 || r.FirstErr == "" {
 		t.Errorf("want errors counted, got %+v", r)
+	}
+}
+
+// TestGetSpreadsOverURLs: a comma-separated -url puts connections on every
+// server of the list.
+func TestGetSpreadsOverURLs(t *testing.T) {
+	const gun = "example.com/test/app"
+	var pems []byte
+	var urls []string
+	var hits [2]atomic.Int64
+	for i := range hits {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET "+workload.MetaPath(gun, "timestamp"), func(w http.ResponseWriter, _ *http.Request) {
+			hits[i].Add(1)
+			w.Write([]byte(`{"signed":{"_type":"Timestamp"}}`))
+		})
+		srv := httptest.NewTLSServer(mux)
+		t.Cleanup(srv.Close)
+		pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})...)
+		urls = append(urls, srv.URL)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(bundle, pems, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"get", "-url", strings.Join(urls, ","), "-ca", bundle, "-gun", gun,
+		"-workload", "timestamp", "-c", "4", "-d", "300ms", "-warmup", "0s"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if hits[0].Load() < 10 || hits[1].Load() < 10 {
+		t.Errorf("requests per server: %d and %d; want both used", hits[0].Load(), hits[1].Load())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("publishload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.base, "url", "", "server base URL, e.g. https://127.0.0.1:24443")
+	fs.StringVar(&o.base, "url", "", "server base URL, e.g. https://127.0.0.1:24443; a comma-separated list spreads the workers round-robin over several servers (replicas), and each repository is then checked through another server than the one it was published to")
 	fs.StringVar(&o.ca, "ca", "", "PEM file of the CA that signed the server certificate")
 	fs.IntVar(&o.workers, "workers", 4, "concurrent publishers, each with its own repositories")
 	fs.IntVar(&o.perRepo, "publishes", 10, "publishes per repository before a worker starts a fresh one")
@@ -102,11 +103,12 @@ func run(ctx context.Context, o options) (result.Record, error) {
 
 	// The library cannot be cancelled; new publishes stop at the deadline and
 	// the wait for running ones is bounded (each HTTP request is, by o.timeout).
+	bases := strings.Split(o.base, ",")
 	deadline := time.Now().Add(o.dur)
 	logs := make([]workerLog, o.workers)
 	var wg sync.WaitGroup
 	for i := range logs {
-		cfg := notaryrepo.Config{BaseURL: o.base, Transport: rt, Passphrase: "bench-passphrase",
+		cfg := notaryrepo.Config{BaseURL: bases[i%len(bases)], Transport: rt, Passphrase: "bench-passphrase",
 			TrustDir: filepath.Join(root, fmt.Sprintf("w%d", i))}
 		wg.Go(func() { logs[i] = worker(ctx, cfg, o, i, deadline) })
 	}
@@ -118,7 +120,11 @@ func run(ctx context.Context, o options) (result.Record, error) {
 	}
 
 	var repos []repoLog
-	for _, l := range logs {
+	var checkBase []string // where each repository is checked: the next server after its own
+	for i, l := range logs {
+		for range l.repos {
+			checkBase = append(checkBase, bases[(i+1)%len(bases)])
+		}
 		rec.Requests += int64(len(l.lat))
 		rec.Errors += l.errors
 		if rec.FirstErr == "" && l.firstErr != nil {
@@ -136,7 +142,7 @@ func run(ctx context.Context, o options) (result.Record, error) {
 
 	// Durability: a cold cache per check, so the answer comes from the server.
 	checkDeadline := time.Now().Add(2 * time.Minute)
-	cfg := notaryrepo.Config{BaseURL: o.base, Transport: rt, Passphrase: "bench-passphrase"}
+	cfg := notaryrepo.Config{Transport: rt, Passphrase: "bench-passphrase"}
 	for i, r := range repos {
 		if len(r.acked) == 0 {
 			continue
@@ -144,6 +150,7 @@ func run(ctx context.Context, o options) (result.Record, error) {
 		if time.Now().After(checkDeadline) {
 			return rec, nil // Completed stays false
 		}
+		cfg.BaseURL = checkBase[i]
 		cfg.TrustDir = filepath.Join(root, "verify", fmt.Sprint(i))
 		have, err := notaryrepo.Tags(cfg, r.gun)
 		if err != nil {

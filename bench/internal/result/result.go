@@ -16,6 +16,7 @@ const (
 	KindGet     = "get"
 	KindPublish = "publish"
 	KindClient  = "client" // one timed run of a client command (bench/cmd/clientbench)
+	KindSign    = "sign"   // signatures through signet-signer's API (bench/cmd/signload)
 )
 
 // Record is one measurement. Latencies are in milliseconds.

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# bench/postgres.sh — signet-server on PostgreSQL: side by side with the
+# reference notary-server (+ notary-signer) on the same PostgreSQL server,
+# scaling from one to three replicas on one database, and growth (many
+# repositories; one repository with many tags). Writes the "PostgreSQL"
+# section of docs/benchmarks.md (benchreport -only postgres), leaving the
+# other sections as they are. Run by bench/run.sh (BENCH_ONLY=postgres, and in
+# the default all); it can also be run alone.
+#
+# PostgreSQL: the reference recipe's private instance (notary-local/pg.sh,
+# 127.0.0.1:25432, data in the temporary directory, the reference schema from
+# pg.sh migrate) when its port is free; otherwise the system server on
+# 127.0.0.1:5432 (trust auth, user postgres) with three fresh databases of our
+# own, the reference's two made from the SQL in pg.sh. signet gets a fresh
+# database on the same server either way. Everything listens on 127.0.0.1,
+# every load is bounded in time, the whole run by BENCH_PG_MAX (a watchdog),
+# and every process and database made here is removed on exit.
+#
+# Knobs (environment):
+#   BENCH_PG_CONNS=16  BENCH_PG_DURATION=5s  BENCH_PG_WARMUP=1s  BENCH_PG_REPS=2
+#   BENCH_PG_WORKLOADS="timestamp targets checksum"     (side by side)
+#   BENCH_PG_PUBLISH_WORKERS=4  BENCH_PUBLISH_PER_REPO=10  BENCH_PG_PUBLISH_DURATION=10s
+#   BENCH_PG_REPLICAS="1 2 3"
+#   BENCH_PG_REPOS="1000 10000 100000"   growth: repositories (cumulative sizes)
+#   BENCH_PG_TAGS="1000 10000 100000"    growth: tags of one repository
+#   BENCH_PG_INSTANCE=auto|private|system   (auto: private if 25432 is free)
+#   BENCH_PG_MAX=15m   hard bound on the whole script
+#   BENCH_OUT=path  BENCH_KEEP=1  BENCH_COMMIT=text  SIGNET_SHARED_DIR   (as in run.sh)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && git rev-parse --show-toplevel)
+shared=${SIGNET_SHARED_DIR:-$repo/../shared}
+notary_local=$shared/reference/notary-local
+conns=${BENCH_PG_CONNS:-16}
+duration=${BENCH_PG_DURATION:-5s}
+warmup=${BENCH_PG_WARMUP:-1s}
+reps=${BENCH_PG_REPS:-2}
+workloads=${BENCH_PG_WORKLOADS:-timestamp targets checksum}
+pub_workers=${BENCH_PG_PUBLISH_WORKERS:-4}
+pub_per_repo=${BENCH_PUBLISH_PER_REPO:-10}
+pub_duration=${BENCH_PG_PUBLISH_DURATION:-10s}
+replica_counts=${BENCH_PG_REPLICAS:-1 2 3}
+repo_sizes=${BENCH_PG_REPOS:-1000 10000 100000}
+tag_sizes=${BENCH_PG_TAGS:-1000 10000 100000}
+instance=${BENCH_PG_INSTANCE:-auto}
+max=${BENCH_PG_MAX:-15m}
+out=${BENCH_OUT:-$repo/docs/benchmarks.md}
+gun=example.com/bench/app
+fill_fmt=example.com/fill/r%d
+
+say() { printf 'bench/postgres: %s\n' "$*" >&2; }
+die() {
+  printf '\nbench/postgres.sh: FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+[[ -x $notary_local/pg.sh ]] || die "no $notary_local/pg.sh (set SIGNET_SHARED_DIR to the shared directory)"
+for c in notary-server notary-signer psql pg_ctl openssl curl ss go git; do
+  command -v "$c" >/dev/null || die "$c is not installed (run scripts/test-deps.sh)"
+done
+case $instance in auto | private | system) ;; *) die "BENCH_PG_INSTANCE=$instance: want auto, private or system" ;; esac
+max_s=$(( $(sed -E 's/m$/*60/; s/s$//' <<<"$max") )) || die "BENCH_PG_MAX=$max: want e.g. 15m or 900s"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench-pg.XXXXXX")
+run_dir=$tmp/reference bin=$tmp/bin results=$tmp/results.jsonl
+mkdir -p "$bin" "$run_dir"
+: >"$results"
+pids=() signet_pids=() pg_private=0 dbs=() watchdog=
+suffix=$$_$RANDOM
+pg_admin=
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $watchdog ]]; then
+    pkill -P "$watchdog" 2>/dev/null || true # its sleep
+    kill "$watchdog" 2>/dev/null || true
+  fi
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ $pg_private == 1 ]]; then
+    RUN_DIR=$run_dir "$notary_local/pg.sh" stop >/dev/null 2>&1 || true
+  else
+    for db in "${dbs[@]}"; do
+      psql "$pg_admin" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+  fi
+  if [[ $rc -ne 0 || ${BENCH_KEEP:-0} == 1 ]]; then
+    say "logs and raw results kept in $tmp"
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'say "BENCH_PG_MAX=$max reached"; exit 124' TERM
+# The watchdog ends this script (and so, through the trap, everything it started).
+(sleep "$max_s" && kill -TERM $$) 2>/dev/null &
+watchdog=$!
+
+next_port=24600
+port=
+free_port() { # sets port to a free port above the last one handed out
+  while [[ -n $(ss -Hltn "sport = :$next_port") ]]; do next_port=$((next_port + 1)); done
+  port=$next_port
+  next_port=$((next_port + 1))
+}
+port_owner() { ss -Hltnp "sport = :$1" | grep -q "pid=$2,"; }
+
+# wait_ready NAME PID PORT LOG: poll GET /v2/ until PID serves it on PORT (30 s).
+wait_ready() {
+  local name=$1 pid=$2 p=$3 log=$4 i
+  for i in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "---- $name exited; last lines of $log" >&2
+      tail -n 30 "$log" >&2 || true
+      return 1
+    fi
+    if curl -fsS -o /dev/null --max-time 2 --cacert "$ca" "https://127.0.0.1:$p/v2/" 2>/dev/null && port_owner "$p" "$pid"; then
+      say "$name ready on https://127.0.0.1:$p (pid $pid)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "---- $name not ready after 30 s; last lines of $log" >&2
+  tail -n 30 "$log" >&2 || true
+  return 1
+}
+
+# ---- build
+say "building bench tools, storefill and signet-server"
+(cd "$repo/bench" && go build -o "$bin/" ./cmd/notaryload ./cmd/publishload ./cmd/benchreport) || die "bench tools do not build"
+(cd "$repo/bench/storefill" && go build -o "$bin/storefill" .) || die "bench/storefill does not build"
+(cd "$repo" && go build -o "$bin/signet-server" ./cmd/signet-server) || die "signet-server does not build"
+
+# ---- certificates of the reference recipe (one CA; the server's certificate serves signet too)
+"$notary_local/gen-certs.sh" "$run_dir/certs" >/dev/null || die "gen-certs.sh failed"
+cp "$notary_local"/*.json "$run_dir/"
+certs=$run_dir/certs ca=$certs/ca.crt
+
+# ---- PostgreSQL
+if [[ $instance == private || ($instance == auto && -z $(ss -Hltn "sport = :25432")) ]]; then
+  say "PostgreSQL: the recipe's private instance (pg.sh, 127.0.0.1:25432, data in $run_dir/pg)"
+  pg_private=1
+  # pg.sh runs PostgreSQL as user postgres (when we are root) with its data under RUN_DIR:
+  # let it through the private temporary directory (search only, no listing).
+  [[ $(id -u) == 0 ]] && chmod o+x "$tmp"
+  RUN_DIR=$run_dir "$notary_local/pg.sh" start >&2 || die "pg.sh start failed"
+  RUN_DIR=$run_dir "$notary_local/pg.sh" migrate >&2 || die "pg.sh migrate failed"
+  pg_host=127.0.0.1:25432
+  pg_admin="postgres://postgres@$pg_host/postgres?sslmode=disable"
+  ref_db=postgres://server@$pg_host/notaryserver?sslmode=disable
+  ref_signer_db=postgres://signer@$pg_host/notarysigner?sslmode=disable
+  signet_dbname=signet_bench
+  psql "$pg_admin" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $signet_dbname" || die "cannot create $signet_dbname"
+  pg_where="a private PostgreSQL instance made by the recipe's \`pg.sh\` (127.0.0.1:25432, \`initdb\` defaults), reference schema by \`pg.sh migrate\`"
+else
+  pg_host=127.0.0.1:5432
+  pg_admin="postgres://postgres@$pg_host/postgres?sslmode=disable"
+  psql "$pg_admin" -tAc 'select 1' >/dev/null 2>&1 || die "no PostgreSQL on $pg_host (trust auth, user postgres)"
+  say "PostgreSQL: the system server on $pg_host (port 25432 is taken or BENCH_PG_INSTANCE=system)"
+  ref_dbname=notaryserver_bench_$suffix ref_signer_dbname=notarysigner_bench_$suffix signet_dbname=signet_bench_$suffix
+  for db in $ref_dbname $ref_signer_dbname $signet_dbname; do
+    psql "$pg_admin" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" || die "cannot create database $db"
+    dbs+=("$db")
+  done
+  # The reference schema, exactly as pg.sh migrate writes it.
+  schema() { sed -n "/-d $1 .*<<'SQL'\$/,/^SQL\$/p" "$notary_local/pg.sh" | sed '1d;$d'; }
+  [[ -n $(schema notaryserver) && -n $(schema notarysigner) ]] || die "cannot find the reference schema in $notary_local/pg.sh"
+  schema notaryserver | psql "postgres://postgres@$pg_host/$ref_dbname?sslmode=disable" -q -v ON_ERROR_STOP=1 ||
+    die "reference server schema failed"
+  schema notarysigner | psql "postgres://postgres@$pg_host/$ref_signer_dbname?sslmode=disable" -q -v ON_ERROR_STOP=1 ||
+    die "reference signer schema failed"
+  ref_db=postgres://postgres@$pg_host/$ref_dbname?sslmode=disable
+  ref_signer_db=postgres://postgres@$pg_host/$ref_signer_dbname?sslmode=disable
+  pg_where="the system PostgreSQL on 127.0.0.1:5432, fresh databases for each server (the reference schema from the recipe's \`pg.sh\`)"
+fi
+pg_version=$(psql "$pg_admin" -tAc 'show server_version')
+signet_db=postgres://postgres@$pg_host/$signet_dbname?sslmode=disable
+
+# ---- the reference: notary-signer + notary-server with the recipe's postgres configs
+free_port
+ref_port=$port
+free_port
+ref_signer_port=$port
+(
+  cd "$run_dir"
+  export NOTARY_SIGNER_PASSWORDALIAS1=bench-$RANDOM$RANDOM
+  NOTARY_SIGNER_SERVER_GRPC_ADDR=127.0.0.1:$ref_signer_port NOTARY_SIGNER_STORAGE_DB_URL=$ref_signer_db \
+    exec notary-signer -config "$run_dir/signer-config.postgres.json" -logf logfmt >signer.log 2>&1
+) &
+pids+=($!)
+sleep 1
+(
+  cd "$run_dir"
+  NOTARY_SERVER_SERVER_HTTP_ADDR=127.0.0.1:$ref_port NOTARY_SERVER_TRUST_SERVICE_PORT=$ref_signer_port \
+    NOTARY_SERVER_STORAGE_DB_URL=$ref_db \
+    exec notary-server -config "$run_dir/server-config.postgres.json" -logf logfmt >server.log 2>&1
+) &
+ref_pid=$!
+pids+=($ref_pid)
+wait_ready "reference notary-server (postgres)" "$ref_pid" "$ref_port" "$run_dir/server.log" ||
+  die "the reference notary-server did not start on PostgreSQL"
+ref_url=https://127.0.0.1:$ref_port
+
+# ---- signet-server replicas on one database (same passphrase; own data directories)
+passphrase=bench-$RANDOM$RANDOM$RANDOM
+signet_urls=()
+start_signet() { # N
+  local n=$1
+  free_port
+  SIGNET_KEY_PASSPHRASE=$passphrase "$bin/signet-server" --listen "127.0.0.1:$port" --data-dir "$tmp/signet-$n" \
+    --db "$signet_db" --tls-cert "$certs/notary-server.crt" --tls-key "$certs/notary-server.key" \
+    >"$tmp/signet-$n.log" 2>&1 &
+  pids+=($!)
+  signet_pids+=($!)
+  wait_ready "signet-server replica $n (postgres)" "$!" "$port" "$tmp/signet-$n.log" ||
+    die "signet-server --db postgres://… (replica $n) did not start"
+  signet_urls+=("https://127.0.0.1:$port")
+}
+start_signet 1
+declare -A url=([signet]=${signet_urls[0]} [reference]=$ref_url)
+
+failed=0
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+get() { # LABEL URLS WORKLOAD REP [extra notaryload flags…]
+  local label=$1 urls=$2 w=$3 rep=$4
+  shift 4
+  if ! "$bin/notaryload" get -url "$urls" -ca "$ca" -workload "$w" -c "$conns" -d "$duration" -warmup "$warmup" \
+    -label "$label" -rep "$rep" "$@" >>"$results"; then
+    say "GET $w on $label failed"
+    failed=1
+  fi
+  tail -n 1 "$results" >&2
+}
+publish() { # LABEL URLS REP WORKERS DURATION
+  if ! "$bin/publishload" -url "$2" -ca "$ca" -workers "$4" -publishes "$pub_per_repo" -d "$5" \
+    -label "$1" -rep "$3" -gun-prefix "example.com/publish/$1-r$3" -trust-dir "$tmp/trust-publish-$1-$3" >>"$results"; then
+    say "publish on $1 failed (see the first_error and durability fields)"
+    failed=1
+  fi
+  tail -n 1 "$results" >&2
+}
+
+# ---- 1. side by side on one PostgreSQL server
+for s in signet reference; do
+  say "setup: $gun with 20 tags on $s"
+  "$bin/notaryload" setup -url "${url[$s]}" -ca "$ca" -gun "$gun" -tags 20 -trust-dir "$tmp/trust-setup-$s" >&2 ||
+    die "could not publish the benchmark repository to $s"
+done
+for rep in $(seq 1 "$reps"); do
+  for w in $workloads; do
+    for s in signet reference; do
+      say "side by side, rep $rep/$reps: GET $w on $s ($conns conns, $warmup + $duration)"
+      get "$s" "${url[$s]}" "$w" "$rep"
+    done
+  done
+  for s in signet reference; do
+    say "side by side, rep $rep/$reps: publish on $s ($pub_workers workers, $pub_duration)"
+    publish "$s" "${url[$s]}" "$rep" "$pub_workers" "$pub_duration"
+  done
+done
+# The reference is not needed any more: give its CPU back.
+for pid in "${pids[@]:0:2}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+
+# ---- 2. replicas: 1..3 signet-server processes on the one database, round-robin in the load generator
+for n in $replica_counts; do
+  while ((${#signet_urls[@]} < n)); do start_signet $((${#signet_urls[@]} + 1)); done
+done
+for rep in $(seq 1 "$reps"); do
+  for n in $replica_counts; do
+    list=$(IFS=,; echo "${signet_urls[*]:0:$n}")
+    for w in timestamp targets; do
+      say "replicas, rep $rep/$reps: GET $w on $n replica(s)"
+      get "replicas-$n" "$list" "$w" "$rep"
+    done
+    say "replicas, rep $rep/$reps: publish on $n replica(s) (each repository listed back through another replica)"
+    publish "replicas-$n" "$list" "$rep" "$pub_workers" "$pub_duration"
+  done
+done
+# Growth runs on the first replica alone.
+for pid in "${signet_pids[@]:1}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+
+# ---- 3. growth: many repositories (copies of $gun through signet's store), then one repository with many tags
+notes=()
+have=0
+for n in $repo_sizes; do
+  if ((n > have)); then
+    say "growth: filling repositories $have..$((n - 1)) (copies of $gun through internal/store/sqlstore)"
+    line=$("$bin/storefill" -db "$signet_db&synchronous_commit=off" -template "$gun" -fmt "$fill_fmt" \
+      -from "$have" -to "$n" -c 8 -max 5m) || die "storefill failed"
+    say "$line"
+    secs=$(sed -E 's/.*"seconds":([0-9.]+).*/\1/' <<<"$line")
+    have=$n
+  fi
+  size=$(psql "$signet_db" -tAc "select pg_size_pretty(pg_database_size(current_database()))")
+  notes+=(-pg-note "repos-$n: $((have + 0)) filled repositories (+ the benchmark's own); the last fill step took ${secs:-0} s; database size $size")
+  for w in timestamp targets; do
+    say "growth: GET $w of a random one of $n repositories"
+    get "repos-$n" "${signet_urls[0]}" "$w" 1 -spread "$n" -spread-fmt "$fill_fmt"
+  done
+  say "growth: GET timestamp of one repository among $n"
+  get "one-$n" "${signet_urls[0]}" timestamp 1 -gun "$gun"
+  say "growth: publishes of new repositories among $n"
+  publish "repos-$n" "${signet_urls[0]}" 1 2 "$pub_duration"
+done
+for t in $tag_sizes; do
+  tgun=example.com/tags/t$t
+  say "growth: one publish of $tgun with $t tags"
+  "$bin/notaryload" setup -url "${signet_urls[0]}" -ca "$ca" -gun "$tgun" -tags "$t" -trust-dir "$tmp/trust-tags-$t" \
+    -label "tags-$t" >>"$results" || die "could not publish $tgun"
+  tail -n 1 "$results" >&2
+  for w in timestamp targets; do
+    say "growth: GET $w of $tgun"
+    get "tags-$t" "${signet_urls[0]}" "$w" 1 -gun "$tgun" -c 4
+  done
+  say "growth: 3 publishes of one more tag to $tgun"
+  "$bin/notaryload" publish -url "${signet_urls[0]}" -ca "$ca" -gun "$tgun" -trust-dir "$tmp/trust-tags-$t" -n 3 \
+    -label "tags-$t" >>"$results" || { say "publishing one more tag to $tgun failed"; failed=1; }
+  tail -n 1 "$results" >&2
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- report: only the PostgreSQL section of $out
+if [[ -n ${BENCH_COMMIT:-} ]]; then
+  commit=$BENCH_COMMIT
+else
+  commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "none (no commits yet)")
+  [[ -n $(git -C "$repo" status --porcelain 2>/dev/null) ]] && commit+=" + uncommitted changes"
+fi
+"$bin/benchreport" -only postgres -in "$results" -out "$out" \
+  -date "$(date -u '+%Y-%m-%d %H:%M UTC')" -nproc "$(nproc)" \
+  -cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" -commit "$commit" \
+  -reference-version "$(dpkg-query -W -f='${Version}' notary 2>/dev/null || echo unknown)" \
+  -pg-version "$pg_version" -pg-where "$pg_where" -pg-load "$load_start → $load_end" \
+  -pg-conns "$conns" -pg-duration "$duration" -pg-warmup "$warmup" -pg-reps "$reps" \
+  -publish-workers "$pub_workers" -publish-per-repo "$pub_per_repo" -publish-duration "$pub_duration" \
+  "${notes[@]}" || die "could not write the report"
+say "wrote the PostgreSQL section of $out"
+[[ $failed == 0 ]] || die "some loads failed; figures were written, see the errors in $out"
