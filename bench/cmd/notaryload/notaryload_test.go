@@ -79,17 +79,21 @@ func TestGetIsBoundedAndCounts(t *testing.T) {
 func TestGetCountsErrors(t *testing.T) {
 	const gun = "example.com/test/app"
 	srv, ca := fakeNotary(t, gun)
+	// The probe and the first few requests succeed; after that the server
+	// answers 503 to everything, which must be counted as errors.
+	var n atomic.Int64
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 5 {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
 	var out, errOut bytes.Buffer
-	// The probe succeeds; then the server goes away: every request is an error.
-	done := make(chan int)
-	go func() {
-		done <- Main(context.Background(), []string{"get", "-url", srv.URL, "-ca", ca, "-gun", gun,
-			"-c", "2", "-d", "500ms", "-warmup", "0s", "-timeout", "200ms"}, &out, &errOut)
-	}()
-	time.Sleep(100 * time.Millisecond)
-	srv.CloseClientConnections()
-	srv.Listener.Close()
-	if code := <-done; code != 0 {
+	code := Main(context.Background(), []string{"get", "-url", srv.URL, "-ca", ca, "-gun", gun,
+		"-c", "2", "-d", "300ms", "-warmup", "0s", "-timeout", "200ms"}, &out, &errOut)
+	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var r result.Record
