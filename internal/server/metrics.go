@@ -17,6 +17,7 @@ type Metrics struct {
 	publishes prometheus.Counter
 	rejects   *prometheus.CounterVec
 	resigned  prometheus.Counter
+	signer    *prometheus.HistogramVec
 	soonest   *prometheus.GaugeVec
 	pruned    prometheus.Counter
 	byOp      sync.Map // operation → prometheus.Observer, resolved once
@@ -46,6 +47,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		}, []string{"role"}),
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_pruned_files_total", Help: "Superseded metadata versions removed by the retention policy."}),
 	}
+	m.signer = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "signet_server_signer_duration_seconds",
+		Help:    "Time of key custody operations (create, keys, signer, sign), embedded or remote.",
+		Buckets: []float64{.00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
+	}, []string{"operation"})
+	reg.MustRegister(m.signer)
 	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned, m.soonest, m.pruned)
 	return m
 }

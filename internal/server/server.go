@@ -148,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	cfg.Custodian = timedCustodian{c: cfg.Custodian, obs: cfg.Metrics.signer}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, m: cfg.Metrics,
 		cache:        newMetaCache(cfg.CacheGUNs, 64, cfg.CacheMaxStale, cfg.Now),

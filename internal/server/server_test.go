@@ -270,6 +270,10 @@ func TestPublishClientSnapshot(t *testing.T) {
 	if feed.Count != 2 || feed.Records[1].Category != "update" || feed.Records[1].GUN != gun {
 		t.Errorf("changefeed %+v", feed)
 	}
+	// The timestamp signatures were timed as key-custody operations.
+	if m := e.get("/metrics").body; !bytes.Contains(m, []byte(`signet_server_signer_duration_seconds_count{operation="sign"} 2`)) {
+		t.Errorf("signer latency not recorded:\n%s", grepLines(string(m), "signer_duration"))
+	}
 }
 
 func TestPublishServerSnapshotWithDelegations(t *testing.T) {
