@@ -3,8 +3,6 @@ package crash
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +11,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
@@ -42,62 +38,18 @@ func runMain(m *testing.M) int {
 		fmt.Println("crash tests need Unix signals; skipped")
 		return 0
 	}
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		serverBin = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "signet-crash-build-")
+	bin, cleanup, err := e2etest.BuildServer("signet-crash-build-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	serverBin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	serverBin = bin
 	return m.Run()
 }
 
-// syncBuffer collects a subprocess's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one run of the signet-server subprocess.
-type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	base   string // https://addr
-	client *http.Client
-	stdout *syncBuffer
-	stderr *syncBuffer
-	exited chan struct{} // closed when Wait returned
-}
-
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+type server struct{ *e2etest.Server }
 
 // startServer runs signet-server on a free 127.0.0.1 port with dataDir
 // (and any further flags, such as --db) and waits (bounded) until it
@@ -105,74 +57,28 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 // its first start.
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
-	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, flags...)
-	s.cmd = exec.Command(serverBin, args...)
-	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin"}
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	s.cmd.WaitDelay = 5 * time.Second
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for s.addr == "" {
-		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
-			s.addr = m[1]
-			break
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
-		case <-deadline:
-			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	s.base = "https://" + s.addr
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("ca.crt holds no certificate")
-	}
-	s.client = &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16},
-	}
-	t.Cleanup(s.client.CloseIdleConnections)
-	return s
+	return &server{e2etest.Start(t, e2etest.Options{Bin: serverBin, DataDir: dataDir, Flags: flags})}
 }
 
 // signal sends sig and waits (bounded) for the process to exit.
 func (s *server) signal(sig os.Signal) {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatal(err)
+	s.T.Helper()
+	if err := s.Cmd.Process.Signal(sig); err != nil {
+		s.T.Fatal(err)
 	}
 	select {
-	case <-s.exited:
+	case <-s.Exited:
 	case <-time.After(40 * time.Second):
-		s.t.Fatalf("signet-server still running 40s after %v", sig)
+		s.T.Fatalf("signet-server still running 40s after %v", sig)
 	}
 }
 
 // get fetches path from the server (test goroutine only).
 func (s *server) get(path string) (int, []byte) {
-	s.t.Helper()
-	status, body, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+path, nil, "")
+	s.T.Helper()
+	status, body, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
 	if err != nil {
-		s.t.Fatalf("GET %s: %v", path, err)
+		s.T.Fatalf("GET %s: %v", path, err)
 	}
 	return status, body
 }
@@ -329,12 +235,12 @@ func stream(t *testing.T, s *server, guns []*gunState, acks *atomic.Int64, stop 
 				default:
 				}
 				before := len(g.done)
-				err := g.step(t.Context(), t, s.client, s.base)
+				err := g.step(t.Context(), t, s.Client, s.Base)
 				if errors.Is(err, errTransport) {
 					return
 				}
 				if err != nil {
-					t.Errorf("%v\nserver stderr:\n%s", err, s.stderr)
+					t.Errorf("%v\nserver stderr:\n%s", err, s.Stderr)
 					return
 				}
 				if len(g.done) > before {
@@ -519,8 +425,8 @@ func killMidStream(t *testing.T, dataDir string, flags ...string) {
 		s.signal(syscall.SIGKILL)
 		close(stop)
 		wait()
-		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("cycle %d: signet-server ended with %v, not by SIGKILL\nstderr:\n%s", cycle, s.cmd.ProcessState, s.stderr)
+		if ws, ok := s.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("cycle %d: signet-server ended with %v, not by SIGKILL\nstderr:\n%s", cycle, s.Cmd.ProcessState, s.Stderr)
 		}
 		t.Logf("cycle %d: killed after %d acknowledged publishes this cycle", cycle, acks.Load())
 	}
@@ -559,11 +465,11 @@ func TestTermMidStream(t *testing.T) {
 		s.signal(syscall.SIGTERM)
 		close(stop)
 		wait()
-		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("cycle %d: exit %v after SIGTERM, want 0\nstderr:\n%s", cycle, s.cmd.ProcessState, s.stderr)
+		if code := s.Cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("cycle %d: exit %v after SIGTERM, want 0\nstderr:\n%s", cycle, s.Cmd.ProcessState, s.Stderr)
 		}
-		if !strings.Contains(s.stdout.String(), "signet-server: stopped") {
-			t.Errorf("cycle %d: no stopped line:\n%s", cycle, s.stdout)
+		if !strings.Contains(s.Stdout.String(), "signet-server: stopped") {
+			t.Errorf("cycle %d: no stopped line:\n%s", cycle, s.Stdout)
 		}
 		t.Logf("cycle %d: SIGTERM after %d acknowledged publishes this cycle", cycle, acks.Load())
 	}

@@ -40,7 +40,7 @@ func TestCustodianKeysUnreadable(t *testing.T) {
 	defer restore()
 
 	for i := range 2 {
-		r, err := a.publish(t.Context(), s.client, s.base)
+		r, err := a.publish(t.Context(), s.Client, s.Base)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,7 +48,7 @@ func TestDatabaseUnavailable(t *testing.T) {
 	}
 	// A publish, twice (the second on a connection pool already emptied).
 	for i := range 2 {
-		r, err := a.publish(t.Context(), s.client, s.base)
+		r, err := a.publish(t.Context(), s.Client, s.Base)
 		if err != nil {
 			t.Fatalf("publish %d while the database is down: %v", i, err)
 		}
@@ -116,7 +116,7 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 					return
 				default:
 				}
-				r, err := g.publish(t.Context(), s.client, s.base)
+				r, err := g.publish(t.Context(), s.Client, s.Base)
 				switch {
 				case err != nil:
 					t.Errorf("%s: publish: %v", g.gun, err)
@@ -152,7 +152,7 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 				if i%2 == 1 {
 					path = fmt.Sprintf("/v2/%s/_trust/changefeed?records=1", g.gun)
 				}
-				r, err := httpDo(t.Context(), s.client, http.MethodGet, s.base+path, nil, "")
+				r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
 				switch {
 				case err != nil:
 					t.Errorf("GET %s: %v", path, err)
@@ -190,7 +190,7 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 		}
 		before := g.lastN()
 		if _, err := eventually(10*time.Second, func() error {
-			r, err := g.publish(t.Context(), s.client, s.base)
+			r, err := g.publish(t.Context(), s.Client, s.Base)
 			if err != nil || r.status != 200 {
 				return fmt.Errorf("publish: %v %v", r, err)
 			}
@@ -230,7 +230,7 @@ func TestDatabaseSlow(t *testing.T) {
 	p.setDelay(1500 * time.Millisecond)
 	impatient := s.newClient(time.Second, false)
 	start = time.Now()
-	r, err := a.publish(t.Context(), impatient, s.base)
+	r, err := a.publish(t.Context(), impatient, s.Base)
 	if err == nil {
 		t.Fatalf("publish against a very slow database answered %v within the client's 1s timeout", r)
 	}
@@ -239,7 +239,7 @@ func TestDatabaseSlow(t *testing.T) {
 		t.Fatalf("publish against a very slow database: %v, want a client timeout", err)
 	}
 	t.Logf("1.5s per chunk: the client gave up after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	_, err = httpDo(t.Context(), impatient, http.MethodGet, s.base+a.path()+"2.targets.json", nil, "")
+	_, err = httpDo(t.Context(), impatient, http.MethodGet, s.Base+a.path()+"2.targets.json", nil, "")
 	if err == nil {
 		t.Log("an uncached read answered within 1s despite the delay")
 	}

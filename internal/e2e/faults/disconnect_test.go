@@ -31,13 +31,13 @@ func goroutines(t *testing.T, s *server) int {
 // transfer encoding, otherwise with the whole body's Content-Length.
 func abortHTTP1(t *testing.T, s *server, path string, body []byte, contentType string, chunked bool) {
 	t.Helper()
-	c, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: s.pool, NextProtos: []string{"http/1.1"}})
+	c, err := tls.Dial("tcp", s.Addr, &tls.Config{RootCAs: s.pool, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	w := bufio.NewWriter(c)
-	fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", path, s.addr, contentType)
+	fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", path, s.Addr, contentType)
 	half := body[:len(body)/2]
 	if chunked {
 		fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(half), half)
@@ -101,7 +101,7 @@ func TestClientDisconnectMidUpload(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	a, b := newGUN("a"), newGUN("b")
 	a.mustPublish(t, s)
-	if r, err := b.fetchKey(t, s.client, s.base); err != nil || r.status != 200 {
+	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.status != 200 {
 		t.Fatalf("b: timestamp.key: %v %v", r, err)
 	}
 	h2 := s.newClient(10*time.Second, true)
@@ -113,7 +113,7 @@ func TestClientDisconnectMidUpload(t *testing.T) {
 			body, ct := g.prepare().body()
 			abortHTTP1(t, s, g.path(), body, ct, false)
 			abortHTTP1(t, s, g.path(), body, ct, true)
-			abortHTTP2(t, h2, s.base+g.path(), body, ct)
+			abortHTTP2(t, h2, s.Base+g.path(), body, ct)
 		}
 		if i == 0 {
 			s.alive()

@@ -85,7 +85,7 @@ func TestDiskFull(t *testing.T) {
 		if i == 100 {
 			t.Fatalf("100 publishes of ~16 KiB succeeded on a full file system")
 		}
-		r, err := a.publish(t.Context(), s.client, s.base)
+		r, err := a.publish(t.Context(), s.Client, s.Base)
 		if err != nil {
 			t.Fatalf("publish on a full disk: %v", err)
 		}
@@ -105,10 +105,10 @@ func TestDiskFull(t *testing.T) {
 	}
 	// A second try fails the same way, and a new repository cannot get a
 	// key (the custodian cannot store it).
-	if r, err := a.publish(t.Context(), s.client, s.base); err != nil || r.status < 500 {
+	if r, err := a.publish(t.Context(), s.Client, s.Base); err != nil || r.status < 500 {
 		t.Fatalf("second publish on a full disk: %v %v", r, err)
 	}
-	if r, err := b.fetchKey(t, s.client, s.base); err != nil || r.status < 500 {
+	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.status < 500 {
 		t.Errorf("GET timestamp.key of a new repository on a full disk: %v %v, want 5xx", r, err)
 	} else {
 		t.Logf("GET timestamp.key of a new repository on a full disk: %d %s", r.status, r.code())

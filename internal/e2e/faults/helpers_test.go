@@ -19,18 +19,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
@@ -49,117 +46,32 @@ func runMain(m *testing.M) int {
 		fmt.Println("fault tests need Linux (tmpfs, /proc); skipped")
 		return 0
 	}
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		serverBin = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "signet-faults-build-")
+	bin, cleanup, err := e2etest.BuildServer("signet-faults-build-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	serverBin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	serverBin = bin
 	return m.Run()
-}
-
-// syncBuffer collects a subprocess's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // server is one run of the signet-server subprocess.
 type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	base   string // https://addr
-	pool   *x509.CertPool
-	client *http.Client
-	stdout *syncBuffer
-	stderr *syncBuffer
-	exited chan struct{} // closed when Wait returned
+	*e2etest.Server
+	pool *x509.CertPool
 }
-
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 
 // startServer runs signet-server on a free 127.0.0.1 port with dataDir and
 // further flags, and waits (bounded) until it listens.
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
-	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, flags...)
-	s.cmd = exec.Command(serverBin, args...)
-	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=faults-test-passphrase"}
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	s.cmd.WaitDelay = 5 * time.Second
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			out := s.stderr.String()
-			if len(out) > 4000 {
-				out = "…" + out[len(out)-4000:]
-			}
-			t.Logf("signet-server stderr (tail):\n%s", out)
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for s.addr == "" {
-		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
-			s.addr = m[1]
-			break
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
-		case <-deadline:
-			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	s.base = "https://" + s.addr
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.pool = x509.NewCertPool()
-	if !s.pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("ca.crt holds no certificate")
-	}
-	s.client = s.newClient(10*time.Second, false)
+	s := &server{Server: e2etest.Start(t, e2etest.Options{
+		Bin: serverBin, DataDir: dataDir, Flags: flags,
+		Env: []string{"SIGNET_KEY_PASSPHRASE=faults-test-passphrase"}, LogTailOnFailure: true,
+	})}
+	s.pool = e2etest.CAPool(t, dataDir)
+	s.Client = s.newClient(10*time.Second, false)
 	return s
 }
 
@@ -174,31 +86,31 @@ func (s *server) newClient(timeout time.Duration, http2 bool) *http.Client {
 			ForceAttemptHTTP2:   http2,
 		},
 	}
-	s.t.Cleanup(c.CloseIdleConnections)
+	s.T.Cleanup(c.CloseIdleConnections)
 	return c
 }
 
 // stop kills the server and waits (bounded) for it to exit.
 func (s *server) stop() {
-	s.t.Helper()
-	s.cmd.Process.Kill()
+	s.T.Helper()
+	s.Cmd.Process.Kill()
 	select {
-	case <-s.exited:
+	case <-s.Exited:
 	case <-time.After(30 * time.Second):
-		s.t.Fatal("signet-server still running 30s after SIGKILL")
+		s.T.Fatal("signet-server still running 30s after SIGKILL")
 	}
 }
 
 // alive fails the test if the server process has exited.
 func (s *server) alive() {
-	s.t.Helper()
+	s.T.Helper()
 	select {
-	case <-s.exited:
-		s.t.Fatalf("signet-server exited: %v\nstderr:\n%s", s.cmd.ProcessState, s.stderr)
+	case <-s.Exited:
+		s.T.Fatalf("signet-server exited: %v\nstderr:\n%s", s.Cmd.ProcessState, s.Stderr)
 	default:
 	}
-	if strings.Contains(s.stderr.String(), "panic") {
-		s.t.Fatalf("signet-server panicked:\n%s", s.stderr)
+	if strings.Contains(s.Stderr.String(), "panic") {
+		s.T.Fatalf("signet-server panicked:\n%s", s.Stderr)
 	}
 }
 
@@ -243,10 +155,10 @@ func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte
 
 // get fetches path (test goroutine only); a transport error fails the test.
 func (s *server) get(path string) response {
-	s.t.Helper()
-	r, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+path, nil, "")
+	s.T.Helper()
+	r, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
 	if err != nil {
-		s.t.Fatalf("GET %s: %v", path, err)
+		s.T.Fatalf("GET %s: %v", path, err)
 	}
 	return r
 }
@@ -387,12 +299,12 @@ func (g *gunState) publish(ctx context.Context, c *http.Client, base string) (re
 func (g *gunState) mustPublish(t *testing.T, s *server) {
 	t.Helper()
 	if g.key == nil {
-		if r, err := g.fetchKey(t, s.client, s.base); err != nil || r.status != 200 {
+		if r, err := g.fetchKey(t, s.Client, s.Base); err != nil || r.status != 200 {
 			t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
 		}
 	}
 	n := g.prepare().n
-	if r, err := g.publish(t.Context(), s.client, s.base); err != nil || r.status != 200 {
+	if r, err := g.publish(t.Context(), s.Client, s.Base); err != nil || r.status != 200 {
 		t.Fatalf("%s: publish version %d: %v %v", g.gun, n, r, err)
 	}
 }

@@ -5,16 +5,12 @@ package soak
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -23,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
@@ -41,125 +38,33 @@ func runMain(m *testing.M) int {
 		fmt.Println("the soak test reads /proc; skipped")
 		return 0
 	}
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		serverBin = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "signet-soak-build-")
+	bin, cleanup, err := e2etest.BuildServer("signet-soak-build-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	serverBin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	serverBin = bin
 	return m.Run()
 }
 
-// syncBuffer collects a subprocess's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one run of the signet-server subprocess.
-type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	base   string // https://addr
-	client *http.Client
-	stdout *syncBuffer
-	stderr *syncBuffer
-	exited chan struct{} // closed when Wait returned
-}
-
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+type server struct{ *e2etest.Server }
 
 // startServer runs signet-server on a free 127.0.0.1 port with dataDir and
 // waits (bounded) until it listens.
 func startServer(t *testing.T, dataDir string) *server {
 	t.Helper()
-	s := &server{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn")
-	s.cmd.Env = []string{"HOME=" + dataDir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=soak-test-passphrase"}
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	s.cmd.WaitDelay = 5 * time.Second
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			out := s.stderr.String()
-			if len(out) > 4000 {
-				out = "…" + out[len(out)-4000:]
-			}
-			t.Logf("signet-server stderr (tail):\n%s", out)
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for s.addr == "" {
-		if m := listeningRE.FindStringSubmatch(s.stdout.String()); m != nil {
-			s.addr = m[1]
-			break
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.cmd.ProcessState, s.stdout, s.stderr)
-		case <-deadline:
-			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	s.base = "https://" + s.addr
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("ca.crt holds no certificate")
-	}
-	s.client = &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64},
-	}
-	t.Cleanup(s.client.CloseIdleConnections)
-	return s
+	return &server{e2etest.Start(t, e2etest.Options{
+		Bin: serverBin, DataDir: dataDir,
+		Env:           []string{"SIGNET_KEY_PASSPHRASE=soak-test-passphrase"},
+		ClientTimeout: 30 * time.Second, MaxIdleConns: 64, LogTailOnFailure: true,
+	})}
 }
 
 // rssKiB is the server's resident set size (VmRSS) in KiB.
 func (s *server) rssKiB() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
@@ -168,12 +73,12 @@ func (s *server) rssKiB() (int64, error) {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.cmd.Process.Pid)
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.Cmd.Process.Pid)
 }
 
 // metric reads one unlabelled value from the server's /metrics.
 func (s *server) metric(name string) (float64, error) {
-	r, err := httpDo(s.t.Context(), s.client, http.MethodGet, s.base+"/metrics", nil, "")
+	r, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+"/metrics", nil, "")
 	if err != nil {
 		return 0, err
 	}
@@ -261,7 +166,7 @@ const keep = 16
 
 // init fetches the server's timestamp key and starts the repository.
 func (g *gunState) init(t *testing.T, s *server) {
-	r, err := httpDo(t.Context(), s.client, http.MethodGet, s.base+g.path()+"timestamp.key", nil, "")
+	r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"timestamp.key", nil, "")
 	if err != nil || r.status != 200 {
 		t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
 	}
@@ -301,10 +206,10 @@ func (g *gunState) next() (n int, targets []byte, body []byte, contentType strin
 func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
 	t.Helper()
 	v := trust.New(gun, time.Now(), trust.Options{})
-	base := s.base + "/v2/" + gun + "/_trust/tuf/"
+	base := s.Base + "/v2/" + gun + "/_trust/tuf/"
 	load := func(path string, f func([]byte) error) {
 		t.Helper()
-		r, err := httpDo(t.Context(), s.client, http.MethodGet, base+path, nil, "")
+		r, err := httpDo(t.Context(), s.Client, http.MethodGet, base+path, nil, "")
 		if err != nil || r.status != 200 {
 			t.Fatalf("%s: GET %s: %v %v", gun, path, r, err)
 		}

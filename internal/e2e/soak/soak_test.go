@@ -106,7 +106,7 @@ func TestSoak(t *testing.T) {
 	}
 	do := func(kind, method, path string, body []byte, ct string) (response, bool) {
 		start := time.Now()
-		r, err := httpDo(t.Context(), s.client, method, s.base+path, body, ct)
+		r, err := httpDo(t.Context(), s.Client, method, s.Base+path, body, ct)
 		lat.add(kind, time.Since(start))
 		if err != nil {
 			fail("%s %s: %v", method, path, err)
@@ -219,7 +219,7 @@ func TestSoak(t *testing.T) {
 		if got := int(tr.Targets(tuf.RoleTargets).Signed.Version); got != n {
 			t.Errorf("%s: verified targets version %d, last acknowledged %d", g.gun, got, n)
 		}
-		r, err := httpDo(t.Context(), s.client, http.MethodGet, s.base+g.path()+"targets.json", nil, "")
+		r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"targets.json", nil, "")
 		if err != nil || !bytes.Equal(r.body, targets) {
 			t.Errorf("%s: current targets are not the last acknowledged: %v %v", g.gun, r, err)
 		}
