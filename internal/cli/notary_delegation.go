@@ -37,11 +37,7 @@ func (a *app) delegationListCmd() *cobra.Command {
 		Short: "List the delegations of a repository",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := a.notaryRepo(args[0])
-			if err != nil {
-				return err
-			}
-			v, err := r.update(cmd.Context())
+			v, err := a.verifiedRepo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
+	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
 func init() {
@@ -65,6 +66,17 @@ func (a *app) notaryRepo(gun string) (*repo, error) {
 		return nil, err
 	}
 	return a.openRepo(s, gun)
+}
+
+// verifiedRepo opens a repository with notary's settings and brings it up
+// to date through the verification state machine (list, lookup, verify,
+// delegation list).
+func (a *app) verifiedRepo(ctx context.Context, gun string) (*trust.Repo, error) {
+	r, err := a.notaryRepo(gun)
+	if err != nil {
+		return nil, err
+	}
+	return r.update(ctx)
 }
 
 // splitRoles parses -r/--roles values (comma separated, repeatable).
@@ -440,11 +452,7 @@ func (a *app) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := a.notaryRepo(args[0])
-			if err != nil {
-				return err
-			}
-			v, err := r.update(cmd.Context())
+			v, err := a.verifiedRepo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -477,11 +485,7 @@ func (a *app) lookupCmd() *cobra.Command {
 		Short: "Show one target's digest and size",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := a.notaryRepo(args[0])
-			if err != nil {
-				return err
-			}
-			v, err := r.update(cmd.Context())
+			v, err := a.verifiedRepo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -516,11 +520,7 @@ func (a *app) verifyTargetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := a.notaryRepo(args[0])
-			if err != nil {
-				return err
-			}
-			v, err := r.update(cmd.Context())
+			v, err := a.verifiedRepo(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -1,17 +1,11 @@
 package crash
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"strings"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
 // TestKillMidStreamPostgres is TestKillMidStream with the server on
@@ -19,72 +13,5 @@ import (
 // dropped after it. The server's transactions die with its connections, so
 // PostgreSQL rolls back whatever the kill interrupted.
 func TestKillMidStreamPostgres(t *testing.T) {
-	killMidStream(t, t.TempDir(), "--db", postgresDB(t))
-}
-
-// required reports whether SIGNET_TEST_REQUIRE (comma or space separated)
-// holds "all" or component.
-func required(component string) bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
-		return r == ',' || r == ' '
-	}) {
-		if f == "all" || f == component {
-			return true
-		}
-	}
-	return false
-}
-
-// postgresDB creates a database on the PostgreSQL server named by
-// SIGNET_TEST_POSTGRES_URL, drops it (WITH (FORCE)) when the test ends, and
-// returns its URL. A missing URL or an unreachable server skips the test,
-// or fails it when SIGNET_TEST_REQUIRE asks for PostgreSQL.
-func postgresDB(t *testing.T) string {
-	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if required("postgres") {
-			t.Fatalf("SIGNET_TEST_REQUIRE asks for PostgreSQL, but "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	admin := os.Getenv("SIGNET_TEST_POSTGRES_URL")
-	if admin == "" {
-		unavailable("SIGNET_TEST_POSTGRES_URL is not set")
-	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", admin)
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		unavailable("PostgreSQL at SIGNET_TEST_POSTGRES_URL is unreachable: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "signet_crash_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
-	return u.String()
+	killMidStream(t, t.TempDir(), "--db", e2etest.PostgresDB(t, "signet_crash_"))
 }

@@ -7,11 +7,9 @@ package faults
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -422,19 +420,6 @@ func eventually(within time.Duration, f func() error) (failures int, err error) 
 	}
 }
 
-// required reports whether SIGNET_TEST_REQUIRE (comma or space separated)
-// holds "all" or component.
-func required(component string) bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
-		return r == ',' || r == ' '
-	}) {
-		if f == "all" || f == component {
-			return true
-		}
-	}
-	return false
-}
-
 // requiredByName reports whether SIGNET_TEST_REQUIRE names component
 // itself (not through "all").
 func requiredByName(component string) bool {
@@ -449,57 +434,14 @@ type pgDB struct {
 	admin *sql.DB  // connected to the test database directly
 }
 
-// postgresDB creates a database on the PostgreSQL server named by
-// SIGNET_TEST_POSTGRES_URL and drops it (WITH (FORCE)) when the test ends.
-// A missing URL or an unreachable server skips the test, or fails it when
-// SIGNET_TEST_REQUIRE asks for PostgreSQL.
+// postgresDB creates a database for the test (see e2etest.PostgresDB) and
+// connects to it.
 func postgresDB(t *testing.T) *pgDB {
 	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if required("postgres") {
-			t.Fatalf("SIGNET_TEST_REQUIRE asks for PostgreSQL, but "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	adminURL := os.Getenv("SIGNET_TEST_POSTGRES_URL")
-	if adminURL == "" {
-		unavailable("SIGNET_TEST_POSTGRES_URL is not set")
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", adminURL)
-	}
-	db, err := sql.Open("pgx", adminURL)
+	u, err := url.Parse(e2etest.PostgresDB(t, "signet_faults_"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		unavailable("PostgreSQL at SIGNET_TEST_POSTGRES_URL is unreachable: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "signet_faults_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", adminURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
 	tdb, err := sql.Open("pgx", u.String())
 	if err != nil {
 		t.Fatal(err)

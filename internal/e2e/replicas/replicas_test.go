@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -19,19 +18,17 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -50,90 +47,14 @@ var serverBin string
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		serverBin = p
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "signet-replicas-build-")
+	bin, cleanup, err := e2etest.BuildServer("signet-replicas-build-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	serverBin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", serverBin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building signet-server: %v\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
+	serverBin = bin
 	return m.Run()
-}
-
-func required(component string) bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		if f == "all" || f == component {
-			return true
-		}
-	}
-	return false
-}
-
-// database creates a database for the test on the PostgreSQL server of
-// SIGNET_TEST_POSTGRES_URL, drops it after, and returns its URL.
-func database(t *testing.T) string {
-	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if required("postgres") {
-			t.Fatalf("SIGNET_TEST_REQUIRE asks for PostgreSQL: "+format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	admin := os.Getenv("SIGNET_TEST_POSTGRES_URL")
-	if admin == "" {
-		unavailable("SIGNET_TEST_POSTGRES_URL not set")
-	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", admin)
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		unavailable("PostgreSQL at %s unreachable: %v", u.Redacted(), err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "signet_replicas_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database: %v", err)
-		}
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // certificate writes a self-signed certificate for 127.0.0.1 and its key
@@ -401,7 +322,7 @@ func propagation(t *testing.T, rs []*replica, base string, want int, since time.
 // the others get 400 VERSION, the accepted one is stored whole, and every
 // replica serves its timestamp within propagationBound.
 func TestThreeReplicas(t *testing.T) {
-	dbURL := database(t)
+	dbURL := e2etest.PostgresDB(t, "signet_replicas_")
 	rs := startReplicas(t, 3, dbURL)
 	for _, r := range rs {
 		if status, body := r.get(t, "/_signet/ready"); status != 200 || string(body) != "{}" {
