@@ -18,7 +18,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
-	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -282,7 +282,7 @@ func (a *app) openRepo(s *settings, gun string) (*repo, error) {
 	dir := trustdir.Dir{Path: s.trustDir}
 	r := &repo{gun: gun, settings: s, dir: dir, remote: remote, cache: dir.Cache(gun), changes: dir.Changelist(gun)}
 	r.keys = a.keyStore(dir, s.docker)
-	r.reader = &client.Reader{Remote: remote, Cache: r.cache, Now: a.now, Pinned: a.pinning(s, gun)}
+	r.reader = &client.Reader{Remote: remote, Cache: r.cache, Now: a.now, Pinning: s.trustPinning()}
 	return r, nil
 }
 
@@ -301,63 +301,23 @@ func (a *app) publisher(r *repo) *client.Publisher {
 	return &client.Publisher{Reader: r.reader, Keys: r.keys, Now: a.now, Expiry: exp}
 }
 
-// pinning returns the trust-pinning check of config.json for gun: pinned
-// certificate key IDs win over a pinned CA; nil means trust on first use
-// (unless disable_tofu).
-func (a *app) pinning(s *settings, gun string) func([]*x509.Certificate) error {
+// trustPinning is config.json's trust_pinning, its CA files relative to
+// the configuration file.
+func (s *settings) trustPinning() policy.Pinning {
 	cfg := s.pinning
 	if cfg == nil {
-		return nil
+		return policy.Pinning{}
 	}
 	tp := cfg.TrustPinning
-	for pattern, ids := range tp.Certs {
-		if pattern == gun || (strings.HasSuffix(pattern, "*") && strings.HasPrefix(gun, strings.TrimSuffix(pattern, "*"))) {
-			return func(leaves []*x509.Certificate) error {
-				for _, c := range leaves {
-					k, err := keys.FromCertificate(c)
-					if err != nil {
-						continue
-					}
-					for _, id := range ids {
-						if id == k.ID() || id == k.CanonicalID() {
-							return nil
-						}
-					}
-				}
-				return fmt.Errorf("no root certificate of %s has a pinned key ID (trust_pinning.certs[%q])", gun, pattern)
-			}
+	p := policy.Pinning{Certs: tp.Certs, DisableTOFU: tp.DisableTOFU}
+	for prefix, f := range tp.CA {
+		if !filepath.IsAbs(f) && cfg.dir != "" {
+			f = filepath.Join(cfg.dir, f)
 		}
+		if p.CA == nil {
+			p.CA = map[string]string{}
+		}
+		p.CA[prefix] = f
 	}
-	best := ""
-	for prefix := range tp.CA {
-		if strings.HasPrefix(gun, prefix) && len(prefix) > len(best) {
-			best = prefix
-		}
-	}
-	if best != "" {
-		caFile := tp.CA[best]
-		if !filepath.IsAbs(caFile) && cfg.dir != "" {
-			caFile = filepath.Join(cfg.dir, caFile)
-		}
-		return func(leaves []*x509.Certificate) error {
-			pem, err := os.ReadFile(caFile)
-			if err != nil {
-				return fmt.Errorf("pinned CA for %s: %w", best, err)
-			}
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
-			for _, c := range leaves {
-				if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
-					return nil
-				}
-			}
-			return fmt.Errorf("no root certificate of %s chains to the pinned CA %s", gun, caFile)
-		}
-	}
-	if tp.DisableTOFU {
-		return func([]*x509.Certificate) error {
-			return fmt.Errorf("trust on first use is disabled and nothing is pinned for %s", gun)
-		}
-	}
-	return nil
+	return p
 }

@@ -1,67 +1,50 @@
 package cli
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
-	"time"
 
-	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/policy"
 )
 
-func rootCert(t *testing.T, gun string) *x509.Certificate {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	c, err := keys.NewRootCertificate(k, gun, time.Now(), time.Now().AddDate(1, 0, 0))
+// TestTrustPinningConfig: config.json's trust_pinning becomes the policy's
+// Pinning, which the Reader applies (internal/policy and internal/client
+// test the rules): key IDs by GUN or "prefix*", CA files relative to the
+// configuration file, disable_tofu.
+func TestTrustPinningConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "config.json")
+	cfg := `{"trust_pinning": {
+		"certs": {"example.com/pinned/*": ["abc"], "example.com/exact/app": ["def", "ghi"]},
+		"ca": {"example.com/": "ca.pem", "other.com/": "/abs/ca.pem"},
+		"disable_tofu": true}}`
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(Env{Getenv: func(k string) string { return map[string]string{"HOME": dir}[k] }})
+	a.configFile = cfgFile
+	s, err := a.notarySettings()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
-}
-
-func TestTrustPinning(t *testing.T) {
-	const gun = "example.com/pinned/app"
-	a := newApp(Env{})
-	good := rootCert(t, gun)
-	other := rootCert(t, gun)
-	gk, _ := keys.FromCertificate(good)
-	s := &settings{pinning: &notaryConfig{}}
-
-	if a.pinning(s, gun) != nil {
-		t.Fatal("no pinning configured should mean trust on first use (nil)")
+	p := s.trustPinning()
+	if !p.DisableTOFU || p.CA["example.com/"] != filepath.Join(dir, "ca.pem") || p.CA["other.com/"] != "/abs/ca.pem" {
+		t.Fatalf("pinning %+v", p)
 	}
-	s.pinning.TrustPinning.Certs = map[string][]string{"example.com/pinned/*": {gk.CanonicalID()}}
-	check := a.pinning(s, gun)
-	if err := check([]*x509.Certificate{good}); err != nil {
-		t.Errorf("pinned certificate refused: %v", err)
+	for gun, want := range map[string]policy.PinRule{
+		"example.com/pinned/app": {Mode: policy.PinCerts, Pattern: "example.com/pinned/*", KeyIDs: []string{"abc"}},
+		"example.com/exact/app":  {Mode: policy.PinCerts, Pattern: "example.com/exact/app", KeyIDs: []string{"def", "ghi"}},
+		"example.com/other":      {Mode: policy.PinCA, Pattern: "example.com/", CAFile: filepath.Join(dir, "ca.pem")},
+		"docker.io/library/x":    {Mode: policy.PinTOFU, DisableTOFU: true},
+	} {
+		r := p.Rule(gun)
+		if r.Mode != want.Mode || r.Pattern != want.Pattern || !slices.Equal(r.KeyIDs, want.KeyIDs) || r.CAFile != want.CAFile || r.DisableTOFU != want.DisableTOFU {
+			t.Errorf("%s: rule %+v, want %+v", gun, r, want)
+		}
 	}
-	if err := check([]*x509.Certificate{other}); err == nil {
-		t.Error("unpinned certificate accepted")
-	}
-
-	// A pinned CA: the root certificate must chain to it. Self-signed roots
-	// chain only to themselves, so pin the good one as the CA.
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good.Raw}), 0o644)
-	s.pinning = &notaryConfig{dir: dir}
-	s.pinning.TrustPinning.CA = map[string]string{"example.com/": "ca.pem"}
-	check = a.pinning(s, gun)
-	if err := check([]*x509.Certificate{good}); err != nil {
-		t.Errorf("certificate of the pinned CA refused: %v", err)
-	}
-	if err := check([]*x509.Certificate{other}); err == nil {
-		t.Error("certificate outside the pinned CA accepted")
-	}
-
-	s.pinning = &notaryConfig{}
-	s.pinning.TrustPinning.DisableTOFU = true
-	if err := a.pinning(s, gun)([]*x509.Certificate{good}); err == nil {
-		t.Error("disable_tofu without pins accepted a root")
+	if p := (&settings{}).trustPinning(); p.Rule("example.com/a").Pins() {
+		t.Fatal("no configuration should mean trust on first use")
 	}
 }

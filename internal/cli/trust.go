@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -25,6 +24,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -42,14 +42,14 @@ func init() {
 
 // Docker's names.
 const (
-	releasesRole     = "targets/releases"
+	releasesRole     = policy.ReleasesRole
 	repoAdminSigner  = "Repo Admin"
 	dockerHubNotary  = "https://notary.docker.io"
 	defaultSignerKey = "signer" // docker trust key load's default --name
 )
 
 // validSignerName is docker's rule for signer and key names.
-var validSignerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_\-]*$`)
+var validSignerName = policy.SignerNamePattern
 
 // dockerTrust holds the flags of `signet trust` and `signet verify`.
 type dockerTrust struct {

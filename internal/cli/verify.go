@@ -5,17 +5,13 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/signet-trust/signet/internal/client"
-	"github.com/signet-trust/signet/internal/tuf"
-	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/policy"
 )
 
 type verifyOptions struct {
@@ -97,43 +93,14 @@ func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOp
 	return nc.RunE(nc, args)
 }
 
-// signedTarget is a tag as one role signs it.
-type signedTarget struct {
-	role string
-	t    client.Target
-}
-
-func digestOf(t client.Target) string { return "sha256:" + hex.EncodeToString(t.Meta.Hashes["sha256"]) }
-
 func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) error {
 	ref, err := parseRef(arg)
 	if err != nil {
 		return err
 	}
-	if ref.Tag == "" && ref.Digest == "" {
-		ref.Tag = "latest"
-	}
-	var required []string
-	seen := map[string]bool{}
-	for _, s := range o.signers {
-		s = strings.TrimPrefix(strings.TrimSpace(s), "targets/")
-		if s == "" || seen[s] {
-			continue
-		}
-		if s == "releases" || !validSignerName.MatchString(s) {
-			return usageError("--require-signer %q is not a signer name (targets/releases is never a required signer)", s)
-		}
-		seen[s] = true
-		required = append(required, s)
-	}
-	threshold := o.threshold
-	switch {
-	case len(required) == 0 && threshold != 0:
-		return usageError("--threshold needs --require-signer")
-	case threshold == 0:
-		threshold = len(required)
-	case threshold < 0 || threshold > len(required):
-		return usageError("--threshold %d must be between 1 and the %d required signer(s)", threshold, len(required))
+	p, err := policy.New(o.signers, o.threshold, policy.ReleasesDocker)
+	if err != nil {
+		return verifyUsage(err)
 	}
 	r, err := d.openRepo(ref, "pull")
 	if err != nil {
@@ -141,62 +108,28 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 	}
 	v, err := r.update(ctx)
 	if errors.Is(err, client.ErrNoTrustData) {
-		return withCode(ExitNotFound, fmt.Errorf("no trust data for %s", ref.GUN()))
+		return withCode(ExitNotFound, policy.NoRepository(ref.GUN()))
 	}
 	if err != nil {
 		return err
 	}
-	res := verifyResult{Image: arg, GUN: ref.GUN(), Signers: []string{}}
-	if len(required) > 0 {
-		res.Threshold = threshold
+	dec, err := p.Decide(policy.NewView(v), policy.Query{Tag: ref.Tag, Digest: ref.Digest})
+	switch {
+	case errors.Is(err, policy.ErrNotSigned):
+		return withCode(ExitVerify, err)
+	case errors.Is(err, policy.ErrNoTrustData):
+		return withCode(ExitNotFound, err)
+	case err != nil:
+		return err
 	}
-	var tags []string
-	if ref.Tag != "" && ref.Digest == "" {
-		tags = []string{ref.Tag}
-	} else {
-		tags = allTagNames(v)
+	for _, w := range dec.Warnings {
+		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", w)
 	}
-	var matched []string
-	var lastErr error
-	for _, tag := range tags {
-		t, signers, warn, err := resolveTag(v, tag, required, threshold)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if ref.Digest != "" && digestOf(t) != ref.Digest {
-			continue
-		}
-		if ref.Tag != "" && ref.Digest != "" && tag != ref.Tag {
-			continue
-		}
-		if warn != "" {
-			fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", warn)
-			res.Warnings = append(res.Warnings, warn)
-		}
-		res.Digest, res.Size = digestOf(t), t.Meta.Length
-		for _, s := range signers {
-			if !contains(res.Signers, s) {
-				res.Signers = append(res.Signers, s)
-			}
-		}
-		matched = append(matched, tag)
-	}
-	if len(matched) == 0 {
-		if ref.Digest == "" {
-			return lastErr
-		}
-		how := "by targets/releases or targets"
-		if len(required) > 0 {
-			how = fmt.Sprintf("by %d of %s", threshold, strings.Join(prefixed(required), ", "))
-		}
-		return withCode(ExitVerify, fmt.Errorf("no tag of %s signed %s has the digest %s", ref.GUN(), how, ref.Digest))
-	}
-	sort.Strings(res.Signers)
+	res := verifyResult{Image: arg, GUN: ref.GUN(), Digest: dec.Digest, Size: dec.Size, Signers: dec.Signers, Threshold: dec.Threshold, Warnings: dec.Warnings}
 	if ref.Digest != "" {
-		res.Tags = matched
+		res.Tags = dec.Tags
 	} else {
-		res.Tag = matched[0]
+		res.Tag = dec.Tag
 	}
 	if d.a.jsonOutput() {
 		return d.a.printJSON(res)
@@ -205,108 +138,17 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 	return nil
 }
 
-func prefixed(names []string) []string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = "targets/" + n
+// verifyUsage words a policy the flags cannot make in terms of the flags.
+func verifyUsage(err error) error {
+	var se *policy.SignerError
+	var te *policy.ThresholdError
+	switch {
+	case errors.As(err, &se):
+		return usageError("--require-signer %v", se)
+	case errors.As(err, &te) && te.Signers == 0:
+		return usageError("--threshold needs --require-signer")
+	case errors.As(err, &te):
+		return usageError("--%v", te)
 	}
-	return out
-}
-
-// allTagNames lists every target name any loaded role lists.
-func allTagNames(v *trust.Repo) []string {
-	set := map[string]bool{}
-	for _, role := range v.TargetsRoles() {
-		for name := range v.Targets(role).Signed.Targets {
-			set[name] = true
-		}
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// resolveTag resolves one tag. Without required signers: targets/releases,
-// then targets (docker). With them: each targets/NAME on its own; the one
-// digest at least threshold of them sign. warn is set when
-// targets/releases disagrees with the required signers.
-func resolveTag(v *trust.Repo, tag string, required []string, threshold int) (client.Target, []string, string, error) {
-	if len(required) == 0 {
-		t, ok := releasedTarget(v, tag)
-		if !ok {
-			return client.Target{}, nil, "", withCode(ExitNotFound, fmt.Errorf("no trust data for %s:%s (neither targets/releases nor targets signs it)", v.GUN(), tag))
-		}
-		var signers []string
-		if t.Role == releasesRole {
-			signers = []string{releasesRole}
-		} else {
-			signers = []string{tuf.RoleTargets}
-		}
-		return t, signers, "", nil
-	}
-	byDigest := map[string][]signedTarget{}
-	var missing []string
-	for _, name := range required {
-		role := "targets/" + name
-		t, ok := client.RoleTarget(v, role, tag)
-		if !ok {
-			missing = append(missing, role)
-			continue
-		}
-		byDigest[digestOf(t)] = append(byDigest[digestOf(t)], signedTarget{role, t})
-	}
-	var winners []string
-	for dg, sts := range byDigest {
-		if len(sts) >= threshold {
-			winners = append(winners, dg)
-		}
-	}
-	if len(winners) != 1 {
-		if len(byDigest) == 0 && !anyRoleLists(v, tag) {
-			return client.Target{}, nil, "", withCode(ExitNotFound, fmt.Errorf("no trust data for %s:%s", v.GUN(), tag))
-		}
-		var parts []string
-		for dg, sts := range byDigest {
-			var rs []string
-			for _, st := range sts {
-				rs = append(rs, st.role)
-			}
-			sort.Strings(rs)
-			parts = append(parts, fmt.Sprintf("%s signs %s", strings.Join(rs, ", "), dg))
-		}
-		sort.Strings(parts)
-		if len(missing) > 0 {
-			parts = append(parts, strings.Join(missing, ", ")+" do(es) not sign it")
-		}
-		what := "no digest is"
-		if len(winners) > 1 {
-			what = "more than one digest is"
-		}
-		return client.Target{}, nil, "", withCode(ExitVerify, fmt.Errorf("%s:%s is not signed as required: %s signed by %d of %s (%s)",
-			v.GUN(), tag, what, threshold, strings.Join(prefixed(required), ", "), strings.Join(parts, "; ")))
-	}
-	sts := byDigest[winners[0]]
-	var signers []string
-	for _, st := range sts {
-		signers = append(signers, st.role)
-	}
-	sort.Strings(signers)
-	warn := ""
-	if rt, ok := client.RoleTarget(v, releasesRole, tag); ok && digestOf(rt) != winners[0] {
-		warn = fmt.Sprintf("%s points %s:%s to %s, but the required signers sign %s; the signers' digest is used", releasesRole, v.GUN(), tag, digestOf(rt), winners[0])
-	}
-	return sts[0].t, signers, warn, nil
-}
-
-// anyRoleLists reports whether any loaded role lists the tag.
-func anyRoleLists(v *trust.Repo, tag string) bool {
-	for _, role := range v.TargetsRoles() {
-		if _, ok := v.Targets(role).Signed.Targets[tag]; ok {
-			return true
-		}
-	}
-	return false
+	return usageError("%v", err)
 }

@@ -10,7 +10,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"maps"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/client"
+	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
@@ -699,17 +699,9 @@ func TestAttackForeignRoot(t *testing.T) {
 	})
 	t.Run("pinned client, first contact with a substituted root", func(t *testing.T) {
 		e := newAttackEnv(t)
-		pinned := e.repo.Keys[tuf.RoleRoot][0].Key.Certificates()[0]
-		pin := func(leaves []*x509.Certificate) error {
-			for _, l := range leaves {
-				if l.Equal(pinned) {
-					return nil
-				}
-			}
-			return errors.New("not the pinned certificate")
-		}
+		pin := policy.Pinning{Certs: map[string][]string{attackGUN: {e.repo.Keys[tuf.RoleRoot][0].Key.ID()}}}
 		rd := e.reader()
-		rd.Pinned = pin
+		rd.Pinning = pin
 		if _, err := rd.Update(context.Background()); err != nil {
 			t.Fatalf("the pinned root refused: %v", err)
 		}
@@ -720,7 +712,7 @@ func TestAttackForeignRoot(t *testing.T) {
 		fake.SignAll()
 		e.srv.PublishFiles(fake.Files())
 		rd = e.reader()
-		rd.Pinned = pin
+		rd.Pinning = pin
 		_, err := rd.Update(context.Background())
 		wantRefused(t, err, tuf.RoleRoot, trust.ErrRootCert)
 		if !strings.Contains(err.Error(), "pinned") || len(e.cache.m) != 0 {

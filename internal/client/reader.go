@@ -2,11 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
+	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -26,8 +27,13 @@ type Reader struct {
 	Remote *Remote
 	Cache  Cache
 	Now    func() time.Time
-	// Pinned, when set, replaces trust on first use of a root.
-	Pinned func(leaves []*x509.Certificate) error
+	// Pinning is trust pinning (notary's trust_pinning, or root keys given
+	// outright). As notary, it decides the roots this reader fetches while
+	// it trusts no root of the repository (trust on first use, unless
+	// pinned) or only an expired one; a root trusted before is what pins
+	// trust otherwise. The zero value is trust on first use. A pinned CA
+	// bundle is read (os.ReadFile) only when a root is checked against it.
+	Pinning policy.Pinning
 	// AllowExpiredSigned accepts expired targets roles and snapshot (whose
 	// signatures must still verify). Only a publisher about to re-sign them
 	// sets it: it is how expired metadata is renewed instead of locking the
@@ -71,7 +77,7 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 	if err := rd.cachedDelegationVersions(cached[tuf.RoleTargets], min); err != nil {
 		return nil, err
 	}
-	v := trust.New(rd.Remote.GUN(), now(), trust.Options{MinVersions: min, Pinned: rd.Pinned})
+	v := trust.New(rd.Remote.GUN(), now(), trust.Options{MinVersions: min})
 	if rd.AllowExpiredSigned {
 		v.SetAllowExpired(tuf.RoleSnapshot, true)
 		v.AllowExpiredTargets(true)
@@ -94,7 +100,7 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := v.LoadRoot(b); err != nil {
+		if err := rd.pinned(v, now(), func() error { return v.LoadRoot(b) }); err != nil {
 			return nil, err
 		}
 		if err := rd.Cache.Put(tuf.RoleRoot, b); err != nil {
@@ -103,7 +109,9 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		rootFresh = true
 	}
 	if !rootFresh && !now().Before(v.Root().Signed.Expires) {
-		if err := rd.updateRoot(ctx, v); err != nil {
+		// The trusted root expired: the roots that replace it obey the
+		// pinning again (notary bootstraps them with its trust pinning).
+		if err := rd.pinned(v, now(), func() error { return rd.updateRoot(ctx, v) }); err != nil {
 			return nil, err
 		}
 		rootFresh = true
@@ -127,6 +135,30 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		}
 	}
 	return v, nil
+}
+
+// pinned runs load (loading roots into v) under the reader's trust
+// pinning.
+func (rd *Reader) pinned(v *trust.Repo, now time.Time, load func() error) error {
+	rule := rd.Pinning.Rule(rd.Remote.GUN())
+	if !rule.Pins() {
+		return load()
+	}
+	var ca []byte
+	if rule.Mode == policy.PinCA {
+		b, err := os.ReadFile(rule.CAFile)
+		if err != nil {
+			return fmt.Errorf("trust pinning: reading the CA pinned for %s: %w", rule.Pattern, err)
+		}
+		ca = b
+	}
+	pin, err := rule.Pin(ca, now)
+	if err != nil {
+		return err
+	}
+	v.SetRootPin(pin)
+	defer v.SetRootPin(nil)
+	return load()
 }
 
 // cachedDelegationVersions adds the version of every cached delegation

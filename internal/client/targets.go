@@ -103,12 +103,8 @@ func Lookup(v *trust.Repo, name string, roles ...string) (Target, bool) {
 // RoleTarget returns a target exactly as one role lists it (no walking),
 // honouring that role's delegated paths.
 func RoleTarget(v *trust.Repo, role, name string) (Target, bool) {
-	m := v.Targets(role)
-	if m == nil {
-		return Target{}, false
-	}
-	fm, ok := m.Signed.Targets[name]
-	if !ok || !tuf.PathAllowed(v.Paths(role), name) {
+	fm, ok := v.RoleTarget(role, name)
+	if !ok {
 		return Target{}, false
 	}
 	return Target{Name: name, Meta: fm, Role: role}, true

@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,13 +12,16 @@ import (
 )
 
 // LoadRoot is step 1, and every root rotation after it. The first root is
-// trusted on first use (or by Options.Pinned); a later root must carry a
-// higher version and be signed by a threshold of the previous root's keys
-// as well as by a threshold of its own.
+// trusted on first use (or as Options.RootPin allows); a later root must
+// carry a higher version and be signed by a threshold of the previous
+// root's keys as well as by a threshold of its own.
 //
 // Root keys must be X.509 certificates (Notary's rule): the leaf is not a
-// CA, its common name is the GUN (or a prefix ending in "*"), and it passes
-// keys.CheckCertificate. Keys whose certificates fail are not counted.
+// CA, its common name is the GUN (or a prefix ending in "*", see
+// MatchesGUN), and it passes keys.CheckCertificate. Keys whose
+// certificates fail are not counted. With a RootPin, only the certificates
+// it accepts count towards the root's own threshold, as notary's
+// ValidateRoot prunes them.
 func (r *Repo) LoadRoot(raw []byte) error {
 	m, err := tuf.ParseRoot(raw)
 	if err != nil {
@@ -29,15 +31,6 @@ func (r *Repo) LoadRoot(raw []byte) error {
 	valid, reasons := r.validRootKeys(m, role.KeyIDs, !r.opts.AllowExpired[tuf.RoleRoot])
 	if len(valid) == 0 {
 		return fail(tuf.RoleRoot, ErrRootCert, "could not validate the path to a trusted root: unable to retrieve valid leaf certificates%s", reasons)
-	}
-	if r.root == nil && r.opts.Pinned != nil {
-		var leaves []*x509.Certificate
-		for _, k := range valid {
-			leaves = append(leaves, k.Certificates()[0])
-		}
-		if err := r.opts.Pinned(leaves); err != nil {
-			return fail(tuf.RoleRoot, ErrRootCert, "root certificates do not match the pinned trust: %v", err)
-		}
 	}
 	if r.root != nil {
 		prev := r.root
@@ -49,13 +42,24 @@ func (r *Repo) LoadRoot(raw []byte) error {
 			return fail(tuf.RoleRoot, ErrSignatures, "could not rotate trust to a new trusted root: root version %d is not signed by a threshold of the keys of root version %d", m.Signed.Version, prev.Signed.Version)
 		}
 	}
+	signers := valid
+	if r.opts.RootPin != nil {
+		pinned, err := r.opts.RootPin.PinRoot(r.gun, r.root == nil, valid)
+		if err == nil && len(pinned) == 0 {
+			err = errors.New("no certificate of the root is pinned")
+		}
+		if err != nil {
+			return fail(tuf.RoleRoot, ErrRootCert, "root certificates do not match the pinned trust: %v", err)
+		}
+		signers = pinned
+	}
 	// TUF 5.3.11: when a root rotates the timestamp or snapshot keys, the
 	// trusted timestamp and snapshot are forgotten, so that versions pushed
 	// ahead with a compromised online key (fast-forward) do not lock the
 	// repository once the key is replaced.
 	rotatedOnline := r.root != nil && (!sameKeys(r.root.Signed.Roles[tuf.RoleTimestamp], m.Signed.Roles[tuf.RoleTimestamp]) ||
 		!sameKeys(r.root.Signed.Roles[tuf.RoleSnapshot], m.Signed.Roles[tuf.RoleSnapshot]))
-	if err := tuf.VerifySignatures(m, role.KeyIDs, role.Threshold, valid); err != nil {
+	if err := tuf.VerifySignatures(m, role.KeyIDs, role.Threshold, signers); err != nil {
 		return fail(tuf.RoleRoot, ErrSignatures, "could not validate the path to a trusted root: %v", err)
 	}
 	if err := r.checkCommon(tuf.RoleRoot, m.Signed.Common); err != nil {
@@ -87,7 +91,7 @@ func (r *Repo) validRootKeys(m *tuf.Meta[tuf.Root], ids []string, checkExpiry bo
 		case leaf.IsCA:
 			why = append(why, fmt.Sprintf("certificate of key %s is a CA", short(id)))
 			continue
-		case !cnMatches(leaf.Subject.CommonName, r.gun):
+		case !MatchesGUN(leaf.Subject.CommonName, r.gun):
 			why = append(why, fmt.Sprintf("certificate of key %s is for %q, not %q", short(id), leaf.Subject.CommonName, r.gun))
 			continue
 		}
@@ -122,11 +126,16 @@ func sameKeys(a, b *tuf.RoleKeys) bool {
 	return true
 }
 
-func cnMatches(cn, gun string) bool {
-	if cn == gun {
+// MatchesGUN reports whether pattern names the repository gun: it is gun
+// itself, or a prefix of it followed by one "*" ("example.com/team/*").
+// Root certificates' common names are matched so, as are the GUN keys of
+// notary's trust_pinning.certs.
+func MatchesGUN(pattern, gun string) bool {
+	if pattern == gun {
 		return true
 	}
-	return strings.HasSuffix(cn, "*") && strings.HasPrefix(gun, strings.TrimSuffix(cn, "*"))
+	prefix, wild := strings.CutSuffix(pattern, "*")
+	return wild && strings.HasPrefix(gun, prefix)
 }
 
 func short(id string) string {

@@ -16,7 +16,6 @@
 package trust
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -76,9 +75,21 @@ type Options struct {
 	// delegated paths (the server's rule); otherwise such targets are only
 	// hidden from readers.
 	EnforcePaths bool
-	// Pinned, when not nil, replaces trust on first use for the first root:
-	// it must accept the root's certificates.
-	Pinned func(leaves []*x509.Certificate) error
+	// RootPin, when not nil, is trust pinning: every root loaded narrows its
+	// signing certificates to those the pin accepts (see RootPin and
+	// SetRootPin).
+	RootPin RootPin
+}
+
+// RootPin is trust pinning (notary's trust_pinning): it decides which of a
+// root's certificates may sign it. internal/policy implements it.
+type RootPin interface {
+	// PinRoot gets the root's certificate keys that are valid for gun
+	// (root key ID → key; see LoadRoot) and returns those the pinning
+	// accepts: only they count towards the root's own threshold. first is
+	// true when no root is trusted yet (trust on first use). An error
+	// refuses the root; the message names what the pinning wanted.
+	PinRoot(gun string, first bool, valid map[string]*keys.PublicKey) (map[string]*keys.PublicKey, error)
 }
 
 // Repo is the verification state of one repository (GUN).
@@ -205,6 +216,27 @@ func (r *Repo) SetAllowExpired(role string, allow bool) {
 		r.opts.AllowExpired = map[string]bool{}
 	}
 	r.opts.AllowExpired[role] = allow
+}
+
+// SetRootPin changes the trust pinning the following root loads obey (nil:
+// none). A client pins the roots it fetches when it has none trusted, and
+// not the root it trusted before (as notary: the trusted root is what pins
+// trust then).
+func (r *Repo) SetRootPin(p RootPin) { r.opts.RootPin = p }
+
+// RoleTarget returns a target exactly as one loaded targets role lists it
+// (no walking into delegations), honouring that role's effective delegated
+// paths: a name outside them is not returned.
+func (r *Repo) RoleTarget(role, name string) (tuf.FileMeta, bool) {
+	m := r.targets[role]
+	if m == nil {
+		return tuf.FileMeta{}, false
+	}
+	fm, ok := m.Signed.Targets[name]
+	if !ok || !tuf.PathAllowed(r.Paths(role), name) {
+		return tuf.FileMeta{}, false
+	}
+	return fm, true
 }
 
 // AllowExpiredTargets sets whether expired targets and delegations are

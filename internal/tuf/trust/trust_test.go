@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
@@ -230,4 +231,131 @@ func TestPathsNarrowedByParent(t *testing.T) {
 	}
 	wantStep(t, v.LoadTargets("targets/team/a", r.Signed["targets/team/a"]), "targets/team/a", trust.ErrPathNotAllowed, "other/x")
 	_ = tuf.RoleRoot
+}
+
+func TestMatchesGUN(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, gun string
+		want         bool
+	}{
+		{gun, gun, true},
+		{"example.com/test/*", gun, true},
+		{"example.com/*", gun, true},
+		{"*", gun, true},
+		{"example.com/test/app*", gun, true},
+		{"example.com/test/ap", gun, false}, // a prefix without "*"
+		{"example.com/other/*", gun, false}, // another namespace
+		{"example.com/test/app/x", gun, false},
+		{"example.com/test/**", gun, false}, // one "*" only: the prefix keeps the other
+		{"", gun, false},
+	} {
+		if got := trust.MatchesGUN(tc.pattern, tc.gun); got != tc.want {
+			t.Errorf("MatchesGUN(%q, %q) = %v, want %v", tc.pattern, tc.gun, got, tc.want)
+		}
+	}
+}
+
+// pinIDs pins the root key IDs it holds; on first use only, when firstOnly.
+type pinIDs struct {
+	ids       map[string]bool
+	firstOnly bool
+	calls     []bool
+}
+
+func (p *pinIDs) PinRoot(g string, first bool, valid map[string]*keys.PublicKey) (map[string]*keys.PublicKey, error) {
+	p.calls = append(p.calls, first)
+	if g != gun {
+		return nil, errors.New("wrong GUN")
+	}
+	if p.firstOnly && !first {
+		return valid, nil
+	}
+	out := map[string]*keys.PublicKey{}
+	for id, k := range valid {
+		if p.ids[id] {
+			out[id] = k
+		}
+	}
+	return out, nil
+}
+
+// TestRootPin: only pinned certificates count towards the root's threshold
+// (notary's ValidateRoot prunes the others before it checks signatures), a
+// pin that accepts nothing refuses the root, and the pin is asked on every
+// root load with first telling trust on first use from a rotation.
+func TestRootPin(t *testing.T) {
+	r := newRepo(t)
+	pinned, other := r.Keys["root"][0], tuftest.NewRootKey(t, gun, now)
+	r.SetRoleKeys("root", pinned, other)
+	r.SignAll()
+	pin := &pinIDs{ids: map[string]bool{pinned.Key.ID(): true}}
+
+	v := trust.New(gun, now, trust.Options{RootPin: pin})
+	if err := loadAll(v, r); err != nil {
+		t.Fatalf("root signed by the pinned key refused: %v", err)
+	}
+	if len(pin.calls) != 1 || !pin.calls[0] {
+		t.Fatalf("pin calls %v, want one first-use call", pin.calls)
+	}
+
+	// Signed only by the key that is not pinned: the threshold of 1 is met
+	// by a valid certificate, but not by a pinned one.
+	onlyOther := tuftest.NewRepo(t, gun, now)
+	onlyOther.SetRoleKeys("root", pinned, other)
+	onlyOther.Sign("root", other)
+	v = trust.New(gun, now, trust.Options{RootPin: pin})
+	wantStep(t, v.LoadRoot(onlyOther.Signed["root"]), "root", trust.ErrSignatures, "could not validate the path to a trusted root")
+
+	// Nothing pinned matches.
+	v = trust.New(gun, now, trust.Options{RootPin: &pinIDs{ids: map[string]bool{}}})
+	wantStep(t, v.LoadRoot(r.Signed["root"]), "root", trust.ErrRootCert, "pinned trust")
+	if v.Root() != nil {
+		t.Fatal("a refused root was trusted")
+	}
+
+	// Rotation: the pin is asked again, with first unset; SetRootPin(nil)
+	// loads the next root unpinned.
+	v = trust.New(gun, now, trust.Options{RootPin: pin})
+	if err := v.LoadRoot(r.Signed["root"]); err != nil {
+		t.Fatal(err)
+	}
+	next := tuftest.NewRootKey(t, gun, now)
+	r.SetRoleKeys("root", next)
+	r.Bump("root")
+	r.Sign("root", pinned, next)
+	wantStep(t, v.LoadRoot(r.Signed["root"]), "root", trust.ErrRootCert, "pinned trust")
+	if got := pin.calls[len(pin.calls)-1]; got {
+		t.Fatal("a rotation was asked as trust on first use")
+	}
+	v.SetRootPin(nil)
+	if err := v.LoadRoot(r.Signed["root"]); err != nil {
+		t.Fatalf("unpinned rotation refused: %v", err)
+	}
+}
+
+func TestRoleTarget(t *testing.T) {
+	r := newRepo(t)
+	r.Delegate("targets/team", []string{"team/"})
+	r.AddTarget("targets/team", "team/app", []byte("app"))
+	r.AddTarget("targets/team", "other", []byte("outside"))
+	r.SignAll()
+	v := trust.New(gun, now, trust.Options{})
+	if err := loadAll(v, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.LoadTargets("targets/team", r.Signed["targets/team"]); err != nil {
+		t.Fatal(err)
+	}
+	if fm, ok := v.RoleTarget("targets/team", "team/app"); !ok || fm.Length != 3 {
+		t.Errorf("team/app: %+v %v", fm, ok)
+	}
+	if _, ok := v.RoleTarget("targets/team", "other"); ok {
+		t.Error("a target outside the delegated paths was returned")
+	}
+	if _, ok := v.RoleTarget("targets", "v1"); ok {
+		t.Error("RoleTarget walked into a delegation")
+	}
+	if _, ok := v.RoleTarget("targets/none", "v1"); ok {
+		t.Error("a role that is not loaded listed a target")
+	}
 }
