@@ -40,9 +40,6 @@ type app struct {
 	// now returns the time; time.Now unless a test sets it.
 	now func() time.Time
 
-	// ctx is the run's context (set by Main), for key stores reaching
-	// tokens: their Signer method takes none.
-	ctx context.Context
 	// tokens are the PKCS#11 tokens this run logged in to.
 	tokens tokenSessions
 }
@@ -293,6 +290,17 @@ func (r *repo) update(ctx context.Context) (*trust.Repo, error) {
 		return nil, r.settings.explainTLS(err)
 	}
 	return v, nil
+}
+
+// stagedChanges reads the changelist: the files, and the changes they hold
+// (an error names a file that holds none signet can apply).
+func (r *repo) stagedChanges() ([]changes.Staged, []changes.Change, error) {
+	staged, err := r.changes.Read()
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := r.changes.Changes(staged)
+	return staged, cs, err
 }
 
 // publisher returns a Publisher over the repository's key store.

@@ -59,7 +59,6 @@ func Main(ctx context.Context, args []string, env Env) int {
 		env.Stdin = strings.NewReader("")
 	}
 	app := newApp(env)
-	app.ctx = ctx
 	defer app.tokens.close()
 	root := app.rootCommand()
 	root.SetArgs(args)

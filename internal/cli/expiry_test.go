@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -94,7 +93,6 @@ func TestExpiryCommand(t *testing.T) {
 		var out, errOut bytes.Buffer
 		a := newApp(Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
 		a.now = func() time.Time { return now }
-		a.ctx = context.Background()
 		cmd := a.rootCommand()
 		cmd.SetArgs(append([]string{"-d", trustDir}, args...))
 		cmd.SetOut(&out)

@@ -18,7 +18,9 @@ type tokenSessions struct{}
 
 func (tokenSessions) close() {}
 
-func (a *app) openTokenKey(trustdir.TokenRef) (crypto.Signer, error) { return nil, errNoPKCS11 }
+func (a *app) openTokenKey(context.Context, trustdir.TokenRef) (crypto.Signer, error) {
+	return nil, errNoPKCS11
+}
 
 // needPKCS11 reports that this build has no PKCS#11, before any prompt.
 func needPKCS11(flag string) error { return usageError("%s: %v", flag, errNoPKCS11) }

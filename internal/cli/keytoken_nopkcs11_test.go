@@ -45,7 +45,7 @@ func TestNoPKCS11Build(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := ks.Signer(id); ok || err == nil || !strings.Contains(err.Error(), "built without PKCS#11") || !strings.Contains(err.Error(), uri) {
+	if _, ok, err := ks.Signer(t.Context(), id); ok || err == nil || !strings.Contains(err.Error(), "built without PKCS#11") || !strings.Contains(err.Error(), uri) {
 		t.Errorf("Signer of a token key: ok=%v err=%v", ok, err)
 	}
 	code, out := run("key", "list")

@@ -103,8 +103,7 @@ func (a *app) token(ctx context.Context, u pkcs11.URI) (*pkcs11.Token, error) {
 }
 
 // openTokenKey reaches a key the trust directory says is on a token.
-func (a *app) openTokenKey(ref trustdir.TokenRef) (crypto.Signer, error) {
-	ctx := a.ctx
+func (a *app) openTokenKey(ctx context.Context, ref trustdir.TokenRef) (crypto.Signer, error) {
 	u, err := a.tokenURI(ref.URI)
 	if err != nil {
 		return nil, err

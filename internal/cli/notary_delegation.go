@@ -145,11 +145,7 @@ func (a *app) delegationAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := changes.ChangeDelegation(changes.ActionCreate, role, changes.Delegation{NewThreshold: 1, AddKeys: ks, AddPaths: paths})
-			if err != nil {
-				return err
-			}
-			if err := a.stage(cmd.Context(), r, false, c); err != nil {
+			if err := a.stage(cmd.Context(), r, false, changes.AddDelegation{Role: role, Threshold: 1, Keys: ks, Paths: paths}); err != nil {
 				return err
 			}
 			var ids []string
@@ -186,26 +182,17 @@ func (a *app) delegationRemoveCmd() *cobra.Command {
 				return err
 			}
 			ids := args[2:]
-			var c changes.Change
 			if len(ids) == 0 && len(paths) == 0 && !allPaths {
 				if !yes && !a.confirm("\nAre you sure you want to remove all data for this delegation? (yes/no)\n") {
 					fmt.Fprintln(a.env.Stdout, "\nAborting action.")
 					return nil
 				}
-				c, err = changes.ChangeDelegation(changes.ActionDelete, role, changes.Delegation{})
-				if err != nil {
-					return err
-				}
-				if err := a.stage(cmd.Context(), r, false, c); err != nil {
+				if err := a.stage(cmd.Context(), r, false, changes.RemoveDelegation{Role: role}); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.env.Stdout, "Forced removal (including all keys and paths) of delegation role %s to repository %q staged for next publish.\n", role, gun)
 			} else {
-				c, err = changes.ChangeDelegation(changes.ActionUpdate, role, changes.Delegation{RemoveKeys: ids, RemovePaths: paths, ClearAllPaths: allPaths})
-				if err != nil {
-					return err
-				}
-				if err := a.stage(cmd.Context(), r, false, c); err != nil {
+				if err := a.stage(cmd.Context(), r, false, changes.UpdateDelegation{Role: role, RemoveKeys: ids, RemovePaths: paths, ClearPaths: allPaths}); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.env.Stdout, "Removal of delegation role %s with keys %v, with paths %v, to repository %q staged for next publish.\n", role, ids, prettyPaths(paths), gun)
@@ -238,11 +225,7 @@ func (a *app) delegationPurgeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := changes.ChangeDelegation(changes.ActionUpdate, "targets/*", changes.Delegation{RemoveKeys: ids})
-			if err != nil {
-				return err
-			}
-			if err := a.stage(cmd.Context(), r, false, c); err != nil {
+			if err := a.stage(cmd.Context(), r, false, changes.PurgeKeys{Under: tuf.RoleTargets, KeyIDs: ids}); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.env.Stdout, "Removal of the following keys from all delegations in %s staged for next publish:\n", args[0])

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"encoding/pem"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/trustdir"
@@ -203,8 +203,6 @@ func (a *app) keyRotateCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			var newKey *keys.PublicKey
-			var adjust func(*client.Working) error
-			var extra []changes.Change
 			switch {
 			case serverManaged:
 				if newKey, err = r.remote.RotateKey(ctx, role); err != nil {
@@ -215,46 +213,20 @@ func (a *app) keyRotateCmd() *cobra.Command {
 					fmt.Fprintln(a.env.Stdout, "\nAborting action.")
 					return nil
 				}
-				w, err := a.publisher(r).Working(ctx)
+				staged, cs, err := r.stagedChanges()
 				if err != nil {
 					return err
 				}
-				var old []tuf.Signer
-				for _, id := range w.Root.Roles[tuf.RoleRoot].KeyIDs {
-					k := w.Root.Keys[id]
-					if s, ok, err := r.keys.Signer(k.CanonicalID()); err == nil && ok {
-						old = append(old, tuf.Signer{Key: k, Signer: s})
-					} else if err != nil {
-						return err
+				newRoot := func(ctx context.Context) (crypto.Signer, error) {
+					if rootToken != "" {
+						return a.tokenRootKey(ctx, r, rootToken, "root-"+gun+"-"+a.now().UTC().Format("20060102T150405Z"))
 					}
+					return a.keyForRotation(r, keyFiles, role)
 				}
-				if len(old) == 0 {
-					return fmt.Errorf("%w: the current root key of %s is needed to sign the rotation", client.ErrNoKey, gun)
+				if err := a.publisher(r).RotateRoot(ctx, newRoot, cs...); err != nil {
+					return r.settings.explainTLS(err)
 				}
-				var signer crypto.Signer
-				if rootToken != "" {
-					signer, err = a.tokenRootKey(ctx, r, rootToken, "root-"+gun+"-"+a.now().UTC().Format("20060102T150405Z"))
-				} else {
-					signer, err = a.keyForRotation(r, keyFiles, role)
-				}
-				if err != nil {
-					return err
-				}
-				if newID, _ := keys.FromCrypto(signer.Public()); newID != nil {
-					for _, o := range old {
-						if o.Key.CanonicalID() == newID.ID() {
-							return fmt.Errorf("key %s is already the root key of %s; rotate to a new key", newID.ID(), gun)
-						}
-					}
-				}
-				cert, err := keys.NewRootCertificate(signer, gun, a.now(), a.now().Add(client.RootExpiry))
-				if err != nil {
-					return err
-				}
-				if newKey, err = keys.FromCertificate(cert); err != nil {
-					return err
-				}
-				adjust = func(w *client.Working) error { w.ExtraRootSigners = old; return nil }
+				return a.rotated(r, staged, role)
 			default:
 				signer, err := a.keyForRotation(r, keyFiles, role)
 				if err != nil {
@@ -263,33 +235,31 @@ func (a *app) keyRotateCmd() *cobra.Command {
 				if newKey, err = keys.FromCrypto(signer.Public()); err != nil {
 					return err
 				}
-				if role == tuf.RoleTargets {
-					extra = append(extra, changes.Witness(tuf.RoleTargets))
-				}
 			}
-			c, err := changes.RotateBaseRole(role, newKey)
+			staged, cs, err := r.stagedChanges()
 			if err != nil {
 				return err
 			}
-			staged, err := r.changes.Read()
-			if err != nil {
-				return err
-			}
-			all := append(append([]changes.Change{c}, extra...), staged...)
-			if err := a.publisher(r).PublishWith(ctx, all, adjust); err != nil {
+			rotate := changes.RotateKey{Role: role, Keys: []*keys.PublicKey{newKey}}
+			if err := a.publisher(r).Publish(ctx, append([]changes.Change{rotate}, cs...)); err != nil {
 				return r.settings.explainTLS(err)
 			}
-			if err := r.changes.Remove(staged); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.env.Stdout, "Successfully rotated %s key for repository %s\n", role, gun)
-			return nil
+			return a.rotated(r, staged, role)
 		},
 	}
 	cmd.Flags().BoolVarP(&serverManaged, "server-managed", "r", false, "let the server hold the key (snapshot, timestamp)")
 	cmd.Flags().StringSliceVarP(&keyFiles, "key", "k", nil, "key file to rotate to instead of a new key")
 	cmd.Flags().StringVar(&rootToken, "root-pkcs11", "", "root only: rotate to a key on a PKCS#11 token; "+rootPKCS11Help+"; the default label is root-<GUN>-<time>")
 	return cmd
+}
+
+// rotated clears the changes published with a rotation and says so.
+func (a *app) rotated(r *repo, staged []changes.Staged, role string) error {
+	if err := r.changes.Remove(staged); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.env.Stdout, "Successfully rotated %s key for repository %s\n", role, r.gun)
+	return nil
 }
 
 // keyForRotation returns the new key of a local rotation: from a file

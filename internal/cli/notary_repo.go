@@ -145,7 +145,7 @@ func (a *app) initCmd() *cobra.Command {
 
 // rootSigner returns the root key to use: the --rootkey file (imported into
 // the trust directory), else the first local root key, else a new one.
-func (a *app) rootSigner(r *repo, rootKeyFile string) (crypto.Signer, error) {
+func (a *app) rootSigner(ctx context.Context, r *repo, rootKeyFile string) (crypto.Signer, error) {
 	if rootKeyFile != "" {
 		b, err := os.ReadFile(rootKeyFile)
 		if err != nil {
@@ -167,7 +167,7 @@ func (a *app) rootSigner(r *repo, rootKeyFile string) (crypto.Signer, error) {
 		return nil, err
 	}
 	for _, info := range roots {
-		s, ok, err := r.keys.Signer(info.ID)
+		s, ok, err := r.keys.Signer(ctx, info.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (a *app) rootSigner(r *repo, rootKeyFile string) (crypto.Signer, error) {
 }
 
 func (a *app) initRepo(ctx context.Context, r *repo, rootKeyFile, rootCertFile string, serverSnapshot, publish bool) error {
-	root, err := a.rootSigner(r, rootKeyFile)
+	root, err := a.rootSigner(ctx, r, rootKeyFile)
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func (a *app) initRepoWith(ctx context.Context, r *repo, root crypto.Signer, roo
 // publish sends the staged changes (and, for a repository never
 // published, its initial metadata), then clears what was applied.
 func (a *app) publish(ctx context.Context, r *repo) error {
-	cs, err := r.changes.Read()
+	staged, cs, err := r.stagedChanges()
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (a *app) publish(ctx context.Context, r *repo) error {
 	if err := a.publisher(r).Publish(ctx, cs); err != nil {
 		return r.settings.explainTLS(err)
 	}
-	if err := r.changes.Remove(cs); err != nil {
+	if err := r.changes.Remove(staged); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.env.Stdout, "Successfully published changes for repository %s\n", r.gun)
@@ -265,10 +265,8 @@ func (a *app) publish(ctx context.Context, r *repo) error {
 }
 
 func (a *app) stage(ctx context.Context, r *repo, publish bool, cs ...changes.Change) error {
-	for _, c := range cs {
-		if err := r.changes.Add(c); err != nil {
-			return err
-		}
+	if err := r.changes.Add(cs...); err != nil {
+		return err
 	}
 	if publish {
 		fmt.Fprintln(a.env.Stdout, "Auto-publishing changes to", r.gun)
@@ -370,11 +368,7 @@ func (a *app) stageTarget(ctx context.Context, gun, name string, meta tuf.FileMe
 	}
 	var cs []changes.Change
 	for _, role := range roles {
-		c, err := changes.AddTarget(role, name, meta)
-		if err != nil {
-			return err
-		}
-		cs = append(cs, c)
+		cs = append(cs, changes.AddTarget{Role: role, Name: name, Meta: meta})
 	}
 	if err := a.stage(ctx, r, false, cs...); err != nil {
 		return err
@@ -408,7 +402,7 @@ func (a *app) removeCmd() *cobra.Command {
 			}
 			var cs []changes.Change
 			for _, role := range rs {
-				cs = append(cs, changes.RemoveTarget(role, args[1]))
+				cs = append(cs, changes.RemoveTarget{Role: role, Name: args[1]})
 			}
 			if err := a.stage(cmd.Context(), r, false, cs...); err != nil {
 				return err
@@ -583,7 +577,7 @@ func (a *app) statusCmd() *cobra.Command {
 				}
 				out := []row{}
 				for i, c := range cs {
-					out = append(out, row{i, c.Action, c.Role, c.Type, c.Path})
+					out = append(out, row{i, c.Record.Action, c.Record.Scope, c.Record.Type, c.Record.Path})
 				}
 				return a.printJSON(out)
 			}
@@ -594,7 +588,7 @@ func (a *app) statusCmd() *cobra.Command {
 			fmt.Fprintf(a.env.Stdout, "Unpublished changes for %s:\n\n", args[0])
 			tw := table(a.env.Stdout, "#", "ACTION", "SCOPE", "TYPE", "PATH")
 			for i, c := range cs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, c.Action, c.Role, c.Type, c.Path)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, c.Record.Action, c.Record.Scope, c.Record.Type, c.Record.Path)
 			}
 			return tw.Flush()
 		},
@@ -620,7 +614,7 @@ func (a *app) resetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var drop []changes.Change
+			var drop []changes.Staged
 			if all {
 				drop = cs
 			} else {
@@ -660,7 +654,7 @@ func (a *app) witnessCmd() *cobra.Command {
 			}
 			var cs []changes.Change
 			for _, role := range roles {
-				cs = append(cs, changes.Witness(role))
+				cs = append(cs, changes.Witness{Role: role})
 			}
 			if err := a.stage(cmd.Context(), r, false, cs...); err != nil {
 				return err

@@ -89,18 +89,10 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 			return err
 		}
 		for _, role := range []string{releasesRole, "targets/" + signer} {
-			c, err := changes.ChangeDelegation(changes.ActionCreate, role, changes.Delegation{AddKeys: []*keys.PublicKey{key}, AddPaths: []string{""}})
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
+			cs = append(cs, changes.AddDelegation{Role: role, Keys: []*keys.PublicKey{key}, Paths: []string{""}})
 		}
 		for _, role := range []string{releasesRole, "targets/" + signer} {
-			c, err := changes.AddTarget(role, ref.Tag, meta)
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
+			cs = append(cs, changes.AddTarget{Role: role, Name: ref.Tag, Meta: meta})
 		}
 		fmt.Fprintf(d.a.env.Stdout, "Created signer: %s\n", signer)
 	case err != nil:
@@ -117,11 +109,7 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 			return err
 		}
 		for _, role := range roles {
-			c, err := changes.AddTarget(role, ref.Tag, meta)
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
+			cs = append(cs, changes.AddTarget{Role: role, Name: ref.Tag, Meta: meta})
 		}
 	}
 	fmt.Fprintf(d.a.env.Stdout, "Signing and pushing trust metadata for %s\n", name)
@@ -321,7 +309,7 @@ func (d *dockerTrust) revoke(ctx context.Context, arg string, yes bool) error {
 		}
 		for _, role := range roles {
 			if _, listed := client.RoleTarget(v, role, tag); listed {
-				cs = append(cs, changes.RemoveTarget(role, tag))
+				cs = append(cs, changes.RemoveTarget{Role: role, Name: tag})
 			}
 		}
 	}

@@ -115,11 +115,7 @@ func (d *dockerTrust) addSignerToRepo(ctx context.Context, name, repoName string
 	}
 	var cs []changes.Change
 	for _, role := range []string{"targets/" + name, releasesRole} {
-		c, err := changes.ChangeDelegation(changes.ActionCreate, role, changes.Delegation{AddKeys: pubs, AddPaths: []string{""}})
-		if err != nil {
-			return err
-		}
-		cs = append(cs, c)
+		cs = append(cs, changes.AddDelegation{Role: role, Keys: pubs, Paths: []string{""}})
 	}
 	if err := d.a.publisher(r).Publish(ctx, cs); err != nil {
 		return fmt.Errorf("failed to add signer to %s: %w", ref.GUN(), r.settings.explainTLS(err))
@@ -187,28 +183,20 @@ func (d *dockerTrust) removeSignerFromRepo(ctx context.Context, name, repoName s
 		switch {
 		case len(gone) == 0:
 		case left >= rel.Threshold:
-			c, err := changes.ChangeDelegation(changes.ActionUpdate, releasesRole, changes.Delegation{RemoveKeys: gone})
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
+			cs = append(cs, changes.UpdateDelegation{Role: releasesRole, RemoveKeys: gone})
 		case !force:
 			return fmt.Errorf("removing %s would leave %s of %s with %d key(s) but it needs %d signatures: nobody could sign released tags any more. "+
 				"Add another signer first (signet trust signer add), or pass --force to remove it anyway (%s is then lowered to the keys left, or deleted with its tags when none is left)",
 				name, releasesRole, ref.GUN(), left, rel.Threshold, releasesRole)
 		case left == 0:
 			fmt.Fprintf(d.a.env.Stderr, "WARNING: %s had no key but %s's; deleting it and the tags it signed\n", releasesRole, name)
-			cs = append(cs, changes.Change{Action: changes.ActionDelete, Role: releasesRole, Type: changes.TypeDelegation})
+			cs = append(cs, changes.RemoveDelegation{Role: releasesRole})
 		default:
 			fmt.Fprintf(d.a.env.Stderr, "WARNING: lowering the threshold of %s to %d\n", releasesRole, left)
-			c, err := changes.ChangeDelegation(changes.ActionUpdate, releasesRole, changes.Delegation{RemoveKeys: gone, NewThreshold: left})
-			if err != nil {
-				return err
-			}
-			cs = append(cs, c)
+			cs = append(cs, changes.UpdateDelegation{Role: releasesRole, RemoveKeys: gone, Threshold: left})
 		}
 	}
-	cs = append(cs, changes.Change{Action: changes.ActionDelete, Role: role, Type: changes.TypeDelegation})
+	cs = append(cs, changes.RemoveDelegation{Role: role})
 	if err := d.a.publisher(r).Publish(ctx, cs); err != nil {
 		return fmt.Errorf("failed to remove %s from %s: %w", name, ref.GUN(), r.settings.explainTLS(err))
 	}

@@ -31,14 +31,14 @@ func TestRemovingTheSigningKeyOfADelegation(t *testing.T) {
 	_, k1 := delegate.keys.add(t)
 	laptop := newClientEnv(t, url, gun)
 	_, k2 := laptop.keys.add(t)
-	add, _ := changes.ChangeDelegation(changes.ActionCreate, "targets/releases", changes.Delegation{NewThreshold: 1, AddKeys: []*keys.PublicKey{k1, k2}, AddPaths: []string{""}})
+	add := changes.AddDelegation{Role: "targets/releases", Threshold: 1, Keys: []*keys.PublicKey{k1, k2}, Paths: []string{""}}
 	if err := owner.pub.Publish(ctx, []changes.Change{add}); err != nil {
 		t.Fatal(err)
 	}
-	if err := delegate.pub.Publish(ctx, []changes.Change{target(t, "targets/releases", "v1", "one")}); err != nil {
+	if err := delegate.pub.Publish(ctx, []changes.Change{target("targets/releases", "v1", "one")}); err != nil {
 		t.Fatal(err)
 	}
-	rm, _ := changes.ChangeDelegation(changes.ActionUpdate, "targets/releases", changes.Delegation{RemoveKeys: []string{k1.ID()}})
+	rm := changes.UpdateDelegation{Role: "targets/releases", RemoveKeys: []string{k1.ID()}}
 
 	// The owner holds neither key: refused, with what to do.
 	before, err := owner.remote.GetCurrent(ctx, "targets", client.MaxMetadataSize)

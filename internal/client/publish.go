@@ -19,8 +19,9 @@ import (
 // KeyStore gives access to the private keys a client holds.
 type KeyStore interface {
 	// Signer returns the signer of the key whose canonical key ID is id, or
-	// ok=false when the key is not held.
-	Signer(id string) (s crypto.Signer, ok bool, err error)
+	// ok=false when the key is not held. Reaching a key may block (a
+	// passphrase prompt, a hardware token), hence ctx.
+	Signer(ctx context.Context, id string) (s crypto.Signer, ok bool, err error)
 }
 
 // RenewWithin is how close to expiry a targets role is re-signed by any
@@ -152,43 +153,43 @@ func (w *Working) targetsFor(role string, now time.Time) (*tuf.Targets, error) {
 func (w *Working) Apply(cs []changes.Change, now time.Time) error {
 	for i, c := range cs {
 		if err := w.apply(c, now); err != nil {
-			return fmt.Errorf("change %d (%s %s %s %s): %w", i+1, c.Action, c.Type, c.Role, c.Path, err)
+			r, _ := changes.Encode(c)
+			return fmt.Errorf("change %d (%s %s %s %s): %w", i+1, r.Action, r.Type, r.Scope, r.Path, err)
 		}
 	}
 	return nil
 }
 
 func (w *Working) apply(c changes.Change, now time.Time) error {
-	switch {
-	case c.Role == changes.ScopeRoot && c.Type == changes.TypeRole:
-		return w.applyRootRole(c)
-	case c.Type == changes.TypeTarget:
+	switch c := c.(type) {
+	case changes.AddTarget:
 		t, err := w.targetsFor(c.Role, now)
 		if err != nil {
 			return err
 		}
-		switch c.Action {
-		case changes.ActionCreate, changes.ActionUpdate:
-			fm, err := c.TargetMeta()
-			if err != nil {
-				return err
-			}
-			if tuf.IsDelegation(c.Role) {
-				if d := w.delegation(c.Role); d != nil && !tuf.PathAllowed(w.effectivePaths(c.Role), c.Path) {
-					return fmt.Errorf("target %q is outside the paths %q delegated to %s", c.Path, w.effectivePaths(c.Role), c.Role)
-				}
-			}
-			t.Targets[c.Path] = fm
-		case changes.ActionDelete:
-			delete(t.Targets, c.Path)
-		default:
-			return fmt.Errorf("unsupported action %q", c.Action)
+		if tuf.IsDelegation(c.Role) && !tuf.PathAllowed(w.effectivePaths(c.Role), c.Name) {
+			return fmt.Errorf("target %q is outside the paths %q delegated to %s", c.Name, w.effectivePaths(c.Role), c.Role)
 		}
+		t.Targets[c.Name] = c.Meta
 		w.Dirty[c.Role] = true
-		return nil
-	case c.Type == changes.TypeDelegation:
-		return w.applyDelegation(c, now)
-	case c.Type == changes.TypeWitness:
+	case changes.RemoveTarget:
+		t, err := w.targetsFor(c.Role, now)
+		if err != nil {
+			return err
+		}
+		delete(t.Targets, c.Name)
+		w.Dirty[c.Role] = true
+	case changes.AddDelegation:
+		return w.changeDelegation(c.Role, now, c.Threshold, c.Keys, nil, c.Paths, nil, false)
+	case changes.UpdateDelegation:
+		return w.changeDelegation(c.Role, now, c.Threshold, c.AddKeys, c.RemoveKeys, c.AddPaths, c.RemovePaths, c.ClearPaths)
+	case changes.RemoveDelegation:
+		return w.removeDelegation(c.Role, now)
+	case changes.PurgeKeys:
+		w.purgeKeys(c.Under, c.KeyIDs)
+	case changes.RotateKey:
+		return w.rotateKey(c.Role, c.Keys)
+	case changes.Witness:
 		if c.Role != tuf.RoleTargets && w.delegation(c.Role) == nil {
 			return fmt.Errorf("role %s does not exist", c.Role)
 		}
@@ -196,9 +197,10 @@ func (w *Working) apply(c changes.Change, now time.Time) error {
 			return err
 		}
 		w.Dirty[c.Role] = true
-		return nil
+	default:
+		return fmt.Errorf("unsupported change %T", c)
 	}
-	return fmt.Errorf("unsupported change type %q", c.Type)
+	return nil
 }
 
 func (w *Working) effectivePaths(role string) []string {
@@ -212,45 +214,50 @@ func (w *Working) effectivePaths(role string) []string {
 	return tuf.IntersectPaths(w.effectivePaths(tuf.Parent(role)), d.Paths)
 }
 
-func (w *Working) applyRootRole(c changes.Change) error {
-	rr, err := c.RootRole()
-	if err != nil {
-		return err
+// rotateKey replaces the keys of a base role, as notary's
+// ReplaceBaseKeys: the replaced keys leave the root's key list when no
+// other role uses them — except root keys, which notary keeps listed (a
+// rotated root.json holds the old root certificate beside the new one,
+// only the new one in the root role). Replacing the targets key re-signs
+// targets with the new one.
+func (w *Working) rotateKey(roleName string, ks []*keys.PublicKey) error {
+	if !slices.Contains(tuf.BaseRoles, roleName) || len(ks) == 0 {
+		return fmt.Errorf("invalid key rotation for role %q", roleName)
 	}
-	if !slices.Contains(tuf.BaseRoles, rr.Role) || len(rr.Keys) == 0 {
-		return fmt.Errorf("invalid key rotation for role %q", rr.Role)
-	}
-	role := w.Root.Roles[rr.Role]
+	role := w.Root.Roles[roleName]
 	if role == nil {
 		role = &tuf.RoleKeys{Threshold: 1}
-		w.Root.Roles[rr.Role] = role
+		w.Root.Roles[roleName] = role
 	}
+	replaced := role.KeyIDs
 	role.KeyIDs = nil
-	for _, k := range rr.Keys {
+	for _, k := range ks {
 		w.Root.Keys[k.ID()] = k
-		role.KeyIDs = append(role.KeyIDs, k.ID())
+		if !slices.Contains(role.KeyIDs, k.ID()) {
+			role.KeyIDs = append(role.KeyIDs, k.ID())
+		}
 	}
 	if role.Threshold > len(role.KeyIDs) {
 		role.Threshold = len(role.KeyIDs)
 	}
-	w.pruneRootKeys()
+	if roleName != tuf.RoleRoot {
+		used := map[string]bool{}
+		for _, r := range w.Root.Roles {
+			for _, id := range r.KeyIDs {
+				used[id] = true
+			}
+		}
+		for _, id := range replaced {
+			if !used[id] {
+				delete(w.Root.Keys, id)
+			}
+		}
+	}
 	w.Dirty[tuf.RoleRoot] = true
+	if roleName == tuf.RoleTargets && w.Targets[tuf.RoleTargets] != nil {
+		w.Dirty[tuf.RoleTargets] = true
+	}
 	return nil
-}
-
-// pruneRootKeys drops keys no base role uses any more.
-func (w *Working) pruneRootKeys() {
-	used := map[string]bool{}
-	for _, r := range w.Root.Roles {
-		for _, id := range r.KeyIDs {
-			used[id] = true
-		}
-	}
-	for id := range w.Root.Keys {
-		if !used[id] {
-			delete(w.Root.Keys, id)
-		}
-	}
 }
 
 // canonicalIDs maps the canonical IDs of a delegation's keys to TUF IDs.
@@ -264,78 +271,81 @@ func canonicalIDs(ks map[string]*keys.PublicKey, ids []string) map[string]string
 	return out
 }
 
-func (w *Working) applyDelegation(c changes.Change, now time.Time) error {
-	d, err := c.Delegation()
-	if err != nil {
-		return err
+// changeDelegation creates the delegation role (threshold 1) if it does
+// not exist, then adds and removes keys (removed by canonical or TUF key
+// ID), sets the threshold (when not 0) and changes the paths. A change
+// that leaves fewer keys than the threshold is refused.
+func (w *Working) changeDelegation(role string, now time.Time, threshold int, addKeys []*keys.PublicKey, removeKeys, addPaths, removePaths []string, clearPaths bool) error {
+	if !tuf.IsDelegation(role) {
+		return fmt.Errorf("%q is not a valid delegation name", role)
 	}
-	if strings.HasSuffix(c.Role, "/*") { // purge keys from every delegation
-		if c.Action != changes.ActionUpdate {
-			return fmt.Errorf("only update applies to %s", c.Role)
-		}
-		return w.purgeKeys(strings.TrimSuffix(c.Role, "/*"), d.RemoveKeys)
-	}
-	if !tuf.IsDelegation(c.Role) {
-		return fmt.Errorf("%q is not a valid delegation name", c.Role)
-	}
-	parentName := tuf.Parent(c.Role)
+	parentName := tuf.Parent(role)
 	parent, err := w.targetsFor(parentName, now)
 	if err != nil {
 		return fmt.Errorf("parent role %s: %w", parentName, err)
 	}
-	entry := w.delegation(c.Role)
-	switch c.Action {
-	case changes.ActionCreate, changes.ActionUpdate:
-		if entry == nil {
-			entry = &tuf.DelegatedRole{Name: c.Role, Threshold: 1, KeyIDs: []string{}}
-			parent.Delegations.Roles = append(parent.Delegations.Roles, entry)
+	entry := w.delegation(role)
+	if entry == nil {
+		entry = &tuf.DelegatedRole{Name: role, Threshold: 1, KeyIDs: []string{}}
+		parent.Delegations.Roles = append(parent.Delegations.Roles, entry)
+	}
+	for _, k := range addKeys {
+		parent.Delegations.Keys[k.ID()] = k
+		if !slices.Contains(entry.KeyIDs, k.ID()) {
+			entry.KeyIDs = append(entry.KeyIDs, k.ID())
 		}
-		for _, k := range d.AddKeys {
-			parent.Delegations.Keys[k.ID()] = k
-			if !slices.Contains(entry.KeyIDs, k.ID()) {
-				entry.KeyIDs = append(entry.KeyIDs, k.ID())
+	}
+	if len(removeKeys) > 0 {
+		byCanonical := canonicalIDs(parent.Delegations.Keys, entry.KeyIDs)
+		for _, rid := range removeKeys {
+			id, ok := byCanonical[rid]
+			if !ok {
+				id = rid
 			}
+			entry.KeyIDs = slices.DeleteFunc(entry.KeyIDs, func(x string) bool { return x == id })
 		}
-		if len(d.RemoveKeys) > 0 {
-			byCanonical := canonicalIDs(parent.Delegations.Keys, entry.KeyIDs)
-			for _, rid := range d.RemoveKeys {
-				id, ok := byCanonical[rid]
-				if !ok {
-					id = rid
-				}
-				entry.KeyIDs = slices.DeleteFunc(entry.KeyIDs, func(x string) bool { return x == id })
-			}
+	}
+	if threshold > 0 {
+		entry.Threshold = threshold
+	}
+	if len(entry.KeyIDs) < entry.Threshold {
+		return fmt.Errorf("%w: %s would keep %d key(s) but needs %d signatures; add a key first or lower the threshold", ErrBelowThreshold, role, len(entry.KeyIDs), entry.Threshold)
+	}
+	if clearPaths {
+		entry.Paths = nil
+	}
+	for _, p := range removePaths {
+		entry.Paths = slices.DeleteFunc(entry.Paths, func(x string) bool { return x == p })
+	}
+	for _, p := range addPaths {
+		if !slices.Contains(entry.Paths, p) {
+			entry.Paths = append(entry.Paths, p)
 		}
-		if d.NewThreshold > 0 {
-			entry.Threshold = d.NewThreshold
+	}
+	pruneDelegationKeys(parent)
+	w.Dirty[parentName] = true
+	return nil
+}
+
+// removeDelegation deletes a delegation and every role below it.
+func (w *Working) removeDelegation(role string, now time.Time) error {
+	if !tuf.IsDelegation(role) {
+		return fmt.Errorf("%q is not a valid delegation name", role)
+	}
+	parentName := tuf.Parent(role)
+	parent, err := w.targetsFor(parentName, now)
+	if err != nil {
+		return fmt.Errorf("parent role %s: %w", parentName, err)
+	}
+	if w.delegation(role) == nil {
+		return nil
+	}
+	parent.Delegations.Roles = slices.DeleteFunc(parent.Delegations.Roles, func(x *tuf.DelegatedRole) bool { return x.Name == role })
+	for r := range w.Targets {
+		if r == role || strings.HasPrefix(r, role+"/") {
+			delete(w.Targets, r)
+			delete(w.Dirty, r)
 		}
-		if len(entry.KeyIDs) < entry.Threshold {
-			return fmt.Errorf("%w: %s would keep %d key(s) but needs %d signatures; add a key first or lower the threshold", ErrBelowThreshold, c.Role, len(entry.KeyIDs), entry.Threshold)
-		}
-		if d.ClearAllPaths {
-			entry.Paths = nil
-		}
-		for _, p := range d.RemovePaths {
-			entry.Paths = slices.DeleteFunc(entry.Paths, func(x string) bool { return x == p })
-		}
-		for _, p := range d.AddPaths {
-			if !slices.Contains(entry.Paths, p) {
-				entry.Paths = append(entry.Paths, p)
-			}
-		}
-	case changes.ActionDelete:
-		if entry == nil {
-			return nil
-		}
-		parent.Delegations.Roles = slices.DeleteFunc(parent.Delegations.Roles, func(x *tuf.DelegatedRole) bool { return x.Name == c.Role })
-		for role := range w.Targets {
-			if role == c.Role || strings.HasPrefix(role, c.Role+"/") {
-				delete(w.Targets, role)
-				delete(w.Dirty, role)
-			}
-		}
-	default:
-		return fmt.Errorf("unsupported action %q", c.Action)
 	}
 	pruneDelegationKeys(parent)
 	w.Dirty[parentName] = true
@@ -360,7 +370,9 @@ func pruneDelegationKeys(t *tuf.Targets) {
 	}
 }
 
-func (w *Working) purgeKeys(under string, canonical []string) error {
+// purgeKeys removes keys (canonical or TUF IDs) from every delegation
+// under a role.
+func (w *Working) purgeKeys(under string, canonical []string) {
 	remove := map[string]bool{}
 	for _, id := range canonical {
 		remove[id] = true
@@ -385,18 +397,17 @@ func (w *Working) purgeKeys(under string, canonical []string) error {
 			w.Dirty[name] = true
 		}
 	}
-	return nil
 }
 
 // signersFor finds held keys among ids (listed in ks) for a role.
-func signersFor(store KeyStore, ks map[string]*keys.PublicKey, ids []string) ([]tuf.Signer, error) {
+func signersFor(ctx context.Context, store KeyStore, ks map[string]*keys.PublicKey, ids []string) ([]tuf.Signer, error) {
 	var out []tuf.Signer
 	for _, id := range ids {
 		k := ks[id]
 		if k == nil {
 			continue
 		}
-		s, ok, err := store.Signer(k.CanonicalID())
+		s, ok, err := store.Signer(ctx, k.CanonicalID())
 		if err != nil {
 			return nil, err
 		}
@@ -410,7 +421,7 @@ func signersFor(store KeyStore, ks map[string]*keys.PublicKey, ids []string) ([]
 // Sign re-signs every dirty role (version+1, fresh expiry) with the keys
 // the store holds, parents before children, then the snapshot if the
 // client holds its key. It returns the files to upload.
-func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error) {
+func (w *Working) Sign(ctx context.Context, store KeyStore, now time.Time) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	if w.Unpublished && !w.Dirty[tuf.RoleRoot] {
 		out[tuf.RoleRoot] = w.Raw[tuf.RoleRoot]
@@ -419,7 +430,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 		w.Root.Version++
 		w.Root.Expires = now.Add(w.Expiry.root()).UTC()
 		rk := w.Root.Roles[tuf.RoleRoot]
-		signers, err := signersFor(store, w.Root.Keys, rk.KeyIDs)
+		signers, err := signersFor(ctx, store, w.Root.Keys, rk.KeyIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -433,7 +444,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 		}
 		out[tuf.RoleRoot], w.Raw[tuf.RoleRoot] = b, b
 	}
-	if err := w.resignOrphaned(store); err != nil {
+	if err := w.resignOrphaned(ctx, store); err != nil {
 		return nil, err
 	}
 	var dirty []string
@@ -461,7 +472,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 			}
 			ids, ks, threshold = d.KeyIDs, w.Targets[tuf.Parent(role)].Delegations.Keys, d.Threshold
 		}
-		signers, err := signersFor(store, ks, ids)
+		signers, err := signersFor(ctx, store, ks, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -478,7 +489,7 @@ func (w *Working) Sign(store KeyStore, now time.Time) (map[string][]byte, error)
 	}
 	// Snapshot, if the client holds the snapshot key.
 	sk := w.Root.Roles[tuf.RoleSnapshot]
-	signers, err := signersFor(store, w.Root.Keys, sk.KeyIDs)
+	signers, err := signersFor(ctx, store, w.Root.Keys, sk.KeyIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +531,7 @@ var ErrOrphanedRole = errors.New("client: the change would leave a role signed b
 // meet the new threshold. They are re-signed (as `witness` does) when the
 // store holds enough of the remaining keys; otherwise the change is
 // refused, since clients would reject the role and with it the repository.
-func (w *Working) resignOrphaned(store KeyStore) error {
+func (w *Working) resignOrphaned(ctx context.Context, store KeyStore) error {
 	var roles []string
 	for role := range w.Targets {
 		if tuf.IsDelegation(role) && !w.Dirty[role] && w.Dirty[tuf.Parent(role)] && w.Raw[role] != nil {
@@ -542,7 +553,7 @@ func (w *Working) resignOrphaned(store KeyStore) error {
 		if tuf.VerifySignatures(m, d.KeyIDs, d.Threshold, ks) == nil {
 			continue
 		}
-		signers, err := signersFor(store, ks, d.KeyIDs)
+		signers, err := signersFor(ctx, store, ks, d.KeyIDs)
 		if err != nil {
 			return err
 		}
@@ -597,34 +608,32 @@ type Publisher struct {
 	Expiry Expiries
 }
 
+func (p *Publisher) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
 // Publish brings the repository up to date, applies cs, signs what changed
 // and uploads it in one atomic request. A repository that was initialised
 // locally but never published is read from the cache (see Initialize).
 func (p *Publisher) Publish(ctx context.Context, cs []changes.Change) error {
-	return p.PublishWith(ctx, cs, nil)
-}
-
-// PublishWith is Publish with a hook that adjusts the working copy after
-// the changes are applied and before signing (to add the old root keys to a
-// root rotation, say).
-func (p *Publisher) PublishWith(ctx context.Context, cs []changes.Change, adjust func(*Working) error) error {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
 	w, err := p.Working(ctx)
 	if err != nil {
 		return err
 	}
-	if err := w.Apply(cs, now()); err != nil {
+	now := p.now()
+	if err := w.Apply(cs, now); err != nil {
 		return err
 	}
-	if adjust != nil {
-		if err := adjust(w); err != nil {
-			return err
-		}
-	}
-	files, err := w.Sign(p.Keys, now())
+	return p.upload(ctx, w, now)
+}
+
+// upload signs what changed in w, uploads it and refreshes the cache from
+// the server's new state.
+func (p *Publisher) upload(ctx context.Context, w *Working, now time.Time) error {
+	files, err := w.Sign(ctx, p.Keys, now)
 	if err != nil {
 		return err
 	}
@@ -634,19 +643,72 @@ func (p *Publisher) PublishWith(ctx context.Context, cs []changes.Change, adjust
 	if err := p.Reader.Remote.Publish(ctx, files); err != nil {
 		return err
 	}
-	// Refresh the cache from the server's new state.
 	_, err = p.Reader.Update(ctx)
 	return err
+}
+
+// RotateRoot replaces the root key and publishes the new root, as `notary
+// key rotate GUN root` does: the current root keys held in the key store
+// sign it beside the new key, the new key gets a self-signed certificate
+// for the GUN valid for RootExpiry, and the new root.json lists it as the
+// only root key while keeping the old certificates among its keys (notary
+// 0.7's shape). newKey is asked for the new key only once a current root
+// key is found held, so no key is made for a rotation that cannot be
+// signed; it must differ from the current root key. cs (the staged
+// changes) are applied after the rotation and published with it.
+func (p *Publisher) RotateRoot(ctx context.Context, newKey func(context.Context) (crypto.Signer, error), cs ...changes.Change) error {
+	w, err := p.Working(ctx)
+	if err != nil {
+		return err
+	}
+	var old []tuf.Signer
+	for _, id := range w.Root.Roles[tuf.RoleRoot].KeyIDs {
+		k := w.Root.Keys[id]
+		s, ok, err := p.Keys.Signer(ctx, k.CanonicalID())
+		if err != nil {
+			return err
+		}
+		if ok {
+			old = append(old, tuf.Signer{Key: k, Signer: s})
+		}
+	}
+	if len(old) == 0 {
+		return fmt.Errorf("%w: the current root key of %s is needed to sign the rotation", ErrNoKey, w.GUN)
+	}
+	signer, err := newKey(ctx)
+	if err != nil {
+		return err
+	}
+	pub, err := keys.FromCrypto(signer.Public())
+	if err != nil {
+		return err
+	}
+	for _, o := range old {
+		if o.Key.CanonicalID() == pub.ID() {
+			return fmt.Errorf("key %s is already the root key of %s; rotate to a new key", pub.ID(), w.GUN)
+		}
+	}
+	now := p.now()
+	cert, err := keys.NewRootCertificate(signer, w.GUN, now, now.Add(RootExpiry))
+	if err != nil {
+		return err
+	}
+	rootKey, err := keys.FromCertificate(cert)
+	if err != nil {
+		return err
+	}
+	if err := w.Apply(append([]changes.Change{changes.RotateKey{Role: tuf.RoleRoot, Keys: []*keys.PublicKey{rootKey}}}, cs...), now); err != nil {
+		return err
+	}
+	w.ExtraRootSigners = old
+	return p.upload(ctx, w, now)
 }
 
 // Working returns the current state of the repository to change: the
 // server's, verified; or for a repository initialised but never published,
 // the locally cached one (with root, targets and snapshot marked to upload).
 func (p *Publisher) Working(ctx context.Context) (*Working, error) {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
+	now := p.now
 	rd := *p.Reader
 	rd.AllowExpiredSigned = true
 	v, err := rd.Update(ctx)
@@ -673,7 +735,7 @@ func (p *Publisher) Working(ctx context.Context) (*Working, error) {
 	if cerr != nil || terr != nil || rootB == nil || targetsB == nil {
 		return nil, fmt.Errorf("%w; initialise it first (signet init %s)", err, p.Reader.Remote.GUN())
 	}
-	lv := trust.New(p.Reader.Remote.GUN(), time.Now(), trust.Options{})
+	lv := trust.New(p.Reader.Remote.GUN(), now(), trust.Options{})
 	if err := lv.LoadRoot(rootB); err != nil {
 		return nil, fmt.Errorf("local root: %w", err)
 	}

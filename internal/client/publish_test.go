@@ -23,7 +23,7 @@ import (
 // memKeys is an in-memory KeyStore keyed by canonical key ID.
 type memKeys map[string]crypto.Signer
 
-func (m memKeys) Signer(id string) (crypto.Signer, bool, error) {
+func (m memKeys) Signer(_ context.Context, id string) (crypto.Signer, bool, error) {
 	s, ok := m[id]
 	return s, ok, nil
 }
@@ -56,12 +56,8 @@ func newClientEnv(t *testing.T, url, gun string) *clientEnv {
 	return c
 }
 
-func target(t *testing.T, role, name, content string) changes.Change {
-	c, err := changes.AddTarget(role, name, tuf.NewFileMeta([]byte(content)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+func target(role, name, content string) changes.Change {
+	return changes.AddTarget{Role: role, Name: name, Meta: tuf.NewFileMeta([]byte(content))}
 }
 
 func (c *clientEnv) list(t *testing.T) map[string]string {
@@ -93,7 +89,7 @@ func TestInitPublishAndDelegate(t *testing.T) {
 			if err := client.Initialize(ctx, owner.remote, owner.cache, opts, time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v1", "one")}); err != nil {
+			if err := owner.pub.Publish(ctx, []changes.Change{target("targets", "v1", "one")}); err != nil {
 				t.Fatalf("first publish: %v", err)
 			}
 			if got := owner.list(t); got["v1"] != "targets" {
@@ -102,11 +98,11 @@ func TestInitPublishAndDelegate(t *testing.T) {
 			// Delegate targets/releases to a key only the delegate holds.
 			delegate := newClientEnv(t, url, gun)
 			_, dpub := delegate.keys.add(t)
-			add, _ := changes.ChangeDelegation(changes.ActionCreate, "targets/releases", changes.Delegation{NewThreshold: 1, AddKeys: []*keys.PublicKey{dpub}, AddPaths: []string{""}})
+			add := changes.AddDelegation{Role: "targets/releases", Threshold: 1, Keys: []*keys.PublicKey{dpub}, Paths: []string{""}}
 			if err := owner.pub.Publish(ctx, []changes.Change{add}); err != nil {
 				t.Fatalf("delegation: %v", err)
 			}
-			err := delegate.pub.Publish(ctx, []changes.Change{target(t, "targets/releases", "v2", "two")})
+			err := delegate.pub.Publish(ctx, []changes.Change{target("targets/releases", "v2", "two")})
 			if serverSnapshot {
 				if err != nil {
 					t.Fatalf("delegate publish with a server-held snapshot: %v", err)
@@ -118,7 +114,7 @@ func TestInitPublishAndDelegate(t *testing.T) {
 				t.Fatalf("delegate without the snapshot key: %v", err)
 			}
 			// Removing the only key of a threshold-1 role is refused.
-			rm, _ := changes.ChangeDelegation(changes.ActionUpdate, "targets/releases", changes.Delegation{RemoveKeys: []string{dpub.ID()}})
+			rm := changes.UpdateDelegation{Role: "targets/releases", RemoveKeys: []string{dpub.ID()}}
 			err = owner.pub.Publish(ctx, []changes.Change{rm})
 			if !errors.Is(err, client.ErrBelowThreshold) || !strings.Contains(err.Error(), "targets/releases would keep 0 key(s) but needs 1") {
 				t.Fatalf("below threshold: %v", err)
@@ -137,13 +133,13 @@ func TestRotateTargetsAndRoot(t *testing.T) {
 	if err := client.Initialize(ctx, owner.remote, owner.cache, client.InitOptions{Root: rootKey, Targets: targetsKey, Snapshot: snapKey}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v1", "one")}); err != nil {
+	if err := owner.pub.Publish(ctx, []changes.Change{target("targets", "v1", "one")}); err != nil {
 		t.Fatal(err)
 	}
 	// Targets key rotation: root re-signed, targets re-signed by the new key.
 	_, newTargets := owner.keys.add(t)
-	rot, _ := changes.RotateBaseRole("targets", newTargets)
-	if err := owner.pub.Publish(ctx, []changes.Change{rot, changes.Witness("targets")}); err != nil {
+	rot := changes.RotateKey{Role: "targets", Keys: []*keys.PublicKey{newTargets}}
+	if err := owner.pub.Publish(ctx, []changes.Change{rot}); err != nil {
 		t.Fatalf("targets rotation: %v", err)
 	}
 	// A client that trusted the repository before still verifies.
@@ -154,6 +150,82 @@ func TestRotateTargetsAndRoot(t *testing.T) {
 	if got := owner.list(t); got["v1"] != "targets" {
 		t.Fatalf("old client after rotation: %v", got)
 	}
+	root := currentRoot(t, owner)
+	if _, kept := root.Keys[oldTargetsID(t, targetsKey)]; kept {
+		t.Error("the replaced targets key is still listed in root.json")
+	}
+
+	// Root key rotation, with a staged change published alongside.
+	oldRoot := root.Roles[tuf.RoleRoot].KeyIDs
+	var newRoot crypto.Signer
+	err := owner.pub.RotateRoot(ctx, func(context.Context) (crypto.Signer, error) {
+		s, _ := owner.keys.add(t)
+		newRoot = s
+		return s, nil
+	}, target("targets", "v2", "two"))
+	if err != nil {
+		t.Fatalf("root rotation: %v", err)
+	}
+	root = currentRoot(t, owner)
+	ids := root.Roles[tuf.RoleRoot].KeyIDs
+	newPub, _ := keys.FromCrypto(newRoot.Public())
+	if len(ids) != 1 || root.Keys[ids[0]].CanonicalID() != newPub.ID() || len(root.Keys[ids[0]].Certificates()) != 1 {
+		t.Fatalf("root role after rotation: %v", ids)
+	}
+	// notary 0.7's shape: the old root certificate stays among the keys.
+	if len(oldRoot) != 1 || root.Keys[oldRoot[0]] == nil || root.Version != 3 {
+		t.Fatalf("root.json after rotation: version %d, keys %d, old root key kept: %v", root.Version, len(root.Keys), root.Keys[oldRoot[0]] != nil)
+	}
+	for _, c := range []*clientEnv{owner, newClientEnv(t, url, gun)} { // trusted the old root; fresh
+		if got := c.list(t); got["v1"] != "targets" || got["v2"] != "targets" {
+			t.Fatalf("after root rotation: %v", got)
+		}
+	}
+	// A later rotation of another role keeps the old root certificate too.
+	_, newSnap := owner.keys.add(t)
+	if err := owner.pub.Publish(ctx, []changes.Change{changes.RotateKey{Role: "snapshot", Keys: []*keys.PublicKey{newSnap}}}); err != nil {
+		t.Fatal(err)
+	}
+	if root = currentRoot(t, owner); root.Keys[oldRoot[0]] == nil || root.Keys[newSnap.ID()] == nil {
+		t.Fatal("a snapshot rotation dropped the old root certificate")
+	}
+
+	// Refusals: the current root key not held (no new key is asked for),
+	// and a "rotation" to the current key.
+	asked := false
+	stranger := newClientEnv(t, url, gun)
+	err = stranger.pub.RotateRoot(ctx, func(context.Context) (crypto.Signer, error) { asked = true; return newRoot, nil })
+	if !errors.Is(err, client.ErrNoKey) || asked {
+		t.Fatalf("rotation without the root key: %v (new key asked: %v)", err, asked)
+	}
+	err = owner.pub.RotateRoot(ctx, func(context.Context) (crypto.Signer, error) { return newRoot, nil })
+	if err == nil || !strings.Contains(err.Error(), "is already the root key") {
+		t.Fatalf("rotation to the current key: %v", err)
+	}
+	if currentRoot(t, owner).Version != 4 {
+		t.Fatal("a refused rotation published")
+	}
+}
+
+func currentRoot(t *testing.T, c *clientEnv) tuf.Root {
+	t.Helper()
+	b, err := c.remote.GetCurrent(context.Background(), tuf.RoleRoot, client.MaxMetadataSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tuf.ParseRoot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Signed
+}
+
+func oldTargetsID(t *testing.T, s crypto.Signer) string {
+	k, err := keys.FromCrypto(s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID()
 }
 
 // TestExpiredTargetsAreRenewed: notary refuses every operation once targets
@@ -172,7 +244,7 @@ func TestExpiredTargetsAreRenewed(t *testing.T) {
 	if err := client.Initialize(ctx, owner.remote, owner.cache, client.InitOptions{Root: rootKey, Targets: targetsKey, Snapshot: snapKey}, now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v1", "one")}); err != nil {
+	if err := owner.pub.Publish(ctx, []changes.Change{target("targets", "v1", "one")}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -181,7 +253,7 @@ func TestExpiredTargetsAreRenewed(t *testing.T) {
 	if _, err := owner.pub.Reader.Update(ctx); !errors.Is(err, trust.ErrExpired) {
 		t.Fatalf("reading expired targets: %v", err)
 	}
-	if err := owner.pub.Publish(ctx, []changes.Change{target(t, "targets", "v2", "two")}); err != nil {
+	if err := owner.pub.Publish(ctx, []changes.Change{target("targets", "v2", "two")}); err != nil {
 		t.Fatalf("publishing over expired targets: %v", err)
 	}
 	if got := owner.list(t); got["v1"] != "targets" || got["v2"] != "targets" {

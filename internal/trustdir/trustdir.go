@@ -11,6 +11,7 @@
 package trustdir
 
 import (
+	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -116,8 +117,9 @@ type TokenRef struct {
 const TokenRefExt = ".pkcs11"
 
 // TokenOpener returns the signer of a key a TokenRef names (it logs in to
-// the token). The key store checks that its public key has the ID.
-type TokenOpener func(ref TokenRef) (crypto.Signer, error)
+// the token, which may block). The key store checks that its public key
+// has the ID.
+type TokenOpener func(ctx context.Context, ref TokenRef) (crypto.Signer, error)
 
 // WithTokens sets how token-held keys are reached and returns ks. Without
 // it, Signer reports token-held keys as unavailable, with the reason.
@@ -195,7 +197,7 @@ func (ks *KeyStore) tokenRef(id string) (TokenRef, bool, error) {
 
 // tokenSigner reaches a token-held key; ok is false when id has no
 // reference.
-func (ks *KeyStore) tokenSigner(id string) (crypto.Signer, bool, error) {
+func (ks *KeyStore) tokenSigner(ctx context.Context, id string) (crypto.Signer, bool, error) {
 	if s := ks.tokenKeys[id]; s != nil {
 		return s, true, nil
 	}
@@ -206,7 +208,7 @@ func (ks *KeyStore) tokenSigner(id string) (crypto.Signer, bool, error) {
 	if ks.tokens == nil {
 		return nil, false, fmt.Errorf("the %s key %s is held on a token (%s), and this program cannot reach tokens", roleName(ref.Role), short(id), ref.URI)
 	}
-	s, err := ks.tokens(ref)
+	s, err := ks.tokens(ctx, ref)
 	if err != nil {
 		return nil, false, fmt.Errorf("the %s key %s on the token (%s): %w", roleName(ref.Role), short(id), ref.URI, err)
 	}
@@ -286,7 +288,7 @@ func (ks *KeyStore) find(id string) (KeyInfo, bool, error) {
 // Signer decrypts the key with canonical ID id, or reaches it on its token
 // (see TokenRef); ok is false when neither a key file nor a token
 // reference exists. It implements client.KeyStore.
-func (ks *KeyStore) Signer(id string) (crypto.Signer, bool, error) {
+func (ks *KeyStore) Signer(ctx context.Context, id string) (crypto.Signer, bool, error) {
 	k, ok, err := ks.Load(id)
 	if err != nil {
 		return nil, false, err
@@ -294,7 +296,7 @@ func (ks *KeyStore) Signer(id string) (crypto.Signer, bool, error) {
 	if ok {
 		return k, true, nil
 	}
-	return ks.tokenSigner(id)
+	return ks.tokenSigner(ctx, id)
 }
 
 // Load decrypts a key.

@@ -1,6 +1,7 @@
 package trustdir_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -43,20 +44,23 @@ func TestTokenRefs(t *testing.T) {
 	}
 
 	// Without a token opener the key is reported, not silently missing.
-	if _, ok, err := ks.Signer(id); ok || err == nil || !strings.Contains(err.Error(), uri) {
+	if _, ok, err := ks.Signer(t.Context(), id); ok || err == nil || !strings.Contains(err.Error(), uri) {
 		t.Fatalf("Signer without opener: ok=%v err=%v", ok, err)
 	}
 	// With one, the token's key is the signer; a wrong key is refused.
 	calls := 0
-	ks = dir.Keys(nil).WithTokens(func(ref trustdir.TokenRef) (crypto.Signer, error) {
+	ks = dir.Keys(nil).WithTokens(func(ctx context.Context, ref trustdir.TokenRef) (crypto.Signer, error) {
 		calls++
+		if ctx != t.Context() {
+			t.Error("the opener did not get the caller's context")
+		}
 		if ref.URI != uri || ref.Role != "root" {
 			t.Errorf("opener got %+v", ref)
 		}
 		return onToken, nil
 	})
 	for range 2 {
-		s, ok, err := ks.Signer(id)
+		s, ok, err := ks.Signer(t.Context(), id)
 		if err != nil || !ok || s != crypto.Signer(onToken) {
 			t.Fatalf("Signer = %v, %v, %v", s, ok, err)
 		}
@@ -64,15 +68,15 @@ func TestTokenRefs(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("the token was opened %d times, want once", calls)
 	}
-	if _, ok, err := ks.Signer("0123"); ok || err != nil {
+	if _, ok, err := ks.Signer(t.Context(), "0123"); ok || err != nil {
 		t.Errorf("unknown key: ok=%v err=%v", ok, err)
 	}
-	wrong := dir.Keys(nil).WithTokens(func(trustdir.TokenRef) (crypto.Signer, error) { return other, nil })
-	if _, _, err := wrong.Signer(id); err == nil || !strings.Contains(err.Error(), "not") {
+	wrong := dir.Keys(nil).WithTokens(func(context.Context, trustdir.TokenRef) (crypto.Signer, error) { return other, nil })
+	if _, _, err := wrong.Signer(t.Context(), id); err == nil || !strings.Contains(err.Error(), "not") {
 		t.Errorf("a token key that is not the referenced one: %v", err)
 	}
-	failing := dir.Keys(nil).WithTokens(func(trustdir.TokenRef) (crypto.Signer, error) { return nil, errors.New("token gone") })
-	if _, _, err := failing.Signer(id); err == nil || !strings.Contains(err.Error(), "token gone") {
+	failing := dir.Keys(nil).WithTokens(func(context.Context, trustdir.TokenRef) (crypto.Signer, error) { return nil, errors.New("token gone") })
+	if _, _, err := failing.Signer(t.Context(), id); err == nil || !strings.Contains(err.Error(), "token gone") {
 		t.Errorf("opener error: %v", err)
 	}
 
