@@ -73,18 +73,6 @@ func (a *app) rootCommand() *cobra.Command {
 	return root
 }
 
-// commandGroups lists the constructors of command trees; each file of the
-// package adds its own.
-var commandGroups []func(a *app) []*cobra.Command
-
-func (a *app) commands() []*cobra.Command {
-	var out []*cobra.Command
-	for _, g := range commandGroups {
-		out = append(out, g(a)...)
-	}
-	return out
-}
-
 func (a *app) jsonOutput() bool { return a.output == "json" }
 
 func (a *app) printJSON(v any) error {

@@ -18,12 +18,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
-func init() {
-	commandGroups = append(commandGroups, func(a *app) []*cobra.Command {
-		return []*cobra.Command{a.expiryCmd()}
-	})
-}
-
 // Environment variables that set the lifetimes of what this client signs
 // (defaults as notary's: root 10 years, targets and snapshot 3 years).
 const (

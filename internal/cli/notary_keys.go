@@ -18,12 +18,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
-func init() {
-	commandGroups = append(commandGroups, func(a *app) []*cobra.Command {
-		return []*cobra.Command{a.keyCmd(), a.delegationCmd()}
-	})
-}
-
 // localKeys opens the trust directory's key store with notary settings.
 func (a *app) localKeys() (*trustdir.KeyStore, string, error) {
 	s, err := a.notarySettings()

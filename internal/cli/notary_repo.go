@@ -27,10 +27,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
-func init() {
-	commandGroups = append(commandGroups, (*app).notaryRepoCommands)
-}
-
 // tableWriter aligns a table and writes it out in large chunks (a
 // tabwriter alone writes every cell separately: ~9 system calls a row).
 type tableWriter struct {
@@ -98,13 +94,6 @@ func splitRoles(vals []string) ([]string, error) {
 }
 
 func newECDSAKey() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
-
-func (a *app) notaryRepoCommands() []*cobra.Command {
-	return []*cobra.Command{
-		a.initCmd(), a.addCmd(), a.addHashCmd(), a.removeCmd(), a.listCmd(), a.lookupCmd(),
-		a.publishCmd(), a.statusCmd(), a.resetCmd(), a.witnessCmd(), a.deleteCmd(),
-	}
-}
 
 func (a *app) initCmd() *cobra.Command {
 	var rootKeyFile, rootCertFile, rootToken string

@@ -31,15 +31,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
-func init() {
-	// `signet verify` serves both notary's `verify GUN TARGET` (two
-	// arguments) and the image form (one); see verify.go.
-	commandGroups = append(commandGroups, func(a *app) []*cobra.Command {
-		d := &dockerTrust{a: a}
-		return []*cobra.Command{d.command(), d.verifyCommand()}
-	})
-}
-
 // Docker's names.
 const (
 	releasesRole     = policy.ReleasesRole
