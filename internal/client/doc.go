@@ -1,10 +1,13 @@
 // Package client is the Notary v1 client library of Signet: a Remote that
 // speaks the server's HTTP API, a Reader that updates and verifies a
-// repository through the one state machine of tuf/trust (no keys needed),
-// and a Publisher that turns staged changes into signed metadata and
-// uploads it atomically.
+// repository through the one state machine of tuf/trust (no keys needed;
+// trust pinning as internal/policy decides it), and a Publisher that
+// applies typed changes (package changes) to signed metadata, signs with a
+// KeyStore and uploads atomically — including root key rotation.
 //
 // Invariants: nothing is trusted that did not pass tuf/trust; downloads are
 // bounded by the lengths the verified metadata gives (or by notary's
-// limits); the local cache only ever holds verified metadata.
+// limits); the local cache only ever holds verified metadata; notary's
+// changelist JSON is met only in package changes, where files are read and
+// written.
 package client

@@ -271,18 +271,28 @@ func canonicalIDs(ks map[string]*keys.PublicKey, ids []string) map[string]string
 	return out
 }
 
+// delegatingParent returns the role that delegates to role, and its
+// targets object to change.
+func (w *Working) delegatingParent(role string, now time.Time) (string, *tuf.Targets, error) {
+	if !tuf.IsDelegation(role) {
+		return "", nil, fmt.Errorf("%q is not a valid delegation name", role)
+	}
+	name := tuf.Parent(role)
+	parent, err := w.targetsFor(name, now)
+	if err != nil {
+		return "", nil, fmt.Errorf("parent role %s: %w", name, err)
+	}
+	return name, parent, nil
+}
+
 // changeDelegation creates the delegation role (threshold 1) if it does
 // not exist, then adds and removes keys (removed by canonical or TUF key
 // ID), sets the threshold (when not 0) and changes the paths. A change
 // that leaves fewer keys than the threshold is refused.
 func (w *Working) changeDelegation(role string, now time.Time, threshold int, addKeys []*keys.PublicKey, removeKeys, addPaths, removePaths []string, clearPaths bool) error {
-	if !tuf.IsDelegation(role) {
-		return fmt.Errorf("%q is not a valid delegation name", role)
-	}
-	parentName := tuf.Parent(role)
-	parent, err := w.targetsFor(parentName, now)
+	parentName, parent, err := w.delegatingParent(role, now)
 	if err != nil {
-		return fmt.Errorf("parent role %s: %w", parentName, err)
+		return err
 	}
 	entry := w.delegation(role)
 	if entry == nil {
@@ -329,13 +339,9 @@ func (w *Working) changeDelegation(role string, now time.Time, threshold int, ad
 
 // removeDelegation deletes a delegation and every role below it.
 func (w *Working) removeDelegation(role string, now time.Time) error {
-	if !tuf.IsDelegation(role) {
-		return fmt.Errorf("%q is not a valid delegation name", role)
-	}
-	parentName := tuf.Parent(role)
-	parent, err := w.targetsFor(parentName, now)
+	parentName, parent, err := w.delegatingParent(role, now)
 	if err != nil {
-		return fmt.Errorf("parent role %s: %w", parentName, err)
+		return err
 	}
 	if w.delegation(role) == nil {
 		return nil

@@ -26,7 +26,7 @@ func digest(content string) string {
 
 // verified loads every file of r through the state machine, delegations
 // in the order the snapshot reaches them, as the client Reader does.
-func verified(t *testing.T, r *tuftest.Repo) *trust.Repo {
+func verified(t testing.TB, r *tuftest.Repo) *trust.Repo {
 	t.Helper()
 	v := trust.New(r.GUN, now, trust.Options{})
 	for _, step := range []func() error{
@@ -326,5 +326,36 @@ func TestNewAndValidate(t *testing.T) {
 	}
 	if got := policy.Signer("alice").Role(); got != "targets/alice" {
 		t.Errorf("role %q", got)
+	}
+}
+
+// BenchmarkDecide: a webhook's decisions over one view of a repository
+// with many tags (the view is built once per repository, outside the loop).
+func BenchmarkDecide(b *testing.B) {
+	r := tuftest.NewRepo(b, gun, now)
+	alice := tuftest.NewKey(b)
+	r.Delegate(policy.ReleasesRole, []string{""}, alice)
+	r.Delegate("targets/alice", []string{""}, alice)
+	for i := range 5000 {
+		tag, content := fmt.Sprintf("v%d", i), fmt.Sprintf("image %d", i)
+		r.AddTarget(policy.ReleasesRole, tag, []byte(content))
+		r.AddTarget("targets/alice", tag, []byte(content))
+	}
+	r.SignAll()
+	v := verified(b, r)
+	w := policy.NewView(v)
+	p, err := policy.New([]string{"alice"}, 0, policy.ReleasesMustAgree)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		q := policy.Query{Tag: fmt.Sprintf("v%d", i%5000)}
+		if i%2 == 1 {
+			q = policy.Query{Digest: digest(fmt.Sprintf("image %d", i%5000))}
+		}
+		if _, err := p.Decide(w, q); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

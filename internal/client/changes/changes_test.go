@@ -37,6 +37,20 @@ func copyDir(t *testing.T, from string) string {
 	return dir
 }
 
+// readAll reads a changelist that must hold only known changes.
+func readAll(t *testing.T, l changes.List) ([]changes.Staged, []changes.Change) {
+	t.Helper()
+	staged, err := l.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := l.Changes(staged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return staged, cs
+}
+
 // describe names a change by its type and fields that matter here.
 func describe(c changes.Change) string {
 	switch c := c.(type) {
@@ -64,15 +78,7 @@ func describe(c changes.Change) string {
 // (testdata/notary-0.7/README) into typed changes, and writes each back to
 // a record notary reads the same way.
 func TestNotaryChangelist(t *testing.T) {
-	l := changes.List{Dir: copyDir(t, filepath.Join("testdata", "notary-0.7"))}
-	staged, err := l.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := l.Changes(staged)
-	if err != nil {
-		t.Fatal(err)
-	}
+	staged, cs := readAll(t, changes.List{Dir: copyDir(t, filepath.Join("testdata", "notary-0.7"))})
 	want := []string{
 		"AddTarget targets v1 6",
 		"AddTarget targets/releases v2 6",
@@ -156,14 +162,7 @@ func TestAddRead(t *testing.T) {
 	if err := l.Add(all...); err != nil {
 		t.Fatal(err)
 	}
-	staged, err := l.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := l.Changes(staged)
-	if err != nil {
-		t.Fatal(err)
-	}
+	staged, cs := readAll(t, l)
 	if len(cs) != len(all) {
 		t.Fatalf("%d changes read, %d staged", len(cs), len(all))
 	}
