@@ -252,11 +252,13 @@ func testIntegrateLimit(t *testing.T, s audit.Store) {
 func testIntegrateContract(t *testing.T, s audit.Store) {
 	addPending(t, s, entry(0), entry(1), entry(2))
 	bad := map[string]func(*audit.Batch){
-		"drops an entry":     func(b *audit.Batch) { b.Entries = b.Entries[:2]; b.Size-- },
-		"gap in indexes":     func(b *audit.Batch) { b.Entries[1].Index = 7 },
-		"swapped append IDs": func(b *audit.Batch) { b.Entries[0].AppendID, b.Entries[1].AppendID = b.Entries[1].AppendID, b.Entries[0].AppendID },
-		"wrong size":         func(b *audit.Batch) { b.Size = 99 },
-		"odd tile":           func(b *audit.Batch) { b.Tiles = []audit.TileData{{Level: 0, Index: 0, Hashes: []byte{1, 2, 3}}} },
+		"drops an entry": func(b *audit.Batch) { b.Entries = b.Entries[:2]; b.Size-- },
+		"gap in indexes": func(b *audit.Batch) { b.Entries[1].Index = 7 },
+		"swapped append IDs": func(b *audit.Batch) {
+			b.Entries[0].AppendID, b.Entries[1].AppendID = b.Entries[1].AppendID, b.Entries[0].AppendID
+		},
+		"wrong size": func(b *audit.Batch) { b.Size = 99 },
+		"odd tile":   func(b *audit.Batch) { b.Tiles = []audit.TileData{{Level: 0, Index: 0, Hashes: []byte{1, 2, 3}}} },
 	}
 	for name, mutate := range bad {
 		_, err := s.Integrate(t.Context(), 10, func(_ context.Context, st audit.TreeState, p []audit.Pending, _ func(int, uint64) ([]byte, error)) (*audit.Batch, error) {
