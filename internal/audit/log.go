@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
-	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -589,68 +587,21 @@ func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64)
 	}
 
 	// Append the pending entries, collecting every tile they change.
-	type key struct {
-		level int
-		index uint64
-	}
-	tiles := map[key]*TileData{}
-	var verr error
-	visit := func(id compact.NodeID, h []byte) {
-		level, pos, ok := TileNode(id)
-		if !ok || verr != nil {
-			return
-		}
-		k := key{level, pos / TileWidth}
-		td := tiles[k]
-		off := int(pos % TileWidth)
-		if td == nil {
-			td = &TileData{Level: level, Index: k.index}
-			if off > 0 {
-				b, err := get(Tile{Level: level, Index: k.index, Width: off})
-				if err != nil {
-					verr = err
-					return
-				}
-				if len(b) < off*HashSize {
-					verr = historyError("tile %d/%d holds %d hashes, fewer than the tree's %d", level, k.index, len(b)/HashSize, off)
-					return
-				}
-				td.Hashes = append(make([]byte, 0, TileWidth*HashSize), b[:off*HashSize]...)
-			}
-			tiles[k] = td
-		}
-		if len(td.Hashes) != off*HashSize {
-			verr = fmt.Errorf("audit: internal error: hash %d of tile %d/%d computed out of order", off, level, k.index)
-			return
-		}
-		td.Hashes = append(td.Hashes, h...)
-	}
 	b := &Batch{Entries: make([]Entry, len(pending))}
+	leaves := make([]Hash, len(pending))
 	for i, p := range pending {
 		if len(p.Data) > MaxEntrySize {
 			return extension{}, fmt.Errorf("audit: pending entry %d holds %d bytes, more than an entry bundle can carry", p.ID, len(p.Data))
 		}
-		lh := LeafHash(p.Data)
-		if err := r.Append(lh[:], visit); err != nil {
-			return extension{}, err
-		}
-		if verr != nil {
-			return extension{}, verr
-		}
+		leaves[i] = LeafHash(p.Data)
 		b.Entries[i] = Entry{Index: st.Size + uint64(i), AppendID: p.ID, Data: p.Data}
+	}
+	if b.Tiles, err = growTiles(r, leaves, get); err != nil {
+		return extension{}, err
 	}
 	if b.Root, err = RootOf(r); err != nil {
 		return extension{}, err
 	}
 	b.Size = r.End()
-	for _, td := range tiles {
-		b.Tiles = append(b.Tiles, *td)
-	}
-	sort.Slice(b.Tiles, func(i, j int) bool {
-		if b.Tiles[i].Level != b.Tiles[j].Level {
-			return b.Tiles[i].Level < b.Tiles[j].Level
-		}
-		return b.Tiles[i].Index < b.Tiles[j].Index
-	})
 	return extension{batch: b, sign: true, size: b.Size, root: b.Root}, nil
 }

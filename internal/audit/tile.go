@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -316,4 +317,66 @@ func TileNode(id compact.NodeID) (level int, pos uint64, stored bool) {
 		return 0, 0, false
 	}
 	return int(id.Level / TileHeight), id.Index, true
+}
+
+// growTiles appends leaves to the compact range r of the tree and returns
+// every tile that changed, whole (hashes before the new ones read through
+// get, which must return at least the tile's width at the old size).
+// Tiles come sorted by level, then index.
+func growTiles(r *compact.Range, leaves []Hash, get TileGetter) ([]TileData, error) {
+	type key struct {
+		level int
+		index uint64
+	}
+	tiles := map[key]*TileData{}
+	var verr error
+	visit := func(id compact.NodeID, h []byte) {
+		level, pos, ok := TileNode(id)
+		if !ok || verr != nil {
+			return
+		}
+		k := key{level, pos / TileWidth}
+		td := tiles[k]
+		off := int(pos % TileWidth)
+		if td == nil {
+			td = &TileData{Level: level, Index: k.index, Hashes: make([]byte, 0, TileWidth*HashSize)}
+			if off > 0 {
+				old, err := get(Tile{Level: level, Index: k.index, Width: off})
+				if err != nil {
+					verr = err
+					return
+				}
+				if len(old) < off*HashSize {
+					verr = historyError("tile %d/%d holds %d hashes, fewer than the tree's %d", level, k.index, len(old)/HashSize, off)
+					return
+				}
+				td.Hashes = append(td.Hashes, old[:off*HashSize]...)
+			}
+			tiles[k] = td
+		}
+		if len(td.Hashes) != off*HashSize {
+			verr = fmt.Errorf("audit: internal error: hash %d of tile %d/%d computed out of order", off, level, k.index)
+			return
+		}
+		td.Hashes = append(td.Hashes, h...)
+	}
+	for _, lh := range leaves {
+		if err := r.Append(lh[:], visit); err != nil {
+			return nil, err
+		}
+		if verr != nil {
+			return nil, verr
+		}
+	}
+	out := make([]TileData, 0, len(tiles))
+	for _, td := range tiles {
+		out = append(out, *td)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Level != out[j].Level {
+			return out[i].Level < out[j].Level
+		}
+		return out[i].Index < out[j].Index
+	})
+	return out, nil
 }
