@@ -465,6 +465,9 @@ func (l *Log) lead(ctx context.Context) bool {
 // whether a full batch was taken (more may be pending). A history
 // mismatch marks the log unhealthy.
 func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
+	if st := l.Status(); !st.Healthy {
+		return false, fmt.Errorf("%w (%s)", ErrHistory, st.Problem)
+	}
 	var (
 		res   extension
 		taken int

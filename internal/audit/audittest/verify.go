@@ -3,6 +3,7 @@ package audittest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -116,6 +117,12 @@ func Verify(ctx context.Context, hc *http.Client, prefix, vkey string, remembere
 		}
 		if old.N > tree.N {
 			return nil, fmt.Errorf("the log shrank from %d to %d entries", old.N, tree.N)
+		}
+		if old.N == 0 {
+			if old.Hash != tlog.Hash(sha256.Sum256(nil)) {
+				return nil, errors.New("the remembered checkpoint of the empty tree has a wrong root")
+			}
+			return res, nil
 		}
 		p, err := tlog.ProveTree(tree.N, old.N, hr)
 		if err != nil {
