@@ -330,7 +330,7 @@ func DecodeEvent(r io.Reader) (Event, error) {
 	dec.DisallowUnknownFields()
 	var e Event
 	if err := dec.Decode(&e); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+		return Event{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, fmt.Errorf("%w: data after the event", ErrInvalidEvent)

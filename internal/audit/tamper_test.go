@@ -56,7 +56,7 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func exec(t *testing.T, db *sql.DB, q string, args ...any) {
+func execSQL(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.ExecContext(t.Context(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
@@ -86,37 +86,37 @@ func TestTamperingIsDetected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exec(t, db, `UPDATE audit_entries SET data = ? WHERE idx = 5`, e)
+			execSQL(t, db, `UPDATE audit_entries SET data = ? WHERE idx = 5`, e)
 			return ""
 		}, "entry 5 in tile/entries/000 does not match", true},
 		{"EntryChangedInPartialBundle", func(t *testing.T, b builtLog, db *sql.DB) string {
-			exec(t, db, `UPDATE audit_entries SET data = ? WHERE idx = 599`, []byte(`{}`))
+			execSQL(t, db, `UPDATE audit_entries SET data = ? WHERE idx = 599`, []byte(`{}`))
 			return ""
 		}, "entry 599 in tile/entries/002.p/88 does not match", true},
 		{"EntryDeleted", func(t *testing.T, b builtLog, db *sql.DB) string {
-			exec(t, db, `DELETE FROM audit_entries WHERE idx = 300`)
+			execSQL(t, db, `DELETE FROM audit_entries WHERE idx = 300`)
 			return ""
 		}, "GET tile/entries/001: 404", true},
 		{"PairReordered", func(t *testing.T, b builtLog, db *sql.DB) string {
-			exec(t, db, `UPDATE audit_entries SET idx = -1 WHERE idx = 10`)
-			exec(t, db, `UPDATE audit_entries SET idx = 10 WHERE idx = 11`)
-			exec(t, db, `UPDATE audit_entries SET idx = 11 WHERE idx = -1`)
+			execSQL(t, db, `UPDATE audit_entries SET idx = -1 WHERE idx = 10`)
+			execSQL(t, db, `UPDATE audit_entries SET idx = 10 WHERE idx = 11`)
+			execSQL(t, db, `UPDATE audit_entries SET idx = 11 WHERE idx = -1`)
 			return ""
 		}, "entry 10 in tile/entries/000 does not match", true},
 		{"TileChanged", func(t *testing.T, b builtLog, db *sql.DB) string {
-			exec(t, db, `UPDATE audit_tiles SET hashes = ? || substr(hashes, 33) WHERE level = 0 AND idx = 1`, bytes.Repeat([]byte{1}, 32))
+			execSQL(t, db, `UPDATE audit_tiles SET hashes = ? || substr(hashes, 33) WHERE level = 0 AND idx = 1`, bytes.Repeat([]byte{1}, 32))
 			return ""
 		}, "", true},
 		{"Truncated", func(t *testing.T, b builtLog, db *sql.DB) string {
 			// A consistent rollback to the state at 300 entries, with the
 			// checkpoint the log really signed then.
 			cp, _ := audit.ParseCheckpoint(b.cp300[:bytes.Index(b.cp300, []byte("\n\n"))+1])
-			exec(t, db, `DELETE FROM audit_entries WHERE idx >= 300`)
-			exec(t, db, `DELETE FROM audit_tiles WHERE (level = 0 AND idx > 1) OR level > 0`)
-			exec(t, db, `UPDATE audit_tiles SET hashes = substr(hashes, 1, 44*32) WHERE level = 0 AND idx = 1`)
+			execSQL(t, db, `DELETE FROM audit_entries WHERE idx >= 300`)
+			execSQL(t, db, `DELETE FROM audit_tiles WHERE (level = 0 AND idx > 1) OR level > 0`)
+			execSQL(t, db, `UPDATE audit_tiles SET hashes = substr(hashes, 1, 44*32) WHERE level = 0 AND idx = 1`)
 			l1, _ := audit.TileRoot(mustTile(t, db, 0, 0))
-			exec(t, db, `INSERT INTO audit_tiles (level, idx, hashes) VALUES (1, 0, ?)`, l1[:])
-			exec(t, db, `UPDATE audit_state SET size = 300, root = ?, checkpoint_size = 300, checkpoint = ?`, cp.Root[:], b.cp300)
+			execSQL(t, db, `INSERT INTO audit_tiles (level, idx, hashes) VALUES (1, 0, ?)`, l1[:])
+			execSQL(t, db, `UPDATE audit_state SET size = 300, root = ?, checkpoint_size = 300, checkpoint = ?`, cp.Root[:], b.cp300)
 			return ""
 		}, "the log shrank from 600 to 300 entries", false},
 		{"CheckpointByAnotherKey", func(t *testing.T, b builtLog, db *sql.DB) string {
@@ -127,7 +127,7 @@ func TestTamperingIsDetected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exec(t, db, `UPDATE audit_state SET checkpoint = ?`, forged)
+			execSQL(t, db, `UPDATE audit_state SET checkpoint = ?`, forged)
 			return ""
 		}, "checkpoint signature", true},
 		{"HistoryRewritten", func(t *testing.T, b builtLog, db *sql.DB) string {
