@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/audit/auditclient"
 	"github.com/signet-trust/signet/internal/audit/audittest"
 )
 
@@ -245,6 +246,20 @@ func verifyServed(t *testing.T, path, vkey string, remembered []byte, pass bool,
 	s := openStore(t, "sqlite:"+path).AuditLog()
 	srv := serve(t, s, vkey)
 	_, err := audittest.Verify(context.WithoutCancel(t.Context()), srv.Client(), srv.URL+"/audit/", vkey, remembered)
+	// Signet's own client must agree.
+	c, cerr := auditclient.New(srv.URL+"/audit", vkey, srv.Client())
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	_, _, cerr = c.Verify(t.Context(), &auditclient.State{Checkpoint: string(remembered)})
+	switch {
+	case pass && cerr != nil:
+		t.Fatalf("signet's client refused the log: %v", cerr)
+	case !pass && !errors.Is(cerr, auditclient.ErrVerification):
+		t.Fatalf("signet's client: %v, want a verification failure", cerr)
+	case !pass:
+		t.Logf("signet's client: %v", cerr)
+	}
 	switch {
 	case pass && err != nil:
 		t.Fatalf("the outside verifier refused the log: %v", err)
