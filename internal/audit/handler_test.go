@@ -41,7 +41,7 @@ func TestReadAPI(t *testing.T) {
 	srv := serve(t, s, l.VerifierKey())
 
 	for _, c := range []struct {
-		path, cache string
+		path, cache  string
 		status, size int
 	}{
 		{"/audit/checkpoint", "no-store", 200, -1},
