@@ -85,6 +85,7 @@ func (a *app) commands() []*cobra.Command {
 	for _, g := range commandGroups {
 		out = append(out, g(a)...)
 	}
+	out = append(out, a.auditCommand())
 	return out
 }
 
