@@ -68,7 +68,9 @@ type Log struct {
 	status  Status
 	changed chan struct{} // closed and replaced when the tree or checkpoint moves
 
-	leaseRenewed time.Time
+	// leaseRenewed is when the lease was last renewed, leaseTried when it
+	// was last asked for (Run's goroutine only).
+	leaseRenewed, leaseTried time.Time
 }
 
 // Status is what the log knows of itself, for readiness and metrics.
@@ -442,6 +444,11 @@ func (l *Log) lead(ctx context.Context) bool {
 	if leader && time.Since(l.leaseRenewed) < l.cfg.LeaseTTL/3 {
 		return true
 	}
+	// A follower asks as often as the leader renews, not at every poll.
+	if !leader && !l.leaseTried.IsZero() && time.Since(l.leaseTried) < l.cfg.LeaseTTL/3 {
+		return false
+	}
+	l.leaseTried = time.Now()
 	ok, err := l.cfg.Store.AcquireLease(ctx, l.cfg.Holder, l.cfg.LeaseTTL)
 	if err != nil {
 		if ctx.Err() == nil {
