@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/signet-trust/signet/internal/audit"
@@ -72,4 +73,46 @@ func TestAppendAuditInTransaction(t *testing.T) {
 	}
 	t.Run("SQLite", func(t *testing.T) { run(t, openT(t, sqliteURL(t))) })
 	t.Run("Postgres", func(t *testing.T) { run(t, openT(t, postgresSchema(t, postgresURL(t)))) })
+}
+
+// TestMissingMigrationApplied: migration numbers may have gaps (numbers
+// reserved for work in parallel), and a step missing from a database is
+// applied even when a later one is recorded.
+func TestMissingMigrationApplied(t *testing.T) {
+	u := sqliteURL(t)
+	s, err := Open(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, q := range []string{
+		`DROP TABLE audit_pending`, `DROP TABLE audit_entries`, `DROP TABLE audit_tiles`,
+		`DROP TABLE audit_state`, `DROP TABLE audit_lease`,
+		`DELETE FROM signet_schema_version WHERE name = '0003_audit.sql'`,
+		`INSERT INTO signet_schema_version (version, name) VALUES (1000, 'from the future')`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	// A version this program does not know is still refused.
+	if s, err := Open(ctx, u); err == nil || !strings.Contains(err.Error(), "newer") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open with an unknown version: %v", err)
+	}
+	db, err := sql.Open("sqlite", strings.TrimPrefix(u, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM signet_schema_version WHERE version = 1000`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = openT(t, u)
+	if st, err := s.AuditLog().State(ctx); err != nil || st.Size != 0 {
+		t.Fatalf("the audit tables were not created again: %+v, %v", st, err)
+	}
 }
