@@ -18,5 +18,7 @@ func (a *app) commands() []*cobra.Command {
 		d.verifyCommand(),
 		// expiry of the metadata and root certificates (expiry.go)
 		a.expiryCmd(),
+		// the audit log's checks from outside (audit.go)
+		a.auditCommand(),
 	}
 }

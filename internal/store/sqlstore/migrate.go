@@ -15,7 +15,9 @@ import (
 // migrations holds the schema, one directory per dialect, one file per
 // step named NNNN_summary.sql. Steps are applied in order, each in its own
 // transaction together with its row in signet_schema_version. A step is
-// never edited once released; changes come as new steps.
+// never edited once released; changes come as new steps. Numbers may have
+// gaps (steps are reserved for branches developed in parallel); a step
+// missing from a database is applied even when a later one is there.
 //
 //go:embed migrations
 var migrations embed.FS
@@ -49,9 +51,9 @@ func loadMigrations(dir string) ([]migration, error) {
 		ms = append(ms, migration{version: v, name: name, sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlstore: migration %q out of sequence", m.name)
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("sqlstore: migrations %q and %q have one number", ms[i-1].name, ms[i].name)
 		}
 	}
 	return ms, nil
@@ -89,22 +91,47 @@ func (s *Store) migrateStep(ctx context.Context, ms []migration) (done bool, err
 )`); err != nil {
 			return err
 		}
-		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM signet_schema_version`).Scan(&current); err != nil {
+		applied := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, `SELECT version FROM signet_schema_version`)
+		if err != nil {
 			return err
 		}
-		if current > len(ms) {
-			return fmt.Errorf("database schema version %d is newer than this program knows (%d)", current, len(ms))
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			applied[v] = true
 		}
-		if current == len(ms) {
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		known := map[int]bool{}
+		for _, m := range ms {
+			known[m.version] = true
+		}
+		for v := range applied {
+			if !known[v] {
+				return fmt.Errorf("database schema version %d is newer than this program knows", v)
+			}
+		}
+		next := -1
+		for i, m := range ms {
+			if !applied[m.version] {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
 			done = true
 			return nil
 		}
-		m := ms[current]
+		m := ms[next]
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
-		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO signet_schema_version (version, name) VALUES (?, ?)`), m.version, m.name)
+		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO signet_schema_version (version, name) VALUES (?, ?)`), m.version, m.name)
 		return err
 	})
 	if err != nil {
