@@ -141,7 +141,8 @@ func (c *Core) reseal(ctx context.Context, rec Record, change func(context.Conte
 // passphrase is refused as it was). Then each record still in that format
 // is re-sealed in the current one under the default alias, with purpose and
 // owner set as the server's online keys. A record that cannot be migrated
-// (tampered) is logged and left as it is; it fails on use as it would have.
+// is logged and left as it is: it still signs through the legacy key (or,
+// tampered, fails on use as it would have), and the next start tries again.
 func (c *Core) openLegacy(ctx context.Context, legacyKeys int) error {
 	settings, err := c.st.LegacyKEK(ctx)
 	if errors.Is(err, store.ErrNotFound) {
@@ -153,7 +154,7 @@ func (c *Core) openLegacy(ctx context.Context, legacyKeys int) error {
 	if err != nil {
 		return fmt.Errorf("custody: read legacy key-encryption settings: %w", err)
 	}
-	_, err = c.st.GetAlias(ctx, c.defaultAlias)
+	a, err := c.st.GetAlias(ctx, c.defaultAlias)
 	aliasExists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("custody: read alias %s: %w", c.defaultAlias, err)
@@ -177,18 +178,18 @@ func (c *Core) openLegacy(ctx context.Context, legacyKeys int) error {
 		return fmt.Errorf("%w (alias %q, the key passphrase of an earlier release)", ErrWrongPassphrase, c.defaultAlias)
 	}
 	if !aliasExists {
-		a, err := c.addAlias(ctx, c.defaultAlias, legacyKDF, salt, legacy, pass)
-		if err != nil {
+		if a, err = c.addAlias(ctx, c.defaultAlias, legacyKDF, salt, legacy, pass); err != nil {
 			return err
 		}
-		if a.KDF == legacyKDF && string(a.Salt) == string(salt) {
-			if err := checkAlias(legacy, a); err != nil {
-				return err
-			}
-			c.kekMu.Lock()
-			c.keks[c.defaultAlias] = legacy
-			c.kekMu.Unlock()
+	}
+	if a.KDF == legacyKDF && string(a.Salt) == string(salt) {
+		// The alias took the release's salt: its key is this one.
+		if err := checkAlias(legacy, a); err != nil {
+			return err
 		}
+		c.kekMu.Lock()
+		c.keks[c.defaultAlias] = legacy
+		c.kekMu.Unlock()
 	}
 	if legacyKeys == 0 {
 		return nil
@@ -205,7 +206,7 @@ func (c *Core) openLegacy(ctx context.Context, legacyKeys int) error {
 		switch {
 		case err != nil:
 			left++
-			c.log.ErrorContext(ctx, "key of an earlier release not migrated; it cannot sign", slog.String("key", rec.ID), slog.String("error", err.Error()))
+			c.log.ErrorContext(ctx, "key of an earlier release not migrated; the next start tries again", slog.String("key", rec.ID), slog.String("error", err.Error()))
 		case done:
 			migrated++
 		}

@@ -164,12 +164,19 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	k, err := h.svc.CreateKey(r.Context(), spec)
-	if err != nil {
-		return err
+	return writeKey(w, http.StatusCreated)(h.svc.CreateKey(r.Context(), spec))
+}
+
+// writeKey returns a function that answers with a key, or returns the
+// error that came instead.
+func writeKey(w http.ResponseWriter, status int) func(custody.Key, error) error {
+	return func(k custody.Key, err error) error {
+		if err != nil {
+			return err
+		}
+		writeJSON(w, status, keyInfo(k))
+		return nil
 	}
-	writeJSON(w, http.StatusCreated, keyInfo(k))
-	return nil
 }
 
 func (h *handler) importKey(w http.ResponseWriter, r *http.Request) error {
@@ -189,12 +196,7 @@ func (h *handler) importKey(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return invalid("private_key: a %T cannot sign", parsed)
 	}
-	k, err := h.svc.ImportKey(r.Context(), spec, priv)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, keyInfo(k))
-	return nil
+	return writeKey(w, http.StatusCreated)(h.svc.ImportKey(r.Context(), spec, priv))
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
@@ -281,21 +283,11 @@ func (h *handler) sign(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) rotate(w http.ResponseWriter, r *http.Request) error {
-	k, err := h.svc.RotateKey(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, keyInfo(k))
-	return nil
+	return writeKey(w, http.StatusCreated)(h.svc.RotateKey(r.Context(), r.PathValue("id")))
 }
 
 func (h *handler) retire(w http.ResponseWriter, r *http.Request) error {
-	k, err := h.svc.RetireKey(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, keyInfo(k))
-	return nil
+	return writeKey(w, http.StatusOK)(h.svc.RetireKey(r.Context(), r.PathValue("id")))
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
