@@ -94,23 +94,9 @@ func exec(t *testing.T, db *sql.DB, q string, args ...any) {
 	}
 }
 
-// signVerify signs through keys.Sign with the custodian's signer and checks
-// the signature.
 func signVerify(t *testing.T, c custody.Custodian, gun string, pub *keys.PublicKey) error {
 	t.Helper()
-	s, err := c.Signer(t.Context(), gun, pub.ID())
-	if err != nil {
-		return err
-	}
-	msg := []byte(`{"signed":"something"}`)
-	method, sig, err := keys.Sign(s, msg)
-	if err != nil {
-		return err
-	}
-	if err := pub.Verify(method, msg, sig); err != nil {
-		t.Fatalf("signature does not verify: %v", err)
-	}
-	return nil
+	return custodiantest.Sign(t.Context(), c, gun, pub)
 }
 
 func required(component string) bool {

@@ -122,16 +122,7 @@ func raw(t *testing.T, path string) *sql.DB {
 
 func signVerify(t *testing.T, c custody.Custodian, gun string, pub *keys.PublicKey) error {
 	t.Helper()
-	s, err := c.Signer(t.Context(), gun, pub.ID())
-	if err != nil {
-		return err
-	}
-	msg := []byte(`{"signed":"something"}`)
-	method, sig, err := keys.Sign(s, msg)
-	if err != nil {
-		return err
-	}
-	return pub.Verify(method, msg, sig)
+	return custodiantest.Sign(t.Context(), c, gun, pub)
 }
 
 var releasePassphrases = map[string]string{"default": "legacy-default", "second": "legacy-second"}

@@ -67,9 +67,10 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 
 const gun = "example.com/custodiantest/app"
 
-// sign signs msg with key id of gun through the custodian's signer (as
-// keys.Sign does for TUF) and checks the signature with pub.
-func sign(ctx context.Context, c custody.Custodian, gun string, pub *keys.PublicKey) error {
+// Sign signs a message with key pub of gun through the custodian's signer
+// (through keys.Sign, as for TUF metadata) and checks the signature with
+// pub.
+func Sign(ctx context.Context, c custody.Custodian, gun string, pub *keys.PublicKey) error {
 	s, err := c.Signer(ctx, gun, pub.ID())
 	if err != nil {
 		return err
@@ -87,7 +88,7 @@ func sign(ctx context.Context, c custody.Custodian, gun string, pub *keys.Public
 
 func mustSign(t *testing.T, c custody.Custodian, gun string, pub *keys.PublicKey) {
 	t.Helper()
-	if err := sign(t.Context(), c, gun, pub); err != nil {
+	if err := Sign(t.Context(), c, gun, pub); err != nil {
 		t.Fatalf("sign with %s for %q: %v", pub.ID(), gun, err)
 	}
 }
@@ -202,11 +203,11 @@ func testOnlyForItsGUN(t *testing.T, s Subject) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "sign for another GUN", sign(ctx, c, gun+"/other", pub), custody.ErrNotHeld)
-	wantErr(t, "sign for no GUN", sign(ctx, c, "", pub), custody.ErrNotHeld)
+	wantErr(t, "sign for another GUN", Sign(ctx, c, gun+"/other", pub), custody.ErrNotHeld)
+	wantErr(t, "sign for no GUN", Sign(ctx, c, "", pub), custody.ErrNotHeld)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	unknown, _ := keys.FromCrypto(other.Public())
-	wantErr(t, "sign with an unknown key", sign(ctx, c, gun, unknown), custody.ErrNotHeld)
+	wantErr(t, "sign with an unknown key", Sign(ctx, c, gun, unknown), custody.ErrNotHeld)
 	_, err = c.Key(ctx, unknown.ID())
 	wantErr(t, "Key of an unknown key", err, custody.ErrNotHeld)
 	mustSign(t, c, gun, pub)
@@ -233,8 +234,8 @@ func testPurposes(t *testing.T, s Subject) {
 			t.Fatalf("Key(%s).CreatedAt = %v, CreateKey said %v", k.ID(), got.CreatedAt, k.CreatedAt)
 		}
 	}
-	wantErr(t, "a cosign key asked for a GUN", sign(ctx, c, gun, cosign.Public), custody.ErrNotHeld)
-	wantErr(t, "a delegation key asked for no GUN", sign(ctx, c, "", alice.Public), custody.ErrNotHeld)
+	wantErr(t, "a cosign key asked for a GUN", Sign(ctx, c, gun, cosign.Public), custody.ErrNotHeld)
+	wantErr(t, "a delegation key asked for no GUN", Sign(ctx, c, "", alice.Public), custody.ErrNotHeld)
 	for _, tc := range []struct {
 		name string
 		f    custody.Filter
@@ -395,7 +396,7 @@ func testRetireDelete(t *testing.T, s Subject) {
 	if r.RetiredAt.IsZero() || r.ID() != k.ID() {
 		t.Fatalf("RetireKey = %+v", r)
 	}
-	wantErr(t, "sign with a retired key", sign(ctx, c, gun, k), custody.ErrNotHeld)
+	wantErr(t, "sign with a retired key", Sign(ctx, c, gun, k), custody.ErrNotHeld)
 	if got, err := c.Keys(ctx, gun, "timestamp"); err != nil || !slices.Equal(pubIDs(got), []string{keep.ID()}) {
 		t.Fatalf("Keys after retiring = %q, %v; want only %s", pubIDs(got), err, keep.ID())
 	}
@@ -418,7 +419,7 @@ func testRetireDelete(t *testing.T, s Subject) {
 	wantErr(t, "DeleteKey again", c.DeleteKey(ctx, k.ID()), custody.ErrNotHeld)
 	_, err = c.RetireKey(ctx, k.ID())
 	wantErr(t, "RetireKey of a deleted key", err, custody.ErrNotHeld)
-	wantErr(t, "sign with a deleted key", sign(ctx, c, gun, k), custody.ErrNotHeld)
+	wantErr(t, "sign with a deleted key", Sign(ctx, c, gun, k), custody.ErrNotHeld)
 	if got := all(t, c); !slices.Equal(got, []string{keep.ID()}) {
 		t.Fatalf("keys after deletion: %q", got)
 	}
@@ -482,7 +483,7 @@ func testConcurrent(t *testing.T, s Subject) {
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 8 {
-				if err := sign(ctx, c, gun, pubs[(i+j)%len(pubs)]); err != nil {
+				if err := Sign(ctx, c, gun, pubs[(i+j)%len(pubs)]); err != nil {
 					errs <- err
 					return
 				}
@@ -546,7 +547,7 @@ func testRestart(t *testing.T, s Subject) {
 			t.Fatalf("CreatedAt after restart %v, was %v", got.CreatedAt, k.CreatedAt)
 		}
 	}
-	wantErr(t, "a retired key after restart", sign(ctx, c2, gone.GUN, gone.Public), custody.ErrNotHeld)
+	wantErr(t, "a retired key after restart", Sign(ctx, c2, gone.GUN, gone.Public), custody.ErrNotHeld)
 	if got, err := c2.Key(ctx, gone.ID()); err != nil || got.RetiredAt.IsZero() {
 		t.Fatalf("retired key after restart: %+v, %v", got, err)
 	}

@@ -65,19 +65,7 @@ func openService(t *testing.T, dir string, tok *Token, log *slog.Logger) *signer
 
 func signVerify(t *testing.T, c custody.Custodian, gun string, pub *keys.PublicKey) error {
 	t.Helper()
-	s, err := c.Signer(t.Context(), gun, pub.ID())
-	if err != nil {
-		return err
-	}
-	msg := []byte(`{"signed":"something"}`)
-	method, sig, err := keys.Sign(s, msg)
-	if err != nil {
-		return err
-	}
-	if err := pub.Verify(method, msg, sig); err != nil {
-		t.Fatalf("signature does not verify: %v", err)
-	}
-	return nil
+	return custodiantest.Sign(t.Context(), c, gun, pub)
 }
 
 // TestConformance runs custodiantest against signet-signer's service with
