@@ -6,8 +6,8 @@
 // The rules are:
 //
 //   - Dependency budgets per binary: the CLI never links SQL drivers, the
-//     store, the server or key custody; the server never links PKCS#11 or the
-//     signing-service code; no binary links the test-only canonical JSON
+//     store, the server or key custody; the server never links PKCS#11 (nor
+//     the custody core's token, custody/hsm) or signet-signer's service; no binary links the test-only canonical JSON
 //     oracle (github.com/docker/go) or the libraries the project refuses
 //     (logrus, gorilla/mux, viper, gorm, testify); signet-server builds
 //     without cgo.

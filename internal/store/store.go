@@ -1,6 +1,7 @@
 // Package store defines the storage contracts of signet-server: TUF metadata
-// files (append-only, one row per GUN, role and version), the changefeed, and
-// the sealed online keys the embedded custodian keeps.
+// files (append-only, one row per GUN, role and version) and the changefeed.
+// (The key custody core owns the contract of its own records:
+// custody.Storage.)
 //
 // Invariants every implementation keeps (and storetest checks):
 //   - Files are append-only: a stored (GUN, role, version) is never changed.
@@ -31,7 +32,7 @@ var (
 	// one already stored for the same role (the reference's VERSION error).
 	ErrOldVersion = errors.New("store: a newer or equal version is already stored")
 	// ErrConflict reports a write that collides with an existing record, such
-	// as a key record whose ID is already stored.
+	// as a key record whose ID is already stored (custody.Storage).
 	ErrConflict = errors.New("store: conflict")
 )
 
@@ -115,30 +116,4 @@ type Retention struct {
 	// or timestamp (role, data) refers to. The store knows nothing of the
 	// metadata format; the caller does.
 	Referenced func(role string, data []byte) ([]string, error)
-}
-
-// KeyRecord is one online private key, sealed by its custodian.
-type KeyRecord struct {
-	ID        string // TUF key ID
-	GUN       string
-	Role      string // "timestamp" or "snapshot"
-	Algorithm string // TUF key type: "ecdsa" or "ed25519"
-	Public    []byte // public key bytes as they appear in keyval.public
-	Sealed    []byte // encrypted private key; opaque to the store
-	CreatedAt time.Time
-}
-
-// KeyStore stores sealed online keys.
-type KeyStore interface {
-	// PutKey stores a new record; ErrConflict if its ID is already stored.
-	PutKey(ctx context.Context, rec KeyRecord) error
-	// GetKey returns the record of a key ID.
-	GetKey(ctx context.Context, id string) (KeyRecord, error)
-	// ListKeys returns the records of a GUN and role, newest first.
-	ListKeys(ctx context.Context, gun, role string) ([]KeyRecord, error)
-	// GetSetting and PutSetting keep small named values (such as the salt
-	// and check value of the key-encryption key). GetSetting returns
-	// ErrNotFound when unset; PutSetting fails with ErrConflict if set.
-	GetSetting(ctx context.Context, name string) ([]byte, error)
-	PutSetting(ctx context.Context, name string, value []byte) error
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/custody/storagetest"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/store/storetest"
 )
@@ -42,8 +44,8 @@ func TestSQLite(t *testing.T) {
 	t.Run("MetaStore", func(t *testing.T) {
 		storetest.RunMetaStore(t, func(t *testing.T) store.MetaStore { return openT(t, sqliteURL(t)) })
 	})
-	t.Run("KeyStore", func(t *testing.T) {
-		storetest.RunKeyStore(t, func(t *testing.T) store.KeyStore { return openT(t, sqliteURL(t)) })
+	t.Run("CustodyStorage", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) custody.Storage { return openT(t, sqliteURL(t)) })
 	})
 }
 
@@ -51,8 +53,8 @@ func TestSQLiteMemory(t *testing.T) {
 	t.Run("MetaStore", func(t *testing.T) {
 		storetest.RunMetaStore(t, func(t *testing.T) store.MetaStore { return openT(t, "sqlite::memory:") })
 	})
-	t.Run("KeyStore", func(t *testing.T) {
-		storetest.RunKeyStore(t, func(t *testing.T) store.KeyStore { return openT(t, "sqlite::memory:") })
+	t.Run("CustodyStorage", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) custody.Storage { return openT(t, "sqlite::memory:") })
 	})
 }
 
@@ -64,8 +66,8 @@ func TestPostgres(t *testing.T) {
 	t.Run("MetaStore", func(t *testing.T) {
 		storetest.RunMetaStore(t, func(t *testing.T) store.MetaStore { return openT(t, postgresSchema(t, base)) })
 	})
-	t.Run("KeyStore", func(t *testing.T) {
-		storetest.RunKeyStore(t, func(t *testing.T) store.KeyStore { return openT(t, postgresSchema(t, base)) })
+	t.Run("CustodyStorage", func(t *testing.T) {
+		storagetest.Run(t, func(t *testing.T) custody.Storage { return openT(t, postgresSchema(t, base)) })
 	})
 	t.Run("ConcurrentOpen", func(t *testing.T) {
 		// Replicas starting together migrate one schema once.
@@ -374,7 +376,7 @@ func TestClock(t *testing.T) {
 	if err != nil || len(cs) != 1 || !cs[0].CreatedAt.Equal(want) {
 		t.Fatalf("change = %+v, %v; want CreatedAt %v", cs, err, want)
 	}
-	if err := s.PutKey(t.Context(), store.KeyRecord{ID: "k", GUN: "g", Role: "timestamp"}); err != nil {
+	if err := s.PutKey(t.Context(), custody.Record{ID: "k", GUN: "g", Role: "timestamp"}); err != nil {
 		t.Fatal(err)
 	}
 	k, err := s.GetKey(t.Context(), "k")

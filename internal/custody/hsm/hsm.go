@@ -7,22 +7,22 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
-	"github.com/signet-trust/signet/internal/signer"
 )
 
 // Sessions is how many sessions Open allows on the token: how many
 // signatures it makes at once.
 const Sessions = 16
 
-// Token is a logged-in PKCS#11 token; it implements signer.Token. Close it
+// Token is a logged-in PKCS#11 token; it implements custody.Token. Close it
 // when done.
 type Token struct {
 	tok  *pkcs11.Token
 	name string
 }
 
-var _ signer.Token = (*Token)(nil)
+var _ custody.Token = (*Token)(nil)
 
 // Open loads the module of uri (module-path=), finds its token (token= or
 // serial=) and logs in with pin. The URI names a token, not a key: object=
@@ -50,17 +50,26 @@ func (t *Token) Name() string { return t.name }
 
 // GenerateECDSA creates a sensitive, non-extractable ECDSA P-256 key in
 // the token.
-func (t *Token) GenerateECDSA(ctx context.Context, label string) (signer.TokenKey, error) {
+func (t *Token) GenerateECDSA(ctx context.Context, label string) (custody.TokenKey, error) {
 	return t.tok.GenerateECDSA(ctx, label)
 }
 
-// Find returns the key with this label and object ID.
-func (t *Token) Find(ctx context.Context, label string, id []byte) (signer.TokenKey, error) {
-	return t.tok.Find(ctx, label, id)
+// Find returns the key with this label and object ID; a key not in the
+// token is an error wrapping both custody.ErrNotHeld and
+// pkcs11.ErrKeyNotFound.
+func (t *Token) Find(ctx context.Context, label string, id []byte) (custody.TokenKey, error) {
+	k, err := t.tok.Find(ctx, label, id)
+	if errors.Is(err, pkcs11.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %w", custody.ErrNotHeld, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // Delete removes a key made by GenerateECDSA.
-func (t *Token) Delete(ctx context.Context, k signer.TokenKey) error {
+func (t *Token) Delete(ctx context.Context, k custody.TokenKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

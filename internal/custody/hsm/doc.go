@@ -1,7 +1,7 @@
-// Package hsm gives signet-signer's custody core (package signer) a PKCS#11
-// token to create and keep keys in: Open loads the module named by an
-// RFC 7512 URI, logs in to the token with a PIN, and returns a
-// signer.Token over internal/keys/pkcs11.
+// Package hsm gives the custody core (package custody) a PKCS#11 token to
+// create and keep keys in: Open loads the module named by an RFC 7512 URI,
+// logs in to the token with a PIN, and returns a custody.Token over
+// internal/keys/pkcs11. Only signet-signer links it.
 //
 // The token code uses cgo and is built only with -tags pkcs11, as
 // internal/keys/pkcs11 is (ADR 0007); without the tag the package holds
