@@ -14,6 +14,7 @@ var purePackages = []string{
 	"internal/tuf/cjson",
 	"internal/tuf/trust",
 	"internal/keys",
+	"internal/notaryapi",
 }
 
 const (

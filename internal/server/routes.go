@@ -20,7 +20,10 @@ import (
 type Route struct {
 	// Method is the HTTP method, or "" for every method that no other
 	// route of the same pattern names. In a Group, "GET" also matches
-	// HEAD (http.ServeMux); in the Notary API methods are exact.
+	// HEAD (http.ServeMux), and a method no route of the path takes falls
+	// to the Notary API's catch-all, as every unknown path does (404
+	// METADATA_NOT_FOUND); a group that wants its own 405 adds a route
+	// for any method. In the Notary API methods are exact.
 	Method string
 	// Pattern is the path. In a Group it is an http.ServeMux pattern
 	// without method or host (Go 1.22 wildcards: "/audit/tile/{L}/{N...}").
