@@ -1,12 +1,20 @@
-// Package server is signet-server's Notary v1 HTTP API: the routes, bytes,
-// caching headers and error envelopes of the reference notary-server, with
-// every upload run through the verification state machine of tuf/trust.
+// Package server is signet-server's HTTP API: the one route table every
+// route of the process is an entry of (the Notary v1 API, the server's own
+// health, readiness and metrics routes, and groups such as the token
+// service, later the signing service, the audit log and the UI), and the
+// Notary v1 API itself — the routes, bytes, caching headers and error
+// envelopes of the reference notary-server, with every upload run through
+// the verification state machine of tuf/trust.
 //
-// Invariants: stored bytes are served verbatim; an upload is validated in
-// full and stored atomically or not at all; the server signs only timestamp
-// (always) and snapshot (when the root lists a key its custodian holds);
-// GET requests never create keys for an initialised repository; current
-// metadata is served from a bounded in-memory cache invalidated on write.
+// Invariants: every route has an operation and an access rule, or New
+// refuses to start; a handler runs only after the authorizer of its
+// route's access kind allows the request; every Notary API error is
+// classified and written by apierr; stored bytes are served verbatim; an
+// upload is validated in full and stored atomically or not at all; the
+// server signs only timestamp (always) and snapshot (when the root lists a
+// key its custodian holds); GET requests never create keys for an
+// initialised repository; current metadata is served from a bounded
+// in-memory cache invalidated on write.
 package server
 
 import (
