@@ -78,6 +78,22 @@ func TestNotaryRouteTable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("route table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// A Notary route's handler serves on its own too, parsing the path.
+	for _, rt := range s.Routes() {
+		w := httptest.NewRecorder()
+		switch {
+		case rt.Op == "Main" && rt.Method == "GET":
+			rt.Handler.ServeHTTP(w, httptest.NewRequest("GET", "/v2/", nil))
+			if w.Code != 200 || w.Body.String() != "{}" {
+				t.Errorf("Main on its own: %d %s", w.Code, w.Body)
+			}
+		case rt.Op == "GetRole":
+			rt.Handler.ServeHTTP(w, httptest.NewRequest("GET", notaryapi.CurrentPath("g", "root"), nil))
+			if errs, ok := notaryapi.ParseErrors(w.Body.Bytes()); w.Code != 404 || !ok || errs[0].Code != "METADATA_NOT_FOUND" {
+				t.Errorf("GetRole on its own: %d %s", w.Code, w.Body)
+			}
+		}
+	}
 }
 
 // scopeRecorder is an Authorizer that refuses every request, as the
