@@ -13,6 +13,8 @@
 //   - Every stored timestamp adds one changefeed record ("update"); every
 //     Delete that removed something adds one ("deletion").
 //   - Times (Expires, CreatedAt) are kept at least to the microsecond.
+//   - Transient failures (the database unreachable, overloaded, locked or
+//     full) are reported wrapped in ErrUnavailable, and only those.
 //   - PruneVersions never removes the current version of a role, any root
 //     version, a version a current snapshot or timestamp refers to, or a
 //     changefeed record.
@@ -34,7 +36,31 @@ var (
 	// ErrConflict reports a write that collides with an existing record, such
 	// as a key record whose ID is already stored (custody.Storage).
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable reports a transient failure: the database could not
+	// be reached or could not serve the request now (connection refused or
+	// lost, a timeout, too many connections, a lock or serialization
+	// conflict, a full disk). The caller may retry later. A read changed
+	// nothing; a write changed nothing either, unless the connection was
+	// lost at commit, when its outcome is unknown until read back.
+	// Implementations mark such errors with Unavailable; callers test with
+	// errors.Is.
+	ErrUnavailable = errors.New("store: temporarily unavailable")
 )
+
+// Unavailable marks err as a transient failure: the result wraps both
+// ErrUnavailable and err, and its message is err's. Unavailable(nil) is
+// nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // Change categories of the changefeed.
 const (
