@@ -1,53 +1,17 @@
-// Package e2etest runs signet-server as a subprocess for end-to-end tests:
-// it builds the binary once per test binary (or takes SIGNET_SERVER_BIN),
-// starts it on a free 127.0.0.1 port with its local CA, waits until it
-// listens, and gives an HTTPS client that trusts that CA. It is imported
-// only from _test.go files.
 package e2etest
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
-
-// BuildServer builds cmd/signet-server into a new temporary directory, or
-// returns $SIGNET_SERVER_BIN when set; call it from TestMain and call
-// cleanup when the tests are done.
-func BuildServer(prefix string) (bin string, cleanup func(), err error) {
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		return p, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(dir) }
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("building signet-server: %v\n%s", err, out)
-	}
-	return bin, cleanup, nil
-}
 
 // SyncBuffer collects a subprocess's output for polling.
 type SyncBuffer struct {
@@ -69,6 +33,7 @@ func (b *SyncBuffer) String() string {
 
 // Options configure one server start.
 type Options struct {
+	// Bin defaults to Binary(t, "signet-server").
 	Bin     string
 	DataDir string
 	// Env is added to a minimal environment (HOME=DataDir, PATH).
@@ -102,6 +67,9 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	s := &Server{T: t, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Exited: make(chan struct{})}
+	if o.Bin == "" {
+		o.Bin = Binary(t, "signet-server")
+	}
 	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", o.DataDir, "--log-level", "warn"}, o.Flags...)
 	s.Cmd = exec.Command(o.Bin, args...)
 	s.Cmd.Env = append([]string{"HOME=" + o.DataDir, "PATH=/usr/bin:/bin"}, o.Env...)
@@ -156,13 +124,9 @@ func Start(t testing.TB, o Options) *Server {
 // CAPool reads the local CA the server made in dataDir.
 func CAPool(t testing.TB, dataDir string) *x509.CertPool {
 	t.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	pool, err := CertPool(filepath.Join(dataDir, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("ca.crt holds no certificate")
 	}
 	return pool
 }
