@@ -14,14 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	cleanupSignetBuild()
-	cleanupSignetCLIBuild()
-	os.Exit(code)
-}
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
+)
 
 // A scenario is one client workflow, run once per target with fresh
 // GUNs, trust directories and Docker configs.
@@ -66,7 +61,7 @@ func TestCompat(t *testing.T) {
 			tg := startTarget(t, name)
 			for _, sc := range scenarios {
 				t.Run(sc.name, func(t *testing.T) {
-					need(t, sc.needs...)
+					e2etest.Need(t, sc.needs...)
 					e := newScenarioEnv(t, tg, sc.name)
 					scStart := time.Now()
 					sc.run(e)
@@ -277,8 +272,8 @@ func (e *scenarioEnv) notary(name string) *notaryClient {
 }
 
 func (e *scenarioEnv) notaryWithTrustDir(trustDir string, passphrases []string) *notaryClient {
-	env := append(baseEnv(e.dir), passphrases...)
-	return &notaryClient{e: e, trustDir: trustDir, cmd: command{env: env, extra: passphrases, dir: e.dir}}
+	env := append(e2etest.BaseEnv(e.dir), passphrases...)
+	return &notaryClient{e: e, trustDir: trustDir, cmd: command{Env: env, Extra: passphrases, Dir: e.dir}}
 }
 
 func (n *notaryClient) args(args []string) []string {
@@ -287,22 +282,22 @@ func (n *notaryClient) args(args []string) []string {
 
 func (n *notaryClient) run(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.run(n.e.t, n.args(args)...)
+	return n.cmd.Run(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) ok(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.mustOK(n.e.t, n.args(args)...)
+	return n.cmd.OK(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) fail(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.mustFail(n.e.t, n.args(args)...)
+	return n.cmd.Fail(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) stdin(s string) *notaryClient {
 	c := *n
-	c.cmd = n.cmd.withStdin(s)
+	c.cmd = n.cmd.WithStdin(s)
 	return &c
 }
 
@@ -311,7 +306,7 @@ func (n *notaryClient) list(gun string, want [][]string, extra ...string) *cmdRe
 	n.e.t.Helper()
 	r := n.ok(append([]string{"list", gun}, extra...)...)
 	if len(want) == 0 {
-		if strings.Contains(r.stdout, "NAME") {
+		if strings.Contains(r.Stdout, "NAME") {
 			tb := mustTable(n.e.t, r, listHeader...)
 			if len(tb.rows) != 0 {
 				n.e.t.Fatalf("expected no targets:\n%s", r)
@@ -329,7 +324,7 @@ func (n *notaryClient) keyIDs() map[string][]string {
 	n.e.t.Helper()
 	r := n.ok("key", "list")
 	out := map[string][]string{}
-	if !strings.Contains(r.stdout, "KEY ID") {
+	if !strings.Contains(r.Stdout, "KEY ID") {
 		return out
 	}
 	tb := mustTable(n.e.t, r, keyListHeader...)
@@ -380,23 +375,23 @@ func (e *scenarioEnv) docker(name string, withCA bool) *dockerClient {
 		"DOCKER_CLI_HINTS=false",
 	}
 	// A daemon is never wanted; point at nothing so no local one is used.
-	env := append(baseEnv(e.dir), append(extra, "DOCKER_HOST=unix://"+filepath.Join(e.dir, "no-docker-daemon.sock"))...)
-	return &dockerClient{e: e, config: cfg, cmd: command{env: env, extra: extra, dir: e.dir}}
+	env := append(e2etest.BaseEnv(e.dir), append(extra, "DOCKER_HOST=unix://"+filepath.Join(e.dir, "no-docker-daemon.sock"))...)
+	return &dockerClient{e: e, config: cfg, cmd: command{Env: env, Extra: extra, Dir: e.dir}}
 }
 
 func (d *dockerClient) run(args ...string) *cmdResult {
 	d.e.t.Helper()
-	return d.cmd.run(d.e.t, append([]string{"docker"}, args...)...)
+	return d.cmd.Run(d.e.t, append([]string{"docker"}, args...)...)
 }
 
 func (d *dockerClient) ok(args ...string) *cmdResult {
 	d.e.t.Helper()
-	return d.cmd.mustOK(d.e.t, append([]string{"docker"}, args...)...)
+	return d.cmd.OK(d.e.t, append([]string{"docker"}, args...)...)
 }
 
 func (d *dockerClient) stdin(s string) *dockerClient {
 	c := *d
-	c.cmd = d.cmd.withStdin(s)
+	c.cmd = d.cmd.WithStdin(s)
 	return &c
 }
 
