@@ -1,9 +1,6 @@
 package compat
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -135,38 +132,6 @@ func startSignet(t *testing.T) *target {
 		url:      s.URL,
 		caFile:   s.CAFile,
 		logFile:  s.LogFile,
-		requests: func(since int64) []string { return signetRequests(s.LogFile, since) },
+		requests: s.Requests,
 	}
-}
-
-// signetRequests reads signet-server's slog JSON log ("request" lines with
-// method, path and status) from offset since.
-func signetRequests(logFile string, since int64) []string {
-	f, err := os.Open(logFile)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(since, io.SeekStart); err != nil {
-		return nil
-	}
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l struct {
-			Msg    string `json:"msg"`
-			Method string `json:"method"`
-			Path   string `json:"path"`
-			Status int    `json:"status"`
-		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "request" || l.Method == "" {
-			continue
-		}
-		if l.Status == 0 {
-			l.Status = 200
-		}
-		out = append(out, fmt.Sprintf("%s %s %d", l.Method, l.Path, l.Status))
-	}
-	return out
 }

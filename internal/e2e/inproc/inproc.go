@@ -10,8 +10,10 @@
 package inproc
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -103,8 +105,11 @@ type ServerOptions struct {
 	// DataDir defaults to a new temporary directory.
 	DataDir string
 	// Signer, when set, holds the online keys (--signer with a client
-	// certificate from its CA).
-	Signer *Signer
+	// certificate from its CA): a Signer of this package or an
+	// e2etest.SignerProcess.
+	Signer interface {
+		ServerFlags(t testing.TB) []string
+	}
 	// Flags are added after the harness's own (and win over them).
 	Flags []string
 	// Env is what the server's getenv sees; SIGNET_KEY_PASSPHRASE defaults
@@ -173,6 +178,48 @@ func StartServer(t testing.TB, o ServerOptions) *Server {
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.LogFile)
 	return string(b)
+}
+
+// LogMark is the current end of the server's log, for Requests.
+func (s *Server) LogMark() int64 {
+	fi, err := os.Stat(s.LogFile)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Requests returns "METHOD PATH STATUS" for every request the server
+// logged ("request" lines; successful GETs only at debug level) after log
+// offset since.
+func (s *Server) Requests(since int64) []string {
+	f, err := os.Open(s.LogFile)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(since, io.SeekStart); err != nil {
+		return nil
+	}
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Msg    string `json:"msg"`
+			Method string `json:"method"`
+			Path   string `json:"path"`
+			Status int    `json:"status"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "request" || l.Method == "" {
+			continue
+		}
+		if l.Status == 0 {
+			l.Status = http.StatusOK
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", l.Method, l.Path, l.Status))
+	}
+	return out
 }
 
 // SignerOptions configure an in-process signet-signer.
