@@ -26,9 +26,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
 
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
-
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -38,13 +35,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("crash tests need Unix signals; skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-crash-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -57,7 +47,7 @@ type server struct{ *e2etest.Server }
 // its first start.
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
-	return &server{e2etest.Start(t, e2etest.Options{Bin: serverBin, DataDir: dataDir, Flags: flags})}
+	return &server{e2etest.Start(t, e2etest.Options{DataDir: dataDir, Flags: flags})}
 }
 
 // signal sends sig and waits (bounded) for the process to exit.

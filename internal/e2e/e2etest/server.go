@@ -46,6 +46,11 @@ type Options struct {
 	// LogTailOnFailure logs the end of the server's stderr when the test
 	// failed.
 	LogTailOnFailure bool
+	// CAFile is the CA Server.Client trusts; default the local CA the
+	// server makes in DataDir (when Flags give no --tls-cert).
+	CAFile string
+	// Name is used in messages (default "signet-server").
+	Name string
 }
 
 // Server is one run of the signet-server subprocess.
@@ -58,6 +63,8 @@ type Server struct {
 	Stdout *SyncBuffer
 	Stderr *SyncBuffer
 	Exited chan struct{} // closed when Wait returned
+	Name   string
+	opts   Options
 }
 
 var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
@@ -66,7 +73,20 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 // process is killed at the end of the test if still running.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{T: t, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Exited: make(chan struct{})}
+	s := Spawn(t, o)
+	s.WaitListening(30 * time.Second)
+	return s
+}
+
+// Spawn starts signet-server without waiting for it (so that several can
+// start at once); WaitListening waits. The process is killed at the end
+// of the test if still running.
+func Spawn(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Name == "" {
+		o.Name = "signet-server"
+	}
+	s := &Server{T: t, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Exited: make(chan struct{}), Name: o.Name, opts: o}
 	if o.Bin == "" {
 		o.Bin = Binary(t, "signet-server")
 	}
@@ -85,7 +105,7 @@ func Start(t testing.TB, o Options) *Server {
 			if len(out) > 4000 {
 				out = "…" + out[len(out)-4000:]
 			}
-			t.Logf("signet-server stderr (tail):\n%s", out)
+			t.Logf("%s stderr (tail):\n%s", s.Name, out)
 		}
 		select {
 		case <-s.Exited:
@@ -94,7 +114,15 @@ func Start(t testing.TB, o Options) *Server {
 			<-s.Exited
 		}
 	})
-	deadline := time.After(30 * time.Second)
+	return s
+}
+
+// WaitListening waits (bounded) until the server prints the address it
+// listens on, then makes Base and Client.
+func (s *Server) WaitListening(timeout time.Duration) {
+	t := s.T
+	t.Helper()
+	deadline := time.After(timeout)
 	for s.Addr == "" {
 		if m := listeningRE.FindStringSubmatch(s.Stdout.String()); m != nil {
 			s.Addr = m[1]
@@ -102,13 +130,14 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		select {
 		case <-s.Exited:
-			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.Cmd.ProcessState, s.Stdout, s.Stderr)
+			t.Fatalf("%s exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.Name, s.Cmd.ProcessState, s.Stdout, s.Stderr)
 		case <-deadline:
-			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.Stdout, s.Stderr)
+			t.Fatalf("%s did not listen within %v\nstdout:\n%s\nstderr:\n%s", s.Name, timeout, s.Stdout, s.Stderr)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	s.Base = "https://" + s.Addr
+	o := s.opts
 	timeout, idle := o.ClientTimeout, o.MaxIdleConns
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -116,9 +145,17 @@ func Start(t testing.TB, o Options) *Server {
 	if idle == 0 {
 		idle = 16
 	}
-	s.Client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: CAPool(t, o.DataDir)}, MaxIdleConnsPerHost: idle}}
+	var pool *x509.CertPool
+	if o.CAFile != "" {
+		var err error
+		if pool, err = CertPool(o.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		pool = CAPool(t, o.DataDir)
+	}
+	s.Client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: idle}}
 	t.Cleanup(s.Client.CloseIdleConnections)
-	return s
 }
 
 // CAPool reads the local CA the server made in dataDir.

@@ -25,7 +25,7 @@ func mountTmpfs(t *testing.T, size int) string {
 	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size))
 	if err != nil {
 		msg := fmt.Sprintf("cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN; uid %d): %v", os.Getuid(), err)
-		if requiredByName("diskfull") || e2etest.Required("all") && os.Getuid() == 0 {
+		if e2etest.RequiredByName("diskfull") || e2etest.Required("all") && os.Getuid() == 0 {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

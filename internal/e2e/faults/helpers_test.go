@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +31,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
 
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
-
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -44,13 +40,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("fault tests need Linux (tmpfs, /proc); skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-faults-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -65,7 +54,7 @@ type server struct {
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
 	s := &server{Server: e2etest.Start(t, e2etest.Options{
-		Bin: serverBin, DataDir: dataDir, Flags: flags,
+		DataDir: dataDir, Flags: flags,
 		Env: []string{"SIGNET_KEY_PASSPHRASE=faults-test-passphrase"}, LogTailOnFailure: true,
 	})}
 	s.pool = e2etest.CAPool(t, dataDir)
@@ -418,14 +407,6 @@ func eventually(within time.Duration, f func() error) (failures int, err error) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// requiredByName reports whether SIGNET_TEST_REQUIRE names component
-// itself (not through "all").
-func requiredByName(component string) bool {
-	return slices.Contains(strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
-		return r == ',' || r == ' '
-	}), component)
 }
 
 // pgDB is a PostgreSQL database created for one test.

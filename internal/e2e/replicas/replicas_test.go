@@ -3,25 +3,13 @@ package replicas
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"mime/multipart"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -41,94 +29,11 @@ import (
 // so meeting it shows the invalidation itself arrived.
 const propagationBound = 2 * time.Second
 
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
-
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	bin, cleanup, err := e2etest.BuildServer("signet-replicas-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
-	return m.Run()
-}
-
-// certificate writes a self-signed certificate for 127.0.0.1 and its key
-// into dir, and returns their paths and a pool trusting it.
-func certificate(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "signet replicas test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
-// syncBuffer collects a subprocess's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // replica is one signet-server process.
 type replica struct {
-	name           string
-	cmd            *exec.Cmd
-	base           string
-	client         *http.Client
-	stdout, stderr *syncBuffer
-	exited         chan struct{}
+	name string
+	*e2etest.Server
 }
-
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 
 // startReplicas starts n signet-server processes at once on dbURL, each
 // with a data directory of its own, the same key passphrase and the same
@@ -136,67 +41,32 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 func startReplicas(t *testing.T, n int, dbURL string) []*replica {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, keyFile, pool := certificate(t, dir)
+	caFile, certFile, keyFile := e2etest.ServerPKI(t, filepath.Join(dir, "pki"))
 	rs := make([]*replica, n)
 	for i := range rs {
-		data := filepath.Join(dir, fmt.Sprintf("replica%d", i))
-		r := &replica{name: fmt.Sprintf("replica %d", i), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-		r.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", data, "--db", dbURL,
-			"--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
-		r.cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=replicas test passphrase"}
-		r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
-		r.cmd.WaitDelay = 5 * time.Second
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { r.cmd.Wait(); close(r.exited) }()
-		t.Cleanup(func() {
-			r.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-r.exited:
-			case <-time.After(30 * time.Second):
-				r.cmd.Process.Kill()
-				<-r.exited
-			}
-			if t.Failed() {
-				t.Logf("%s stderr:\n%s", r.name, r.stderr)
-			}
-		})
-		r.client = &http.Client{
-			Timeout:   20 * time.Second,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8},
-		}
-		t.Cleanup(r.client.CloseIdleConnections)
-		rs[i] = r
+		name := fmt.Sprintf("replica %d", i)
+		rs[i] = &replica{name, e2etest.Spawn(t, e2etest.Options{
+			Name: name, DataDir: filepath.Join(dir, fmt.Sprintf("replica%d", i)), CAFile: caFile,
+			Flags:         []string{"--db", dbURL, "--tls-cert", certFile, "--tls-key", keyFile},
+			Env:           []string{"SIGNET_KEY_PASSPHRASE=replicas test passphrase"},
+			ClientTimeout: 20 * time.Second, MaxIdleConns: 8, LogTailOnFailure: true,
+		})}
 	}
-	deadline := time.After(60 * time.Second)
 	for _, r := range rs {
-		for r.base == "" {
-			if m := listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
-				r.base = "https://" + m[1]
-				break
-			}
-			select {
-			case <-r.exited:
-				t.Fatalf("%s exited before listening: %v\nstdout:\n%s\nstderr:\n%s", r.name, r.cmd.ProcessState, r.stdout, r.stderr)
-			case <-deadline:
-				t.Fatalf("%s did not listen within 60s\nstdout:\n%s\nstderr:\n%s", r.name, r.stdout, r.stderr)
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+		r.WaitListening(60 * time.Second)
 	}
 	return rs
 }
 
 func (r *replica) do(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, r.Base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := r.client.Do(req)
+	resp, err := r.Client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -26,9 +26,6 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
 
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
-
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -38,13 +35,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("the soak test reads /proc; skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-soak-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -56,7 +46,7 @@ type server struct{ *e2etest.Server }
 func startServer(t *testing.T, dataDir string) *server {
 	t.Helper()
 	return &server{e2etest.Start(t, e2etest.Options{
-		Bin: serverBin, DataDir: dataDir,
+		DataDir:       dataDir,
 		Env:           []string{"SIGNET_KEY_PASSPHRASE=soak-test-passphrase"},
 		ClientTimeout: 30 * time.Second, MaxIdleConns: 64, LogTailOnFailure: true,
 	})}
