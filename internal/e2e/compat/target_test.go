@@ -68,13 +68,7 @@ func (tg *target) logTail() string {
 func fileTail(path string, n int) string { return e2etest.FileTail(path, n) }
 
 // logMark is the current end of the server log, for requests.
-func (tg *target) logMark() int64 {
-	fi, err := os.Stat(tg.logFile)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func (tg *target) logMark() int64 { return e2etest.LogSize(tg.logFile) }
 
 // httpClient trusts only the target's CA.
 func (tg *target) httpClient(t testing.TB) *http.Client {

@@ -1,8 +1,10 @@
 package e2etest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,4 +150,31 @@ func FileTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ScanLog calls line for every line of a log file after byte offset since
+// (a JSON log: one object a line); lines up to 1 MiB.
+func ScanLog(file string, since int64, line func([]byte)) {
+	f, err := os.Open(file)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(since, io.SeekStart); err != nil {
+		return
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line(sc.Bytes())
+	}
+}
+
+// LogSize is the current end of a log file, an offset for ScanLog.
+func LogSize(file string) int64 {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

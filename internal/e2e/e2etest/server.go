@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +71,25 @@ type Server struct {
 
 var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 
+// WaitListeningLine waits (bounded) until out holds the line signet-server
+// and signet-signer print once they listen ("…: listening on https://ADDR
+// …"), and returns ADDR; exited closed first is an error.
+func WaitListeningLine(out *SyncBuffer, exited <-chan struct{}, timeout time.Duration) (string, error) {
+	deadline := time.After(timeout)
+	for {
+		if m := listeningRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1], nil
+		}
+		select {
+		case <-exited:
+			return "", errors.New("exited before listening")
+		case <-deadline:
+			return "", fmt.Errorf("did not listen within %v", timeout)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // Start runs signet-server and waits (bounded) until it listens; the
 // process is killed at the end of the test if still running.
 func Start(t testing.TB, o Options) *Server {
@@ -122,20 +143,11 @@ func Spawn(t testing.TB, o Options) *Server {
 func (s *Server) WaitListening(timeout time.Duration) {
 	t := s.T
 	t.Helper()
-	deadline := time.After(timeout)
-	for s.Addr == "" {
-		if m := listeningRE.FindStringSubmatch(s.Stdout.String()); m != nil {
-			s.Addr = m[1]
-			break
-		}
-		select {
-		case <-s.Exited:
-			t.Fatalf("%s exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.Name, s.Cmd.ProcessState, s.Stdout, s.Stderr)
-		case <-deadline:
-			t.Fatalf("%s did not listen within %v\nstdout:\n%s\nstderr:\n%s", s.Name, timeout, s.Stdout, s.Stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
+	addr, err := WaitListeningLine(s.Stdout, s.Exited, timeout)
+	if err != nil {
+		t.Fatalf("%s %v\nstdout:\n%s\nstderr:\n%s", s.Name, err, s.Stdout, s.Stderr)
 	}
+	s.Addr = addr
 	s.Base = "https://" + s.Addr
 	o := s.opts
 	timeout, idle := o.ClientTimeout, o.MaxIdleConns

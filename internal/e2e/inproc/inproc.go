@@ -10,7 +10,6 @@
 package inproc
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -19,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -41,8 +39,6 @@ type instance struct {
 
 type mainFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int
 
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
-
 // run starts main with args and env (all the environment it sees), its log
 // (stderr) appended to logFile, and waits (bounded) until it listens. It is
 // stopped when the test ends.
@@ -61,24 +57,18 @@ func run(t testing.TB, name string, main mainFunc, args []string, env map[string
 	}()
 	t.Cleanup(func() {
 		in.stop()
+		if in.code != 0 {
+			t.Errorf("%s: Main returned %d after its context ended (a graceful stop returns 0)", name, in.code)
+		}
 		if t.Failed() {
 			t.Logf("%s log (%s, tail):\n%s", name, logFile, e2etest.FileTail(logFile, 40))
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for in.addr == "" {
-		if m := listeningRE.FindStringSubmatch(in.stdout.String()); m != nil {
-			in.addr = m[1]
-			break
-		}
-		select {
-		case <-in.done:
-			t.Fatalf("%s returned %d before listening:\n%s\n%s", name, in.code, in.stdout, e2etest.FileTail(logFile, 40))
-		case <-deadline:
-			t.Fatalf("%s did not listen within 30s:\n%s\n%s", name, in.stdout, e2etest.FileTail(logFile, 40))
-		case <-time.After(5 * time.Millisecond):
-		}
+	addr, err := e2etest.WaitListeningLine(in.stdout, in.done, 30*time.Second)
+	if err != nil {
+		t.Fatalf("%s %v:\n%s\n%s", name, err, in.stdout, e2etest.FileTail(logFile, 40))
 	}
+	in.addr = addr
 	return in
 }
 
@@ -181,44 +171,28 @@ func (s *Server) Log() string {
 }
 
 // LogMark is the current end of the server's log, for Requests.
-func (s *Server) LogMark() int64 {
-	fi, err := os.Stat(s.LogFile)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func (s *Server) LogMark() int64 { return e2etest.LogSize(s.LogFile) }
 
 // Requests returns "METHOD PATH STATUS" for every request the server
 // logged ("request" lines; successful GETs only at debug level) after log
 // offset since.
 func (s *Server) Requests(since int64) []string {
-	f, err := os.Open(s.LogFile)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(since, io.SeekStart); err != nil {
-		return nil
-	}
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
+	e2etest.ScanLog(s.LogFile, since, func(line []byte) {
 		var l struct {
 			Msg    string `json:"msg"`
 			Method string `json:"method"`
 			Path   string `json:"path"`
 			Status int    `json:"status"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "request" || l.Method == "" {
-			continue
+		if json.Unmarshal(line, &l) != nil || l.Msg != "request" || l.Method == "" {
+			return
 		}
 		if l.Status == 0 {
 			l.Status = http.StatusOK
 		}
 		out = append(out, fmt.Sprintf("%s %s %d", l.Method, l.Path, l.Status))
-	}
+	})
 	return out
 }
 

@@ -23,7 +23,6 @@
 package reference
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -34,7 +33,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -257,43 +255,27 @@ func Start(t testing.TB, postgres bool) *Reference {
 }
 
 // LogMark is the current end of the server's log, for Requests.
-func (r *Reference) LogMark() int64 {
-	fi, err := os.Stat(r.ServerLog)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func (r *Reference) LogMark() int64 { return e2etest.LogSize(r.ServerLog) }
 
 // Requests returns "METHOD URI STATUS" for every request notary-server
 // logged ("response completed") after log offset since.
 func (r *Reference) Requests(since int64) []string {
-	f, err := os.Open(r.ServerLog)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(since, io.SeekStart); err != nil {
-		return nil
-	}
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
+	e2etest.ScanLog(r.ServerLog, since, func(line []byte) {
 		var l struct {
 			Msg    string `json:"msg"`
 			Method string `json:"http.request.method"`
 			URI    string `json:"http.request.uri"`
 			Status int    `json:"http.response.status"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "response completed" {
-			continue
+		if json.Unmarshal(line, &l) != nil || l.Msg != "response completed" {
+			return
 		}
 		if l.Status == 0 {
-			l.Status = 200 // the handler wrote nothing: net/http sends 200
+			l.Status = http.StatusOK // the handler wrote nothing: net/http sends 200
 		}
 		out = append(out, fmt.Sprintf("%s %s %d", l.Method, l.URI, l.Status))
-	}
+	})
 	return out
 }
 
