@@ -6,8 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -58,21 +57,10 @@ func startReplicas(t *testing.T, n int, dbURL string) []*replica {
 	return rs
 }
 
+// do sends one request to r (tufhttp.Do).
 func (r *replica) do(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.Base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := r.Client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	resp, err := tufhttp.Do(ctx, r.Client, method, r.Base+path, body, contentType)
+	return resp.Status, resp.Body, err
 }
 
 func (r *replica) get(t *testing.T, path string) (int, []byte) {
@@ -84,30 +72,6 @@ func (r *replica) get(t *testing.T, path string) (int, []byte) {
 	return status, body
 }
 
-func upload(parts map[string][]byte) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for role, data := range parts {
-		w, _ := mw.CreateFormFile("files", role)
-		w.Write(data)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
-}
-
-// errorCode returns the first code of a Notary error envelope.
-func errorCode(body []byte) string {
-	var env struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
-		return ""
-	}
-	return env.Errors[0].Code
-}
-
 func timestampVersion(t *testing.T, body []byte) int {
 	t.Helper()
 	m, err := tuf.ParseTimestamp(body)
@@ -117,33 +81,11 @@ func timestampVersion(t *testing.T, body []byte) int {
 	return int(m.Signed.Version)
 }
 
-// verify downloads the repository from r as the notary client does and
-// runs it through the verification state machine; it returns the
-// timestamp version.
+// verify downloads gun from r as the notary client does and verifies it
+// (tufhttp.VerifyRepo).
 func verify(t *testing.T, r *replica, gun string) *trust.Repo {
 	t.Helper()
-	base := "/v2/" + gun + "/_trust/tuf/"
-	must := func(what string, status int, body []byte, load func([]byte) error) {
-		t.Helper()
-		if status != 200 {
-			t.Fatalf("%s: GET %s: %d %s", r.name, what, status, body)
-		}
-		if err := load(body); err != nil {
-			t.Fatalf("%s: %s: %v", r.name, what, err)
-		}
-	}
-	v := trust.New(gun, time.Now(), trust.Options{})
-	status, body := r.get(t, base+"root.json")
-	must("root", status, body, v.LoadRoot)
-	status, body = r.get(t, base+"timestamp.json")
-	must("timestamp", status, body, v.LoadTimestamp)
-	sm := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
-	status, body = r.get(t, fmt.Sprintf("%ssnapshot.%x.json", base, sm.Hashes["sha256"]))
-	must("snapshot", status, body, v.LoadSnapshot)
-	tm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
-	status, body = r.get(t, fmt.Sprintf("%stargets.%x.json", base, tm.Hashes["sha256"]))
-	must("targets", status, body, func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
-	return v
+	return tufhttp.VerifyRepo(t, r.Client, r.Base, gun)
 }
 
 // propagation polls every replica at once until each serves timestamp
@@ -216,7 +158,7 @@ func TestThreeReplicas(t *testing.T) {
 	repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &tsKey})
 	repo.AddTarget(tuf.RoleTargets, "v1", []byte("v1"))
 	repo.SignAll()
-	b, ct := upload(map[string][]byte{"root": repo.Signed[tuf.RoleRoot], "targets": repo.Signed[tuf.RoleTargets], "snapshot": repo.Signed[tuf.RoleSnapshot]})
+	b, ct := tufhttp.Upload(tufhttp.Part{Role: tuf.RoleRoot, Data: repo.Signed[tuf.RoleRoot]}, tufhttp.Part{Role: tuf.RoleTargets, Data: repo.Signed[tuf.RoleTargets]}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: repo.Signed[tuf.RoleSnapshot]})
 	if status, body, err := rs[1].do(t.Context(), http.MethodPost, base, b, ct); err != nil || status != 200 {
 		t.Fatalf("first publish: %d %s %v", status, body, err)
 	}
@@ -256,7 +198,7 @@ func TestThreeReplicas(t *testing.T) {
 			a.targets = repo.Sign(tuf.RoleTargets)
 			a.snapshot = repo.SignSnapshot()
 			delete(repo.Targets[tuf.RoleTargets].Targets, targetName(i))
-			b, ct := upload(map[string][]byte{"targets": a.targets, "snapshot": a.snapshot})
+			b, ct := tufhttp.Upload(tufhttp.Part{Role: tuf.RoleTargets, Data: a.targets}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: a.snapshot})
 			attempts[i] = a
 			wg.Go(func() {
 				<-start
@@ -277,7 +219,7 @@ func TestThreeReplicas(t *testing.T) {
 					t.Fatalf("round %d: %s and %s both accepted version %d", round, rs[winner].name, rs[i].name, round)
 				}
 				winner = i
-			case a.status == 400 && errorCode(a.body) == "VERSION":
+			case a.status == 400 && tufhttp.ErrorCode(a.body) == "VERSION":
 			default:
 				t.Fatalf("round %d, %s: %d %s, want 200 or 400 VERSION", round, rs[i].name, a.status, a.body)
 			}
@@ -343,7 +285,7 @@ WHERE application_name = $1 AND datname = current_database()`, sqlstore.Listener
 	repo.Bump(tuf.RoleTargets)
 	repo.Bump(tuf.RoleSnapshot)
 	repo.AddTarget(tuf.RoleTargets, "after the cut", []byte("after the cut"))
-	b, ct = upload(map[string][]byte{"targets": repo.Sign(tuf.RoleTargets), "snapshot": repo.SignSnapshot()})
+	b, ct = tufhttp.Upload(tufhttp.Part{Role: tuf.RoleTargets, Data: repo.Sign(tuf.RoleTargets)}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: repo.SignSnapshot()})
 	status, body, err = rs[0].do(t.Context(), http.MethodPost, base, b, ct)
 	if err != nil || status != 200 {
 		t.Fatalf("publish after the cut: %d %s %v", status, body, err)
