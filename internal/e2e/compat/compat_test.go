@@ -39,8 +39,9 @@ var scenarios = []scenario{
 }
 
 // TestCompat starts each selected target once and runs every scenario
-// against it; afterwards it compares what the clients printed for the
-// same scenario on different targets.
+// against it, the targets side by side (each scenario has its own GUNs,
+// trust directories and Docker configs); afterwards it compares what the
+// clients printed for the same scenario on different targets.
 func TestCompat(t *testing.T) {
 	targets := selectedTargets(t)
 	var mu sync.Mutex
@@ -54,9 +55,12 @@ func TestCompat(t *testing.T) {
 			labels[i] = fmt.Sprintf("%s#%d", name, i+1)
 		}
 	}
+	// Runs when every target's subtests are done.
+	t.Cleanup(func() { compareTranscripts(t, labels, transcripts) })
 	for i, name := range targets {
 		label := labels[i]
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			start := time.Now()
 			tg := startTarget(t, name)
 			for _, sc := range scenarios {
@@ -80,7 +84,6 @@ func TestCompat(t *testing.T) {
 			t.Logf("target %s: all scenarios took %v", name, time.Since(start).Round(time.Millisecond))
 		})
 	}
-	compareTranscripts(t, labels, transcripts)
 }
 
 // dumpTranscript writes a scenario's normalized transcript to

@@ -327,6 +327,7 @@ func summary(guns []*gunState) (acked, confirmedLater int) {
 // during a stream of publishes, several times, and checks after each
 // restart that nothing acknowledged was lost.
 func TestKillMidStream(t *testing.T) {
+	t.Parallel()
 	killMidStream(t, t.TempDir())
 }
 
@@ -381,6 +382,7 @@ func killMidStream(t *testing.T, dataDir string, flags ...string) {
 // must finish what it answers, exit 0, say "stopped", and keep everything
 // it acknowledged.
 func TestTermMidStream(t *testing.T) {
+	t.Parallel()
 	const cycles = 2
 	dataDir := t.TempDir()
 	guns := []*gunState{newGUN(0), newGUN(1), newGUN(2), newGUN(3)}

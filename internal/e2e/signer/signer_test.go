@@ -156,6 +156,7 @@ func writePayload(t *testing.T, dir, name, content string) string {
 // server, and rekey the signer's passphrase, all with the online keys in
 // signet-signer.
 func TestRemoteSigner(t *testing.T) {
+	t.Parallel()
 	s := startStack(t)
 	gun := "example.com/e2e/remote-signer"
 	owner := s.notary("owner")
@@ -221,6 +222,7 @@ func TestRemoteSigner(t *testing.T) {
 // 503 with Retry-After and change nothing; reads go on; once the signer is
 // back the same server process publishes again.
 func TestSignerDown(t *testing.T) {
+	t.Parallel()
 	s := startStack(t)
 	gun := "example.com/e2e/signer-down"
 	owner := s.notary("owner")
@@ -282,6 +284,7 @@ func TestSignerDown(t *testing.T) {
 // (SIGSTOP) costs a publish the server's --signer-timeout, not a hang: 503,
 // nothing changed, and publishes work again once it resumes.
 func TestSignerStalled(t *testing.T) {
+	t.Parallel()
 	s := startStack(t)
 	gun := "example.com/e2e/signer-stalled"
 	owner := s.notary("owner")
