@@ -19,9 +19,11 @@
 //     component skips a test, or fails it when the variable asks for it.
 //
 // The in-process stack (signet-server and signet-signer in goroutines) is
-// internal/e2e/inproc, and the reference notary-server and notary-signer
-// are started by internal/e2e/reference; both build on this package, which
-// imports nothing of this module so that any package's tests can use it.
+// internal/e2e/inproc, the client side of the Notary HTTP API for tests
+// that speak it directly is internal/e2e/tufhttp, and the reference
+// notary-server and notary-signer are started by internal/e2e/reference;
+// they build on this package, which imports nothing of this module so that
+// any package's tests (internal/keys, internal/store/sqlstore…) can use it.
 // Every variable is described in docs/testing.md. Imported only from
 // _test.go files (and the reference's command).
 package e2etest
