@@ -214,15 +214,21 @@ func readReferrers(ctx context.Context, t Target) ([]referrer, bool, error) {
 	}
 	var out []referrer
 	for _, d := range descs {
-		if d.ArtifactType != "" && !isBundleLayer(d.ArtifactType) {
-			continue // another kind of referrer (Notation, SBOMs …)
-		}
+		// The descriptor's artifactType is not trusted to select: registries
+		// fill it differently (go-containerregistry's from the config media
+		// type), and cosign looks at every referrer's layers.
 		src := d.Digest.String()
 		b, err := readBundleReferrer(ctx, t, src)
+		if errors.Is(err, errNotBundle) {
+			continue // another kind of referrer (Notation, SBOMs …)
+		}
 		out = append(out, referrer{source: src, bundle: b, err: err})
 	}
 	return out, supported, nil
 }
+
+// errNotBundle marks a referrer that is not a Sigstore bundle.
+var errNotBundle = errors.New("not a Sigstore bundle")
 
 // listReferrers returns the descriptors of the target's referrers.
 func listReferrers(ctx context.Context, t Target) ([]v1.Descriptor, bool, error) {
@@ -261,7 +267,7 @@ func readBundleReferrer(ctx context.Context, t Target, digest string) (*Bundle, 
 		return nil, fmt.Errorf("its subject is not %s", t.Digest())
 	}
 	if len(man.Layers) != 1 || !isBundleLayer(string(man.Layers[0].MediaType)) {
-		return nil, errors.New("not a Sigstore bundle (want exactly one bundle layer)")
+		return nil, errNotBundle // cosign's test: exactly one bundle layer
 	}
 	if man.Layers[0].Size > maxAttestation {
 		return nil, fmt.Errorf("its bundle is %d bytes, more than %d", man.Layers[0].Size, maxAttestation)
