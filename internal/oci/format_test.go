@@ -164,15 +164,19 @@ func TestBundleTampering(t *testing.T) {
 		"other payload": {edit(func(m map[string]any) {
 			resign(m, bytes.Replace(readBody(t, raw), []byte(`"team":"x"`), []byte(`"team":"y"`), 1))
 		}), false},
-		"payload type":       {edit(func(m map[string]any) { env(m)["payloadType"] = "application/json" }), false},
-		"two signatures":     {edit(func(m map[string]any) { env(m)["signatures"] = []any{sig0(m), sig0(m)} }), false},
-		"no signatures":      {edit(func(m map[string]any) { env(m)["signatures"] = []any{} }), true},
-		"bundle v0.2":        {edit(func(m map[string]any) { m["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2" }), true},
-		"bundle v0.4":        {edit(func(m map[string]any) { m["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json" }), true},
-		"unknown field":      {edit(func(m map[string]any) { m["extra"] = true }), true},
-		"no key material":    {edit(func(m map[string]any) { m["verificationMaterial"] = map[string]any{} }), true},
-		"certificate chain":  {edit(func(m map[string]any) { m["verificationMaterial"] = map[string]any{"x509CertificateChain": map[string]any{}} }), true},
-		"tlog without proof": {edit(func(m map[string]any) { m["verificationMaterial"].(map[string]any)["tlogEntries"] = []any{map[string]any{"logIndex": "1"}} }), true},
+		"payload type":    {edit(func(m map[string]any) { env(m)["payloadType"] = "application/json" }), false},
+		"two signatures":  {edit(func(m map[string]any) { env(m)["signatures"] = []any{sig0(m), sig0(m)} }), false},
+		"no signatures":   {edit(func(m map[string]any) { env(m)["signatures"] = []any{} }), true},
+		"bundle v0.2":     {edit(func(m map[string]any) { m["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2" }), true},
+		"bundle v0.4":     {edit(func(m map[string]any) { m["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json" }), true},
+		"unknown field":   {edit(func(m map[string]any) { m["extra"] = true }), true},
+		"no key material": {edit(func(m map[string]any) { m["verificationMaterial"] = map[string]any{} }), true},
+		"certificate chain": {edit(func(m map[string]any) {
+			m["verificationMaterial"] = map[string]any{"x509CertificateChain": map[string]any{}}
+		}), true},
+		"tlog without proof": {edit(func(m map[string]any) {
+			m["verificationMaterial"].(map[string]any)["tlogEntries"] = []any{map[string]any{"logIndex": "1"}}
+		}), true},
 		"certificate": {edit(func(m map[string]any) {
 			m["verificationMaterial"] = map[string]any{"certificate": map[string]any{"rawBytes": "AAAA"}}
 		}), false},
@@ -221,12 +225,12 @@ func TestPAE(t *testing.T) {
 
 func TestPredicateTypes(t *testing.T) {
 	for name, want := range map[string]string{
-		"custom":          "https://cosign.sigstore.dev/attestation/v1",
-		"slsaprovenance":  "https://slsa.dev/provenance/v0.2",
-		"slsaprovenance1": "https://slsa.dev/provenance/v1",
-		"spdxjson":        "https://spdx.dev/Document",
-		"cyclonedx":       "https://cyclonedx.org/bom",
-		"vuln":            "https://cosign.sigstore.dev/attestation/vuln/v1",
+		"custom":                           "https://cosign.sigstore.dev/attestation/v1",
+		"slsaprovenance":                   "https://slsa.dev/provenance/v0.2",
+		"slsaprovenance1":                  "https://slsa.dev/provenance/v1",
+		"spdxjson":                         "https://spdx.dev/Document",
+		"cyclonedx":                        "https://cyclonedx.org/bom",
+		"vuln":                             "https://cosign.sigstore.dev/attestation/vuln/v1",
 		"https://example.com/predicate/v1": "https://example.com/predicate/v1",
 	} {
 		if got, err := PredicateType(name); err != nil || got != want {

@@ -38,7 +38,9 @@ func ggcrRegistry(t *testing.T, referrers bool) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func testClient() *registry.Client { return &registry.Client{Keychain: registry.Anonymous, UserAgent: "signet-test"} }
+func testClient() *registry.Client {
+	return &registry.Client{Keychain: registry.Anonymous, UserAgent: "signet-test"}
+}
 
 // pushImage pushes a small random single-layer image (Docker schema 2, as
 // docker push writes) to host/repo:tag with Signet's own registry client.
