@@ -21,6 +21,7 @@ import (
 type verifyOptions struct {
 	signers   []string
 	threshold int
+	cosignKey string // --cosign-key (cosign.go)
 	// notary verify GUN TARGET's flags.
 	input, outputFile string
 	quiet             bool
@@ -72,6 +73,7 @@ checked against the target and passed on.`,
 	d.addInsecureFlag(c)
 	c.Flags().StringSliceVar(&o.signers, "require-signer", nil, "signers (targets/NAME) that must sign the tag; comma-separated or repeated")
 	c.Flags().IntVar(&o.threshold, "threshold", 0, "how many of the required signers must sign the same digest (default all)")
+	c.Flags().StringVar(&o.cosignKey, "cosign-key", "", "cosign public key `file`: alone, the image's cosign signatures decide; with --require-signer, they must sign the signers' digest too")
 	c.Flags().StringVarP(&o.input, "input", "i", "", "notary form: file to verify (default standard input)")
 	c.Flags().StringVar(&o.outputFile, "output-file", "", "notary form: file to write verified data to (default standard output)")
 	c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "notary form: print nothing on success")
@@ -106,6 +108,9 @@ type signedTarget struct {
 func digestOf(t client.Target) string { return "sha256:" + hex.EncodeToString(t.Meta.Hashes["sha256"]) }
 
 func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) error {
+	if o.cosignKey != "" && len(o.signers) == 0 && o.threshold == 0 {
+		return d.verifyCosign(ctx, arg, o.cosignKey)
+	}
 	ref, err := parseRef(arg)
 	if err != nil {
 		return err
@@ -193,6 +198,11 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 		return withCode(ExitVerify, fmt.Errorf("no tag of %s signed %s has the digest %s", ref.GUN(), how, ref.Digest))
 	}
 	sort.Strings(res.Signers)
+	if o.cosignKey != "" {
+		if err := d.cosignAgrees(ctx, &res, o.cosignKey); err != nil {
+			return err
+		}
+	}
 	if ref.Digest != "" {
 		res.Tags = matched
 	} else {

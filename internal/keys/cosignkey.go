@@ -69,6 +69,13 @@ type cosignKeyFile struct {
 	Ciphertext []byte `json:"ciphertext"`
 }
 
+// MarshalJSON writes the file's JSON (field order as cosign writes it; the
+// bytes are encrypted, never signed or hashed).
+func (f *cosignKeyFile) MarshalJSON() ([]byte, error) {
+	type plain cosignKeyFile
+	return json.Marshal((*plain)(f))
+}
+
 // IsCosignPrivateKeyPEM reports whether data starts with a cosign private
 // key block (either PEM type).
 func IsCosignPrivateKeyPEM(data []byte) bool {
@@ -200,7 +207,7 @@ func marshalCosignPrivateKeyPEM(random io.Reader, signer crypto.Signer, passphra
 	copy(boxKey[:], k)
 	copy(nonce[:], f.Cipher.Nonce)
 	f.Ciphertext = secretbox.Seal(nil, der, &nonce, &boxKey)
-	b, err := json.Marshal(&f)
+	b, err := f.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
