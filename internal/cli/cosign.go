@@ -37,12 +37,12 @@ func init() {
 
 // Environment of the cosign commands.
 const (
-	envCosignPassword = "COSIGN_PASSWORD"      // the key file's password, as cosign
-	envSignerCert     = "SIGNET_SIGNER_CERT"   // client certificate for signet-signer keys
-	envSignerKey      = "SIGNET_SIGNER_KEY"    // its private key
-	envSignerCA       = "SIGNET_SIGNER_CA"     // the CA the signer's certificate chains to
-	signerKeyScheme   = "signet-signer"        // --key signet-signer://HOST:PORT/KEYID?gun=GUN
-	maxPredicateFile  = 32 << 20               // bytes of a --predicate file
+	envCosignPassword = "COSIGN_PASSWORD"             // the key file's password, as cosign
+	envSignerCert     = "SIGNET_SIGNER_CERT"          // client certificate for signet-signer keys
+	envSignerKey      = "SIGNET_SIGNER_KEY"           // its private key
+	envSignerCA       = "SIGNET_SIGNER_CA"            // the CA the signer's certificate chains to
+	signerKeyScheme   = "signet-signer"               // --key signet-signer://HOST:PORT/KEYID?gun=GUN
+	maxPredicateFile  = 32 << 20                      // bytes of a --predicate file
 	cosignVerifyHint  = "--insecure-ignore-tlog=true" // what cosign needs to verify without a log
 )
 
