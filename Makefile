@@ -25,6 +25,7 @@ vet:
 unit:
 	$(GO) test -race -shuffle=on -timeout 40m ./...
 	$(GO) test -race -shuffle=on -timeout 20m -tags pkcs11 ./internal/keys/pkcs11/... ./internal/e2e/hsm/... ./internal/signer/hsm/... ./internal/signercmd/...
+	$(GO) test -race -shuffle=on -timeout 10m -tags pkcs11 -run 'PKCS11' ./internal/cli/
 
 ## fuzz: run every fuzz target briefly.
 fuzz:

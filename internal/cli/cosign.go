@@ -333,6 +333,9 @@ func (c *cosignCmd) signingKey(ctx context.Context) (crypto.Signer, func(), erro
 	case strings.HasPrefix(c.key, signerKeyScheme+"://"):
 		return c.signerKeyRef(ctx)
 	case strings.HasPrefix(c.key, "pkcs11:"):
+		if err := needPKCS11("--key"); err != nil {
+			return nil, nothing, err
+		}
 		k, err := c.a.openTokenKey(trustdir.TokenRef{URI: c.key})
 		if err != nil {
 			return nil, nothing, fmt.Errorf("--key %s: %w", c.key, err)
