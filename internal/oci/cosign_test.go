@@ -212,6 +212,20 @@ func interopRegistries(t *testing.T) map[string]string {
 	}
 }
 
+// writePublicKey writes pub as cosign.pub is written (PEM PUBLIC KEY).
+func writePublicKey(t *testing.T, dir string, pub crypto.PublicKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "key.pub")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // writeKeyPair writes a key as cosign.key (cosign's encrypted format,
 // password "test") and cosign.pub into dir.
 func writeKeyPair(t *testing.T, dir string, k crypto.Signer) (keyFile, pubFile string) {
@@ -258,8 +272,8 @@ func TestCosignVerifiesSignet(t *testing.T) {
 				t.Run(kind, func(t *testing.T) {
 					c.t = t
 					key := newKey(t, kind)
-					_, pub := writeKeyPair(t, t.TempDir(), key)
-					_, otherPub := writeKeyPair(t, t.TempDir(), newKey(t, kind))
+					pub := writePublicKey(t, t.TempDir(), key.Public())
+					otherPub := writePublicKey(t, t.TempDir(), newKey(t, kind).Public())
 					tg := pushImage(t, host, "interop/"+kind, "v1")
 					img := tg.String()
 					if _, err := Sign(ctx, tg, key, Options{Now: time.Now(), Annotations: map[string]string{"team": "blue"}}); err != nil {
@@ -323,7 +337,7 @@ func TestCosignLegacyOnly(t *testing.T) {
 	c := newCosign(t)
 	host := dockerRegistry(t)
 	key := newKey(t, "ecdsa-p256")
-	_, pub := writeKeyPair(t, t.TempDir(), key)
+	pub := writePublicKey(t, t.TempDir(), key.Public())
 	tg := pushImage(t, host, "interop/legacy", "v1")
 	if _, err := Sign(context.Background(), tg, key, Options{Now: time.Now(), Forms: FormLegacy}); err != nil {
 		t.Fatal(err)
@@ -430,7 +444,7 @@ func TestCosignSeesIdempotentWrites(t *testing.T) {
 	ctx := context.Background()
 	host := dockerRegistry(t)
 	key := newKey(t, "ecdsa-p256")
-	_, pub := writeKeyPair(t, t.TempDir(), key)
+	pub := writePublicKey(t, t.TempDir(), key.Public())
 	tg := pushImage(t, host, "interop/twice", "v1")
 	for i := 0; i < 2; i++ {
 		if _, err := Sign(ctx, tg, key, Options{Now: time.Now()}); err != nil {
