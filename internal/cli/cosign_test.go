@@ -210,13 +210,27 @@ func TestCosignBadInput(t *testing.T) {
 	unchanged("wrong password")
 	u.env[envCosignPassword] = "test"
 
-	// A digest that does not exist (any more).
+	// A digest that does not exist, and one that no longer does.
 	missing := img + "@sha256:" + strings.Repeat("0", 64)
 	code, _, errOut = u.run("cosign", "sign", "--key", u.path("cosign.key"), missing)
 	if code != ExitError || !strings.Contains(errOut, "has no manifest sha256:") {
 		t.Fatalf("missing digest: exit %d\n%s", code, errOut)
 	}
 	unchanged("missing digest")
+	gone := pushTestImage(t, host, "team/app", "gone")
+	for _, ref := range []string{"gone", gone.Digest} {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/team/app/manifests/"+ref, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	code, _, errOut = u.run("cosign", "sign", "--key", u.path("cosign.key"), img+"@"+gone.Digest)
+	if code != ExitError || !strings.Contains(errOut, "has no manifest "+gone.Digest) {
+		t.Fatalf("deleted digest: exit %d\n%s", code, errOut)
+	}
+	unchanged("deleted digest")
 
 	// An unreachable registry.
 	dead := httptest.NewServer(http.NotFoundHandler())
@@ -242,6 +256,7 @@ func TestCosignBadInput(t *testing.T) {
 		{"cosign", "verify", img + ":v1"},
 		{"cosign", "sign", "--key", "signet-signer://127.0.0.1:1/abc", img + ":v1"},
 		{"cosign", "sign", "--key", "signet-signer://127.0.0.1:1/abc?gun=x", img + ":v1"},
+		{"verify", "--cosign-key", u.path("cosign.pub"), "example.com/gun", "target"},
 	} {
 		if code, _, errOut := u.run(args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, code, ExitUsage, errOut)

@@ -82,6 +82,9 @@ checked against the target and passed on.`,
 
 // notaryVerify runs notary's verify GUN TARGET with this command's flags.
 func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOptions) error {
+	if o.cosignKey != "" {
+		return usageError("--cosign-key checks an image (IMAGE:TAG or IMAGE@DIGEST), not notary's GUN TARGET form")
+	}
 	nc := d.a.verifyTargetCmd()
 	nc.SetContext(cmd.Context())
 	for name, v := range map[string]string{"input": o.input, "output-file": o.outputFile} {
