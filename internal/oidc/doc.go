@@ -41,10 +41,10 @@
 // number or boolean in its JSON text, so ref_protected: "true" matches both
 // "true" and true). Its syntax:
 //
-//   - any run of characters, not crossing '/'
-//     **    any run of characters, crossing '/'
-//     ?     one character other than '/'
-//     \c    the character c itself (\*, \?, \\)
+//   - "*" matches any run of characters that does not cross '/';
+//   - "**" matches any run of characters, crossing '/';
+//   - "?" matches one character other than '/';
+//   - "\c" matches the character c itself (\*, \?, \\).
 //
 // Every other character matches itself; a pattern without wildcards is an
 // exact match. So refs/tags/v* matches refs/tags/v1.2.0 but not
