@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/jose"
+	"github.com/signet-trust/signet/internal/server"
 )
 
 // TokenPath is where signet-server serves its built-in token service.
