@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/signet-trust/signet/internal/atomicfile"
 )
 
 // Credentials are what a registry is given to prove who the user is.
@@ -61,12 +63,16 @@ type DockerConfig struct {
 	helperEnv []string
 }
 
+// MaxConfigSize bounds the Docker configuration file read (Docker's own
+// are a few kilobytes; a link to /dev/zero must not exhaust memory).
+const MaxConfigSize = 4 << 20
+
 // LoadDockerConfig reads dir/config.json (dir is $DOCKER_CONFIG, default
 // ~/.docker). A missing file is an empty configuration. helperEnv is the
 // environment credential helpers run with (nil for the process's own).
 func LoadDockerConfig(dir string, helperEnv []string) (*DockerConfig, error) {
 	cfg := &DockerConfig{helperEnv: helperEnv}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := atomicfile.ReadFile(filepath.Join(dir, "config.json"), MaxConfigSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return cfg, nil
 	}
