@@ -54,8 +54,9 @@ var (
 	ErrWrongPassphrase = errors.New("signer: the passphrase does not open this alias")
 	// ErrNoPassphrase reports an alias whose passphrase is not configured.
 	ErrNoPassphrase = errors.New("signer: no passphrase configured for alias")
-	// ErrInvalid reports a request the signer refuses as malformed.
-	ErrInvalid = errors.New("signer: invalid request")
+	// ErrInvalid reports a request the signer refuses as malformed; it
+	// wraps keys.ErrInvalidRequest (the API answers 400).
+	ErrInvalid = fmt.Errorf("signer: %w", keys.ErrInvalidRequest)
 )
 
 // Key algorithms the signer creates.

@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/signet-trust/signet/internal/keys"
 )
 
 // Service is what the handler serves: the signer's custody core. Errors
-// wrapping keys.ErrKeyNotHeld become 404 KEY_NOT_HELD; other errors become
-// 500 INTERNAL, their detail going to the log only.
+// wrapping keys.ErrKeyNotHeld become 404 KEY_NOT_HELD; errors wrapping
+// keys.ErrInvalidRequest become 400 INVALID with their message; other
+// errors become 500 INTERNAL, their detail going to the log only.
 type Service interface {
 	// Create makes a key of algorithm for gun and role.
 	Create(ctx context.Context, gun, role, algorithm string) (*keys.PublicKey, error)
@@ -33,12 +36,17 @@ type Service interface {
 // Handler returns the HTTP handler of the signer API. It must be served
 // with ServerTLSConfig (or another configuration that requires and verifies
 // client certificates); requests without a verified client certificate are
-// refused.
+// refused. Every client certificate the configured CA issued may use every
+// key the signer holds (docs/operations.md): the CA is the allow-list.
+//
+// Request bodies held in memory at once are bounded by maxBodiesInFlight:
+// each request reserves its Content-Length (or, when it sends none, its
+// route's limit) before its body is read, and waits for room otherwise.
 func Handler(svc Service, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{svc: svc, log: log}
+	h := &handler{svc: svc, log: log, bodies: semaphore.NewWeighted(maxBodiesInFlight)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/keys", h.wrap("CreateKey", h.create))
 	mux.Handle("GET /v1/keys", h.wrap("ListKeys", h.list))
@@ -52,9 +60,16 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 }
 
 type handler struct {
-	svc Service
-	log *slog.Logger
+	svc    Service
+	log    *slog.Logger
+	bodies *semaphore.Weighted // bytes of request bodies in flight
 }
+
+// maxBodiesInFlight bounds the request bodies the handler reads at once
+// (each decoded JSON body takes at most about as much again): four sign
+// requests of unknown length at their 16 MiB limit, or thousands of the
+// few-hundred-byte digests a signer mostly sees.
+const maxBodiesInFlight = 4 * maxSignBody
 
 // apiError is an error answer; err is the internal cause, for the log.
 type apiError struct {
@@ -91,6 +106,8 @@ func (h *handler) wrap(op string, f func(http.ResponseWriter, *http.Request) err
 		case errors.As(err, &e):
 		case errors.Is(err, keys.ErrKeyNotHeld):
 			e = &apiError{http.StatusNotFound, CodeNotHeld, "key not held for this repository", err}
+		case errors.Is(err, keys.ErrInvalidRequest):
+			e = &apiError{http.StatusBadRequest, CodeInvalid, err.Error(), err}
 		default:
 			e = &apiError{http.StatusInternalServerError, CodeInternal, op + " failed; the cause is in the signer's log", err}
 		}
@@ -124,8 +141,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON body of at most limit bytes, refusing unknown fields
-// and trailing data.
-func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+// and trailing data. It first reserves room for the body among the bodies
+// in flight (what the request declares, or limit), waiting while there is
+// none; release gives it back once the request is answered.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, limit int64, v any) (release func(), err error) {
+	n := limit
+	if r.ContentLength > limit {
+		return func() {}, invalid("request body: %d bytes, at most %d", r.ContentLength, limit)
+	}
+	if r.ContentLength >= 0 {
+		n = max(r.ContentLength, 1)
+	}
+	if err := h.bodies.Acquire(r.Context(), n); err != nil {
+		return func() {}, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the signer is busy; try again", err}
+	}
+	release = func() { h.bodies.Release(n) }
+	if err := decodeBody(w, r, limit, v); err != nil {
+		release()
+		return func() {}, err
+	}
+	return release, nil
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -146,9 +184,11 @@ func requireName(what, v string) error {
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	var req CreateKeyRequest
-	if err := decode(w, r, maxSmallBody, &req); err != nil {
+	release, err := h.decode(w, r, maxSmallBody, &req)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if err := errors.Join(requireName("gun", req.GUN), requireName("role", req.Role)); err != nil {
 		return err
 	}
@@ -195,9 +235,11 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) sign(w http.ResponseWriter, r *http.Request) error {
 	var req SignRequest
-	if err := decode(w, r, maxSignBody, &req); err != nil {
+	release, err := h.decode(w, r, maxSignBody, &req)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if err := requireName("gun", req.GUN); err != nil {
 		return err
 	}
