@@ -22,6 +22,9 @@ func TestParseReference(t *testing.T) {
 		{"127.0.0.1:5000/test/app:v1", "127.0.0.1:5000/test/app", "127.0.0.1:5000", "test/app", "v1", ""},
 		{"example.com/a/b@sha256:" + strings.Repeat("a", 64), "example.com/a/b", "example.com", "a/b", "", "sha256:" + strings.Repeat("a", 64)},
 		{"localhost:5000/x:t@sha256:" + strings.Repeat("b", 64), "localhost:5000/x", "localhost:5000", "x", "t", "sha256:" + strings.Repeat("b", 64)},
+		{"a.b-c__d/e-f:V_1.-x", "a.b-c__d/e-f", "a.b-c__d", "e-f", "V_1.-x", ""},
+		{"[::1]:5000/a:v1", "[::1]:5000/a", "[::1]:5000", "a", "v1", ""},
+		{"a:" + strings.Repeat("x", 128), "docker.io/library/a", "index.docker.io", "library/a", strings.Repeat("x", 128), ""},
 	} {
 		r, err := ParseReference(tc.in)
 		if err != nil {
@@ -31,7 +34,11 @@ func TestParseReference(t *testing.T) {
 			t.Errorf("%s: got %+v (GUN %s)", tc.in, r, r.GUN())
 		}
 	}
-	for _, bad := range []string{"", "UPPER/case", "a:", "a@sha256:short"} {
+	for _, bad := range []string{"", "UPPER/case", "a:", "a@sha256:short",
+		// Docker's grammar: no empty, "." or ".." components, no tag
+		// starting with "-" or ".", at most 128 characters of tag.
+		"../x", "a/../b:v1", "example.com/a/..", "example.com/a/b/.:v", "a//b", "a/", "/a", "..:5000/a", "-a/b", "a/b-", "a/_b", "a___b",
+		"a:-x", "a:.x", "a:" + strings.Repeat("x", 129), "a:v", "a b", strings.Repeat("a", 64), "example.com/" + strings.Repeat("a", 250)} {
 		if _, err := ParseReference(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
