@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -133,8 +134,16 @@ func (c *DockerConfig) Credentials(ctx context.Context, registry string) (Creden
 	return Credentials{}, nil
 }
 
+// helperName is what a credential helper's name may be: the suffix of a
+// program name found on PATH, never a path (a name with "/" would run a
+// program of config.json's choosing from anywhere on disk).
+var helperName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
 // helper runs docker-credential-<name> get, as the Docker CLI does.
 func (c *DockerConfig) helper(ctx context.Context, helper, server string) (Credentials, error) {
+	if !helperName.MatchString(helper) {
+		return Credentials{}, fmt.Errorf("registry: docker config: credential helper %q is not a helper name (letters, digits, \".\", \"_\", \"-\"; no path)", helper)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	prog := "docker-credential-" + helper

@@ -207,6 +207,17 @@ func TestHostileRegistry(t *testing.T) {
 			t.Fatalf("the host the realm redirected to got %v", evil.Requests())
 		}
 	})
+	t.Run("an error body is quoted", func(t *testing.T) {
+		n := origintest.New(t)
+		n.Serve("https://registry.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte("oops\x1b]0;pwned\x07\n* fatal: forged"))
+		}))
+		_, err := resolveVia(t, n, Anonymous, "registry.test/app:v1")
+		if err == nil || strings.ContainsAny(err.Error(), "\x1b\x07\n") || !strings.Contains(err.Error(), `\x1b]0;pwned`) {
+			t.Fatalf("Resolve: %q", err)
+		}
+	})
 	for _, target := range []string{"https://evil.test", "https://auth.test:8443"} {
 		t.Run("a refresh token is not redirected to "+target, func(t *testing.T) {
 			n := origintest.New(t)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -168,5 +169,53 @@ func TestParseChallenge(t *testing.T) {
 	s, p = parseChallenge(`Basic realm=registry`)
 	if s != "Basic" || p["realm"] != "registry" {
 		t.Fatalf("%s %v", s, p)
+	}
+}
+
+// TestCredentialHelperNames: a credential helper named in config.json runs
+// as docker-credential-<name> from PATH; a name that is a path (which would
+// run any program on disk) is refused without running anything.
+func TestCredentialHelperNames(t *testing.T) {
+	bin := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "ran")
+	script := "#!/bin/sh\nread server\necho ran > " + marker + "\necho '{\"Username\":\"u\",\"Secret\":\"s3cret\"}'\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-good"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH")) // the helper is looked up on the process's PATH
+	// A name with a slash is a path: from a directory holding
+	// docker-credential-x/, "x/evil" would run docker-credential-x/evil.
+	cwd := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cwd, "docker-credential-x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cwd, "docker-credential-x", "evil"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(cwd)
+	env := []string{"PATH=" + bin}
+	for name, ok := range map[string]bool{
+		"good": true, "x/evil": false, "../good": false, "x/../../good": false, "/bin/sh": false, "": false, "-good": false, "good\nx": false,
+	} {
+		dir := t.TempDir()
+		cfg := `{"credHelpers":{"registry.example.com":` + strconv.Quote(name) + `}}`
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadDockerConfig(dir, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(marker)
+		cred, err := c.Credentials(t.Context(), "registry.example.com")
+		_, statErr := os.Stat(marker)
+		switch {
+		case ok && (err != nil || cred.Password != "s3cret"):
+			t.Errorf("helper %q: %+v %v", name, cred, err)
+		case !ok && name == "" && (err != nil || !cred.Empty()):
+			t.Errorf("no helper: %+v %v", cred, err) // an empty name means none
+		case !ok && name != "" && (err == nil || statErr == nil):
+			t.Errorf("helper %q: ran=%v err=%v", name, statErr == nil, err)
+		}
 	}
 }
