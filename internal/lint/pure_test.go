@@ -15,6 +15,7 @@ var purePackages = []string{
 	"internal/tuf/trust",
 	"internal/keys",
 	"internal/policy",
+	"internal/printable", // quoting for the terminal: a function of its input only
 }
 
 const (
