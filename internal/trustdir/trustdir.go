@@ -8,6 +8,13 @@
 //
 // Files are written through a temporary file and a rename, so a crash
 // leaves the old file or the new one.
+//
+// Invariants: repository paths are built only from a tuf.GUN (no empty,
+// "." or ".." segment), and a repository, metadata or changelist path that
+// a symbolic link inside the directory leads outside tuf/ is refused
+// (ErrOutside) before it is read, written or removed; files are read back
+// with a size bound (MaxKeyFile, MaxMetadataFile), so a link to /dev/zero
+// fails instead of exhausting memory.
 package trustdir
 
 import (
