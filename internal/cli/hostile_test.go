@@ -9,6 +9,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -20,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
@@ -436,5 +440,57 @@ func TestBoundedReads(t *testing.T) {
 	}
 	if code, _, errOut := cliRun(env, "-d", trust, "key", "list"); code == 0 || !strings.Contains(errOut, "more than") {
 		t.Errorf("a key file linked to /dev/zero: %d %s", code, errOut)
+	}
+}
+
+// TestHostileTrustDirectoryOutput: key-file headers, token references and
+// changelist files someone else wrote reach the terminal quoted.
+func TestHostileTrustDirectoryOutput(t *testing.T) {
+	dir := t.TempDir()
+	trust := filepath.Join(dir, "trust")
+	priv := filepath.Join(trust, "private")
+	if err := os.MkdirAll(priv, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keys.MarshalPrivateKeyPEM(k, "targets\x1b[2J", "example.com/\x1b]0;pwned\x07app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := keys.FromCrypto(k.Public())
+	if err := os.WriteFile(filepath.Join(priv, pub.ID()+".key"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref := `{"role":"root","uri":"pkcs11:token=t\u001b[2J;object=x\n\tforged row"}`
+	if err := os.WriteFile(filepath.Join(priv, strings.Repeat("ab", 32)+".pkcs11"), []byte(ref), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const gun = "example.com/app"
+	cl := filepath.Join(trust, "tuf", gun, "changelist")
+	if err := os.MkdirAll(cl, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	change := `{"action":"delete","role":"targets","type":"target","path":"v1\u001b[2J\nforged"}`
+	if err := os.WriteFile(filepath.Join(cl, "00000000000000000001_x.change"), []byte(change), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": dir}
+	for _, args := range [][]string{{"key", "list"}, {"status", gun}} {
+		code, out, errOut := cliRun(env, append([]string{"-d", trust, "-s", "https://127.0.0.1:1"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%s: %d %s", args[0], code, errOut)
+		}
+		assertPrintable(t, strings.Join(args, " "), out)
+		if !strings.Contains(out, `\x1b[2J`) {
+			t.Errorf("%s does not show the escape quoted:\n%s", args[0], out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "forged") && !strings.Contains(l, `"`) {
+				t.Errorf("%s: a forged row: %q", args[0], l)
+			}
+		}
 	}
 }
