@@ -17,6 +17,7 @@ var purePackages = []string{
 	"internal/policy",
 	"internal/notaryapi",
 	"internal/jose",
+	"internal/printable", // quoting for the terminal: a function of its input only
 }
 
 const (
