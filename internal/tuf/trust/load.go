@@ -22,10 +22,21 @@ import (
 // certificates fail are not counted. With a RootPin, only the certificates
 // it accepts count towards the root's own threshold, as notary's
 // ValidateRoot prunes them.
-func (r *Repo) LoadRoot(raw []byte) error {
+func (r *Repo) LoadRoot(raw []byte) error { return r.loadRoot(raw, 0) }
+
+// LoadRootVersion is LoadRoot for one step of a root rotation walk: the
+// root fetched as version n must be exactly version n, so that a server
+// answering every n with the same (or any other) root cannot keep a client
+// walking.
+func (r *Repo) LoadRootVersion(raw []byte, n int) error { return r.loadRoot(raw, n) }
+
+func (r *Repo) loadRoot(raw []byte, want int) error {
 	m, err := tuf.ParseRoot(raw)
 	if err != nil {
 		return malformed(tuf.RoleRoot, err)
+	}
+	if want > 0 && m.Signed.Version != want {
+		return fail(tuf.RoleRoot, ErrRollback, "root version %d was asked for, the server sent version %d", want, m.Signed.Version)
 	}
 	role := m.Signed.Roles[tuf.RoleRoot]
 	valid, reasons := r.validRootKeys(m, role.KeyIDs, !r.opts.AllowExpired[tuf.RoleRoot])
@@ -72,7 +83,7 @@ func (r *Repo) LoadRoot(raw []byte) error {
 	r.root, r.rootKeys = m, valid
 	// A new root invalidates everything signed under the old one.
 	r.timestamp, r.snapshot = nil, nil
-	clear(r.targets)
+	r.clearTargets()
 	return nil
 }
 
@@ -272,13 +283,22 @@ func (r *Repo) LoadTargets(role string, raw []byte) error {
 		}
 	}
 	// Replacing a role invalidates what was loaded beneath it.
+	if r.targets[role] != nil {
+		r.forgetBelow(role)
+	}
+	r.setTargets(role, m)
+	return nil
+}
+
+// forgetBelow forgets every targets role loaded beneath role.
+func (r *Repo) forgetBelow(role string) {
+	prefix := role + "/"
 	for name := range r.targets {
-		if strings.HasPrefix(name, role+"/") {
+		if strings.HasPrefix(name, prefix) {
 			delete(r.targets, name)
+			delete(r.delegs, name)
 		}
 	}
-	r.targets[role] = m
-	return nil
 }
 
 // verifyBase checks a timestamp or snapshot against the root's keys for it.

@@ -38,7 +38,29 @@ var (
 	ErrUnknownRole    = fmt.Errorf("%w: role not delegated", ErrVerify)
 	ErrPathNotAllowed = fmt.Errorf("%w: target outside delegated paths", ErrVerify)
 	ErrMalformed      = fmt.Errorf("%w: malformed metadata", ErrVerify)
+	// ErrLimit is metadata beyond a documented limit (tuf.MaxDelegations,
+	// tuf.MaxRoleKeys, tuf.MaxKeys, MaxUploadRoles, MaxRootRotations).
+	ErrLimit = fmt.Errorf("%w: limit exceeded", ErrVerify)
 )
+
+// Limits of one verification run, besides the per-file limits of package
+// tuf; docs/notary-compat.md lists them all.
+const (
+	// MaxUploadRoles is the most metadata files one upload may carry.
+	MaxUploadRoles = 1000
+	// MaxRootRotations is the most root versions a client follows in one
+	// update (TUF's maximum number of root rotations; go-tuf and
+	// python-tuf default to 256 as well). Notary sets none.
+	MaxRootRotations = 256
+)
+
+// CheckUploadRoles refuses an upload of more than MaxUploadRoles files.
+func CheckUploadRoles(n int) error {
+	if n > MaxUploadRoles {
+		return &StepError{Role: "upload", Err: &ruleError{rule: ErrLimit, msg: fmt.Sprintf("the upload holds %d metadata files, more than the limit of %d", n, MaxUploadRoles)}}
+	}
+	return nil
+}
 
 // StepError is the error of one step: the role being loaded and the cause.
 type StepError struct {
@@ -103,6 +125,9 @@ type Repo struct {
 	timestamp *tuf.Meta[tuf.Timestamp]
 	snapshot  *tuf.Meta[tuf.Snapshot]
 	targets   map[string]*tuf.Meta[tuf.Targets]
+	// delegs indexes the delegations of each loaded targets role by name,
+	// so that loading n delegations costs O(n), not O(n²).
+	delegs map[string]map[string]*tuf.DelegatedRole
 
 	allowExpiredTargets bool
 }
@@ -111,7 +136,7 @@ type Repo struct {
 func New(gun string, now time.Time, opts Options) *Repo {
 	opts.MinVersions = maps.Clone(opts.MinVersions)
 	opts.AllowExpired = maps.Clone(opts.AllowExpired)
-	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}}
+	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}, delegs: map[string]map[string]*tuf.DelegatedRole{}}
 }
 
 // GUN returns the repository name.
@@ -152,7 +177,26 @@ func (r *Repo) checkCommon(role string, c tuf.Common) error {
 func malformed(role string, err error) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, tuf.ErrInvalidMetadata.Error()+": ")
+	if errors.Is(err, tuf.ErrLimit) {
+		return fail(role, ErrLimit, "%s", msg)
+	}
 	return fail(role, ErrMalformed, "%s", msg)
+}
+
+// setTargets installs a targets role and indexes its delegations.
+func (r *Repo) setTargets(role string, m *tuf.Meta[tuf.Targets]) {
+	r.targets[role] = m
+	idx := make(map[string]*tuf.DelegatedRole, len(m.Signed.Delegations.Roles))
+	for _, d := range m.Signed.Delegations.Roles {
+		idx[d.Name] = d
+	}
+	r.delegs[role] = idx
+}
+
+// clearTargets forgets every targets role.
+func (r *Repo) clearTargets() {
+	clear(r.targets)
+	clear(r.delegs)
 }
 
 // RoleKeys returns the key IDs, threshold and key set that sign role, as the
@@ -169,30 +213,16 @@ func (r *Repo) RoleKeys(role string) (ids []string, threshold int, ks map[string
 		}
 		return rk.KeyIDs, rk.Threshold, r.root.Signed.Keys, true
 	}
-	parent := r.targets[tuf.Parent(role)]
-	if parent == nil {
+	d := r.Delegation(role)
+	if d == nil {
 		return nil, 0, nil, false
 	}
-	for _, d := range parent.Signed.Delegations.Roles {
-		if d.Name == role {
-			return d.KeyIDs, d.Threshold, parent.Signed.Delegations.Keys, true
-		}
-	}
-	return nil, 0, nil, false
+	return d.KeyIDs, d.Threshold, r.targets[tuf.Parent(role)].Signed.Delegations.Keys, true
 }
 
 // Delegation returns the delegation entry of role in its loaded parent.
 func (r *Repo) Delegation(role string) *tuf.DelegatedRole {
-	parent := r.targets[tuf.Parent(role)]
-	if parent == nil {
-		return nil
-	}
-	for _, d := range parent.Signed.Delegations.Roles {
-		if d.Name == role {
-			return d
-		}
-	}
-	return nil
+	return r.delegs[tuf.Parent(role)][role]
 }
 
 // Paths returns the effective path prefixes of a targets role: everything
