@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
