@@ -106,11 +106,20 @@ func (e *attackEnv) onlineTimestampOnly() {
 	e.srv.Serve(tuf.RoleTimestamp, e.repo.Signed[tuf.RoleTimestamp])
 }
 
-// wantRefused checks that err is the step error of role for rule.
+// wantRefused checks that err is the step error of role for rule — or,
+// for client.ErrChecksum (a file substituted under the checksum its parent
+// lists, refused as it downloads, before it is parsed), that error for a
+// file of role.
 func wantRefused(t *testing.T, err error, role string, rule error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("attack accepted; want %v at step %s", rule, role)
+	}
+	if rule == client.ErrChecksum {
+		if !errors.Is(err, client.ErrChecksum) || !strings.HasPrefix(err.Error(), role+": ") {
+			t.Fatalf("error %v; want %v for a %s file", err, rule, role)
+		}
+		return
 	}
 	var se *trust.StepError
 	if !errors.As(err, &se) || se.Role != role || !errors.Is(err, rule) {
@@ -146,7 +155,7 @@ func TestAttackArbitrarySoftware(t *testing.T) {
 			// with a swizzled targets file.
 			fm := e.repo.Snapshot.Meta[tuf.RoleTargets]
 			e.srv.ServeAt(tuf.RoleTargets, fm.Hashes["sha256"], tuftest.SwapTarget(e.t, e.repo.Signed[tuf.RoleTargets], "v1", []byte("evil")))
-		}, tuf.RoleTargets, trust.ErrHashMismatch},
+		}, tuf.RoleTargets, client.ErrChecksum},
 		{"target hash swapped, snapshot and timestamp re-signed by the online keys", func(e *attackEnv) {
 			e.repo.Signed[tuf.RoleTargets] = tuftest.SwapTarget(e.t, e.repo.Signed[tuf.RoleTargets], "v1", []byte("evil"))
 			e.online()
@@ -405,7 +414,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 		e.keepsCache(func() {
 			e.srv.ServeAt(tuf.RoleTargets, e.repo.Snapshot.Meta[tuf.RoleTargets].Hashes["sha256"], old[tuf.RoleTargets])
 			_, err := e.update()
-			wantRefused(t, err, tuf.RoleTargets, trust.ErrHashMismatch)
+			wantRefused(t, err, tuf.RoleTargets, client.ErrChecksum)
 		})
 	})
 	t.Run("old snapshot under the new timestamp", func(t *testing.T) {
@@ -413,7 +422,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 		e.keepsCache(func() {
 			e.srv.ServeAt(tuf.RoleSnapshot, e.repo.Timestamp.Meta[tuf.RoleSnapshot].Hashes["sha256"], old[tuf.RoleSnapshot])
 			_, err := e.update()
-			wantRefused(t, err, tuf.RoleSnapshot, trust.ErrHashMismatch)
+			wantRefused(t, err, tuf.RoleSnapshot, client.ErrChecksum)
 		})
 	})
 	t.Run("new targets with old releases in a snapshot the online keys sign", func(t *testing.T) {
