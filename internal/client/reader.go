@@ -59,7 +59,9 @@ var ErrNoTrustData = errors.New("client: no trust data: the repository has not b
 //     every intermediate root version is walked, each signed by the one
 //     before, then the timestamp is tried again;
 //  3. the snapshot the timestamp names (by hash and length);
-//  4. targets and every delegation the snapshot lists, by hash.
+//  4. targets and every delegation the snapshot lists, by hash; a
+//     delegation not signed by its threshold, or expired, is left out as
+//     notary leaves it out (trust.Repo.Skipped says which and why).
 //
 // Versions never go below the cached ones. Verified files are cached.
 func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
@@ -253,6 +255,13 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 			return nil, fmt.Errorf("%s: %w", role, err)
 		}
 		if err := v.LoadTargets(role, b); err != nil {
+			// As notary's client: a delegation not signed by its threshold,
+			// or expired, is left out (its targets untrusted, its
+			// delegations not followed); any other failure fails the update.
+			if tuf.IsDelegation(role) && (errors.Is(err, trust.ErrThreshold) || errors.Is(err, trust.ErrExpired)) {
+				v.Skip(role, err)
+				continue
+			}
 			return nil, err
 		}
 		files[role] = b

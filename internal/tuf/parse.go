@@ -67,9 +67,8 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 	if c.Version < 1 {
 		return invalid(role, "version %d is below 1", c.Version)
 	}
-	if c.Expires.IsZero() {
-		return invalid(role, "no expiry")
-	}
+	// A missing expiry is the zero time, long expired: the expiry check
+	// refuses it, as notary's does (a reader skips such a delegation).
 	// A signature without a key ID or bytes is not refused here: like any
 	// other signature that does not verify, it counts for nothing (as in
 	// notary, whose verdict on such a file is the same).

@@ -260,8 +260,14 @@ func (r *Repo) LoadTargets(role string, raw []byte) error {
 	if err != nil {
 		return malformed(role, err)
 	}
+	// A delegation is checked for rollback before its signatures, as
+	// notary's builder does (so a rolled-back delegation fails the update
+	// rather than being skipped as one whose threshold is not met).
+	if min := r.opts.MinVersions[role]; tuf.IsDelegation(role) && m.Signed.Version < min {
+		return fail(role, ErrRollback, "%s version %d is lower than the trusted version %d", role, m.Signed.Version, min)
+	}
 	if err := tuf.VerifySignatures(m, ids, threshold, ks); err != nil {
-		return fail(role, ErrSignatures, "%v", err)
+		return signatureError(role, err)
 	}
 	if err := r.checkCommon(role, m.Signed.Common); err != nil {
 		return err
@@ -305,11 +311,22 @@ func (r *Repo) forgetBelow(role string) {
 func verifyBase[T any](r *Repo, role string, m *tuf.Meta[T]) error {
 	rk := r.root.Signed.Roles[role]
 	if err := tuf.VerifySignatures(m, rk.KeyIDs, rk.Threshold, r.root.Signed.Keys); err != nil {
-		var te *tuf.ThresholdError
-		if errors.As(err, &te) {
-			return fail(role, ErrSignatures, "%v", err)
-		}
-		return malformed(role, err)
+		return signatureError(role, err)
 	}
 	return nil
+}
+
+// signatureError classifies an error of tuf.VerifySignatures: too few valid
+// signatures (ErrThreshold), a signed value without the canonical form
+// notary verifies over (ErrMalformed), or a signature naming a key under a
+// foreign ID (ErrSignatures).
+func signatureError(role string, err error) error {
+	switch {
+	case errors.Is(err, tuf.ErrThreshold):
+		return fail(role, ErrThreshold, "%v", err)
+	case errors.Is(err, tuf.ErrInvalidMetadata):
+		return malformed(role, err)
+	default:
+		return fail(role, ErrSignatures, "%v", err)
+	}
 }

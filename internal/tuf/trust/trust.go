@@ -32,6 +32,11 @@ var (
 	ErrOrder          = fmt.Errorf("%w: step out of order", ErrVerify)
 	ErrRootCert       = fmt.Errorf("%w: root certificate", ErrVerify)
 	ErrSignatures     = fmt.Errorf("%w: signatures", ErrVerify)
+	// ErrThreshold is ErrSignatures because too few valid signatures were
+	// found (Notary's ErrRoleThreshold): a client skips a delegation that
+	// fails so, as notary does, where other signature errors fail the
+	// whole update.
+	ErrThreshold = fmt.Errorf("%w: threshold not met", ErrSignatures)
 	ErrExpired        = fmt.Errorf("%w: expired", ErrVerify)
 	ErrRollback       = fmt.Errorf("%w: version rollback", ErrVerify)
 	ErrHashMismatch   = fmt.Errorf("%w: hash mismatch", ErrVerify)
@@ -128,6 +133,8 @@ type Repo struct {
 	// delegs indexes the delegations of each loaded targets role by name,
 	// so that loading n delegations costs O(n), not O(n²).
 	delegs map[string]map[string]*tuf.DelegatedRole
+	// skipped are delegations a reader refused and left out, and why.
+	skipped map[string]error
 
 	allowExpiredTargets bool
 }
@@ -268,6 +275,20 @@ func (r *Repo) RoleTarget(role, name string) (tuf.FileMeta, bool) {
 	}
 	return fm, true
 }
+
+// Skip records that a reader refused the delegation role (err) and left it
+// out, as notary's client leaves out a delegation whose signatures do not
+// meet its threshold or that expired: none of its targets is trusted and
+// none of its delegations followed.
+func (r *Repo) Skip(role string, err error) {
+	if r.skipped == nil {
+		r.skipped = map[string]error{}
+	}
+	r.skipped[role] = err
+}
+
+// Skipped returns the delegations left out (Skip) and why.
+func (r *Repo) Skipped() map[string]error { return maps.Clone(r.skipped) }
 
 // AllowExpiredTargets sets whether expired targets and delegations are
 // accepted by the following steps (for a publisher renewing them).

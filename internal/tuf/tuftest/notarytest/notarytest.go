@@ -44,6 +44,7 @@ func silence() {
 // disagreement only when Signet refused for one of them.
 var deliberate = []struct{ match, why string }{
 	{"is not valid for key content", "every key map entry must be listed under its content ID (issue 10, finding 1)"},
+	{"is null", "a key map entry must hold a key"},
 	{"may only sign targets under", "the server enforces delegation paths on upload"},
 	{"keys: ", "a key that does not parse (unknown type, bad bytes) is refused in metadata, not only when used"},
 	{"hash is", "target and meta hashes must have the right size"},
