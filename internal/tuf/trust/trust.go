@@ -28,15 +28,15 @@ import (
 
 // Sentinels for the rules a step can break. Every error wraps ErrVerify.
 var (
-	ErrVerify         = errors.New("trust: verification failed")
-	ErrOrder          = fmt.Errorf("%w: step out of order", ErrVerify)
-	ErrRootCert       = fmt.Errorf("%w: root certificate", ErrVerify)
-	ErrSignatures     = fmt.Errorf("%w: signatures", ErrVerify)
+	ErrVerify     = errors.New("trust: verification failed")
+	ErrOrder      = fmt.Errorf("%w: step out of order", ErrVerify)
+	ErrRootCert   = fmt.Errorf("%w: root certificate", ErrVerify)
+	ErrSignatures = fmt.Errorf("%w: signatures", ErrVerify)
 	// ErrThreshold is ErrSignatures because too few valid signatures were
 	// found (Notary's ErrRoleThreshold): a client skips a delegation that
 	// fails so, as notary does, where other signature errors fail the
 	// whole update.
-	ErrThreshold = fmt.Errorf("%w: threshold not met", ErrSignatures)
+	ErrThreshold      = fmt.Errorf("%w: threshold not met", ErrSignatures)
 	ErrExpired        = fmt.Errorf("%w: expired", ErrVerify)
 	ErrRollback       = fmt.Errorf("%w: version rollback", ErrVerify)
 	ErrHashMismatch   = fmt.Errorf("%w: hash mismatch", ErrVerify)
