@@ -212,6 +212,23 @@ func Upload(gun string, stored, upload map[string][]byte, held Held) (err error)
 	return nil
 }
 
+// LoadTargets reports whether notary 0.7's builder accepts a targets file
+// once it trusts root (on first use): the signatures over the canonical form
+// it computes, the structure, the version and the expiry.
+func LoadTargets(gun string, root, targets []byte) (err error) {
+	silence()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("notary panics: %v", r)
+		}
+	}()
+	builder := tuf.NewRepoBuilder(data.GUN(gun), nil, trustpinning.TrustPinConfig{})
+	if err := builder.Load(data.CanonicalRootRole, root, 1, false); err != nil {
+		return fmt.Errorf("root: %v", err)
+	}
+	return builder.Load(data.CanonicalTargetsRole, targets, 1, false)
+}
+
 // rootOf parses the root the builder loaded (raw: the uploaded root if
 // any, else the stored one).
 func rootOf(raw []byte) (*data.SignedRoot, error) {
