@@ -69,6 +69,9 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 	}
 	// A missing expiry is the zero time, long expired: the expiry check
 	// refuses it, as notary's does (a reader skips such a delegation).
+	if len(env.Signatures) > MaxSignatures {
+		return limit(role, "carries %d signatures, more than the limit of %d", len(env.Signatures), MaxSignatures)
+	}
 	// A signature without a key ID or bytes is not refused here: like any
 	// other signature that does not verify, it counts for nothing (as in
 	// notary, whose verdict on such a file is the same).
@@ -164,6 +167,9 @@ func ParseTargets(role string, raw []byte) (*Meta[Targets], error) {
 		seen[d.Name] = true
 		if err := checkRoleKeys(role, d.Name, d.KeyIDs, d.Threshold, m.Signed.Delegations.Keys); err != nil {
 			return nil, err
+		}
+		if len(d.Paths) > MaxPaths {
+			return nil, limit(role, "delegation role %s lists %d paths, more than the limit of %d", d.Name, len(d.Paths), MaxPaths)
 		}
 	}
 	for name, fm := range m.Signed.Targets {

@@ -58,6 +58,12 @@ const (
 	// MaxKeys is the most entries of one key map: root's keys, or a
 	// targets role's delegation keys.
 	MaxKeys = 1000
+	// MaxPaths is the most path prefixes one delegation lists (checking
+	// a role's targets against its paths costs targets × paths).
+	MaxPaths = 100
+	// MaxSignatures is the most signatures one file carries (each may cost
+	// a signature verification).
+	MaxSignatures = 256
 )
 
 // ErrInvalidRole reports a role name that is neither a base role nor a valid

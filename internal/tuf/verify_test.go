@@ -210,6 +210,21 @@ func TestLimits(t *testing.T) {
 	if _, err := tuf.ParseTargets(tuf.RoleTargets, r.Sign(tuf.RoleTargets)); !errors.Is(err, tuf.ErrLimit) {
 		t.Errorf("%d keys in a role: err = %v, want ErrLimit", len(ids), err)
 	}
+	tg.Delegations.Roles[0].KeyIDs = ids[:1]
+	for i := range tuf.MaxPaths + 1 {
+		tg.Delegations.Roles[0].Paths = append(tg.Delegations.Roles[0].Paths, fmt.Sprintf("p%d/", i))
+	}
+	if _, err := tuf.ParseTargets(tuf.RoleTargets, r.Sign(tuf.RoleTargets)); !errors.Is(err, tuf.ErrLimit) {
+		t.Errorf("%d paths in a delegation: err = %v, want ErrLimit", len(tg.Delegations.Roles[0].Paths), err)
+	}
+	tg.Delegations.Roles[0].Paths = nil
+	signed := r.Sign(tuf.RoleTargets)
+	if _, err := tuf.ParseTargets(tuf.RoleTargets, tuftest.DuplicateSignature(t, signed, tuf.MaxSignatures)); err != nil {
+		t.Errorf("%d signatures refused: %v", tuf.MaxSignatures, err)
+	}
+	if _, err := tuf.ParseTargets(tuf.RoleTargets, tuftest.DuplicateSignature(t, signed, tuf.MaxSignatures+1)); !errors.Is(err, tuf.ErrLimit) {
+		t.Errorf("%d signatures: err = %v, want ErrLimit", tuf.MaxSignatures+1, err)
+	}
 }
 
 // Every file notary and docker trust wrote is canonical as received, so

@@ -303,6 +303,7 @@ func (r *Repo) forgetBelow(role string) {
 		if strings.HasPrefix(name, prefix) {
 			delete(r.targets, name)
 			delete(r.delegs, name)
+			delete(r.paths, name)
 		}
 	}
 }

@@ -133,6 +133,9 @@ type Repo struct {
 	// delegs indexes the delegations of each loaded targets role by name,
 	// so that loading n delegations costs O(n), not O(n²).
 	delegs map[string]map[string]*tuf.DelegatedRole
+	// paths are the effective path prefixes of each loaded delegation,
+	// computed once as it is installed (readers share a Repo).
+	paths map[string][]string
 	// skipped are delegations a reader refused and left out, and why.
 	skipped map[string]error
 
@@ -143,7 +146,7 @@ type Repo struct {
 func New(gun string, now time.Time, opts Options) *Repo {
 	opts.MinVersions = maps.Clone(opts.MinVersions)
 	opts.AllowExpired = maps.Clone(opts.AllowExpired)
-	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}, delegs: map[string]map[string]*tuf.DelegatedRole{}}
+	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}, delegs: map[string]map[string]*tuf.DelegatedRole{}, paths: map[string][]string{}}
 }
 
 // GUN returns the repository name.
@@ -198,12 +201,16 @@ func (r *Repo) setTargets(role string, m *tuf.Meta[tuf.Targets]) {
 		idx[d.Name] = d
 	}
 	r.delegs[role] = idx
+	if tuf.IsDelegation(role) {
+		r.paths[role] = r.Paths(role)
+	}
 }
 
 // clearTargets forgets every targets role.
 func (r *Repo) clearTargets() {
 	clear(r.targets)
 	clear(r.delegs)
+	clear(r.paths)
 }
 
 // RoleKeys returns the key IDs, threshold and key set that sign role, as the
@@ -238,10 +245,14 @@ func (r *Repo) Paths(role string) []string {
 	if role == tuf.RoleTargets {
 		return []string{""}
 	}
+	if p, ok := r.paths[role]; ok {
+		return p
+	}
 	d := r.Delegation(role)
 	if d == nil {
 		return nil
 	}
+	// The parent is loaded, so its paths are known: one intersection.
 	return tuf.IntersectPaths(r.Paths(tuf.Parent(role)), d.Paths)
 }
 
