@@ -5,9 +5,13 @@
 //
 // Invariants: parsing keeps the exact bytes it was given (Meta.Raw) and the
 // bytes of the "signed" value (Meta.SignedRaw); signatures are verified over
-// the canonical form of the signed value (package cjson), never over a
-// re-encoding of the parsed structs; the package is pure (no I/O, no clock:
-// every time-dependent check takes now).
+// the canonical form of the signed value exactly as Notary computes it
+// (package cjson: the value decoded, numbers as float64, re-encoded), never
+// over the received bytes as such nor over a re-encoding of the parsed
+// structs; every key map lists each key under its own content ID; files
+// beyond the documented limits (MaxDelegations, MaxRoleKeys, MaxKeys,
+// MaxPaths, MaxSignatures) are refused; the package is pure (no I/O, no
+// clock: every time-dependent check takes now).
 package tuf
 
 import (
