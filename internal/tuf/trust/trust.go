@@ -10,7 +10,10 @@
 // parent role; when the file that lists another's hashes is already loaded
 // (timestamp → snapshot → targets roles) the hashes are checked. Errors are
 // *StepError values naming the step (the role) that failed, wrapping the
-// sentinel of the rule that failed.
+// sentinel of the rule that failed. Loading costs time linear in the number
+// of roles and delegations (indexes by role name); what one file or upload
+// may define is bounded (package tuf's limits, MaxUploadRoles,
+// MaxRootRotations).
 //
 // The package is pure: the time is given to New and never read from a clock.
 package trust
