@@ -328,7 +328,7 @@ func mutateNode(m map[string]any, op int, val any, pick uint64) {
 func TestReadsMatchNotary(t *testing.T) {
 	muts := readMutations()
 	rng := rand.New(rand.NewPCG(11, 2026))
-	for range 60 {
+	for range 30 {
 		muts = append(muts, randomReadMutation(rng))
 	}
 	var agree, bothRefuse, signetOnly, cases int

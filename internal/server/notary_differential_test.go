@@ -503,7 +503,7 @@ func TestUploadsMatchNotary(t *testing.T) {
 	e := newEnv(t)
 	muts := diffMutations()
 	rng := rand.New(rand.NewPCG(10, 2026))
-	for range 120 {
+	for range 60 {
 		muts = append(muts, randomMutation(rng))
 	}
 	var agree, signetOnlyRefuses, bothRefuse int
