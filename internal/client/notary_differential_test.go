@@ -1,3 +1,8 @@
+//go:build !pkcs11
+
+// The notary client oracle (tuftest/notarytest.List) is not in pkcs11
+// builds; see there.
+
 package client_test
 
 // The differential test of issue 10 (finding 2) on the reading side: a
