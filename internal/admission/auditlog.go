@@ -19,8 +19,12 @@ import (
 	"github.com/signet-trust/signet/internal/audit"
 )
 
-// auditQueue bounds the records waiting to be posted.
-const auditQueue = 1024
+// auditQueue bounds the records waiting to be posted; auditWorkers post
+// them side by side (each append waits for the log's checkpoint).
+const (
+	auditQueue   = 1024
+	auditWorkers = 4
+)
 
 // auditSink posts events to signet-server's append API.
 type auditSink struct {
@@ -44,15 +48,21 @@ func newAuditSink(p *Policy, log *slog.Logger, m *metrics) *auditSink {
 	return s
 }
 
-// run posts queued records until ctx ends, then what is left, for at most
-// a few seconds.
+// start runs the workers that post queued records until ctx ends, then
+// what is left, for at most a few seconds.
+func (s *auditSink) start(ctx context.Context) {
+	for i := 0; i < auditWorkers; i++ {
+		s.wg.Add(1)
+		go s.run(ctx)
+	}
+}
+
 func (s *auditSink) run(ctx context.Context) {
-	s.wg.Add(1)
 	defer s.wg.Done()
 	for {
 		select {
 		case e := <-s.queue:
-			s.post(ctx, e)
+			s.post(context.WithoutCancel(ctx), e)
 		case <-ctx.Done():
 			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			defer cancel()
@@ -69,6 +79,8 @@ func (s *auditSink) run(ctx context.Context) {
 }
 
 func (s *auditSink) post(ctx context.Context, e audit.Event) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if err := s.append(ctx, e); err != nil {
 		s.log.WarnContext(ctx, "audit: record not appended", "type", e.Type, "namespace", e.Subject.Namespace, "image", e.Subject.Image, "err", err)
 	}

@@ -61,7 +61,7 @@ func New(o Options) (*Webhook, error) {
 // Start runs the audit queue and, with an interval, continuous
 // validation, until ctx ends. Wait returns when they have stopped.
 func (wh *Webhook) Start(ctx context.Context, revalidate time.Duration) {
-	go wh.audit.run(ctx)
+	wh.audit.start(ctx)
 	if revalidate > 0 {
 		go wh.revalidateLoop(ctx, revalidate)
 	}
