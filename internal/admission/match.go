@@ -44,8 +44,9 @@ func compileGlob(p string) (*regexp.Regexp, error) {
 	return regexp.Compile(b.String())
 }
 
-// specificity orders patterns: more literal characters first, then fewer
-// "**", then fewer "*" (a rule written earlier wins a tie).
+// specificity orders patterns: a pattern without wildcards (an exact name)
+// first, then more literal characters, then fewer "**", then fewer "*"
+// (a rule written earlier wins a tie).
 func specificity(p string) (literal, double, single int) {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
@@ -68,6 +69,10 @@ func specificity(p string) (literal, double, single int) {
 func moreSpecific(a, b string) bool {
 	la, da, sa := specificity(a)
 	lb, db, sb := specificity(b)
+	exactA, exactB := !strings.ContainsAny(a, "*?"), !strings.ContainsAny(b, "*?")
+	if exactA != exactB {
+		return exactA
+	}
 	if la != lb {
 		return la > lb
 	}
