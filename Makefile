@@ -7,6 +7,8 @@ export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?s
 # The real cosign scripts/test-deps.sh builds into its per-machine tool cache
 # (the interop tests of internal/oci run it).
 export SIGNET_COSIGN_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/cosign@v3.1.3/cosign
+# The real kube-apiserver scripts/test-deps.sh builds there too (internal/e2e/admission).
+export SIGNET_KUBE_APISERVER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/kube-apiserver@v1.37.2/kube-apiserver
 
 .PHONY: test deps vet unit fuzz bench soak build
 
