@@ -49,7 +49,7 @@ soak:
 	SIGNET_SOAK=1 SIGNET_SOAK_REPORT=$(CURDIR)/docs/soak.md $(GO) test -count=1 -run '^TestSoak$$' -timeout 15m -v ./internal/e2e/soak
 
 ## bench-admission: signet-admission's decision latency (cold, warm at 1 and 32
-## connections) and memory with 10,000 cached repositories; writes its section of
-## docs/benchmarks.md to bench/admission.md.
+## connections) and memory with 10,000 cached repositories; writes
+## docs/benchmarks-admission.md.
 bench-admission:
-	SIGNET_ADMISSION_BENCH=1 SIGNET_ADMISSION_BENCH_REPORT=$(CURDIR)/bench/admission.md $(GO) test -count=1 -run '^TestAdmissionBench$$' -timeout 30m -v ./internal/e2e/admission
+	SIGNET_ADMISSION_BENCH=1 SIGNET_ADMISSION_BENCH_REPORT=$(CURDIR)/docs/benchmarks-admission.md $(GO) test -count=1 -run '^TestAdmissionBench$$' -timeout 30m -v ./internal/e2e/admission

@@ -149,7 +149,7 @@ namespaces:
 	w1, r1 := warm(1, 10*time.Second)
 	w32, r32 := warm(32, 10*time.Second)
 
-	report := fmt.Sprintf(`## signet-admission
+	report := fmt.Sprintf(`# Benchmarks: signet-admission
 
 Measured by `+"`make bench-admission`"+` (internal/e2e/admission TestAdmissionBench) on this machine
 (2 cores, shared by the webhook, the in-process signet-server and the load generator): the
