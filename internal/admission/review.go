@@ -274,27 +274,10 @@ func (wh *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest
 		return resp, outAllow
 	}
 	summary := strings.Join(failures, "; ")
-	if reason := w.breakGlass(); reason != "" {
-		if !np.breakGlass {
-			if np.mode == ModeEnforce {
-				msg := fmt.Sprintf("signet-admission: break-glass is not allowed in namespace %q (namespace entry %q, line %d); %s", ns, np.name, np.line, summary)
-				wh.audit.record(ctx, info.event(audit.AdmissionDeny, failedImages(failed), msg))
-				return deny(resp, http.StatusForbidden, msg), outDeny
-			}
-		} else {
-			e := info.event(audit.AdmissionBreakGlass, failedImages(failed), summary)
-			e.Comment = reason
-			if err := wh.audit.append(ctx, e); err != nil {
-				msg := fmt.Sprintf("signet-admission: break-glass refused: the audit log could not record it (%v); %s", err, summary)
-				wh.log.ErrorContext(ctx, "break-glass refused: audit append failed", "namespace", ns, "user", req.UserInfo.Username, "err", err)
-				return deny(resp, http.StatusForbidden, msg), outDeny
-			}
-			wh.log.WarnContext(ctx, "break-glass", "namespace", ns, "user", req.UserInfo.Username, "reason", reason, "images", failedImages(failed))
-			resp.Warnings = limitWarnings(append([]string{fmt.Sprintf("signet-admission: BREAK-GLASS by %s (%q), recorded in the audit log: %s", req.UserInfo.Username, reason, summary)}, warnings...))
-			resp.AuditAnnotations = map[string]string{"break-glass": reason}
-			wh.remember(ns, results)
-			return resp, outBreakGlass
-		}
+	// Break-glass is an exception to enforcement: in warn and audit mode
+	// the object is admitted (and recorded) anyway.
+	if reason := w.breakGlass(); reason != "" && np.mode == ModeEnforce {
+		return wh.breakGlass(ctx, resp, np, info, reason, summary, failed, results, warnings)
 	}
 	switch np.mode {
 	case ModeWarn:
@@ -313,6 +296,32 @@ func (wh *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest
 	resp = deny(resp, http.StatusForbidden, msg)
 	resp.Warnings = limitWarnings(warnings)
 	return resp, outDeny
+}
+
+// breakGlass answers an enforcing namespace's request that carries the
+// break-glass annotation: refused where the namespace does not allow it;
+// else admitted once the audit log holds the record, refused when it
+// cannot be written.
+func (wh *Webhook) breakGlass(ctx context.Context, resp *admissionv1.AdmissionResponse, np *nsPolicy, info requestInfo, reason, summary string,
+	failed, results []*result, warnings []string) (*admissionv1.AdmissionResponse, outcome) {
+	ns, user := info.ns, info.req.UserInfo.Username
+	if !np.breakGlass {
+		msg := fmt.Sprintf("signet-admission: break-glass is not allowed in namespace %q (namespace entry %q, line %d); %s", ns, np.name, np.line, summary)
+		wh.audit.record(ctx, info.event(audit.AdmissionDeny, failedImages(failed), msg))
+		return deny(resp, http.StatusForbidden, msg), outDeny
+	}
+	e := info.event(audit.AdmissionBreakGlass, failedImages(failed), summary)
+	e.Comment = reason
+	if err := wh.audit.append(ctx, e); err != nil {
+		msg := fmt.Sprintf("signet-admission: break-glass refused: the audit log could not record it (%v); %s", err, summary)
+		wh.log.ErrorContext(ctx, "break-glass refused: audit append failed", "namespace", ns, "user", user, "err", err)
+		return deny(resp, http.StatusForbidden, msg), outDeny
+	}
+	wh.log.WarnContext(ctx, "break-glass", "namespace", ns, "user", user, "reason", reason, "images", failedImages(failed))
+	resp.Warnings = limitWarnings(append([]string{fmt.Sprintf("signet-admission: BREAK-GLASS by %s (%q), recorded in the audit log: %s", user, reason, summary)}, warnings...))
+	resp.AuditAnnotations = map[string]string{"break-glass": reason}
+	wh.remember(ns, results)
+	return resp, outBreakGlass
 }
 
 // decideImage decides one image in a namespace.
