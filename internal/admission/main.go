@@ -38,6 +38,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	policyFile := fs.String("policy", "", "policy `file` (YAML)")
 	revalidate := fs.Duration("revalidate-interval", 10*time.Minute, "how often admitted images are verified again (0: never)")
+	revalidatePods := fs.Bool("revalidate-pods", false, "revalidation also lists the running pods through the Kubernetes API (in-cluster service account, or --kube-*) and verifies their images")
+	kubeAPI := fs.String("kube-api", "", "`URL` of the Kubernetes API for --revalidate-pods (default: in-cluster)")
+	kubeToken := fs.String("kube-token-file", "", "bearer token `file` for --kube-api (default: the service account's)")
+	kubeCA := fs.String("kube-ca", "", "CA `file` of --kube-api (default: the service account's)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	checkOnly := fs.Bool("check", false, "check the policy file (and the files it names), print its order of matching, and exit")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -86,11 +90,23 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintf(stderr, "signet-admission: %v\n", err)
 		return 2
 	}
+	if (*kubeAPI != "" || *kubeToken != "" || *kubeCA != "") && !*revalidatePods {
+		fmt.Fprintln(stderr, "signet-admission: --kube-api, --kube-token-file and --kube-ca go with --revalidate-pods")
+		return 2
+	}
+	if *revalidatePods && *revalidate == 0 {
+		fmt.Fprintln(stderr, "signet-admission: --revalidate-pods needs a --revalidate-interval")
+		return 2
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	wh, err := New(Options{Policy: pol, Logger: log})
+	o := Options{Policy: pol, Logger: log}
+	if *revalidatePods {
+		o.Pods = &PodSource{URL: *kubeAPI, TokenFile: *kubeToken, CAFile: *kubeCA, Getenv: getenv}
+	}
+	wh, err := New(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "signet-admission: %v\n", err)
-		return 1
+		return 2
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	arv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -87,6 +88,14 @@ func TestManifests(t *testing.T) {
 	one("v1 Service", &svc)
 	one("admissionregistration.k8s.io/v1 MutatingWebhookConfiguration", &mwc)
 	one("admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration", &vwc)
+	var role rbacv1.ClusterRole
+	var binding rbacv1.ClusterRoleBinding
+	one("rbac.authorization.k8s.io/v1 ClusterRole", &role)
+	one("rbac.authorization.k8s.io/v1 ClusterRoleBinding", &binding)
+	if binding.RoleRef.Name != role.Name || binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != ns.Name ||
+		!slices.Equal(role.Rules[0].Resources, []string{"pods"}) || !slices.Equal(role.Rules[0].Verbs, []string{"list"}) {
+		t.Errorf("the pod reader binds %+v to %+v", binding, role)
+	}
 	if len(m["cert-manager.io/v1 Certificate"]) != 1 || len(m["cert-manager.io/v1 Issuer"]) != 1 {
 		t.Fatalf("no cert-manager Certificate and Issuer")
 	}

@@ -27,8 +27,12 @@ type Webhook struct {
 	audit    *auditSink
 	metrics  *metrics
 	ledger   *ledger
-	log      *slog.Logger
-	now      func() time.Time
+	// pods lists the running pods for revalidation (nil: only what this
+	// process admitted is revalidated).
+	pods           *podLister
+	runningFailing failingSet
+	log            *slog.Logger
+	now            func() time.Time
 }
 
 // Options are New's dependencies.
@@ -37,6 +41,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Pods, when set, lists the running pods, which revalidation then
+	// covers too.
+	Pods *PodSource
+}
+
+// PodSource is where the running pods are listed: the Kubernetes API at
+// URL with the bearer token in TokenFile, trusting CAFile; empty values
+// are the in-cluster ones.
+type PodSource struct {
+	URL, TokenFile, CAFile string
+	Getenv                 func(string) string
 }
 
 // New makes a webhook. Start runs what works in the background.
@@ -55,6 +70,17 @@ func New(o Options) (*Webhook, error) {
 	wh.verifier = newVerifier(o.Policy, o.Now, wh.metrics)
 	wh.audit = newAuditSink(o.Policy, o.Logger, wh.metrics)
 	wh.ledger = &ledger{entries: newLRU[*admitted](o.Policy.cfg.Cache.MaxEntries)}
+	if ps := o.Pods; ps != nil {
+		getenv := ps.Getenv
+		if getenv == nil {
+			getenv = func(string) string { return "" }
+		}
+		l, err := newPodLister(getenv, ps.URL, ps.TokenFile, ps.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		wh.pods = l
+	}
 	return wh, nil
 }
 

@@ -435,7 +435,19 @@ namespaces:
 		}
 	})
 
-	t.Run("kube-apiserver", func(t *testing.T) { testKube(t, ca, wh, f) })
+	k := e2etest.StartKube(t, ca)
+	t.Run("kube-apiserver", func(t *testing.T) { testKube(t, k, ca, wh, f) })
+
+	// A second webhook that lists the running pods through the API server
+	// when it revalidates: it admitted nothing itself, yet it finds the
+	// break-glass and warn-mode pods that do not verify.
+	tokenFile := filepath.Join(dir, "kube-token")
+	if err := os.WriteFile(tokenFile, []byte(k.Admin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lister := startWebhook(t, ca, filepath.Join(dir, "webhook-pods"), policy, "--revalidate-interval", "1s",
+		"--revalidate-pods", "--kube-api", k.URL, "--kube-token-file", tokenFile, "--kube-ca", ca.CAFile)
+	waitMetric(t, lister, "signet_admission_unverified_running", func(v float64) bool { return v == 2 })
 
 	t.Run("revocation", func(t *testing.T) {
 		if got := wh.metric(t, "signet_admission_unverified_running"); got != 0 {
@@ -463,6 +475,24 @@ namespaces:
 		if !strings.Contains(wh.proc.Log(), "an admitted image no longer verifies") {
 			t.Fatalf("no log line about the revoked image")
 		}
+		// The pod lister finds the running pod of app@A too.
+		waitMetric(t, lister, "signet_admission_unverified_running", func(v float64) bool { return v == 3 })
+		var pe []audit.Event
+		for time.Now().Before(deadline) {
+			pe = nil
+			for _, e := range find(aud.events(t, 0), audit.AdmissionUnverified, f.app+"@"+f.digestA) {
+				if e.Origin["kind"] == "Pod" && e.Origin["name"] == "web" && e.Subject.Namespace == "prod" {
+					pe = append(pe, e)
+				}
+			}
+			if len(pe) > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(pe) != 1 {
+			t.Fatalf("admission.unverified entries for the running pod prod/web: %+v", pe)
+		}
 		// And what was admitted is now refused.
 		if v := wh.post(t, "/validate", newReview(t, "", "Pod", "prod", pod("web", f.app+":v1"), "x")); v.Allowed {
 			t.Fatalf("app:v1 admitted after revocation")
@@ -472,8 +502,7 @@ namespaces:
 
 // testKube registers the webhook with a real kube-apiserver and creates
 // pods and deployments through it.
-func testKube(t *testing.T, ca *e2etest.CA, wh *webhook, f *fixture) {
-	k := e2etest.StartKube(t, ca)
+func testKube(t *testing.T, k *e2etest.Kube, ca *e2etest.CA, wh *webhook, f *fixture) {
 	caPEM, err := os.ReadFile(ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -575,6 +604,22 @@ func testKube(t *testing.T, ca *e2etest.CA, wh *webhook, f *fixture) {
 	p.Annotations = map[string]string{"signet.dev/break-glass": "INC-7"}
 	if status, b := k.DoAs(t, k.User, http.MethodPost, "/api/v1/namespaces/prod/pods", p, nil); status != http.StatusCreated {
 		t.Fatalf("break-glass pod: HTTP %d %s", status, b)
+	}
+}
+
+// waitMetric waits (bounded) until the webhook's metric satisfies ok.
+func waitMetric(t *testing.T, w *webhook, name string, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v := w.metric(t, name)
+		if ok(v) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 30s\n%s", name, v, w.proc.LogTail(30))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
