@@ -149,13 +149,15 @@ namespaces:
 	w1, r1 := warm(1, 10*time.Second)
 	w32, r32 := warm(32, 10*time.Second)
 
+	load, _ := os.ReadFile("/proc/loadavg")
 	report := fmt.Sprintf(`# Benchmarks: signet-admission
 
 Measured by `+"`make bench-admission`"+` (internal/e2e/admission TestAdmissionBench) on this machine
 (2 cores, shared by the webhook, the in-process signet-server and the load generator): the
 signet-admission binary over TLS (keep-alive connections), one Pod with one image per
 AdmissionReview, POST /validate, a DCT rule requiring targets/alice; %d repositories published
-to signet-server (SQLite).
+to signet-server (SQLite). Load average at the end of the run: %s (other work on the machine
+counts: figures are an upper bound on what the webhook needs).
 
 | measure | figure |
 |---|---|
@@ -165,7 +167,7 @@ to signet-server (SQLite).
 | warm decision, 32 connections | p50 %s, p99 %s, %.0f decisions/s |
 | memory, idle (RSS) | %.1f MiB |
 | memory with %d repositories cached (RSS; Go heap in use) | %.1f MiB; %.1f MiB |
-`, repos, coldN, pct(cold, 50), pct(cold, 99), repos-coldN, float64(repos-coldN)/fillTime.Seconds(),
+`, repos, strings.Join(strings.Fields(string(load))[:3], " "), coldN, pct(cold, 50), pct(cold, 99), repos-coldN, float64(repos-coldN)/fillTime.Seconds(),
 		pct(w1, 50), pct(w1, 99), r1, pct(w32, 50), pct(w32, 99), r32,
 		float64(rssIdle)/1024, repos, float64(rssFull)/1024, heap/(1<<20))
 	t.Log("\n" + report)
