@@ -9,6 +9,7 @@ export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?s
 export SIGNET_COSIGN_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/cosign@v3.1.3/cosign
 # The real kube-apiserver scripts/test-deps.sh builds there too (internal/e2e/admission).
 export SIGNET_KUBE_APISERVER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/kube-apiserver@v1.37.2/kube-apiserver
+STATICCHECK ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/staticcheck@v0.8.2/staticcheck
 
 .PHONY: test deps vet unit fuzz bench soak build bench-admission
 
@@ -23,6 +24,9 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags pkcs11 ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags pkcs11 ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
 
 # The end-to-end tests build ./cmd/... once per source tree into a shared cache
 # (internal/e2e/e2etest; docs/testing.md lists every SIGNET_* variable).

@@ -4,7 +4,10 @@
 #
 #   Debian packages: notary (client + notary-server + notary-signer),
 #                    docker-registry, skopeo, softhsm2, postgresql,
-#                    etcd-server (under the kube-apiserver of the webhook tests)
+#                    exim4-daemon-light (the SMTP sink of the notify tests;
+#                    the tests run it on a free loopback port, never as a
+#                    system service), etcd-server (under the kube-apiserver
+#                    of the webhook tests; never started as a system service)
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
@@ -36,7 +39,7 @@ apt_install() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(notary docker-registry skopeo softhsm2 postgresql etcd-server)
+packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
@@ -44,8 +47,8 @@ done
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
-for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready etcd; do
-  command -v "$b" >/dev/null 2>&1 || die "$b not found on PATH after installing ${packages[*]}"
+for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4 etcd; do
+  command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 
 # --- Docker CLI ------------------------------------------------------------
@@ -85,6 +88,7 @@ fi
 # (SIGNET_COSIGN_BIN for cosign).
 go_tools=(
   "cosign github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+  "staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 )
 toolcache=${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools
 for entry in "${go_tools[@]}"; do

@@ -16,6 +16,7 @@ import (
 	"github.com/signet-trust/signet/internal/oci"
 	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/registry"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // verifier verifies images; safe for concurrent use.
@@ -55,12 +56,16 @@ func newVerifier(p *Policy, now func() time.Time, m *metrics) *verifier {
 // verify` does: the client's Reader over the entry's memory cache, under
 // the rule's pinning.
 func (v *verifier) fetchTrust(ctx context.Context, e *trustEntry, d *dctRule) (*policy.View, error) {
+	gun, err := tuf.ParseGUN(e.gun)
+	if err != nil {
+		return nil, err
+	}
 	if e.hc == nil {
 		e.hc = &http.Client{Transport: &registry.AuthTransport{
-			Base: v.p.trustHTTP, Keychain: v.p.keychain, Registry: e.host, Repository: e.gun, Actions: "pull",
+			Base: v.p.trustHTTP, Keychain: v.p.keychain, Server: v.p.cfg.TrustServer, Registry: e.host, Repository: e.gun, Actions: "pull",
 		}}
 	}
-	remote, err := client.NewRemote(v.p.cfg.TrustServer, e.hc, e.gun)
+	remote, err := client.NewRemote(v.p.cfg.TrustServer, e.hc, gun)
 	if err != nil {
 		return nil, err
 	}
