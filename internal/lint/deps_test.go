@@ -87,6 +87,10 @@ var binaries = map[string][]ban{
 		{"internal/registry", whyBoundary + ": the signer must not contain the registry client"},
 	},
 	"signet-admission": concat(sqlBans, pkcs11Bans, []ban{
+		{"internal/store", whyBoundary + ": the webhook keeps nothing but bounded caches in memory; storage contracts and their implementations are the server's"},
+		{"internal/servercmd", whyBoundary + ": the webhook must not contain the server's command"},
+		{"internal/signercmd", whyBoundary + ": the webhook must not contain signet-signer's command"},
+		{"internal/cli", whyBoundary + ": the webhook decides through internal/client and internal/policy, not through the CLI"},
 		{"internal/custody", whyBoundary + ": the webhook verifies and holds no private keys"},
 		{"internal/signer", whyBoundary + ": the webhook verifies and holds no private keys"},
 		{"internal/server", whyBoundary + ": the webhook must not contain server code"},
