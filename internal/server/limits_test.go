@@ -230,7 +230,7 @@ func dbSize(t *testing.T, path string) int64 {
 func TestKeyFloodBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "signet.db")
 	e := newEnvOn(t, "sqlite:"+path, nil) // the default limit: a burst of 100, then 1 a second
-	r := e.newClientRepo(gun, true)         // an initialised repository, made before the flood
+	r := e.newClientRepo(gun, true)       // an initialised repository, made before the flood
 	r.SignAll()
 	if got := e.publish(gun, roles(r, "root", "targets")...); got.status != 200 {
 		t.Fatalf("publish: %d %s", got.status, got.body)
