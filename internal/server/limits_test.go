@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -163,6 +164,30 @@ func TestInvalidGUNRefused(t *testing.T) {
 				t.Errorf("the authorizer was asked about invalid GUNs: %.200q", rec.got)
 			}
 		})
+	}
+}
+
+// TestLongNamesNotEchoed: a refused name of half a megabyte is not sent back
+// whole, nor logged whole.
+func TestLongNamesNotEchoed(t *testing.T) {
+	logs := &syncBuf{}
+	e := newEnvOn(t, "sqlite::memory:", func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	long := strings.Repeat("r", 512<<10)
+	body, ct := multipartBody(t, part{"targets/" + long, []byte("{}")})
+	got := e.do("POST", "/v2/"+gun+"/_trust/tuf/", body, ct)
+	if got.status != 400 || !bytes.Contains(got.body, []byte("INVALID_ROLE")) || len(got.body) > 1024 {
+		t.Errorf("a 512 KiB role name: %d, %d bytes: %.200s", got.status, len(got.body), got.body)
+	}
+	got = e.rawDo("GET", "/v2/"+strings.Repeat("g", 800<<10)+"/_trust/tuf/root.json", nil, "")
+	if got.status != 400 {
+		t.Errorf("an 800 KB GUN: %d", got.status)
+	}
+	for line := range strings.Lines(logs.String()) {
+		if len(line) > 4096 {
+			t.Errorf("a log line of %d bytes: %.200s", len(line), line)
+		}
 	}
 }
 

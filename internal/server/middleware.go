@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -113,17 +112,6 @@ func (s *Server) limitBodyRate(w http.ResponseWriter, r *http.Request, start tim
 	}
 }
 
-// maxLoggedPath is the most of a request path the request log keeps.
-const maxLoggedPath = 512
-
-// loggedPath shortens an overlong path for the log.
-func loggedPath(p string) string {
-	if len(p) <= maxLoggedPath {
-		return p
-	}
-	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(p[:maxLoggedPath], ""), len(p))
-}
-
 // Request IDs are a random per-process prefix and a counter: unique, cheap,
 // and they sort in arrival order within a process.
 var (
@@ -165,7 +153,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			}
 			if s.log.Enabled(r.Context(), lvl) {
 				s.log.LogAttrs(r.Context(), lvl, "request", slog.String("request_id", id), slog.String("method", r.Method),
-					slog.String("path", loggedPath(r.URL.Path)), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+					slog.String("path", shorten(r.URL.Path, 1024)), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 			}
 		}()
 		next.ServeHTTP(sw, r)

@@ -141,7 +141,7 @@ func readUpload(r *http.Request, limit int64, res *reservation) (map[string]uplo
 		}
 		role := strings.TrimSuffix(filename, ".json")
 		if !tuf.ValidRole(role) {
-			return nil, apierr.New(notaryapi.InvalidRole, role)
+			return nil, apierr.New(notaryapi.InvalidRole, quoteName(role))
 		}
 		var data []byte
 		if arena != nil {
@@ -190,6 +190,19 @@ func readInto(arena *[]byte, r io.Reader) ([]byte, error) {
 	}
 	*arena = a
 	return a[start:len(a):len(a)], nil
+}
+
+// quoteName returns a name from a request as an error detail or a log
+// quotes it: whole, as the reference does, unless it is longer than any
+// valid name (a part's header may hold megabytes).
+func quoteName(s string) string { return shorten(s, 256) }
+
+// shorten cuts s to at most n bytes of valid UTF-8, saying how long it was.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 func tooBig(limit int64) error {
