@@ -16,6 +16,7 @@ var purePackages = []string{
 	"internal/keys",
 	"internal/policy",
 	"internal/notaryapi",
+	"internal/ratelimit",
 }
 
 const (

@@ -1,16 +1,18 @@
 // Package notaryapi is the wire vocabulary of the Notary v1 HTTP API, in
 // one place for the server, the client and test fixtures: the error codes
 // of group notary.api.v1 with their HTTP statuses and messages, the error
-// envelope, the detail shapes and names clients branch on, and the URL
-// forms of the API with the parser the server routes by (notary-v1.md §2.1
-// and §2.9).
+// envelope, the detail shapes and names clients branch on, the URL forms
+// of the API with the parser the server routes by (notary-v1.md §2.1 and
+// §2.9), and the GUN, the repository name every route is checked against
+// once (ParseGUN).
 //
 // Invariants: every code name, message, status and detail name is the
 // reference server's, byte for byte (Signet's additions, UNAVAILABLE and
-// TOOMANYREQUESTS, are listed in docs/notary-compat.md); ParsePath matches exactly what the
-// reference's route patterns match, in their order; every path the
-// builders make parses back to the route and values it was made from. The
-// package is pure: no I/O, no clock, no state.
+// TOOMANYREQUESTS, are listed in docs/notary-compat.md); ParsePath matches
+// exactly what the reference's route patterns match, in their order, and
+// gives a GUN only when ParseGUN accepts it; every path the builders make
+// parses back to the route and values it was made from. The package is
+// pure: no I/O, no clock, no state.
 package notaryapi
 
 import (

@@ -7,14 +7,19 @@
 // the verification state machine of tuf/trust.
 //
 // Invariants: every route has an operation and an access rule, or New
-// refuses to start; a handler runs only after the authorizer of its
-// route's access kind allows the request; every Notary API error is
-// classified and written by apierr; stored bytes are served verbatim; an
-// upload is validated in full and stored atomically or not at all; the
-// server signs only timestamp (always) and snapshot (when the root lists a
-// key its custodian holds); GET requests never create keys for an
-// initialised repository; current metadata is served from a bounded
-// in-memory cache invalidated on write.
+// refuses to start; a route that names a repository runs only for a GUN
+// notaryapi.ParseGUN accepts (400 INVALID_GUN otherwise, before
+// authorization); a handler runs only after the authorizer of its route's
+// access kind allows the request; every Notary API error is classified and
+// written by apierr; stored bytes are served verbatim; an upload is
+// validated in full and stored atomically or not at all, and holds its
+// share of the upload memory budget while it runs; the server signs only
+// timestamp (always) and snapshot (when the root lists a key its custodian
+// holds); GET requests never create keys for an initialised repository,
+// and keys for repositories without metadata only within the rate of
+// Config.NewRepositoryKeys; request bodies must keep a minimum rate;
+// current metadata is served from a bounded in-memory cache invalidated on
+// write.
 package server
 
 import (
