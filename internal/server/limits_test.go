@@ -247,7 +247,7 @@ func dbSize(t *testing.T, path string) int64 {
 
 // TestKeyFloodBounded is the review's attack: 200 unauthenticated GETs of
 // timestamp.key with 800 KB GUNs grew the database by 306 MB in 5 s. Now
-// they are 400 INVALID_GUN and store nothing; 200 GETs with distinct valid
+// such GETs are 400 INVALID_GUN and store nothing; 200 GETs with distinct valid
 // (255-byte) GUNs make at most the burst of keys for new repositories and
 // are then 429 TOOMANYREQUESTS with Retry-After, making nothing; keys
 // already made, and keys of initialised repositories, are still served;
@@ -263,8 +263,9 @@ func TestKeyFloodBounded(t *testing.T) {
 	keys0, size0 := e.keyCount(), dbSize(t, path)
 	e.clock.Add(time.Hour) // the setup's keys came from the same bucket: full again
 
+	// (The subprocess test in internal/e2e/faults sends all 200; 20 here.)
 	long := strings.Repeat("a", 800<<10)
-	for i := range 200 {
+	for i := range 20 {
 		got := e.rawDo("GET", fmt.Sprintf("/v2/%d%s/_trust/tuf/timestamp.key", i, long), nil, "")
 		if got.status != 400 || !bytes.Contains(got.body, []byte("INVALID_GUN")) {
 			t.Fatalf("long GUN %d: %d %.200s", i, got.status, got.body)
