@@ -109,7 +109,7 @@ func ParsePath(p string) Path {
 		}
 		return Path{}
 	}
-	i := strings.LastIndex("/"+rest, tufInfix)
+	i := strings.LastIndex(p[len(prefix)-1:], tufInfix) // in "/"+rest, without building it
 	if i <= 0 {
 		return Path{}
 	}
