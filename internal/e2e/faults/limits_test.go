@@ -118,15 +118,32 @@ func TestConcurrentLargeUploadsBounded(t *testing.T) {
 
 	client := s.newClient(5*time.Minute, false)
 	var wg sync.WaitGroup
-	// Half the uploads say their length, half do not (chunked): the
-	// server reserves memory before reading the first, as it reads the
-	// second.
+	// Half the uploads say their length, as every Notary client does: the
+	// server reserves their memory before reading them, first come first
+	// served. Once three of them are turned away the fourth holds the
+	// budget and is being validated; then the other half is sent without
+	// a length (chunked), whose memory the server reserves as it reads.
 	answers := make([]response, uploads)
 	errs := make([]error, uploads)
-	for i, g := range gs {
+	answered := make(chan int, uploads)
+	send := func(i int, chunked bool) {
 		wg.Go(func() {
-			answers[i], errs[i] = upload(t, client, s.Base+g.path(), body, ct, i%2 == 1)
+			answers[i], errs[i] = upload(t, client, s.Base+gs[i].path(), body, ct, chunked)
+			answered <- i
 		})
+	}
+	for i := range uploads / 2 {
+		send(i, false)
+	}
+	for range uploads/2 - 1 {
+		select {
+		case <-answered:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("no upload answered within 2 minutes")
+		}
+	}
+	for i := uploads / 2; i < uploads; i++ {
+		send(i, true)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
