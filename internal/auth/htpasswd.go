@@ -44,8 +44,10 @@ type Htpasswd struct {
 	size  int64
 	users map[string][]byte
 
-	// checks holds a token per bcrypt comparison running.
+	// checks holds a token per bcrypt comparison running; a check waits
+	// at most wait (checkWait) for one.
 	checks chan struct{}
+	wait   time.Duration
 	// verified are credentials checked before: HMAC-SHA256 under
 	// verifiedKey (random, per process) of user, password and hash.
 	verifiedKey []byte
@@ -71,7 +73,7 @@ func OpenHtpasswd(path string) (*Htpasswd, error) {
 		return nil, err
 	}
 	h := &Htpasswd{
-		path: path, checks: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		path: path, checks: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), wait: checkWait,
 		verifiedKey: key, verified: map[[sha256.Size]byte]struct{}{},
 	}
 	if _, err := h.load(); err != nil {
@@ -181,11 +183,11 @@ func (h *Htpasswd) Authenticate(ctx context.Context, user, password string) erro
 	if ok && h.wasVerified(mark) {
 		return nil
 	}
-	wait := time.NewTimer(checkWait)
-	defer wait.Stop()
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
 	select {
 	case h.checks <- struct{}{}:
-	case <-wait.C:
+	case <-timer.C:
 		return ErrBusy
 	case <-ctx.Done():
 		return ctx.Err()
