@@ -258,7 +258,7 @@ func TestKeyFloodBounded(t *testing.T) {
 	// A burst of 20, then 1 a second (the default burst of 100 is sent
 	// by the subprocess test in internal/e2e/faults).
 	e := newEnvOn(t, "sqlite:"+path, func(c *server.Config) { c.NewRepositoryKeys = ratelimit.Limit{Rate: 1, Burst: 20} })
-	r := e.newClientRepo(gun, true)       // an initialised repository, made before the flood
+	r := e.newClientRepo(gun, true) // an initialised repository, made before the flood
 	r.SignAll()
 	if got := e.publish(gun, roles(r, "root", "targets")...); got.status != 200 {
 		t.Fatalf("publish: %d %s", got.status, got.body)
