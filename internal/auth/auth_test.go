@@ -408,7 +408,7 @@ func TestHtpasswd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Authenticate("u1", "pw1"); err != nil {
+	if err := h.Authenticate(t.Context(), "u1", "pw1"); err != nil {
 		t.Errorf("u1: %v", err)
 	}
 	// A user added later is picked up without a restart.
@@ -416,7 +416,7 @@ func TestHtpasswd(t *testing.T) {
 	if err := os.WriteFile(name, []byte("u1:"+string(h1)+"\nu2:"+string(h2)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Authenticate("u2", "pw2"); err != nil {
+	if err := h.Authenticate(t.Context(), "u2", "pw2"); err != nil {
 		t.Errorf("u2 after reload: %v", err)
 	}
 	for _, bad := range []string{"u1:{SHA}abc\n", "u1:$apr1$x$y\n", "nocolon\n", "u1:" + string(h1) + "\nu1:" + string(h1) + "\n"} {

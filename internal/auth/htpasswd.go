@@ -3,10 +3,15 @@ package auth
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +24,14 @@ import (
 // blank lines and '#' comments ignored. The file is re-read when its
 // modification time or size changes, so users can be added without a
 // restart; a file that no longer parses keeps the last good users.
+//
+// Checking a password costs a bcrypt comparison (tens of milliseconds of
+// CPU), so Htpasswd runs at most a few at once (half the CPUs, at least
+// one), each waiting for its turn at most checkWait; and it remembers the
+// credentials it verified — as a keyed hash of user, password and the
+// stored bcrypt hash, so that a changed or removed entry no longer
+// matches — so that users logging in again skip bcrypt altogether and a
+// flood of wrong passwords cannot slow them down.
 type Htpasswd struct {
 	path string
 
@@ -30,11 +43,39 @@ type Htpasswd struct {
 	mtime time.Time
 	size  int64
 	users map[string][]byte
+
+	// checks holds a token per bcrypt comparison running; a check waits
+	// at most wait (checkWait) for one.
+	checks chan struct{}
+	wait   time.Duration
+	// verified are credentials checked before: HMAC-SHA256 under
+	// verifiedKey (random, per process) of user, password and hash.
+	verifiedKey []byte
+	verifiedMu  sync.Mutex
+	verified    map[[sha256.Size]byte]struct{}
 }
+
+// ErrBusy means every password check slot stayed taken for checkWait.
+var ErrBusy = errors.New("auth: password checks are busy")
+
+const (
+	// checkWait is how long a password check waits for a slot.
+	checkWait = 2 * time.Second
+	// maxVerified bounds the credentials remembered (forgotten all at
+	// once when full).
+	maxVerified = 4096
+)
 
 // OpenHtpasswd reads the user file at path.
 func OpenHtpasswd(path string) (*Htpasswd, error) {
-	h := &Htpasswd{path: path}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	h := &Htpasswd{
+		path: path, checks: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), wait: checkWait,
+		verifiedKey: key, verified: map[[sha256.Size]byte]struct{}{},
+	}
 	if _, err := h.load(); err != nil {
 		return nil, err
 	}
@@ -124,8 +165,10 @@ func dummyHash(users map[string][]byte, old []byte) []byte {
 // ErrBadCredentials means an unknown user or a wrong password.
 var ErrBadCredentials = errors.New("auth: bad credentials")
 
-// Authenticate checks user's password.
-func (h *Htpasswd) Authenticate(user, password string) error {
+// Authenticate checks user's password: ErrBadCredentials for an unknown
+// user or a wrong password, ErrBusy when no check slot became free in
+// time (or ctx's error when it ended first).
+func (h *Htpasswd) Authenticate(ctx context.Context, user, password string) error {
 	users, err := h.load()
 	if err != nil {
 		return err
@@ -136,9 +179,65 @@ func (h *Htpasswd) Authenticate(user, password string) error {
 		hash = h.dummy
 		h.mu.Unlock()
 	}
+	mark := h.mark(user, password, hash)
+	if ok && h.wasVerified(mark) {
+		return nil
+	}
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.checks <- struct{}{}:
+	case <-timer.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
+	<-h.checks
 	if !ok || err != nil {
 		return ErrBadCredentials
 	}
+	h.remember(mark)
 	return nil
+}
+
+// Known reports, without a bcrypt comparison, whether user and password
+// were verified before and the user's entry is unchanged since.
+func (h *Htpasswd) Known(user, password string) bool {
+	users, err := h.load()
+	if err != nil {
+		return false
+	}
+	hash, ok := users[user]
+	return ok && h.wasVerified(h.mark(user, password, hash))
+}
+
+// mark is the keyed hash credentials are remembered by.
+func (h *Htpasswd) mark(user, password string, hash []byte) [sha256.Size]byte {
+	m := hmac.New(sha256.New, h.verifiedKey)
+	for _, part := range [][]byte{[]byte(user), []byte(password), hash} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		m.Write(n[:])
+		m.Write(part)
+	}
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
+}
+
+func (h *Htpasswd) wasVerified(mark [sha256.Size]byte) bool {
+	h.verifiedMu.Lock()
+	defer h.verifiedMu.Unlock()
+	_, ok := h.verified[mark]
+	return ok
+}
+
+func (h *Htpasswd) remember(mark [sha256.Size]byte) {
+	h.verifiedMu.Lock()
+	defer h.verifiedMu.Unlock()
+	if len(h.verified) >= maxVerified {
+		clear(h.verified)
+	}
+	h.verified[mark] = struct{}{}
 }

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,12 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/signet-trust/signet/internal/jose"
+	"github.com/signet-trust/signet/internal/ratelimit"
 	"github.com/signet-trust/signet/internal/server"
 )
 
@@ -24,7 +30,12 @@ const TokenPath = "/auth/token"
 
 // Passwords checks user credentials (an *Htpasswd).
 type Passwords interface {
-	Authenticate(user, password string) error
+	// Authenticate checks a password: nil for good credentials,
+	// ErrBadCredentials for bad ones, ErrBusy when it cannot check now.
+	Authenticate(ctx context.Context, user, password string) error
+	// Known reports, at no real cost, whether the credentials are ones
+	// Authenticate accepted before and would accept again.
+	Known(user, password string) bool
 }
 
 // IssuerConfig configures an Issuer.
@@ -48,10 +59,29 @@ type IssuerConfig struct {
 	Signer crypto.Signer
 	Chain  []*x509.Certificate
 	// TTL is the lifetime of a token (default 5 minutes).
-	TTL    time.Duration
-	Now    func() time.Time
-	Logger *slog.Logger
+	TTL time.Duration
+	// LoginsPerAddress and LoginsPerUser limit password checks per client
+	// address (IPv6 by /64) and per user name: each check takes a token
+	// from both buckets and a successful one gives them back, so only
+	// failures count. A request finding either empty is 429
+	// TOOMANYREQUESTS with Retry-After, answered before any password is
+	// checked; credentials verified before (Passwords.Known) pass without
+	// a check and without the limits, so a flood does not lock out users
+	// who logged in recently. The zero Limit means the default, a burst
+	// of 10 then one every 6 seconds; a negative Rate turns the limit
+	// off.
+	LoginsPerAddress, LoginsPerUser ratelimit.Limit
+	Now                             func() time.Time
+	Logger                          *slog.Logger
 }
+
+// defaultLogins is the default limit of failed logins per address and per
+// user: 10 at once, then 10 a minute.
+var defaultLogins = ratelimit.Limit{Rate: 1.0 / 6, Burst: 10}
+
+// maxLimitedKeys bounds the addresses and the user names whose failed
+// logins are counted at once.
+const maxLimitedKeys = 10000
 
 // Issuer is a registry token service (the Docker registry token
 // specification): GET with HTTP Basic credentials, or POST with an OAuth2
@@ -60,11 +90,13 @@ type IssuerConfig struct {
 // requests without credentials, for services listed in AnonymousPull, get
 // pull on repositories, and otherwise a Basic challenge.
 type Issuer struct {
-	cfg   IssuerConfig
-	alg   string
-	kid   string
-	x5c   []string
-	admin map[string]bool
+	cfg    IssuerConfig
+	alg    string
+	kid    string
+	x5c    []string
+	admin  map[string]bool
+	byAddr *ratelimit.Keyed
+	byUser *ratelimit.Keyed
 }
 
 // NewIssuer checks cfg and returns an Issuer.
@@ -94,6 +126,14 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	for _, l := range []*ratelimit.Limit{&cfg.LoginsPerAddress, &cfg.LoginsPerUser} {
+		if *l == (ratelimit.Limit{}) {
+			*l = defaultLogins
+		}
+		if l.Rate > 0 && l.Burst < 1 {
+			return nil, errors.New("auth: issuer: a login limit needs a burst of at least 1")
+		}
+	}
 	alg, err := jwsAlgorithm(cfg.Signer.Public())
 	if err != nil {
 		return nil, err
@@ -105,7 +145,11 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	is := &Issuer{cfg: cfg, alg: alg, kid: kid, admin: map[string]bool{}}
+	is := &Issuer{
+		cfg: cfg, alg: alg, kid: kid, admin: map[string]bool{},
+		byAddr: ratelimit.NewKeyed(cfg.LoginsPerAddress, maxLimitedKeys),
+		byUser: ratelimit.NewKeyed(cfg.LoginsPerUser, maxLimitedKeys),
+	}
 	for _, c := range cfg.Chain {
 		is.x5c = append(is.x5c, base64.StdEncoding.EncodeToString(c.Raw))
 	}
@@ -174,10 +218,7 @@ func (is *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if anonymous {
 		user = ""
-	} else if err := is.cfg.Users.Authenticate(user, pass); err != nil {
-		log.InfoContext(r.Context(), "token refused: authentication failed", slog.Any("cause", err))
-		w.Header().Set("Www-Authenticate", `Basic realm="signet token service"`)
-		writeTokenError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+	} else if !is.authenticate(w, r, log, user, pass) {
 		return
 	}
 	if account != "" && account != user {
@@ -208,6 +249,74 @@ func (is *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Token: tok, AccessToken: tok, ExpiresIn: int(is.cfg.TTL / time.Second),
 		IssuedAt: now.UTC().Format(time.RFC3339),
 	})
+}
+
+// authenticate checks a password within the login limits, and answers the
+// request itself when it fails.
+func (is *Issuer) authenticate(w http.ResponseWriter, r *http.Request, log *slog.Logger, user, pass string) bool {
+	if is.cfg.Users.Known(user, pass) {
+		return true
+	}
+	addr, name := addressKey(r.RemoteAddr), userKey(user)
+	now := is.cfg.Now()
+	ok, wait := is.byAddr.Take(addr, now)
+	if ok {
+		if ok, wait = is.byUser.Take(name, now); !ok {
+			is.byAddr.Refund(addr, now)
+		}
+	}
+	if !ok {
+		log.InfoContext(r.Context(), "token refused: too many failed logins", slog.String("address", addr))
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+		writeTokenError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", "too many failed logins; retry later")
+		return false
+	}
+	err := is.cfg.Users.Authenticate(r.Context(), user, pass)
+	switch {
+	case err == nil:
+		is.byAddr.Refund(addr, now)
+		is.byUser.Refund(name, now)
+		return true
+	case errors.Is(err, ErrBusy):
+		is.byAddr.Refund(addr, now)
+		is.byUser.Refund(name, now)
+		log.WarnContext(r.Context(), "token refused: password checks busy")
+		w.Header().Set("Retry-After", "1")
+		writeTokenError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the token service is busy; retry later")
+		return false
+	}
+	log.InfoContext(r.Context(), "token refused: authentication failed", slog.Any("cause", err))
+	w.Header().Set("Www-Authenticate", `Basic realm="signet token service"`)
+	writeTokenError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+	return false
+}
+
+// addressKey is the client address logins are counted by: the IP, or an
+// IPv6 address's /64 (what one client usually holds).
+func addressKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip.Is6() && !ip.Is4In6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.Unmap().String()
+}
+
+// userKey is the user name logins are counted by, hashed when long so
+// that the table's memory stays bounded.
+func userKey(user string) string {
+	if len(user) <= 64 {
+		return user
+	}
+	sum := sha256.Sum256([]byte(user))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func writeTokenError(w http.ResponseWriter, status int, code, msg string) {

@@ -18,6 +18,7 @@ var purePackages = []string{
 	"internal/notaryapi",
 	"internal/jose",
 	"internal/printable", // quoting for the terminal: a function of its input only
+	"internal/ratelimit",
 }
 
 const (

@@ -1,16 +1,18 @@
 // Package notaryapi is the wire vocabulary of the Notary v1 HTTP API, in
 // one place for the server, the client and test fixtures: the error codes
 // of group notary.api.v1 with their HTTP statuses and messages, the error
-// envelope, the detail shapes and names clients branch on, and the URL
-// forms of the API with the parser the server routes by (notary-v1.md §2.1
-// and §2.9).
+// envelope, the detail shapes and names clients branch on, the URL forms
+// of the API with the parser the server routes by (notary-v1.md §2.1 and
+// §2.9), and the GUN, the repository name every route is checked against
+// once (ParseGUN).
 //
 // Invariants: every code name, message, status and detail name is the
-// reference server's, byte for byte (Signet's one addition, UNAVAILABLE,
-// is listed in docs/notary-compat.md); ParsePath matches exactly what the
-// reference's route patterns match, in their order; every path the
-// builders make parses back to the route and values it was made from. The
-// package is pure: no I/O, no clock, no state.
+// reference server's, byte for byte (Signet's additions, UNAVAILABLE and
+// TOOMANYREQUESTS, are listed in docs/notary-compat.md); ParsePath matches
+// exactly what the reference's route patterns match, in their order, and
+// gives a GUN only when ParseGUN accepts it; every path the builders make
+// parses back to the route and values it was made from. The package is
+// pure: no I/O, no clock, no state.
 package notaryapi
 
 import (
@@ -20,7 +22,8 @@ import (
 // Code is one error code of the API. The zero Code is Unknown.
 type Code uint8
 
-// The reference server's codes (§2.9), and Signet's UNAVAILABLE.
+// The reference server's codes (§2.9), and Signet's UNAVAILABLE and
+// TOOMANYREQUESTS.
 const (
 	Unknown Code = iota
 	NoStorage
@@ -39,9 +42,15 @@ const (
 	InvalidParams
 	Unauthorized
 	// Unavailable is Signet's own: a dependency (the database, key
-	// custody) is temporarily down and the client may retry; it is sent
-	// with a Retry-After header.
+	// custody) is temporarily down, or the server is at a limit of what it
+	// holds at once (the memory of uploads in flight), and the client may
+	// retry; it is sent with a Retry-After header.
 	Unavailable
+	// TooManyRequests is Signet's own too, with the name and message of
+	// the registry API's error (distribution's errcode, which Docker
+	// clients know): the client made more requests of a rate-limited kind
+	// than allowed; it is sent with a Retry-After header.
+	TooManyRequests
 
 	numCodes
 )
@@ -72,6 +81,7 @@ var codes = [numCodes]codeInfo{
 	InvalidParams:    {"INVALID_PARAMETERS", "The parameters provided are not valid.", 400},
 	Unauthorized:     {"UNAUTHORIZED", "authentication required", 401},
 	Unavailable:      {"UNAVAILABLE", "The service is temporarily unavailable; retry later.", 503},
+	TooManyRequests:  {"TOOMANYREQUESTS", "too many requests", 429},
 }
 
 func (c Code) info() codeInfo {
@@ -102,7 +112,8 @@ func LookupCode(name string) (Code, bool) {
 	return Unknown, false
 }
 
-// RetryAfter is the Retry-After value (seconds) sent with Unavailable.
+// RetryAfter is the Retry-After value (seconds) sent with Unavailable, and
+// with TooManyRequests when the limiter names no time of its own.
 const RetryAfter = "5"
 
 // ContentTypeJSON is the Content-Type of error envelopes (and of the

@@ -30,6 +30,7 @@ func TestCodes(t *testing.T) {
 		{Unknown, "UNKNOWN", 500, "unknown error"},
 		{Unauthorized, "UNAUTHORIZED", 401, "authentication required"},
 		{Unavailable, "UNAVAILABLE", 503, "The service is temporarily unavailable; retry later."},
+		{TooManyRequests, "TOOMANYREQUESTS", 429, "too many requests"},
 	}
 	if len(want) != int(numCodes) {
 		t.Fatalf("%d codes listed here, %d in the package", len(want), numCodes)

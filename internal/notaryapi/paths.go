@@ -66,8 +66,13 @@ func (k PathKind) HasGUN() bool {
 
 // Path is a parsed request path.
 type Path struct {
-	Kind     PathKind
-	GUN      string
+	Kind PathKind
+	// GUN is the path's repository, for kinds that have one (HasGUN),
+	// checked by ParseGUN. When the name matched the reference's route
+	// pattern but ParseGUN refused it, GUN is "" and GUNError says why:
+	// the route is still Kind, and the server answers INVALID_GUN.
+	GUN      GUN
+	GUNError *InvalidGUNError
 	Role     string
 	Version  int    // PathMetaVersion; 0 when the URL's number is no version (answered 404)
 	Checksum string // PathMetaChecksum, lowercase hex
@@ -82,9 +87,11 @@ const (
 	changeSuffix = "/_trust/changefeed"
 )
 
-// ParsePath maps a URL path onto a route of the reference server. GUNs may
-// hold anything but '*' and must not be empty; like the reference's greedy
-// pattern, the last "/_trust/tuf/" splits GUN from file.
+// ParsePath maps a URL path onto a route of the reference server. A GUN
+// that is empty or holds '*' does not match the reference's pattern (the
+// path is PathOther); any other is checked by ParseGUN (see Path.GUNError).
+// Like the reference's greedy pattern, the last "/_trust/tuf/" splits GUN
+// from file.
 func ParsePath(p string) Path {
 	rest, ok := strings.CutPrefix(p, prefix)
 	if !ok {
@@ -97,25 +104,46 @@ func ParsePath(p string) Path {
 		return Path{Kind: PathChangesAll}
 	}
 	if gun, ok := strings.CutSuffix(rest, changeSuffix); ok {
-		if ValidGUN(gun) {
-			return Path{Kind: PathChangesGUN, GUN: gun}
+		if matchesGUN(gun) {
+			return withGUN(Path{Kind: PathChangesGUN}, gun)
 		}
 		return Path{}
 	}
-	i := strings.LastIndex("/"+rest, tufInfix)
+	i := strings.LastIndex(p[len(prefix)-1:], tufInfix) // in "/"+rest, without building it
 	if i <= 0 {
 		return Path{}
 	}
 	gun, file := rest[:i-1], rest[i-1+len(tufInfix):]
-	if !ValidGUN(gun) {
+	if !matchesGUN(gun) {
 		return Path{}
 	}
+	route := parseFile(file)
+	if route.Kind == PathOther {
+		return Path{}
+	}
+	return withGUN(route, gun)
+}
+
+// withGUN sets the GUN of p, or its GUNError.
+func withGUN(p Path, gun string) Path {
+	g, err := ParseGUN(gun)
+	if err != nil {
+		p.GUNError = err.(*InvalidGUNError)
+		return p
+	}
+	p.GUN = g
+	return p
+}
+
+// parseFile maps the file part of a /_trust/tuf/ path onto its route
+// (PathOther for none).
+func parseFile(file string) Path {
 	if file == "" {
-		return Path{Kind: PathTUF, GUN: gun}
+		return Path{Kind: PathTUF}
 	}
 	if name, ok := strings.CutSuffix(file, ".key"); ok {
 		if name == "snapshot" || name == "timestamp" {
-			return Path{Kind: PathKey, GUN: gun, Role: name}
+			return Path{Kind: PathKey, Role: name}
 		}
 		return Path{}
 	}
@@ -127,7 +155,7 @@ func ParsePath(p string) Path {
 	// {version}.{role}.json, {role}.json.
 	if i := strings.LastIndexByte(base, '.'); i > 0 {
 		if sum := base[i+1:]; isChecksum(sum) && metaRole(base[:i]) {
-			return Path{Kind: PathMetaChecksum, GUN: gun, Role: base[:i], Checksum: strings.ToLower(sum)}
+			return Path{Kind: PathMetaChecksum, Role: base[:i], Checksum: strings.ToLower(sum)}
 		}
 	}
 	if i := strings.IndexByte(base, '.'); i > 0 && isDigits(base[:i]) && metaRole(base[i+1:]) {
@@ -135,10 +163,10 @@ func ParsePath(p string) Path {
 		if err != nil || v > MaxVersion {
 			v = 0 // no such version; answered 404
 		}
-		return Path{Kind: PathMetaVersion, GUN: gun, Role: base[i+1:], Version: v}
+		return Path{Kind: PathMetaVersion, Role: base[i+1:], Version: v}
 	}
 	if metaRole(base) {
-		return Path{Kind: PathMetaCurrent, GUN: gun, Role: base}
+		return Path{Kind: PathMetaCurrent, Role: base}
 	}
 	return Path{}
 }
@@ -190,9 +218,9 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// ValidGUN reports whether the API can name gun in a path: not empty, and
-// no '*' (the reference's {gun:[^*]+}).
-func ValidGUN(gun string) bool {
+// matchesGUN reports whether gun matches the reference's route pattern
+// {gun:[^*]+}: not empty, and no '*'.
+func matchesGUN(gun string) bool {
 	return gun != "" && !strings.Contains(gun, "*")
 }
 

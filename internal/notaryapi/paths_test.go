@@ -40,6 +40,32 @@ func TestParsePath(t *testing.T) {
 	}
 }
 
+// TestParsePathInvalidGUN: a GUN that matches the reference's pattern but
+// not ParseGUN keeps its route, with GUNError set and no GUN.
+func TestParsePathInvalidGUN(t *testing.T) {
+	long := strings.Repeat("a", MaxGUNBytes+1)
+	for _, tt := range []struct {
+		path string
+		kind PathKind
+	}{
+		{"/v2/a\x00b/_trust/tuf/timestamp.key", PathKey},
+		{"/v2/a\xffb/_trust/tuf/root.json", PathMetaCurrent},
+		{"/v2/" + long + "/_trust/tuf/", PathTUF},
+		{"/v2/" + long + "/_trust/changefeed", PathChangesGUN},
+		{"/v2/a\u202eb/_trust/tuf/3.root.json", PathMetaVersion},
+		{"/v2/a\tb/_trust/tuf/snapshot." + strings.Repeat("0", 64) + ".json", PathMetaChecksum},
+	} {
+		got := ParsePath(tt.path)
+		if got.Kind != tt.kind || got.GUN != "" || got.GUNError == nil {
+			t.Errorf("ParsePath(%q) = %+v, want kind %s with a GUN error", tt.path, got, tt.kind.Pattern())
+		}
+	}
+	// Not the reference's pattern at all: no route.
+	if got := ParsePath("/v2/" + long + "*/_trust/tuf/root.json"); got != (Path{}) {
+		t.Errorf("a GUN with '*' parses as %+v", got)
+	}
+}
+
 func FuzzParsePath(f *testing.F) {
 	for _, s := range []string{"/v2/", "/v2/g/_trust/tuf/", "/v2/g/_trust/tuf/1.targets/x.json", "/v2/a/_trust/changefeed", "/v2/g/_trust/tuf/timestamp.key"} {
 		f.Add(s)
@@ -49,8 +75,12 @@ func FuzzParsePath(f *testing.F) {
 		if r.Kind == PathOther {
 			return
 		}
-		if r.Kind != PathBase && r.Kind != PathChangesAll && !ValidGUN(r.GUN) {
-			t.Fatalf("invalid GUN %q accepted from %q", r.GUN, p)
+		if r.Kind.HasGUN() {
+			if _, err := ParseGUN(string(r.GUN)); (err != nil) != (r.GUNError != nil) || (r.GUN == "") != (r.GUNError != nil) {
+				t.Fatalf("GUN %q (error %v) from %q: ParseGUN says %v", r.GUN, r.GUNError, p, err)
+			}
+		} else if r.GUN != "" || r.GUNError != nil {
+			t.Fatalf("kind %s has GUN %q (error %v) from %q", r.Kind.Pattern(), r.GUN, r.GUNError, p)
 		}
 		if r.Version < 0 {
 			t.Fatalf("negative version from %q", p)
@@ -114,19 +144,19 @@ func TestBuildersParseBack(t *testing.T) {
 				path string
 				want Path
 			}{
-				{CurrentPath(gun, role), Path{Kind: PathMetaCurrent, GUN: gun, Role: role}},
-				{VersionPath(gun, role, 7), Path{Kind: PathMetaVersion, GUN: gun, Role: role, Version: 7}},
-				{VersionPath(gun, role, MaxVersion), Path{Kind: PathMetaVersion, GUN: gun, Role: role, Version: MaxVersion}},
-				{ChecksumPath(gun, role, sum), Path{Kind: PathMetaChecksum, GUN: gun, Role: role, Checksum: hex.EncodeToString(sum)}},
-				{ChecksumPath(gun, role, long), Path{Kind: PathMetaChecksum, GUN: gun, Role: role, Checksum: hex.EncodeToString(long)}},
-				{TUFPath(gun), Path{Kind: PathTUF, GUN: gun}},
-				{ChangefeedPath(gun), Path{Kind: PathChangesGUN, GUN: gun}},
+				{CurrentPath(gun, role), Path{Kind: PathMetaCurrent, GUN: GUN(gun), Role: role}},
+				{VersionPath(gun, role, 7), Path{Kind: PathMetaVersion, GUN: GUN(gun), Role: role, Version: 7}},
+				{VersionPath(gun, role, MaxVersion), Path{Kind: PathMetaVersion, GUN: GUN(gun), Role: role, Version: MaxVersion}},
+				{ChecksumPath(gun, role, sum), Path{Kind: PathMetaChecksum, GUN: GUN(gun), Role: role, Checksum: hex.EncodeToString(sum)}},
+				{ChecksumPath(gun, role, long), Path{Kind: PathMetaChecksum, GUN: GUN(gun), Role: role, Checksum: hex.EncodeToString(long)}},
+				{TUFPath(gun), Path{Kind: PathTUF, GUN: GUN(gun)}},
+				{ChangefeedPath(gun), Path{Kind: PathChangesGUN, GUN: GUN(gun)}},
 			}
 			if role == "snapshot" || role == "timestamp" {
 				tests = append(tests, struct {
 					path string
 					want Path
-				}{KeyPath(gun, role), Path{Kind: PathKey, GUN: gun, Role: role}})
+				}{KeyPath(gun, role), Path{Kind: PathKey, GUN: GUN(gun), Role: role}})
 			}
 			for _, tt := range tests {
 				if got := ParsePath(tt.path); got != tt.want {

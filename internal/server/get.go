@@ -73,8 +73,9 @@ func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl []
 }
 
 func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	ctx := r.Context()
-	f, err := s.current(ctx, p.GUN, p.Role)
+	f, err := s.current(ctx, gun, p.Role)
 	if err != nil {
 		return err
 	}
@@ -82,18 +83,18 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p nota
 		// The background refresher keeps these fresh; if it has fallen
 		// behind, re-sign now rather than serve expired metadata.
 		if !s.now().Before(f.file.Expires) {
-			err := s.refresh(ctx, p.GUN, false, 0)
+			err := s.refresh(ctx, gun, false, 0)
 			switch {
 			case errors.Is(err, store.ErrOldVersion), errors.Is(err, errNothingToDo):
 				// Re-signed meanwhile, by another request or replica.
-				s.cache.invalidate(p.GUN)
+				s.cache.invalidate(gun)
 				fallthrough
 			case err == nil:
-				if f, err = s.current(ctx, p.GUN, p.Role); err != nil {
+				if f, err = s.current(ctx, gun, p.Role); err != nil {
 					return err
 				}
 			default:
-				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", p.GUN, "role", p.Role, "err", err)
+				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", gun, "role", p.Role, "err", err)
 			}
 		}
 	}
@@ -102,52 +103,55 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p nota
 }
 
 func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	if p.Version < 1 {
 		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
 	key := fmt.Sprintf("v:%s:%d", p.Role, p.Version)
-	f := s.cache.getFixed(p.GUN, key)
+	f := s.cache.getFixed(gun, key)
 	if f == nil {
 		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetVersion(r.Context(), p.GUN, p.Role, p.Version)
+		sf, err := s.cfg.Store.GetVersion(r.Context(), gun, p.Role, p.Version)
 		if err != nil {
 			return err
 		}
 		f = newCachedFile(sf)
-		s.cache.putFixed(gen, p.GUN, key, f)
+		s.cache.putFixed(gen, gun, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
 }
 
 func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	if len(p.Checksum) != 64 { // only SHA-256 is indexed, as in the reference
 		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
 	key := "c:" + p.Role + ":" + p.Checksum
-	f := s.cache.getFixed(p.GUN, key)
+	f := s.cache.getFixed(gun, key)
 	if f == nil {
 		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetChecksum(r.Context(), p.GUN, p.Role, p.Checksum)
+		sf, err := s.cfg.Store.GetChecksum(r.Context(), gun, p.Role, p.Checksum)
 		if err != nil {
 			return err
 		}
 		f = newCachedFile(sf)
-		s.cache.putFixed(gen, p.GUN, key, f)
+		s.cache.putFixed(gen, gun, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
-	unlock := s.locks.lock(p.GUN)
+	gun := p.GUN.String()
+	unlock := s.locks.lock(gun)
 	defer unlock()
-	deleted, err := s.cfg.Store.Delete(r.Context(), p.GUN)
-	s.cache.invalidate(p.GUN)
+	deleted, err := s.cfg.Store.Delete(r.Context(), gun)
+	s.cache.invalidate(gun)
 	if err != nil {
 		return apierr.Wrap(notaryapi.Updating, err)
 	}
-	s.log.InfoContext(r.Context(), "repository deleted", "gun", p.GUN, "existed", deleted)
+	s.log.InfoContext(r.Context(), "repository deleted", "gun", gun, "existed", deleted)
 	return nil
 }
 
@@ -160,9 +164,15 @@ type changeJSON struct {
 	Category  string `json:"Category"`
 }
 
-const defaultChangePage = 100
+// defaultChangePage is the reference's page size for records=0;
+// maxChangePage the most records one answer holds.
+const (
+	defaultChangePage = 100
+	maxChangePage     = 1000
+)
 
 func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	q := r.URL.Query()
 	records, err := strconv.ParseInt(q.Get("records"), 10, 32)
 	if err != nil {
@@ -171,13 +181,16 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, p notarya
 	if records == 0 {
 		records = defaultChangePage
 	}
+	// A page is bounded (the reference returns as many records as asked,
+	// up to its whole changefeed); readers page on by change_id.
+	records = max(-maxChangePage, min(records, maxChangePage))
 	var changeID int64
 	if v := q.Get("change_id"); v != "" {
 		if changeID, err = strconv.ParseInt(v, 10, 64); err != nil || changeID < -1 {
 			return apierr.New(notaryapi.InvalidParams, fmt.Sprintf("invalid change_id parameter: %q", v))
 		}
 	}
-	changes, err := s.cfg.Store.Changes(r.Context(), p.GUN, changeID, int(records))
+	changes, err := s.cfg.Store.Changes(r.Context(), gun, changeID, int(records))
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ type Metrics struct {
 	signer    *prometheus.HistogramVec
 	soonest   *prometheus.GaugeVec
 	pruned    prometheus.Counter
+	limits    *prometheus.CounterVec
 	byOp      sync.Map // operation → prometheus.Observer, resolved once
 }
 
@@ -46,6 +47,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Unix time of the soonest expiry among the current metadata of a role across all repositories (absent when no repository has the role); alert on it minus time().",
 		}, []string{"role"}),
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_server_pruned_files_total", Help: "Superseded metadata versions removed by the retention policy."}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_server_limited_requests_total",
+			Help: "Requests turned away at a resource limit (new_repository_keys: 429; upload_memory: 503), by limit.",
+		}, []string{"limit"}),
 	}
 	m.signer = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "signet_server_signer_duration_seconds",
@@ -53,7 +58,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		Buckets: []float64{.00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
 	}, []string{"operation"})
 	reg.MustRegister(m.signer)
-	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned, m.soonest, m.pruned)
+	reg.MustRegister(m.duration, m.publishes, m.rejects, m.resigned, m.soonest, m.pruned, m.limits)
 	return m
 }
 
@@ -68,6 +73,8 @@ func (m *Metrics) observe(op string, d time.Duration) {
 }
 
 func (m *Metrics) rejected(reason string) { m.rejects.WithLabelValues(reason).Inc() }
+
+func (m *Metrics) limited(limit string) { m.limits.WithLabelValues(limit).Inc() }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

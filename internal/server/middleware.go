@@ -3,8 +3,12 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -30,6 +34,82 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines, flushing).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bodyTooSlowError means a request body arrived slower than the minimum
+// rate the server requires.
+type bodyTooSlowError struct {
+	rate int64         // bytes a second required, on average
+	got  int64         // bytes read
+	took time.Duration // since the request began
+}
+
+func (e *bodyTooSlowError) Error() string {
+	return fmt.Sprintf("the request body arrived too slowly: %d bytes in %v, where the server requires %d bytes a second", e.got, e.took.Round(time.Millisecond), e.rate)
+}
+
+// rateBody is a request body that must keep arriving: before each read it
+// sets the connection's read deadline to the time by which the bytes read
+// so far, plus one, were due at the minimum rate after the grace period
+// (never past the body timeout), so that a body trickling in fails in
+// seconds instead of holding its connection, goroutine and memory
+// reservation for the whole read timeout.
+type rateBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	start    time.Time
+	grace    time.Duration
+	rate     int64 // bytes a second
+	deadline time.Time
+	read     int64
+	err      error
+}
+
+func (b *rateBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	due := b.start.Add(b.grace + time.Duration(float64(b.read+1)/float64(b.rate)*float64(time.Second)))
+	if due.After(b.deadline) {
+		due = b.deadline
+	}
+	if err := b.rc.SetReadDeadline(due); err != nil {
+		// The connection cannot take deadlines (a test recorder): read
+		// without the minimum rate.
+		b.rate = 0
+		n, err := b.ReadCloser.Read(p)
+		b.read += int64(n)
+		return n, err
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.err = &bodyTooSlowError{rate: b.rate, got: b.read, took: time.Since(b.start)}
+		return n, b.err
+	}
+	return n, err
+}
+
+// limitBodyRate puts a request body under the minimum rate. A body of
+// known length must also arrive fast enough to finish within the body
+// timeout, so the rate it must keep is the larger of the minimum and its
+// length over the time left after the grace period.
+func (s *Server) limitBodyRate(w http.ResponseWriter, r *http.Request, start time.Time) {
+	if s.cfg.MinBodyRate < 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	rate := s.cfg.MinBodyRate
+	if window := s.cfg.BodyTimeout - s.cfg.BodyRateGrace; r.ContentLength > 0 && window > 0 {
+		rate = max(rate, int64(float64(r.ContentLength)/window.Seconds()))
+	}
+	r.Body = &rateBody{
+		ReadCloser: r.Body, rc: http.NewResponseController(w), start: start,
+		grace: s.cfg.BodyRateGrace, rate: rate, deadline: start.Add(s.cfg.BodyTimeout),
+	}
 }
 
 // Request IDs are a random per-process prefix and a counter: unique, cheap,
@@ -59,6 +139,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		id := requestID()
 		w.Header()["X-Request-Id"] = []string{id}
 		sw := &statusWriter{ResponseWriter: w}
+		s.limitBodyRate(sw, r, start)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", id, "panic", p)
@@ -72,7 +153,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			}
 			if s.log.Enabled(r.Context(), lvl) {
 				s.log.LogAttrs(r.Context(), lvl, "request", slog.String("request_id", id), slog.String("method", r.Method),
-					slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+					slog.String("path", shorten(r.URL.Path, 1024)), slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 			}
 		}()
 		next.ServeHTTP(sw, r)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // Route is one entry of signet-server's route table: a request's path and
@@ -285,13 +286,23 @@ func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-// guard puts a group route behind its authorization.
+// guard puts a group route behind its authorization; a route that needs
+// access to a repository gets only a GUN ParseGUN accepts (the group's
+// WriteError answers any other with an INVALID_GUN *apierr.Error).
 func (s *Server) guard(g Group, rt Route) http.Handler {
 	if rt.Access.Kind == AccessPublic {
 		return rt.Handler
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authorize(w, r, rt.Access, r.PathValue("gun")); err != nil {
+		var gun notaryapi.GUN
+		if rt.Access.Kind == AccessRepository {
+			var err error
+			if gun, err = notaryapi.ParseGUN(r.PathValue("gun")); err != nil {
+				g.WriteError(w, r, invalidGUN(err.(*notaryapi.InvalidGUNError)))
+				return
+			}
+		}
+		if err := s.authorize(w, r, rt.Access, gun.String()); err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused", slog.String("group", g.Name),
 				slog.String("op", rt.Op), slog.Any("cause", err))
 			g.WriteError(w, r, err)
@@ -301,6 +312,13 @@ func (s *Server) guard(g Group, rt Route) http.Handler {
 	})
 }
 
+// invalidGUN is the answer to a GUN ParseGUN refused: 400 INVALID_GUN
+// with the reason as detail (the reference's code for a GUN it does not
+// serve, notary-v1.md §2.1).
+func invalidGUN(e *notaryapi.InvalidGUNError) *apierr.Error {
+	return &apierr.Error{Code: notaryapi.InvalidGUN, Detail: e.Reason, Cause: e}
+}
+
 // notaryHandler serves a route of the Notary API given the parsed path,
 // and returns its error for apierr to write. The Notary dispatcher calls it
 // with the path it parsed; as an http.Handler (the route table's type) it
@@ -308,7 +326,12 @@ func (s *Server) guard(g Group, rt Route) http.Handler {
 type notaryHandler func(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error
 
 func (h notaryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := h(w, r, notaryapi.ParsePath(r.URL.Path)); err != nil {
+	p := notaryapi.ParsePath(r.URL.Path)
+	if p.GUNError != nil {
+		apierr.Write(w, invalidGUN(p.GUNError))
+		return
+	}
+	if err := h(w, r, p); err != nil {
 		apierr.Write(w, err)
 	}
 }
@@ -460,14 +483,25 @@ func firstRoute(rs ...*notaryRoute) *notaryRoute {
 }
 
 // serveNotary is the Notary API's dispatcher: parse the path, take the
-// route, authorize, serve, and write any error through apierr.
+// route, refuse an invalid GUN, authorize, refuse a role name nothing can
+// be stored under, serve, and write any error through apierr.
 func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 	p := notaryapi.ParsePath(r.URL.Path)
 	rt := s.notary[p.Kind][methodSlot(r.Method)]
 	start := time.Now()
 	var err error
-	if rt.access.Kind != AccessPublic {
-		err = s.authorize(w, r, rt.access, p.GUN)
+	if rt.access.Kind == AccessRepository && p.GUNError != nil {
+		// Before authorization, as the reference checks its GUN prefixes:
+		// the name alone decides, and no authorizer, custodian or store
+		// ever sees it.
+		err = invalidGUN(p.GUNError)
+	} else if rt.access.Kind != AccessPublic {
+		err = s.authorize(w, r, rt.access, p.GUN.String())
+	}
+	if err == nil && p.Role != "" && rt.access.Kind == AccessRepository && !tuf.ValidRole(p.Role) {
+		// The route's pattern matched, but no upload can have stored a
+		// role of this name: what storage would answer, without asking it.
+		err = apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
 	if err == nil {
 		err = rt.serve(w, r, p)
@@ -478,7 +512,7 @@ func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 		if e.Code.Status() >= 500 {
 			lvl = slog.LevelError
 		}
-		s.log.LogAttrs(r.Context(), lvl, "request failed", slog.String("op", rt.op), slog.String("gun", p.GUN),
+		s.log.LogAttrs(r.Context(), lvl, "request failed", slog.String("op", rt.op), slog.String("gun", p.GUN.String()),
 			slog.String("code", e.Code.Name()), slog.Any("detail", e.Detail), slog.Any("cause", e.Cause))
 	}
 	s.m.observe(rt.op, time.Since(start))

@@ -7,14 +7,19 @@
 // the verification state machine of tuf/trust.
 //
 // Invariants: every route has an operation and an access rule, or New
-// refuses to start; a handler runs only after the authorizer of its
-// route's access kind allows the request; every Notary API error is
-// classified and written by apierr; stored bytes are served verbatim; an
-// upload is validated in full and stored atomically or not at all; the
-// server signs only timestamp (always) and snapshot (when the root lists a
-// key its custodian holds); GET requests never create keys for an
-// initialised repository; current metadata is served from a bounded
-// in-memory cache invalidated on write.
+// refuses to start; a route that names a repository runs only for a GUN
+// notaryapi.ParseGUN accepts (400 INVALID_GUN otherwise, before
+// authorization); a handler runs only after the authorizer of its route's
+// access kind allows the request; every Notary API error is classified and
+// written by apierr; stored bytes are served verbatim; an upload is
+// validated in full and stored atomically or not at all, and holds its
+// share of the upload memory budget while it runs; the server signs only
+// timestamp (always) and snapshot (when the root lists a key its custodian
+// holds); GET requests never create keys for an initialised repository,
+// and keys for repositories without metadata only within the rate of
+// Config.NewRepositoryKeys; request bodies must keep a minimum rate;
+// current metadata is served from a bounded in-memory cache invalidated on
+// write.
 package server
 
 import (
@@ -28,6 +33,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/notaryapi"
+	"github.com/signet-trust/signet/internal/ratelimit"
 	"github.com/signet-trust/signet/internal/store"
 )
 
@@ -63,6 +69,35 @@ type Config struct {
 	// MaxUploadBytes bounds a POST body (default 100 MiB, the notary
 	// client's own download limit for one metadata file).
 	MaxUploadBytes int64
+	// UploadMemory bounds the memory that uploads in flight may take
+	// together, server-wide (default 1 GiB). Each upload reserves
+	// UploadMemoryPerByte times its body's size before it is read (as it
+	// is read when the client sends no Content-Length) and keeps the
+	// reservation until it is answered; one that does not fit is 503
+	// UNAVAILABLE with Retry-After. An upload is admitted whatever its
+	// size while no other holds any of the budget, so MaxUploadBytes
+	// stays reachable: peak memory is about the larger of UploadMemory
+	// and UploadMemoryPerByte×MaxUploadBytes, plus the server's own.
+	UploadMemory int64
+	// NewRepositoryKeys limits the keys made for repositories that have no
+	// metadata yet — what a GET of snapshot.key or timestamp.key (or a
+	// POST rotating one) creates before the first publish — server-wide;
+	// past it such requests are 429 TOOMANYREQUESTS with Retry-After and
+	// make nothing. Keys of initialised repositories and keys already
+	// made are never limited. The zero Limit means the default (a burst
+	// of 100, then 1 a second); a negative Rate turns the limit off.
+	NewRepositoryKeys ratelimit.Limit
+	// MinBodyRate is the slowest a request body may arrive, in bytes a
+	// second on average, once BodyRateGrace has passed since the request
+	// began (defaults 4 KiB/s and 10 s; a negative rate turns it off). A
+	// slower body fails to read: the request is answered and the
+	// connection closed, instead of being held until BodyTimeout.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
+	// BodyTimeout bounds the time to read a request body, however fast it
+	// arrives (default 5 minutes): http.Server's ReadTimeout, which the
+	// minimum rate's read deadlines would otherwise replace.
+	BodyTimeout time.Duration
 	// CurrentMaxAge and ConsistentMaxAge are the Cache-Control lifetimes of
 	// current and of checksum/version addressed metadata (defaults 300 s and
 	// 30 days; a negative value disables caching).
@@ -107,6 +142,9 @@ type Server struct {
 	cache *metaCache
 	locks gunLocks
 	m     *Metrics
+	// Resource limits: keys made for new repositories, memory of uploads.
+	newKeys *ratelimit.Bucket
+	uploads *budget
 	// replicated: other processes write to the same store.
 	replicated bool
 
@@ -149,6 +187,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxUploadBytes == 0 {
 		cfg.MaxUploadBytes = 100 << 20
 	}
+	if cfg.UploadMemory == 0 {
+		cfg.UploadMemory = 1 << 30
+	}
+	if cfg.NewRepositoryKeys == (ratelimit.Limit{}) {
+		cfg.NewRepositoryKeys = ratelimit.Limit{Rate: 1, Burst: 100}
+	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = 4 << 10
+	}
+	def(&cfg.BodyRateGrace, 10*time.Second)
+	def(&cfg.BodyTimeout, 5*time.Minute)
+	if cfg.MaxUploadBytes < 0 || cfg.UploadMemory < 0 || cfg.BodyRateGrace < 0 || cfg.BodyTimeout < 0 {
+		return nil, errors.New("server: MaxUploadBytes, UploadMemory, BodyRateGrace and BodyTimeout must not be negative")
+	}
+	if l := cfg.NewRepositoryKeys; l.Rate > 0 && l.Burst < 1 {
+		return nil, errors.New("server: NewRepositoryKeys needs a burst of at least 1")
+	}
 	if cfg.CacheGUNs == 0 {
 		cfg.CacheGUNs = 10000
 	}
@@ -159,6 +214,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, m: cfg.Metrics,
 		cache:        newMetaCache(cfg.CacheGUNs, 64, cfg.CacheMaxStale, cfg.Now),
+		newKeys:      ratelimit.NewBucket(cfg.NewRepositoryKeys),
+		uploads:      &budget{limit: cfg.UploadMemory},
 		replicated:   cfg.Invalidations != nil,
 		skip:         map[string]time.Time{},
 		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},

@@ -45,13 +45,21 @@ type env struct {
 	ts    *httptest.Server
 	clock *clock
 	store *sqlstore.Store
+	cust  *custody.Core
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvOn(t, "sqlite:"+filepath.Join(t.TempDir(), "signet.db"), nil)
+}
+
+// newEnvOn starts a server on the database at url; mod, if not nil,
+// adjusts its configuration.
+func newEnvOn(t testing.TB, url string, mod func(*server.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Now().UTC()}
-	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "signet.db"), sqlstore.WithClock(clk.Now))
+	st, err := sqlstore.Open(ctx, url, sqlstore.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,16 +68,20 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Store: st, Custodian: cust, Now: clk.Now, MaxUploadBytes: 1 << 20,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, ts: hs, clock: clk, store: st}
+	return &env{t: t, srv: srv, ts: hs, clock: clk, store: st, cust: cust}
 }
 
 type resp struct {

@@ -98,19 +98,39 @@ func (s *Server) storedRoot(ctx context.Context, gun string) (*tuf.Meta[tuf.Root
 	return tuf.ParseRoot(f.file.Data)
 }
 
+// allowNewRepositoryKey takes a token of Config.NewRepositoryKeys for a key
+// about to be made for a repository that has no metadata: the one write a
+// read may cause (GET snapshot.key or timestamp.key is create-if-missing,
+// notary-v1.md §2.5). Without a token the request is 429 TOOMANYREQUESTS,
+// with the time until the next token in Retry-After, and nothing is made.
+func (s *Server) allowNewRepositoryKey() error {
+	ok, wait := s.newKeys.Take(s.now())
+	if ok {
+		return nil
+	}
+	s.m.limited("new_repository_keys")
+	return &apierr.Error{
+		Code:       notaryapi.TooManyRequests,
+		Detail:     "the server makes keys for repositories without metadata at a limited rate; retry later",
+		RetryAfter: wait,
+	}
+}
+
 // handleGetKey returns the server's key for a role. For a repository that
 // has no root yet it returns the newest pending key, creating one only if
-// none exists (so repeated GETs do not mint keys); for an initialised
-// repository it returns the key the root lists, and never creates one.
+// none exists (so repeated GETs do not mint keys) and the rate of such
+// keys allows it; for an initialised repository it returns the key the
+// root lists, and never creates one.
 func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	ctx := r.Context()
-	unlock := s.locks.lock(p.GUN)
+	unlock := s.locks.lock(gun)
 	defer unlock()
-	root, err := s.storedRoot(ctx, p.GUN)
+	root, err := s.storedRoot(ctx, gun)
 	if err != nil {
 		return err
 	}
-	held, err := s.cfg.Custodian.Keys(ctx, p.GUN, p.Role)
+	held, err := s.cfg.Custodian.Keys(ctx, gun, p.Role)
 	if err != nil {
 		return err
 	}
@@ -119,7 +139,10 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, p notaryap
 			s.writeKey(w, held[0])
 			return nil
 		}
-		k, err := s.cfg.Custodian.Create(ctx, p.GUN, p.Role)
+		if err := s.allowNewRepositoryKey(); err != nil {
+			return err
+		}
+		k, err := s.cfg.Custodian.Create(ctx, gun, p.Role)
 		if err != nil {
 			return err
 		}
@@ -133,21 +156,22 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, p notaryap
 			return nil
 		}
 	}
-	return apierr.New(notaryapi.MetadataNotFound, fmt.Sprintf("the server holds no %s key of %s; rotate it with `notary key rotate %s %s -r`", p.Role, p.GUN, p.GUN, p.Role))
+	return apierr.New(notaryapi.MetadataNotFound, fmt.Sprintf("the server holds no %s key of %s; rotate it with `notary key rotate %s %s -r`", p.Role, gun, gun, p.Role))
 }
 
 // handleRotateKey makes a new pending key for a role. Until a root listing
 // it is published the key is unused, and further rotations return the same
 // pending key instead of minting more.
 func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	ctx := r.Context()
-	unlock := s.locks.lock(p.GUN)
+	unlock := s.locks.lock(gun)
 	defer unlock()
-	root, err := s.storedRoot(ctx, p.GUN)
+	root, err := s.storedRoot(ctx, gun)
 	if err != nil {
 		return err
 	}
-	held, err := s.cfg.Custodian.Keys(ctx, p.GUN, p.Role)
+	held, err := s.cfg.Custodian.Keys(ctx, gun, p.Role)
 	if err != nil {
 		return err
 	}
@@ -155,11 +179,16 @@ func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, p notar
 		s.writeKey(w, held[0])
 		return nil
 	}
-	k, err := s.cfg.Custodian.Create(ctx, p.GUN, p.Role)
+	if root == nil {
+		if err := s.allowNewRepositoryKey(); err != nil {
+			return err
+		}
+	}
+	k, err := s.cfg.Custodian.Create(ctx, gun, p.Role)
 	if err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "key rotation started", "gun", p.GUN, "role", p.Role, "key", k.ID())
+	s.log.InfoContext(ctx, "key rotation started", "gun", gun, "role", p.Role, "key", k.ID())
 	s.writeKey(w, k)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
@@ -25,16 +26,101 @@ type upload struct {
 	common tuf.Common
 }
 
-// readUpload parses the multipart body of an atomic update. The role is the
-// "filename" parameter of each part's raw Content-Disposition (so
-// "targets/releases" keeps its slash, unlike multipart.Part.FileName), minus
-// an optional ".json".
-func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
+// UploadMemoryPerByte is the memory an upload may take, at worst, per byte
+// of its body while it is read, parsed and verified: measured on the
+// costliest shape, a targets file of many small targets (its parse, and the
+// canonical form its signatures are checked over; about 16 bytes of peak
+// RSS per byte), and reserved from Config.UploadMemory for every upload.
+const UploadMemoryPerByte = 16
+
+// budget is the memory reserved by uploads in flight, server-wide.
+type budget struct {
+	mu    sync.Mutex
+	limit int64
+	used  int64
+}
+
+// reservation is what one upload holds of the budget.
+type reservation struct {
+	b    *budget
+	held int64
+}
+
+// grow reserves n more bytes. It fails when they do not fit in the budget
+// and another upload holds some of it: an upload alone is admitted
+// whatever its size, so that no upload within MaxUploadBytes is refused
+// for ever.
+func (r *reservation) grow(n int64) bool {
+	b := r.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit && b.used != r.held {
+		return false
+	}
+	b.used += n
+	r.held += n
+	return true
+}
+
+// release gives back everything the upload holds.
+func (r *reservation) release() {
+	r.b.mu.Lock()
+	r.b.used -= r.held
+	r.b.mu.Unlock()
+	r.held = 0
+}
+
+// errUploadMemory means the budget of upload memory is full.
+var errUploadMemory = errors.New("server: the memory for uploads in flight is in use; retry later")
+
+// growStep is how much of a body without Content-Length is reserved at a
+// time, in body bytes.
+const growStep = 1 << 20
+
+// meteredBody reserves memory for a body of unknown length as it is read.
+type meteredBody struct {
+	r    io.Reader
+	res  *reservation
+	read int64
+}
+
+func (m *meteredBody) Read(p []byte) (int, error) {
+	if need := (m.read + int64(len(p))) * UploadMemoryPerByte; need > m.res.held {
+		step := max(need-m.res.held, growStep*UploadMemoryPerByte)
+		if !m.res.grow(step) {
+			return 0, errUploadMemory
+		}
+	}
+	n, err := m.r.Read(p)
+	m.read += int64(n)
+	return n, err
+}
+
+// readUpload parses the multipart body of an atomic update, holding its
+// memory in res. The role is the "filename" parameter of each part's raw
+// Content-Disposition (so "targets/releases" keeps its slash, unlike
+// multipart.Part.FileName), minus an optional ".json". A body with a
+// Content-Length has its memory reserved before anything is read and its
+// parts read into one buffer of that length; one without is reserved for
+// as it arrives.
+func readUpload(r *http.Request, limit int64, res *reservation) (map[string]upload, error) {
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mediaType, "multipart/") || params["boundary"] == "" {
 		return nil, apierr.New(notaryapi.MalformedUpload, "the request is not a multipart upload")
 	}
-	body := http.MaxBytesReader(nil, r.Body, limit)
+	if r.ContentLength > limit {
+		return nil, tooBig(limit)
+	}
+	var body io.Reader = http.MaxBytesReader(nil, r.Body, limit)
+	var arena []byte
+	if r.ContentLength >= 0 {
+		if !res.grow(r.ContentLength * UploadMemoryPerByte) {
+			return nil, uploadReadErr(errUploadMemory, limit)
+		}
+		arena = make([]byte, 0, r.ContentLength)
+	} else {
+		body = &meteredBody{r: body, res: res}
+	}
 	mr := multipart.NewReader(body, params["boundary"])
 	out := map[string]upload{}
 	for {
@@ -55,12 +141,17 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 		}
 		role := strings.TrimSuffix(filename, ".json")
 		if !tuf.ValidRole(role) {
-			return nil, apierr.New(notaryapi.InvalidRole, role)
+			return nil, apierr.New(notaryapi.InvalidRole, quoteName(role))
 		}
 		if err := trust.CheckUploadRoles(len(out) + 1); err != nil {
 			return nil, apierr.New(notaryapi.MalformedUpload, trust.Message(err))
 		}
-		data, err := io.ReadAll(part)
+		var data []byte
+		if arena != nil {
+			data, err = readInto(&arena, part)
+		} else {
+			data, err = io.ReadAll(part)
+		}
 		if err != nil {
 			return nil, uploadReadErr(err, limit)
 		}
@@ -79,25 +170,79 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 	return out, nil
 }
 
+// readInto appends what r holds to the arena and returns it as a slice of
+// its own. The arena has the capacity of the whole body, so the parts of
+// an upload take one allocation of the body's size, without the copies of
+// a growing buffer.
+func readInto(arena *[]byte, r io.Reader) ([]byte, error) {
+	a := *arena
+	start := len(a)
+	for {
+		if len(a) == cap(a) {
+			a = append(a, 0)[:len(a)] // never for a body within its Content-Length
+		}
+		n, err := r.Read(a[len(a):cap(a)])
+		a = a[:len(a)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			*arena = a
+			return nil, err
+		}
+	}
+	*arena = a
+	return a[start:len(a):len(a)], nil
+}
+
+// quoteName returns a name from a request as an error detail or a log
+// quotes it: whole, as the reference does, unless it is longer than any
+// valid name (a part's header may hold megabytes).
+func quoteName(s string) string { return shorten(s, 256) }
+
+// shorten cuts s to at most n bytes of valid UTF-8, saying how long it was.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + fmt.Sprintf("…(%d bytes)", len(s))
+}
+
+func tooBig(limit int64) error {
+	return apierr.New(notaryapi.MalformedUpload, fmt.Sprintf("the upload is larger than the server's limit of %d bytes", limit))
+}
+
 func uploadReadErr(err error, limit int64) error {
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return apierr.New(notaryapi.MalformedUpload, fmt.Sprintf("the upload is larger than the server's limit of %d bytes", limit))
+	var tooSlow *bodyTooSlowError
+	switch {
+	case errors.Is(err, errUploadMemory):
+		return apierr.Wrap(notaryapi.Unavailable, err)
+	case errors.As(err, new(*http.MaxBytesError)):
+		return tooBig(limit)
+	case errors.As(err, &tooSlow):
+		return &apierr.Error{Code: notaryapi.MalformedUpload, Detail: tooSlow.Error(), Cause: err}
 	}
 	return apierr.New(notaryapi.MalformedUpload, "the multipart body could not be read: "+err.Error())
 }
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	gun := p.GUN.String()
 	ctx := r.Context()
-	uploads, err := readUpload(r, s.cfg.MaxUploadBytes)
+	res := &reservation{b: s.uploads}
+	defer res.release()
+	uploads, err := readUpload(r, s.cfg.MaxUploadBytes, res)
+	if errors.Is(err, errUploadMemory) {
+		s.m.limited("upload_memory")
+		return err
+	}
 	if err != nil {
 		s.m.rejected("malformed")
 		return err
 	}
-	unlock := s.locks.lock(p.GUN)
+	unlock := s.locks.lock(gun)
 	defer unlock()
 	remoteGen := s.cache.remoteGeneration()
-	files, err := s.validate(ctx, p.GUN, uploads)
+	files, err := s.validate(ctx, gun, uploads)
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
@@ -107,21 +252,21 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 		}
 		return err
 	}
-	if err := s.cfg.Store.UpdateMany(ctx, p.GUN, files); err != nil {
-		s.cache.invalidate(p.GUN)
+	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
+		s.cache.invalidate(gun)
 		if errors.Is(err, store.ErrOldVersion) {
 			s.m.rejected("version")
 			return err
 		}
 		return apierr.Wrap(notaryapi.Updating, err)
 	}
-	s.cache.replace(remoteGen, p.GUN, files, s.now())
+	s.cache.replace(remoteGen, gun, files, s.now())
 	s.m.publishes.Inc()
 	roles := make([]string, 0, len(files))
 	for _, f := range files {
 		roles = append(roles, fmt.Sprintf("%s@%d", f.Role, f.Version))
 	}
-	s.log.InfoContext(ctx, "repository updated", "gun", p.GUN, "files", roles)
+	s.log.InfoContext(ctx, "repository updated", "gun", gun, "files", roles)
 	return nil
 }
 

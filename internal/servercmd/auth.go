@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/auth"
+	"github.com/signet-trust/signet/internal/ratelimit"
 	"github.com/signet-trust/signet/internal/server"
 )
 
@@ -144,7 +145,7 @@ func defaultRealm(listen string) (string, error) {
 // authFromConfig builds the authorizer, and the route group of the
 // built-in token service if configured. Both are nil without auth
 // configuration. a has been validated.
-func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, log *slog.Logger) (server.Authorizer, []server.Group, error) {
+func authFromConfig(a AuthConfig, logins ratelimit.Limit, listen, dataDir string, now func() time.Time, log *slog.Logger) (server.Authorizer, []server.Group, error) {
 	if !a.enabled() {
 		return nil, nil, nil
 	}
@@ -210,6 +211,7 @@ func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, 
 		}
 		is.Issuer, is.Audiences, is.Users, is.Admins, is.AnonymousPull = a.Issuer, audiences, users, a.Admins, a.AnonymousPull
 		is.Chain, is.TTL, is.Now, is.Logger = chain, a.TokenTTL, now, log.With("component", "token-service")
+		is.LoginsPerAddress, is.LoginsPerUser = logins, logins
 		h, err := auth.NewIssuer(is)
 		if err != nil {
 			return nil, nil, err

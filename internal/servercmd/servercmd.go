@@ -52,6 +52,9 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	// Auth configures token authentication (YAML only; see AuthConfig).
 	Auth AuthConfig `yaml:"auth"`
+	// Limits bound what one client may make the server hold, store or
+	// spend (YAML only; see LimitsConfig).
+	Limits LimitsConfig `yaml:"limits"`
 	// RemoteSigner: TLS to the --signer (signer.go); top-level YAML keys.
 	RemoteSigner `yaml:",inline"`
 }
@@ -179,7 +182,7 @@ func (c Config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
-	errs = append(errs, c.Replicas.validate(), c.Retention.validate())
+	errs = append(errs, c.Replicas.validate(), c.Retention.validate(), c.Limits.validate())
 	errs = append(errs, c.Auth.validate(c.Listen))
 	return errors.Join(errs...)
 }
@@ -221,20 +224,22 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 
-	authz, groups, err := authFromConfig(cfg.Auth, cfg.Listen, dataDir, time.Now, log)
+	authz, groups, err := authFromConfig(cfg.Auth, cfg.Limits.logins(), cfg.Listen, dataDir, time.Now, log)
 	if err != nil {
 		return err
 	}
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
 		Authorizer: authz, Groups: groups,
 
 		// Replicas (replicas.go).
 		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
-	})
+	}
+	cfg.Limits.apply(&scfg) // limits.go
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -252,7 +257,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		Handler:           srv.Handler(),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),

@@ -421,7 +421,8 @@ func TestConfigFile(t *testing.T) {
 		"key_algorithm: ecdsa\n" + // overridden by --key-algorithm
 		"log_format: text\n" +
 		"log_level: debug\n" +
-		"max_upload_bytes: 2000\n"
+		"max_upload_bytes: 2000\n" +
+		"limits:\n  new_repository_keys_per_second: 0.001\n  new_repository_keys_burst: 2\n"
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -441,6 +442,14 @@ func TestConfigFile(t *testing.T) {
 	}
 	if err := json.Unmarshal(timestampKey(t, c, r.addr, testGUN), &k); err != nil || k.KeyType != "ed25519" {
 		t.Errorf("--key-algorithm did not override the config file: keytype %q (%v)", k.KeyType, err)
+	}
+
+	// limits: two keys for new repositories (one made above), then 429.
+	if got := do(t, c, http.MethodGet, "https://"+r.addr+"/v2/example.com/second/_trust/tuf/timestamp.key", nil, ""); got.status != 200 {
+		t.Errorf("second new repository: %d %s", got.status, got.body)
+	}
+	if got := do(t, c, http.MethodGet, "https://"+r.addr+"/v2/example.com/third/_trust/tuf/timestamp.key", nil, ""); got.status != 429 || !strings.Contains(string(got.body), "TOOMANYREQUESTS") {
+		t.Errorf("limits from the config file not applied: third new repository: %d %s", got.status, got.body)
 	}
 
 	// max_upload_bytes exists only in the config file.
@@ -476,6 +485,7 @@ func TestBadFlags(t *testing.T) {
 	unknownKey := writeYAML("unknown.yaml", "listen: 127.0.0.1:0\nlisten_port: 4443\n")
 	badType := writeYAML("badtype.yaml", "max_upload_bytes: lots\n")
 	signerYAML := writeYAML("signer.yaml", "signer: https://127.0.0.1:7899\n")
+	badLimits := writeYAML("limits.yaml", "limits:\n  upload_memory: -1\n  body_rate_grace: 10m\n  failed_logins_burst: -2\n")
 	tests := []struct {
 		name string
 		args []string
@@ -491,6 +501,9 @@ func TestBadFlags(t *testing.T) {
 		{"signer over plain http", []string{"--signer", "http://127.0.0.1:7899", "--signer-cert", "c", "--signer-key", "k", "--signer-ca", "ca"}, `--signer "http://127.0.0.1:7899": want https://HOST:PORT`},
 		{"signer certificate without signer", []string{"--signer-cert", "c"}, "--signer-cert, --signer-key and --signer-ca need --signer"},
 		{"unknown config key", []string{"--config", unknownKey}, "field listen_port not found"},
+		{"negative upload memory", []string{"--config", badLimits}, "limits.upload_memory -1"},
+		{"grace past the read timeout", []string{"--config", badLimits}, "limits.body_rate_grace 10m0s"},
+		{"negative burst", []string{"--config", badLimits}, "limits: a burst must not be negative"},
 		{"config value of wrong type", []string{"--config", badType}, "cannot unmarshal"},
 		{"missing config file", []string{"--config", filepath.Join(dir, "absent.yaml")}, "config: open "},
 		{"listen without port", []string{"--listen", "127.0.0.1"}, `--listen "127.0.0.1": address 127.0.0.1: missing port in address`},

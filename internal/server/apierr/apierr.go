@@ -6,13 +6,16 @@
 //
 // Invariants: a failure the store marks transient (store.ErrUnavailable)
 // is 503 UNAVAILABLE with Retry-After, whatever the operation and however
-// it was wrapped; internal causes are kept for the log and never sent;
+// it was wrapped; UNAVAILABLE and TOOMANYREQUESTS always carry
+// Retry-After; internal causes are kept for the log and never sent;
 // every error response is written by Write.
 package apierr
 
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/store"
@@ -24,6 +27,10 @@ type Error struct {
 	Code   notaryapi.Code
 	Detail any
 	Cause  error
+	// RetryAfter, when positive, is the Retry-After sent with UNAVAILABLE
+	// or TOOMANYREQUESTS (rounded up to whole seconds); when zero they
+	// carry notaryapi.RetryAfter. Other codes send none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -82,13 +89,18 @@ func From(err error) *Error {
 }
 
 // Write sends the envelope of err, classified by From, with its status
-// code (and Retry-After for UNAVAILABLE), and returns the classification.
+// code (and Retry-After for UNAVAILABLE and TOOMANYREQUESTS), and returns
+// the classification.
 func Write(w http.ResponseWriter, err error) *Error {
 	e := From(err)
 	h := w.Header()
 	h.Set("Content-Type", notaryapi.ContentTypeJSON)
-	if e.Code == notaryapi.Unavailable {
-		h.Set("Retry-After", notaryapi.RetryAfter)
+	if e.Code == notaryapi.Unavailable || e.Code == notaryapi.TooManyRequests {
+		ra := notaryapi.RetryAfter
+		if e.RetryAfter > 0 {
+			ra = strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10)
+		}
+		h.Set("Retry-After", ra)
 	}
 	w.WriteHeader(e.Code.Status())
 	_, _ = w.Write(notaryapi.ErrorBody(e.Code, e.Detail))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/store"
@@ -27,6 +28,7 @@ func TestFrom(t *testing.T) {
 		{"write error", Wrap(notaryapi.Updating, errors.New("constraint")), notaryapi.Updating, ""},
 		{"cancelled", fmt.Errorf("get: %w", context.Canceled), notaryapi.Unknown, `{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`},
 		{"anything", errors.New("boom"), notaryapi.Unknown, ""},
+		{"rate limited", &Error{Code: notaryapi.TooManyRequests}, notaryapi.TooManyRequests, `{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}`},
 	}
 	for _, tt := range tests {
 		w := httptest.NewRecorder()
@@ -37,7 +39,7 @@ func TestFrom(t *testing.T) {
 		if tt.body != "" && w.Body.String() != tt.body {
 			t.Errorf("%s: body %s, want %s", tt.name, w.Body, tt.body)
 		}
-		if ra := w.Header().Get("Retry-After"); (ra != "") != (tt.code == notaryapi.Unavailable) {
+		if ra := w.Header().Get("Retry-After"); (ra != "") != (tt.code == notaryapi.Unavailable || tt.code == notaryapi.TooManyRequests) {
 			t.Errorf("%s: Retry-After %q", tt.name, ra)
 		}
 		if ct := w.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
@@ -45,6 +47,27 @@ func TestFrom(t *testing.T) {
 		}
 		if !errors.Is(e, tt.err) && e != tt.err {
 			t.Errorf("%s: the cause is lost", tt.name)
+		}
+	}
+}
+
+// TestRetryAfter: the time an error names, rounded up to seconds, or the
+// default for the codes that always carry one.
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{Code: notaryapi.TooManyRequests, RetryAfter: 1500 * time.Millisecond}, "2"},
+		{&Error{Code: notaryapi.TooManyRequests, RetryAfter: 3 * time.Second}, "3"},
+		{&Error{Code: notaryapi.TooManyRequests}, notaryapi.RetryAfter},
+		{&Error{Code: notaryapi.Unavailable, RetryAfter: time.Millisecond}, "1"},
+		{&Error{Code: notaryapi.InvalidGUN, RetryAfter: time.Second}, ""},
+	} {
+		w := httptest.NewRecorder()
+		Write(w, tt.err)
+		if got := w.Header().Get("Retry-After"); got != tt.want {
+			t.Errorf("%s with %v: Retry-After %q, want %q", tt.err.Code, tt.err.RetryAfter, got, tt.want)
 		}
 	}
 }
