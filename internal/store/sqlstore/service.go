@@ -1,0 +1,1144 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/service"
+	"github.com/signet-trust/signet/internal/store"
+)
+
+// The signing service's tables (migration 0004). Every change appends its
+// audit events (audit.Event.Encode) to audit_pending inside its own
+// transaction, so that the change and the entries recording it commit
+// together. Read-modify-write methods lock the row they change (FOR UPDATE
+// on PostgreSQL; SQLite's writes are serialized by the one writer).
+
+var _ service.Store = (*Store)(nil)
+
+// appendEvents encodes events and appends them inside tx.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	entries := make([][]byte, len(events))
+	for i, e := range events {
+		b, err := e.Encode()
+		if err != nil {
+			return err
+		}
+		entries[i] = b
+	}
+	_, err := s.AppendAudit(ctx, tx, entries)
+	return err
+}
+
+// nullTime is a time column that may be NULL; the zero time is NULL.
+type nullTime struct{ t time.Time }
+
+func (n *nullTime) Scan(src any) error {
+	if src == nil {
+		n.t = time.Time{}
+		return nil
+	}
+	var d dbTime
+	if err := d.Scan(src); err != nil {
+		return err
+	}
+	n.t = d.t
+	return nil
+}
+
+func (s *Store) nullTimeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.timeArg(storeTime(t))
+}
+
+func (s *Store) timeArg(t time.Time) any { return s.d.timeArg(storeTime(t)) }
+
+// svcErr wraps an error of a service method.
+func svcErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, notFound(err))
+}
+
+// queryRows runs a read query on the read pool and calls fn for each row.
+func (s *Store) queryRows(ctx context.Context, q querier, query string, args []any, fn func(scanner) error) error {
+	rows, err := q.QueryContext(ctx, s.d.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// unknownUsers returns the names among users that no user has (in order).
+func (s *Store) unknownUsers(ctx context.Context, tx *sql.Tx, users []string) error {
+	var missing []string
+	for _, u := range users {
+		var one int
+		err := tx.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM service_users WHERE name = ?`), u).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			if !slices.Contains(missing, u) {
+				missing = append(missing, u)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return &service.UnknownUsersError{Names: missing}
+	}
+	return nil
+}
+
+// ---- users ----
+
+const userColumns = `name, email, password_hash, admin, auditor, created_at, updated_at`
+
+func scanUser(row scanner) (service.User, error) {
+	var (
+		u                service.User
+		created, updated dbTime
+	)
+	if err := row.Scan(&u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Auditor, &created, &updated); err != nil {
+		return service.User{}, err
+	}
+	u.Created, u.Updated = created.t, updated.t
+	return u, nil
+}
+
+// CreateUser implements service.Store.
+func (s *Store) CreateUser(ctx context.Context, u service.User, tok *service.Token, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			u.Name, u.Email, u.PasswordHash, u.Admin, u.Auditor, s.timeArg(u.Created), s.timeArg(u.Updated))
+		if err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("user %s: %w", u.Name, store.ErrConflict)
+			}
+			return err
+		}
+		if tok != nil {
+			if err := s.insertToken(ctx, tx, *tok); err != nil {
+				return err
+			}
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("create user", err)
+}
+
+// GetUser implements service.Store.
+func (s *Store) GetUser(ctx context.Context, name string) (service.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+userColumns+` FROM service_users WHERE name = ?`), name))
+	if err != nil {
+		return service.User{}, svcErr("get user "+name, err)
+	}
+	return u, nil
+}
+
+// ListUsers implements service.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]service.User, error) {
+	var out []service.User
+	err := s.queryRows(ctx, s.r, `SELECT `+userColumns+` FROM service_users ORDER BY name`, nil, func(r scanner) error {
+		u, err := scanUser(r)
+		out = append(out, u)
+		return err
+	})
+	return out, svcErr("list users", err)
+}
+
+// UpdateUser implements service.Store.
+func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*service.User) ([]audit.Event, error)) (service.User, error) {
+	var out service.User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		u, err := scanUser(tx.QueryRowContext(ctx, s.d.q(`SELECT `+userColumns+` FROM service_users WHERE name = ?`+s.d.forUpdate), name))
+		if err != nil {
+			return err
+		}
+		out = u
+		events, err := fn(&u)
+		if err != nil {
+			return err
+		}
+		u.Name = name
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_users SET email = ?, password_hash = ?, admin = ?, auditor = ?, updated_at = ? WHERE name = ?`),
+			u.Email, u.PasswordHash, u.Admin, u.Auditor, s.timeArg(u.Updated), name); err != nil {
+			return err
+		}
+		out = u
+		return s.appendEvents(ctx, tx, events)
+	})
+	if errors.Is(err, service.ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return service.User{}, svcErr("update user "+name, err)
+	}
+	return storedUser(out), nil
+}
+
+func storedUser(u service.User) service.User {
+	u.Created, u.Updated = storeTime(u.Created), storeTime(u.Updated)
+	return u
+}
+
+// DeleteUser implements service.Store.
+func (s *Store) DeleteUser(ctx context.Context, name string, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var by []string
+		err := s.queryRows(ctx, tx, `SELECT 'project ' || project FROM service_project_managers WHERE user_name = ?
+UNION ALL SELECT 'policy ' || project || '/' || policy FROM service_policy_members WHERE user_name = ? ORDER BY 1`,
+			[]any{name, name}, func(r scanner) error {
+				var w string
+				err := r.Scan(&w)
+				by = append(by, w)
+				return err
+			})
+		if err != nil {
+			return err
+		}
+		if len(by) > 0 {
+			return &service.InUseError{What: "user " + name, By: by}
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_tokens WHERE user_name = ?`), name); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_users WHERE name = ?`), name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("user %s: %w", name, store.ErrNotFound)
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("delete user "+name, err)
+}
+
+// ---- tokens ----
+
+const tokenColumns = `id, user_name, description, hash, created_at, expires_at, revoked_at`
+
+func scanToken(row scanner) (service.Token, error) {
+	var (
+		t                service.Token
+		created          dbTime
+		expires, revoked nullTime
+	)
+	if err := row.Scan(&t.ID, &t.User, &t.Description, &t.Hash, &created, &expires, &revoked); err != nil {
+		return service.Token{}, err
+	}
+	t.Created, t.Expires, t.Revoked = created.t, expires.t, revoked.t
+	return t, nil
+}
+
+func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t service.Token) error {
+	if len(t.Hash) == 0 || t.ID == "" {
+		return errors.New("a token needs an ID and a hash")
+	}
+	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, t.User, t.Description, t.Hash, s.timeArg(t.Created), s.nullTimeArg(t.Expires), s.nullTimeArg(t.Revoked))
+	if err != nil && s.d.isUnique(err) {
+		return fmt.Errorf("token %s: %w", t.ID, store.ErrConflict)
+	}
+	return err
+}
+
+// CreateToken implements service.Store.
+func (s *Store) CreateToken(ctx context.Context, t service.Token, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM service_users WHERE name = ?`+s.d.forUpdate), t.User).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("user %s: %w", t.User, store.ErrNotFound)
+			}
+			return err
+		}
+		if err := s.insertToken(ctx, tx, t); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("create token", err)
+}
+
+// TokenByHash implements service.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (service.Token, service.User, error) {
+	row := s.queryRow(ctx, `SELECT t.id, t.user_name, t.description, t.hash, t.created_at, t.expires_at, t.revoked_at,
+u.name, u.email, u.password_hash, u.admin, u.auditor, u.created_at, u.updated_at
+FROM service_tokens t JOIN service_users u ON u.name = t.user_name WHERE t.hash = ?`, hash)
+	var (
+		t                            service.Token
+		u                            service.User
+		tCreated, uCreated, uUpdated dbTime
+		expires, revoked             nullTime
+	)
+	err := row.Scan(&t.ID, &t.User, &t.Description, &t.Hash, &tCreated, &expires, &revoked,
+		&u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Auditor, &uCreated, &uUpdated)
+	if err != nil {
+		return service.Token{}, service.User{}, svcErr("token", err)
+	}
+	t.Created, t.Expires, t.Revoked = tCreated.t, expires.t, revoked.t
+	u.Created, u.Updated = uCreated.t, uUpdated.t
+	return t, u, nil
+}
+
+// ListTokens implements service.Store.
+func (s *Store) ListTokens(ctx context.Context, user string) ([]service.Token, error) {
+	var out []service.Token
+	err := s.queryRows(ctx, s.r, `SELECT `+tokenColumns+` FROM service_tokens WHERE user_name = ? ORDER BY id DESC`, []any{user}, func(r scanner) error {
+		t, err := scanToken(r)
+		out = append(out, t)
+		return err
+	})
+	return out, svcErr("list tokens", err)
+}
+
+// RevokeToken implements service.Store.
+func (s *Store) RevokeToken(ctx context.Context, user, id string, at time.Time, events []audit.Event) (service.Token, error) {
+	var out service.Token
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, s.d.q(`SELECT `+tokenColumns+` FROM service_tokens WHERE id = ? AND user_name = ?`+s.d.forUpdate), id, user))
+		if err != nil {
+			return err
+		}
+		out = t
+		if !t.Revoked.IsZero() {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_tokens SET revoked_at = ? WHERE id = ?`), s.timeArg(at), id); err != nil {
+			return err
+		}
+		out.Revoked = storeTime(at)
+		return s.appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return service.Token{}, svcErr("revoke token "+id, err)
+	}
+	return out, nil
+}
+
+// ---- projects ----
+
+const projectColumns = `name, repository, signer, key_id, cosign_key_id, rate_limit, created_at, updated_at`
+
+func scanProject(row scanner) (service.Project, error) {
+	var (
+		p                service.Project
+		created, updated dbTime
+	)
+	if err := row.Scan(&p.Name, &p.Repository, &p.Signer, &p.KeyID, &p.CosignKeyID, &p.RateLimit, &created, &updated); err != nil {
+		return service.Project{}, err
+	}
+	p.Created, p.Updated = created.t, updated.t
+	return p, nil
+}
+
+func (s *Store) projectManagers(ctx context.Context, q querier, project string) ([]string, error) {
+	out := []string{}
+	err := s.queryRows(ctx, q, `SELECT user_name FROM service_project_managers WHERE project = ? ORDER BY position`, []any{project}, func(r scanner) error {
+		var u string
+		err := r.Scan(&u)
+		out = append(out, u)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) getProject(ctx context.Context, q querier, name string, lock bool) (service.Project, error) {
+	query := `SELECT ` + projectColumns + ` FROM service_projects WHERE name = ?`
+	if lock {
+		query += s.d.forUpdate
+	}
+	p, err := scanProject(q.QueryRowContext(ctx, s.d.q(query), name))
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return service.Project{}, fmt.Errorf("project %s: %w", name, store.ErrNotFound)
+		}
+		return service.Project{}, err
+	}
+	if p.Managers, err = s.projectManagers(ctx, q, name); err != nil {
+		return service.Project{}, err
+	}
+	return p, nil
+}
+
+func (s *Store) setManagers(ctx context.Context, tx *sql.Tx, project string, managers []string) error {
+	if err := s.unknownUsers(ctx, tx, managers); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_project_managers WHERE project = ?`), project); err != nil {
+		return err
+	}
+	var seen []string
+	for i, u := range managers {
+		if slices.Contains(seen, u) {
+			continue
+		}
+		seen = append(seen, u)
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_project_managers (project, user_name, position) VALUES (?, ?, ?)`), project, u, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k service.ProjectKey) error {
+	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_project_keys (key_id, project, policy, role, purpose, public, imported, created_at, retired_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), k.ID, k.Project, k.Policy, k.Role, string(k.Purpose), nonNil(k.Public), k.Imported,
+		s.timeArg(k.Created), s.nullTimeArg(k.Retired))
+	if err != nil && s.d.isUnique(err) {
+		return fmt.Errorf("key %s of project %s: %w", k.ID, k.Project, store.ErrConflict)
+	}
+	return err
+}
+
+// CreateProject implements service.Store.
+func (s *Store) CreateProject(ctx context.Context, p service.Project, keys []service.ProjectKey, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var taken string
+		err := tx.QueryRowContext(ctx, s.d.q(`SELECT name FROM service_projects WHERE name = ? OR repository = ?`), p.Name, p.Repository).Scan(&taken)
+		switch {
+		case err == nil && taken == p.Name:
+			return fmt.Errorf("project %s: %w", p.Name, store.ErrConflict)
+		case err == nil:
+			return fmt.Errorf("repository %s belongs to project %s: %w", p.Repository, taken, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_projects (`+projectColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			p.Name, p.Repository, p.Signer, p.KeyID, p.CosignKeyID, p.RateLimit, s.timeArg(p.Created), s.timeArg(p.Updated)); err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("project %s: %w", p.Name, store.ErrConflict)
+			}
+			return err
+		}
+		if err := s.setManagers(ctx, tx, p.Name, p.Managers); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			k.Project = p.Name
+			if err := s.insertKey(ctx, tx, k); err != nil {
+				return err
+			}
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("create project "+p.Name, err)
+}
+
+// GetProject implements service.Store.
+func (s *Store) GetProject(ctx context.Context, name string) (service.Project, error) {
+	p, err := s.getProject(ctx, s.r, name, false)
+	return p, svcErr("get project", err)
+}
+
+// ListProjects implements service.Store.
+func (s *Store) ListProjects(ctx context.Context) ([]service.Project, error) {
+	var out []service.Project
+	err := s.queryRows(ctx, s.r, `SELECT `+projectColumns+` FROM service_projects ORDER BY name`, nil, func(r scanner) error {
+		p, err := scanProject(r)
+		out = append(out, p)
+		return err
+	})
+	if err == nil {
+		for i := range out {
+			if out[i].Managers, err = s.projectManagers(ctx, s.r, out[i].Name); err != nil {
+				break
+			}
+		}
+	}
+	return out, svcErr("list projects", err)
+}
+
+// UpdateProject implements service.Store.
+func (s *Store) UpdateProject(ctx context.Context, name string, fn func(*service.Project) ([]audit.Event, error)) (service.Project, error) {
+	var out service.Project
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		p, err := s.getProject(ctx, tx, name, true)
+		if err != nil {
+			return err
+		}
+		out = p
+		keep := p
+		events, err := fn(&p)
+		if err != nil {
+			return err
+		}
+		p.Name, p.Repository, p.Signer, p.KeyID, p.CosignKeyID, p.Created = keep.Name, keep.Repository, keep.Signer, keep.KeyID, keep.CosignKeyID, keep.Created
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_projects SET rate_limit = ?, updated_at = ? WHERE name = ?`),
+			p.RateLimit, s.timeArg(p.Updated), name); err != nil {
+			return err
+		}
+		if !slices.Equal(p.Managers, keep.Managers) {
+			if err := s.setManagers(ctx, tx, name, p.Managers); err != nil {
+				return err
+			}
+		}
+		out = p
+		return s.appendEvents(ctx, tx, events)
+	})
+	if errors.Is(err, service.ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return service.Project{}, svcErr("update project "+name, err)
+	}
+	out.Created, out.Updated = storeTime(out.Created), storeTime(out.Updated)
+	return out, nil
+}
+
+// pendingRequests names up to 10 pending requests matching a condition.
+func (s *Store) pendingRequests(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]string, error) {
+	var out []string
+	err := s.queryRows(ctx, tx, `SELECT id FROM service_requests WHERE status IN ('awaiting_approval', 'signing') AND `+cond+` ORDER BY id LIMIT 10`, args, func(r scanner) error {
+		var id string
+		err := r.Scan(&id)
+		out = append(out, "pending request "+id)
+		return err
+	})
+	return out, err
+}
+
+// DeleteProject implements service.Store.
+func (s *Store) DeleteProject(ctx context.Context, name string, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.getProject(ctx, tx, name, true); err != nil {
+			return err
+		}
+		by, err := s.pendingRequests(ctx, tx, `project = ?`, name)
+		if err != nil {
+			return err
+		}
+		if len(by) > 0 {
+			return &service.InUseError{What: "project " + name, By: by}
+		}
+		for _, q := range []string{
+			`DELETE FROM service_policy_members WHERE project = ?`,
+			`DELETE FROM service_policies WHERE project = ?`,
+			`DELETE FROM service_project_keys WHERE project = ?`,
+			`DELETE FROM service_project_managers WHERE project = ?`,
+			`DELETE FROM service_projects WHERE name = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.d.q(q), name); err != nil {
+				return err
+			}
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("delete project "+name, err)
+}
+
+const keyRowColumns = `key_id, project, policy, role, purpose, public, imported, created_at, retired_at`
+
+// ListProjectKeys implements service.Store.
+func (s *Store) ListProjectKeys(ctx context.Context, project string) ([]service.ProjectKey, error) {
+	var out []service.ProjectKey
+	err := s.queryRows(ctx, s.r, `SELECT `+keyRowColumns+` FROM service_project_keys WHERE project = ? ORDER BY created_at DESC, key_id`, []any{project}, func(r scanner) error {
+		var (
+			k       service.ProjectKey
+			purpose string
+			created dbTime
+			retired nullTime
+		)
+		err := r.Scan(&k.ID, &k.Project, &k.Policy, &k.Role, &purpose, &k.Public, &k.Imported, &created, &retired)
+		k.Purpose, k.Created, k.Retired = service.KeyPurpose(purpose), created.t, retired.t
+		out = append(out, k)
+		return err
+	})
+	return out, svcErr("list project keys", err)
+}
+
+// RotateKey implements service.Store.
+func (s *Store) RotateKey(ctx context.Context, k service.ProjectKey, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		p, err := s.getProject(ctx, tx, k.Project, true)
+		if err != nil {
+			return err
+		}
+		old := p.KeyID
+		if k.Policy != "" {
+			var keyID string
+			err := tx.QueryRowContext(ctx, s.d.q(`SELECT key_id FROM service_policies WHERE project = ? AND name = ?`+s.d.forUpdate), k.Project, k.Policy).Scan(&keyID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("policy %s/%s: %w", k.Project, k.Policy, store.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			old = keyID
+		}
+		if err := s.insertKey(ctx, tx, k); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_project_keys SET retired_at = ? WHERE project = ? AND key_id = ? AND retired_at IS NULL`),
+			s.timeArg(k.Created), k.Project, old); err != nil {
+			return err
+		}
+		if k.Policy != "" {
+			_, err = tx.ExecContext(ctx, s.d.q(`UPDATE service_policies SET key_id = ?, updated_at = ? WHERE project = ? AND name = ?`),
+				k.ID, s.timeArg(k.Created), k.Project, k.Policy)
+		} else {
+			_, err = tx.ExecContext(ctx, s.d.q(`UPDATE service_projects SET key_id = ?, updated_at = ? WHERE name = ?`),
+				k.ID, s.timeArg(k.Created), k.Project)
+		}
+		if err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("rotate key of "+k.Project, err)
+}
+
+// ---- policies ----
+
+// policySpec is what service_policies.spec holds.
+type policySpec struct {
+	Required   int              `json:"required"`
+	Approvers  []string         `json:"approvers"`
+	Submitters []string         `json:"submitters"`
+	Origin     *service.Origin  `json:"origin,omitempty"`
+	Tags       string           `json:"tags,omitempty"`
+	Formats    []service.Format `json:"formats"`
+	Expiry     time.Duration    `json:"expiry,omitempty"`
+	Webhook    *service.Webhook `json:"webhook,omitempty"`
+}
+
+const policyColumns = `project, name, spec, signer, key_id, created_at, updated_at`
+
+func scanPolicy(row scanner) (service.Policy, error) {
+	var (
+		p                service.Policy
+		spec             string
+		created, updated dbTime
+	)
+	if err := row.Scan(&p.Project, &p.Name, &spec, &p.Signer, &p.KeyID, &created, &updated); err != nil {
+		return service.Policy{}, err
+	}
+	var ps policySpec
+	if err := json.Unmarshal([]byte(spec), &ps); err != nil {
+		return service.Policy{}, fmt.Errorf("policy %s/%s: stored spec: %w", p.Project, p.Name, err)
+	}
+	p.Required, p.Approvers, p.Submitters, p.Origin, p.Tags, p.Formats, p.Expiry, p.Webhook =
+		ps.Required, orEmpty(ps.Approvers), orEmpty(ps.Submitters), ps.Origin, ps.Tags, ps.Formats, ps.Expiry, ps.Webhook
+	p.Created, p.Updated = created.t, updated.t
+	return p, nil
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func specOf(p service.Policy) (string, error) {
+	b, err := json.Marshal(policySpec{
+		Required: p.Required, Approvers: orEmpty(p.Approvers), Submitters: orEmpty(p.Submitters), Origin: p.Origin,
+		Tags: p.Tags, Formats: orEmpty(p.Formats), Expiry: p.Expiry, Webhook: p.Webhook,
+	})
+	return string(b), err
+}
+
+func (s *Store) setMembers(ctx context.Context, tx *sql.Tx, p service.Policy) error {
+	members := p.Members()
+	if err := s.unknownUsers(ctx, tx, members); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_policy_members WHERE project = ? AND policy = ?`), p.Project, p.Name); err != nil {
+		return err
+	}
+	for _, u := range members {
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_policy_members (project, policy, user_name) VALUES (?, ?, ?)`), p.Project, p.Name, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreatePolicy implements service.Store.
+func (s *Store) CreatePolicy(ctx context.Context, p service.Policy, keys []service.ProjectKey, events []audit.Event) error {
+	spec, err := specOf(p)
+	if err != nil {
+		return svcErr("create policy", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.getProject(ctx, tx, p.Project, true); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			p.Project, p.Name, spec, p.Signer, p.KeyID, s.timeArg(p.Created), s.timeArg(p.Updated)); err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("policy %s/%s: %w", p.Project, p.Name, store.ErrConflict)
+			}
+			return err
+		}
+		if err := s.setMembers(ctx, tx, p); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			k.Project = p.Project
+			if err := s.insertKey(ctx, tx, k); err != nil {
+				return err
+			}
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("create policy "+p.Project+"/"+p.Name, err)
+}
+
+func (s *Store) getPolicy(ctx context.Context, q querier, project, name string, lock bool) (service.Policy, error) {
+	query := `SELECT ` + policyColumns + ` FROM service_policies WHERE project = ? AND name = ?`
+	if lock {
+		query += s.d.forUpdate
+	}
+	p, err := scanPolicy(q.QueryRowContext(ctx, s.d.q(query), project, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return service.Policy{}, fmt.Errorf("policy %s/%s: %w", project, name, store.ErrNotFound)
+	}
+	return p, err
+}
+
+// GetPolicy implements service.Store.
+func (s *Store) GetPolicy(ctx context.Context, project, name string) (service.Policy, error) {
+	p, err := s.getPolicy(ctx, s.r, project, name, false)
+	return p, svcErr("get policy", err)
+}
+
+// ListPolicies implements service.Store.
+func (s *Store) ListPolicies(ctx context.Context, project string) ([]service.Policy, error) {
+	var out []service.Policy
+	err := s.queryRows(ctx, s.r, `SELECT `+policyColumns+` FROM service_policies WHERE project = ? ORDER BY name`, []any{project}, func(r scanner) error {
+		p, err := scanPolicy(r)
+		out = append(out, p)
+		return err
+	})
+	return out, svcErr("list policies", err)
+}
+
+// PoliciesNaming implements service.Store.
+func (s *Store) PoliciesNaming(ctx context.Context, user string) ([]service.Policy, error) {
+	var out []service.Policy
+	err := s.queryRows(ctx, s.r, `SELECT p.project, p.name, p.spec, p.signer, p.key_id, p.created_at, p.updated_at
+FROM service_policies p JOIN service_policy_members m ON m.project = p.project AND m.policy = p.name
+WHERE m.user_name = ? ORDER BY p.project, p.name`, []any{user}, func(r scanner) error {
+		p, err := scanPolicy(r)
+		out = append(out, p)
+		return err
+	})
+	return out, svcErr("policies naming "+user, err)
+}
+
+// UpdatePolicy implements service.Store.
+func (s *Store) UpdatePolicy(ctx context.Context, project, name string, fn func(*service.Policy) ([]audit.Event, error)) (service.Policy, error) {
+	var out service.Policy
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		p, err := s.getPolicy(ctx, tx, project, name, true)
+		if err != nil {
+			return err
+		}
+		out = p
+		keep := p
+		events, err := fn(&p)
+		if err != nil {
+			return err
+		}
+		p.Project, p.Name, p.Signer, p.KeyID, p.Created = keep.Project, keep.Name, keep.Signer, keep.KeyID, keep.Created
+		spec, err := specOf(p)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_policies SET spec = ?, updated_at = ? WHERE project = ? AND name = ?`),
+			spec, s.timeArg(p.Updated), project, name); err != nil {
+			return err
+		}
+		if err := s.setMembers(ctx, tx, p); err != nil {
+			return err
+		}
+		out = p
+		return s.appendEvents(ctx, tx, events)
+	})
+	if errors.Is(err, service.ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return service.Policy{}, svcErr("update policy "+project+"/"+name, err)
+	}
+	out.Created, out.Updated = storeTime(out.Created), storeTime(out.Updated)
+	out.Approvers, out.Submitters = orEmpty(out.Approvers), orEmpty(out.Submitters)
+	return out, nil
+}
+
+// DeletePolicy implements service.Store.
+func (s *Store) DeletePolicy(ctx context.Context, project, name string, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.getPolicy(ctx, tx, project, name, true); err != nil {
+			return err
+		}
+		by, err := s.pendingRequests(ctx, tx, `project = ? AND policy = ?`, project, name)
+		if err != nil {
+			return err
+		}
+		if len(by) > 0 {
+			return &service.InUseError{What: "policy " + project + "/" + name, By: by}
+		}
+		for _, q := range []string{
+			`DELETE FROM service_policy_members WHERE project = ? AND policy = ?`,
+			`DELETE FROM service_policies WHERE project = ? AND name = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.d.q(q), project, name); err != nil {
+				return err
+			}
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("delete policy "+project+"/"+name, err)
+}
+
+// ---- requests ----
+
+// requestData is what service_requests.data holds.
+type requestData struct {
+	Images          []service.Image      `json:"images"`
+	Submitter       string               `json:"submitter,omitempty"`
+	Origin          map[string]string    `json:"origin,omitempty"`
+	OriginIssuer    string               `json:"origin_issuer,omitempty"`
+	OriginSubject   string               `json:"origin_subject,omitempty"`
+	Description     string               `json:"description,omitempty"`
+	Parameters      map[string]string    `json:"parameters,omitempty"`
+	Approvals       []service.Decision   `json:"approvals,omitempty"`
+	Denials         []service.Decision   `json:"denials,omitempty"`
+	Reason          string               `json:"reason,omitempty"`
+	Signed          []service.SignedRole `json:"signed,omitempty"`
+	ResubmittedFrom string               `json:"resubmitted_from,omitempty"`
+	StatusTokenHash []byte               `json:"status_token_hash,omitempty"`
+	Attempts        int                  `json:"attempts,omitempty"`
+}
+
+const requestColumns = `id, project, policy, status, run_key, data, created_at, updated_at, expires_at, claimed_by, claimed_until`
+
+func scanRequest(row scanner) (service.Request, error) {
+	var (
+		r                         service.Request
+		status, data              string
+		runKey                    sql.NullString
+		created, updated, expires dbTime
+		claimed                   nullTime
+	)
+	if err := row.Scan(&r.ID, &r.Project, &r.Policy, &status, &runKey, &data, &created, &updated, &expires, &r.ClaimedBy, &claimed); err != nil {
+		return service.Request{}, err
+	}
+	var d requestData
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		return service.Request{}, fmt.Errorf("request %s: stored data: %w", r.ID, err)
+	}
+	r.Status, r.RunKey = service.Status(status), runKey.String
+	r.Created, r.Updated, r.Expires, r.ClaimedUntil = created.t, updated.t, expires.t, claimed.t
+	r.Images, r.Submitter, r.Origin, r.OriginIssuer, r.OriginSubject = orEmpty(d.Images), d.Submitter, d.Origin, d.OriginIssuer, d.OriginSubject
+	r.Description, r.Parameters, r.Approvals, r.Denials, r.Reason = d.Description, d.Parameters, orEmpty(d.Approvals), orEmpty(d.Denials), d.Reason
+	r.Signed, r.ResubmittedFrom, r.StatusTokenHash, r.Attempts = orEmpty(d.Signed), d.ResubmittedFrom, d.StatusTokenHash, d.Attempts
+	return r, nil
+}
+
+func dataOf(r service.Request) (string, error) {
+	approvals := make([]service.Decision, len(r.Approvals))
+	for i, d := range r.Approvals {
+		d.Time = storeTime(d.Time)
+		approvals[i] = d
+	}
+	denials := make([]service.Decision, len(r.Denials))
+	for i, d := range r.Denials {
+		d.Time = storeTime(d.Time)
+		denials[i] = d
+	}
+	b, err := json.Marshal(requestData{
+		Images: orEmpty(r.Images), Submitter: r.Submitter, Origin: r.Origin, OriginIssuer: r.OriginIssuer, OriginSubject: r.OriginSubject,
+		Description: r.Description, Parameters: r.Parameters, Approvals: approvals, Denials: denials, Reason: r.Reason,
+		Signed: r.Signed, ResubmittedFrom: r.ResubmittedFrom, StatusTokenHash: r.StatusTokenHash, Attempts: r.Attempts,
+	})
+	return string(b), err
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Store) getRequest(ctx context.Context, q querier, id string, lock bool) (service.Request, error) {
+	query := `SELECT ` + requestColumns + ` FROM service_requests WHERE id = ?`
+	if lock {
+		query += s.d.forUpdate
+	}
+	r, err := scanRequest(q.QueryRowContext(ctx, s.d.q(query), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return service.Request{}, fmt.Errorf("request %s: %w", id, store.ErrNotFound)
+	}
+	return r, err
+}
+
+// CreateRequest implements service.Store.
+func (s *Store) CreateRequest(ctx context.Context, r service.Request, events []audit.Event) (service.Request, bool, error) {
+	if !r.Status.Valid() || r.Status.Final() {
+		return service.Request{}, false, fmt.Errorf("sqlstore: create request: a new request is pending, not %q", r.Status)
+	}
+	data, err := dataOf(r)
+	if err != nil {
+		return service.Request{}, false, svcErr("create request", err)
+	}
+	var (
+		got     service.Request
+		created bool
+	)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.getPolicy(ctx, tx, r.Project, r.Policy, true); err != nil {
+			return err
+		}
+		if r.RunKey != "" {
+			var id string
+			err := tx.QueryRowContext(ctx, s.d.q(`SELECT id FROM service_requests WHERE run_key = ? AND status IN ('awaiting_approval', 'signing')`), r.RunKey).Scan(&id)
+			if err == nil {
+				got, err = s.getRequest(ctx, tx, id, false)
+				return err
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_requests (`+requestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, r.Project, r.Policy, string(r.Status), nullString(r.RunKey), data, s.timeArg(r.Created), s.timeArg(r.Updated),
+			s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil)); err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("request %s: %w", r.ID, store.ErrConflict)
+			}
+			return err
+		}
+		if err := s.appendEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		created = true
+		got, err = s.getRequest(ctx, tx, r.ID, false)
+		return err
+	})
+	if err != nil {
+		return service.Request{}, false, svcErr("create request", err)
+	}
+	return got, created, nil
+}
+
+// GetRequest implements service.Store.
+func (s *Store) GetRequest(ctx context.Context, id string) (service.Request, error) {
+	r, err := s.getRequest(ctx, s.r, id, false)
+	return r, svcErr("get request", err)
+}
+
+// ListRequests implements service.Store.
+func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]service.Request, error) {
+	if f.Limit < 1 {
+		return nil, errors.New("sqlstore: list requests: limit must be at least 1")
+	}
+	if f.Projects != nil && len(f.Projects) == 0 {
+		return nil, nil
+	}
+	var (
+		conds []string
+		args  []any
+	)
+	if f.Status != "" {
+		conds, args = append(conds, "status = ?"), append(args, string(f.Status))
+	}
+	if f.Project != "" {
+		conds, args = append(conds, "project = ?"), append(args, f.Project)
+	}
+	if f.Policy != "" {
+		conds, args = append(conds, "policy = ?"), append(args, f.Policy)
+	}
+	if f.Projects != nil {
+		conds = append(conds, "project IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Projects)), ", ")+")")
+		for _, p := range f.Projects {
+			args = append(args, p)
+		}
+	}
+	if f.Before != "" {
+		conds, args = append(conds, "id < ?"), append(args, f.Before)
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "created_at >= ?"), append(args, s.timeArg(f.Since))
+	}
+	q := `SELECT ` + requestColumns + ` FROM service_requests`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, f.Limit)
+	var out []service.Request
+	err := s.queryRows(ctx, s.r, q, args, func(r scanner) error {
+		req, err := scanRequest(r)
+		out = append(out, req)
+		return err
+	})
+	return out, svcErr("list requests", err)
+}
+
+// UpdateRequest implements service.Store.
+func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.Request) ([]audit.Event, error)) (service.Request, error) {
+	var out service.Request
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		r, err := s.getRequest(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		out = r
+		keep := r
+		events, err := fn(&r)
+		if err != nil {
+			return err
+		}
+		if !r.Status.Valid() {
+			return fmt.Errorf("request %s: status %q", id, r.Status)
+		}
+		if keep.Status.Final() && r.Status != keep.Status {
+			return fmt.Errorf("request %s is %s; a final status never changes: %w", id, keep.Status, store.ErrConflict)
+		}
+		// What never changes.
+		r.ID, r.Project, r.Policy, r.Images, r.Submitter, r.Origin = keep.ID, keep.Project, keep.Policy, keep.Images, keep.Submitter, keep.Origin
+		r.OriginIssuer, r.OriginSubject, r.RunKey, r.Description, r.Parameters = keep.OriginIssuer, keep.OriginSubject, keep.RunKey, keep.Description, keep.Parameters
+		r.ResubmittedFrom, r.Created = keep.ResubmittedFrom, keep.Created
+		data, err := dataOf(r)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_requests SET status = ?, data = ?, updated_at = ?, expires_at = ?, claimed_by = ?, claimed_until = ? WHERE id = ?`),
+			string(r.Status), data, s.timeArg(r.Updated), s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil), id); err != nil {
+			return err
+		}
+		if err := s.appendEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		out, err = s.getRequest(ctx, tx, id, false)
+		return err
+	})
+	if errors.Is(err, service.ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return service.Request{}, svcErr("update request "+id, err)
+	}
+	return out, nil
+}
+
+// CountRequests implements service.Store.
+func (s *Store) CountRequests(ctx context.Context, project string, since time.Time) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM service_requests WHERE project = ? AND created_at >= ?`, project, s.timeArg(since)).Scan(&n)
+	return n, svcErr("count requests", err)
+}
+
+// ClaimSigning implements service.Store.
+func (s *Store) ClaimSigning(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]service.Request, error) {
+	if holder == "" || lease <= 0 || limit < 1 {
+		return nil, errors.New("sqlstore: claim signing: need a holder, a positive lease and a limit")
+	}
+	skipLocked := ""
+	if s.d.name == "postgres" {
+		skipLocked = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []service.Request
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var ids []string
+		err := s.queryRows(ctx, tx, `UPDATE service_requests SET claimed_by = ?, claimed_until = ?
+WHERE id IN (SELECT id FROM service_requests WHERE status = 'signing' AND (claimed_until IS NULL OR claimed_until <= ?)
+ORDER BY id LIMIT ?`+skipLocked+`) RETURNING id`,
+			[]any{holder, s.timeArg(now.Add(lease)), s.timeArg(now), limit}, func(r scanner) error {
+				var id string
+				err := r.Scan(&id)
+				ids = append(ids, id)
+				return err
+			})
+		if err != nil {
+			return err
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			r, err := s.getRequest(ctx, tx, id, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, svcErr("claim signing", err)
+}
+
+// DueRequests implements service.Store.
+func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	var out []string
+	err := s.queryRows(ctx, s.r, `SELECT id FROM service_requests WHERE status = 'awaiting_approval' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`,
+		[]any{s.timeArg(now), limit}, func(r scanner) error {
+			var id string
+			err := r.Scan(&id)
+			out = append(out, id)
+			return err
+		})
+	return out, svcErr("due requests", err)
+}
+
+// FinishedBefore implements service.Store.
+func (s *Store) FinishedBefore(ctx context.Context, t time.Time, limit int) ([]string, error) {
+	var out []string
+	err := s.queryRows(ctx, s.r, `SELECT id FROM service_requests WHERE status NOT IN ('awaiting_approval', 'signing') AND updated_at < ? ORDER BY updated_at, id LIMIT ?`,
+		[]any{s.timeArg(t), limit}, func(r scanner) error {
+			var id string
+			err := r.Scan(&id)
+			out = append(out, id)
+			return err
+		})
+	return out, svcErr("finished requests", err)
+}
+
+// DeleteRequest implements service.Store.
+func (s *Store) DeleteRequest(ctx context.Context, id string, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		r, err := s.getRequest(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if !r.Status.Final() {
+			return fmt.Errorf("request %s is %s: %w", id, r.Status, store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_requests WHERE id = ?`), id); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, events)
+	})
+	return svcErr("delete request "+id, err)
+}
