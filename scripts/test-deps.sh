@@ -7,7 +7,8 @@
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
-#   Go tools:        installed from the Go module proxy into ./.tools/bin
+#   Go tools:        built from the Go module proxy into a per-machine cache
+#                    (see "Go tools" below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,15 +77,21 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 
 # --- Go tools --------------------------------------------------------------
-# One "binary module@version" per line; none are needed yet.
-go_tools=()
-if ((${#go_tools[@]})); then
-  tooldir=$PWD/.tools/bin
-  mkdir -p "$tooldir"
-  for entry in "${go_tools[@]}"; do
-    bin=${entry%% *} mod=${entry#* }
-    [[ -x $tooldir/$bin ]] && continue
-    say "go install $mod"
-    GOBIN=$tooldir go install "$mod"
-  done
-fi
+# One "binary module@version" per line.  Each is built from the Go module
+# proxy once per machine into a cache outside the checkout,
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools/<binary>@<version>/<binary>
+# so a fresh clone reuses it.  The Makefile exports the paths to the tests
+# (SIGNET_COSIGN_BIN for cosign).
+go_tools=(
+  "cosign github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+)
+toolcache=${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools
+for entry in "${go_tools[@]}"; do
+  bin=${entry%% *} mod=${entry#* }
+  dir=$toolcache/$bin@${mod##*@}
+  [[ -x $dir/$bin ]] && continue
+  say "go install $mod into $dir (a few minutes, once per machine)"
+  mkdir -p "$dir.tmp"
+  GOBIN=$dir.tmp go install "$mod" || die "go install $mod failed"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+done

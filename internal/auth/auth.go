@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/server/apierr"
 )
@@ -93,16 +94,16 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 // Authorize allows r when its bearer token grants every action of need;
 // otherwise it sets the challenge on w and returns UNAUTHORIZED with the
 // needed access as detail.
-func (a *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, need []server.Access) error {
+func (a *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, need []server.Scope) error {
 	err := a.check(r, need)
 	if err == nil {
 		return nil
 	}
 	w.Header().Set("Www-Authenticate", a.challenge(need, err))
-	return &apierr.Error{Code: apierr.Unauthorized, Detail: accessDetail(need), Cause: err}
+	return &apierr.Error{Code: notaryapi.Unauthorized, Detail: accessDetail(need), Cause: err}
 }
 
-func (a *Authorizer) check(r *http.Request, need []server.Access) error {
+func (a *Authorizer) check(r *http.Request, need []server.Scope) error {
 	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || raw == "" || !strings.EqualFold(scheme, "bearer") {
 		return ErrTokenRequired
@@ -146,7 +147,7 @@ func (a *Authorizer) verify(raw string, now time.Time) (*Claims, error) {
 
 // challenge is the WWW-Authenticate value: the reference's format, with
 // each resource's actions in the order the route lists them.
-func (a *Authorizer) challenge(need []server.Access, err error) string {
+func (a *Authorizer) challenge(need []server.Scope, err error) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Bearer realm=%q,service=%q", a.realm, a.service)
 	scopes := make([]string, 0, len(need))
@@ -165,20 +166,13 @@ func (a *Authorizer) challenge(need []server.Access, err error) string {
 	return b.String()
 }
 
-// accessRecord is one entry of the UNAUTHORIZED detail, as the reference
-// serialises distribution's auth.Access.
-type accessRecord struct {
-	Type   string `json:"Type"`
-	Class  string `json:"Class"`
-	Name   string `json:"Name"`
-	Action string `json:"Action"`
-}
-
-func accessDetail(need []server.Access) []accessRecord {
-	out := []accessRecord{}
+// accessDetail is the UNAUTHORIZED detail: every action needed, one
+// record each, as the reference sends it.
+func accessDetail(need []server.Scope) []notaryapi.AccessRecord {
+	out := []notaryapi.AccessRecord{}
 	for _, n := range need {
 		for _, act := range n.Actions {
-			out = append(out, accessRecord{Type: n.Type, Name: n.Name, Action: act})
+			out = append(out, notaryapi.AccessRecord{Type: n.Type, Name: n.Name, Action: act})
 		}
 	}
 	return out

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signet-trust/signet/internal/server"
 )
 
 // TokenPath is where signet-server serves its built-in token service.
@@ -123,6 +125,15 @@ type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	ExpiresIn   int    `json:"expires_in"`
 	IssuedAt    string `json:"issued_at"`
+}
+
+// Routes is the token service's group of signet-server's route table:
+// TokenPath, any method (ServeHTTP answers 405 to those it does not
+// take), public — the service checks passwords itself.
+func (is *Issuer) Routes() server.Group {
+	return server.Group{Name: "token service", Routes: []server.Route{
+		{Pattern: TokenPath, Op: "Token", Access: server.Public(), Handler: is},
+	}}
 }
 
 // ServeHTTP answers token requests.

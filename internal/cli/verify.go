@@ -17,6 +17,7 @@ import (
 type verifyOptions struct {
 	signers   []string
 	threshold int
+	cosignKey string // --cosign-key (cosign.go)
 	// notary verify GUN TARGET's flags.
 	input, outputFile string
 	quiet             bool
@@ -68,6 +69,7 @@ checked against the target and passed on.`,
 	d.addInsecureFlag(c)
 	c.Flags().StringSliceVar(&o.signers, "require-signer", nil, "signers (targets/NAME) that must sign the tag; comma-separated or repeated")
 	c.Flags().IntVar(&o.threshold, "threshold", 0, "how many of the required signers must sign the same digest (default all)")
+	c.Flags().StringVar(&o.cosignKey, "cosign-key", "", "cosign public key `file`: alone, the image's cosign signatures decide; with --require-signer, they must sign the signers' digest too")
 	c.Flags().StringVarP(&o.input, "input", "i", "", "notary form: file to verify (default standard input)")
 	c.Flags().StringVar(&o.outputFile, "output-file", "", "notary form: file to write verified data to (default standard output)")
 	c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "notary form: print nothing on success")
@@ -76,6 +78,9 @@ checked against the target and passed on.`,
 
 // notaryVerify runs notary's verify GUN TARGET with this command's flags.
 func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOptions) error {
+	if o.cosignKey != "" {
+		return usageError("--cosign-key checks an image (IMAGE:TAG or IMAGE@DIGEST), not notary's GUN TARGET form")
+	}
 	nc := d.a.verifyTargetCmd()
 	nc.SetContext(cmd.Context())
 	for name, v := range map[string]string{"input": o.input, "output-file": o.outputFile} {
@@ -94,6 +99,9 @@ func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOp
 }
 
 func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) error {
+	if o.cosignKey != "" && len(o.signers) == 0 && o.threshold == 0 {
+		return d.verifyCosign(ctx, arg, o.cosignKey)
+	}
 	ref, err := parseRef(arg)
 	if err != nil {
 		return err
@@ -126,6 +134,11 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", w)
 	}
 	res := verifyResult{Image: arg, GUN: ref.GUN(), Digest: dec.Digest, Size: dec.Size, Signers: dec.Signers, Threshold: dec.Threshold, Warnings: dec.Warnings}
+	if o.cosignKey != "" {
+		if err := d.cosignAgrees(ctx, &res, o.cosignKey); err != nil {
+			return err
+		}
+	}
 	if ref.Digest != "" {
 		res.Tags = dec.Tags
 	} else {

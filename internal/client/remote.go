@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/notaryapi"
 )
 
 // Download limits, as the notary client enforces them.
@@ -48,7 +49,7 @@ type ServerError struct {
 
 func (e *ServerError) Error() string {
 	switch {
-	case e.Code == "VERSION":
+	case e.Code == notaryapi.OldVersion.Name():
 		return "the trust server has newer metadata than this update; update and try again"
 	case e.Msg != "":
 		return fmt.Sprintf("the trust server rejected the update (%s): %s", e.Name, e.Msg)
@@ -84,9 +85,10 @@ func NewRemote(serverURL string, hc *http.Client, gun string) (*Remote, error) {
 // GUN returns the repository name.
 func (r *Remote) GUN() string { return r.gun }
 
-func (r *Remote) url(file string) string {
+// url is the server's base URL with an API path (package notaryapi).
+func (r *Remote) url(path string) string {
 	u := *r.base
-	u.Path += "/v2/" + r.gun + "/_trust/tuf/" + file
+	u.Path += path
 	return u.String()
 }
 
@@ -115,30 +117,20 @@ func responseError(resp *http.Response) error {
 		return fmt.Errorf("%w (HTTP 401)", ErrUnauthorized)
 	}
 	se := &ServerError{Status: resp.StatusCode}
-	var env struct {
-		Errors []struct {
-			Code    string          `json:"code"`
-			Message string          `json:"message"`
-			Detail  json.RawMessage `json:"detail"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
-		e := env.Errors[0]
+	if errs, ok := notaryapi.ParseErrors(b); ok {
+		e := errs[0]
 		se.Code, se.Message, se.Detail = e.Code, e.Message, e.Detail
-		var v struct {
-			Name  string
-			Error struct{ Msg string }
-		}
-		if json.Unmarshal(e.Detail, &v) == nil {
+		if v, ok := e.Validation(); ok {
 			se.Name, se.Msg = v.Name, v.Error.Msg
 		}
 	}
 	return se
 }
 
-// get downloads a file, refusing more than limit bytes.
-func (r *Remote) get(ctx context.Context, file string, limit int64) ([]byte, error) {
-	resp, err := r.do(ctx, http.MethodGet, r.url(file), nil, "")
+// get downloads a file at an API path, refusing more than limit bytes.
+func (r *Remote) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	file := strings.TrimPrefix(path, notaryapi.TUFPath(r.gun))
+	resp, err := r.do(ctx, http.MethodGet, r.url(path), nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -161,22 +153,22 @@ func (r *Remote) get(ctx context.Context, file string, limit int64) ([]byte, err
 
 // GetCurrent downloads the current version of a role.
 func (r *Remote) GetCurrent(ctx context.Context, role string, limit int64) ([]byte, error) {
-	return r.get(ctx, role+".json", limit)
+	return r.get(ctx, notaryapi.CurrentPath(r.gun, role), limit)
 }
 
 // GetVersion downloads one version of a role (used to walk root rotations).
 func (r *Remote) GetVersion(ctx context.Context, role string, version int, limit int64) ([]byte, error) {
-	return r.get(ctx, fmt.Sprintf("%d.%s.json", version, role), limit)
+	return r.get(ctx, notaryapi.VersionPath(r.gun, role, version), limit)
 }
 
 // GetChecksum downloads a role by the SHA-256 its parent lists, refusing
 // more than length bytes.
 func (r *Remote) GetChecksum(ctx context.Context, role string, sha256 []byte, length int64) ([]byte, error) {
-	return r.get(ctx, fmt.Sprintf("%s.%x.json", role, sha256), length)
+	return r.get(ctx, notaryapi.ChecksumPath(r.gun, role, sha256), length)
 }
 
 func (r *Remote) key(ctx context.Context, method, role string) (*keys.PublicKey, error) {
-	resp, err := r.do(ctx, method, r.url(role+".key"), nil, "")
+	resp, err := r.do(ctx, method, r.url(notaryapi.KeyPath(r.gun, role)), nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +222,7 @@ func (r *Remote) Publish(ctx context.Context, files map[string][]byte) error {
 	if err := mw.Close(); err != nil {
 		return err
 	}
-	resp, err := r.do(ctx, http.MethodPost, r.url(""), &buf, mw.FormDataContentType())
+	resp, err := r.do(ctx, http.MethodPost, r.url(notaryapi.TUFPath(r.gun)), &buf, mw.FormDataContentType())
 	if err != nil {
 		return err
 	}
@@ -244,7 +236,7 @@ func (r *Remote) Publish(ctx context.Context, files map[string][]byte) error {
 
 // Delete removes every version of every role of the repository.
 func (r *Remote) Delete(ctx context.Context) error {
-	resp, err := r.do(ctx, http.MethodDelete, r.url(""), nil, "")
+	resp, err := r.do(ctx, http.MethodDelete, r.url(notaryapi.TUFPath(r.gun)), nil, "")
 	if err != nil {
 		return err
 	}

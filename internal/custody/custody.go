@@ -1,273 +1,266 @@
-// Package custody holds the server's online private keys (timestamp, and
-// snapshot when the server manages it) and lends them out only as
-// crypto.Signer values.
+// Package custody is Signet's one key custody core. It creates, imports,
+// lists, rotates, retires and deletes private keys, keeps them sealed at
+// rest (or inside a PKCS#11 token), and lends them out only as
+// crypto.Signer values. signet-server uses a Core in process (its keys
+// sealed in the server's own database), and signet-signer serves a Core
+// over mutual TLS (package signer/signerapi); both store their records
+// through the Storage interface, which package store/sqlstore implements
+// on SQLite and PostgreSQL (docs/adr/0008-one-custody-core.md).
 //
-// The embedded custodian keeps each key in the store sealed with AES-256-GCM
-// under a key-encryption key derived from a passphrase with scrypt. The
-// sealed blob is bound to its key ID, GUN and role (additional data), so a
-// blob moved to another record or altered in any byte is refused. A wrong
-// passphrase is detected at open time through a sealed check value, before
-// any key is used.
+// Invariants:
+//   - A private key leaves this package only as the signatures it makes: no
+//     method returns private key bytes, and the crypto.Signer values it lends
+//     expose nothing but Public and Sign.
+//   - Every software key is sealed with its own random data key
+//     (AES-256-GCM), and that data key is wrapped under the key-encryption
+//     key of a named passphrase alias (scrypt). Both seals are bound to the
+//     key's ID, GUN, role, algorithm, purpose and owner, so a record
+//     altered, truncated or moved is refused (ErrTampered); after
+//     decryption the key must also hash to its ID.
+//   - A key signs only for the GUN it was made for ("" for keys outside
+//     TUF); asking with another GUN is ErrNotHeld, as for an unknown key.
+//     A retired key signs no more (within RecheckAfter in other processes).
+//   - A wrong passphrase is detected through a sealed check value of its
+//     alias before any key under it is used (ErrWrongPassphrase).
+//   - Rekey and the migration of records in earlier formats change one key
+//     per statement (compare and swap), so they can run beside serving
+//     processes on the same database and a crash leaves a store that starts.
+//   - With a Token, new keys are generated inside it and never leave it;
+//     the records hold only where to find them and their public halves, and
+//     a key found there must hash to the ID recorded.
 package custody
 
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"sync"
+	"regexp"
+	"strings"
 	"time"
 
-	"golang.org/x/crypto/scrypt"
-
 	"github.com/signet-trust/signet/internal/keys"
-	"github.com/signet-trust/signet/internal/store"
 )
 
 // Errors callers branch on.
 var (
-	ErrWrongPassphrase = errors.New("custody: the key passphrase does not open this key store")
-	ErrTampered        = errors.New("custody: sealed key failed authentication (tampered, truncated or moved)")
-	ErrNotHeld         = keys.ErrKeyNotHeld
+	// ErrNotHeld reports a key the custodian does not hold for the GUN asked
+	// about (or at all); it wraps keys.ErrKeyNotHeld.
+	ErrNotHeld = fmt.Errorf("custody: %w", keys.ErrKeyNotHeld)
+	// ErrRetired reports a retired key asked to sign; it wraps ErrNotHeld.
+	ErrRetired = fmt.Errorf("%w: the key is retired", ErrNotHeld)
+	// ErrTampered reports a sealed key, wrapped data key or record that fails
+	// authentication: altered, truncated or moved to another record.
+	ErrTampered = errors.New("custody: sealed key failed authentication (tampered, truncated or moved)")
+	// ErrWrongPassphrase reports a passphrase that does not open its alias.
+	ErrWrongPassphrase = errors.New("custody: the passphrase does not open this key store")
+	// ErrNoPassphrase reports an alias whose passphrase is not configured.
+	ErrNoPassphrase = errors.New("custody: no passphrase configured for alias")
+	// ErrInvalid reports a request the custodian refuses as malformed.
+	ErrInvalid = errors.New("custody: invalid request")
+	// ErrExists reports an imported key that is already held.
+	ErrExists = errors.New("custody: key already held")
+	// ErrActive reports the deletion of a key that is not retired.
+	ErrActive = errors.New("custody: the key is active; retire it before deleting it")
+	// ErrTokenNotConfigured reports a key held in a PKCS#11 token while the
+	// custodian runs without one.
+	ErrTokenNotConfigured = errors.New("custody: key is held in a PKCS#11 token, and no token is configured (start signet-signer with --pkcs11)")
 )
 
-// Key algorithms the custodian creates.
+// Key algorithms.
 const (
-	AlgorithmECDSA   = keys.TypeECDSA
+	AlgorithmECDSA   = keys.TypeECDSA // P-256
 	AlgorithmED25519 = keys.TypeED25519
 )
 
+// Purpose says what a key is for.
+type Purpose string
+
+// Purposes of keys.
 const (
-	// settingKEK holds the scrypt salt (32 bytes) followed by the sealed
-	// check value, in one setting so that a first start that dies midway
-	// leaves either nothing or both.
-	settingKEK = "kek.scrypt.v1"
-	saltSize   = 32
-	checkPlain = "signet key-encryption key check v1"
-	// scrypt cost: N=2^15, r=8, p=1 (about 32 MiB and tens of milliseconds),
-	// paid once per process start.
-	scryptN = 1 << 15
-	scryptR = 8
-	scryptP = 1
-	// maxCached bounds the decrypted signers kept in memory.
-	maxCached = 4096
+	// PurposeTimestamp and PurposeSnapshot are a repository's online TUF
+	// keys (role "timestamp" or "snapshot"), signed by the server.
+	PurposeTimestamp Purpose = "timestamp"
+	PurposeSnapshot  Purpose = "snapshot"
+	// PurposeDelegation is a delegated targets key the signing service
+	// holds for a project (role "targets/<signer>").
+	PurposeDelegation Purpose = "delegation"
+	// PurposeCosign signs cosign signatures and attestations (no GUN).
+	PurposeCosign Purpose = "cosign"
+	// PurposeAuditCheckpoint signs the audit log's checkpoints (no GUN).
+	PurposeAuditCheckpoint Purpose = "audit-checkpoint"
 )
 
-// Embedded is the custodian that seals keys into the server's own store.
-type Embedded struct {
-	ks        store.KeyStore
-	aead      cipher.AEAD
-	algorithm string
-	now       func() time.Time
+// OwnerServer owns the server's own keys (online TUF keys, the audit log's);
+// a project's keys are owned by ProjectOwner(name).
+const OwnerServer = "server"
 
-	mu    sync.Mutex
-	cache map[string]heldSigner
-}
+// ProjectOwner is the owner of a project's keys: "project:<name>".
+func ProjectOwner(name string) string { return "project:" + name }
 
-type heldSigner struct {
-	gun    string
-	signer crypto.Signer
-}
+var (
+	aliasPattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	ownerPattern = regexp.MustCompile(`^(server|project:[A-Za-z0-9][A-Za-z0-9._/-]{0,127})$`)
+)
 
-// Open derives the key-encryption key from passphrase (creating the salt on
-// first use) and checks it against the store. algorithm is the type of new
-// keys: AlgorithmECDSA (P-256) or AlgorithmED25519.
-func Open(ctx context.Context, ks store.KeyStore, passphrase []byte, algorithm string, now func() time.Time) (*Embedded, error) {
-	if len(passphrase) == 0 {
-		return nil, errors.New("custody: empty passphrase")
-	}
-	if algorithm != AlgorithmECDSA && algorithm != AlgorithmED25519 {
-		return nil, fmt.Errorf("custody: unsupported key algorithm %q (use ecdsa or ed25519)", algorithm)
-	}
-	stored, err := ks.GetSetting(ctx, settingKEK)
-	fresh := errors.Is(err, store.ErrNotFound)
-	var salt, check []byte
+// ValidAlias reports whether name can name a passphrase alias: lowercase
+// letters, digits and underscores, so that an environment variable named
+// after it (upper-cased) is unambiguous.
+func ValidAlias(name string) bool { return aliasPattern.MatchString(name) }
+
+// PurposeForRole is the purpose of an online TUF key of role, as created by
+// the Create shorthand (and as records of earlier releases are read):
+// timestamp and snapshot keys, and delegation keys for "targets/…".
+func PurposeForRole(role string) (Purpose, bool) {
 	switch {
-	case fresh:
-		salt = make([]byte, saltSize)
-		if _, err := rand.Read(salt); err != nil {
-			return nil, err
+	case role == "timestamp":
+		return PurposeTimestamp, true
+	case role == "snapshot":
+		return PurposeSnapshot, true
+	case strings.HasPrefix(role, "targets/") && len(role) > len("targets/"):
+		return PurposeDelegation, true
+	}
+	return "", false
+}
+
+// Spec says what key to make.
+type Spec struct {
+	// GUN is the repository the key signs for; "" for cosign and
+	// audit-checkpoint keys, which sign outside TUF.
+	GUN string
+	// Role is the key's TUF role: "timestamp", "snapshot" or
+	// "targets/<signer>"; "" outside TUF.
+	Role    string
+	Purpose Purpose
+	// Owner is OwnerServer or ProjectOwner(name).
+	Owner string
+	// Algorithm is AlgorithmECDSA or AlgorithmED25519; "" for the
+	// custodian's default.
+	Algorithm string
+}
+
+// Validate checks that the spec describes a key the custodian makes: the
+// role fits the purpose, the owner is well formed, the names hold no
+// control characters. Errors wrap ErrInvalid.
+func (s Spec) Validate() error {
+	var errs []error
+	switch s.Purpose {
+	case PurposeTimestamp, PurposeSnapshot:
+		if s.Role != string(s.Purpose) {
+			errs = append(errs, fmt.Errorf("a %s key has role %q, not %q", s.Purpose, s.Purpose, s.Role))
 		}
-	case err != nil:
-		return nil, fmt.Errorf("custody: read key-encryption settings: %w", err)
-	case len(stored) <= saltSize:
-		return nil, fmt.Errorf("%w: key-encryption settings are truncated", ErrTampered)
+		errs = append(errs, checkName("gun", s.GUN, true))
+	case PurposeDelegation:
+		if p, _ := PurposeForRole(s.Role); p != PurposeDelegation {
+			errs = append(errs, fmt.Errorf("a delegation key has a role targets/<signer>, not %q", s.Role))
+		}
+		errs = append(errs, checkName("gun", s.GUN, true), checkName("role", s.Role, true))
+	case PurposeCosign, PurposeAuditCheckpoint:
+		if s.GUN != "" || s.Role != "" {
+			errs = append(errs, fmt.Errorf("a %s key signs outside TUF: no gun or role", s.Purpose))
+		}
 	default:
-		salt, check = stored[:saltSize], stored[saltSize:]
+		errs = append(errs, fmt.Errorf("purpose %q (use timestamp, snapshot, delegation, cosign or audit-checkpoint)", s.Purpose))
 	}
-	kek, err := scrypt.Key(passphrase, salt, scryptN, scryptR, scryptP, 32)
-	if err != nil {
-		return nil, fmt.Errorf("custody: derive key: %w", err)
+	if !ownerPattern.MatchString(s.Owner) {
+		errs = append(errs, fmt.Errorf("owner %q (use %q or project:<name>)", s.Owner, OwnerServer))
 	}
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	e := &Embedded{ks: ks, aead: aead, algorithm: algorithm, now: now, cache: map[string]heldSigner{}}
-	if fresh {
-		sealed := e.seal([]byte(checkPlain), []byte(settingKEK))
-		if err := ks.PutSetting(ctx, settingKEK, append(append([]byte(nil), salt...), sealed...)); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				// Another process sharing the database (a replica starting
-				// at the same time) stored its settings first: use those.
-				return Open(ctx, ks, passphrase, algorithm, now)
-			}
-			return nil, fmt.Errorf("custody: store key-encryption settings: %w", err)
-		}
-		return e, nil
-	}
-	if plain, err := e.open(check, []byte(settingKEK)); err != nil || string(plain) != checkPlain {
-		return nil, ErrWrongPassphrase
-	}
-	return e, nil
-}
-
-// Initialized reports whether a key store already has a key-encryption key
-// (and so needs the passphrase it was made with).
-func Initialized(ctx context.Context, ks store.KeyStore) (bool, error) {
-	_, err := ks.GetSetting(ctx, settingKEK)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (e *Embedded) seal(plain, ad []byte) []byte {
-	nonce := make([]byte, e.aead.NonceSize(), e.aead.NonceSize()+len(plain)+e.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		panic("custody: no randomness: " + err.Error())
-	}
-	return e.aead.Seal(nonce, nonce, plain, ad)
-}
-
-func (e *Embedded) open(sealed, ad []byte) ([]byte, error) {
-	n := e.aead.NonceSize()
-	if len(sealed) < n+e.aead.Overhead() {
-		return nil, ErrTampered
-	}
-	plain, err := e.aead.Open(nil, sealed[:n], sealed[n:], ad)
-	if err != nil {
-		return nil, ErrTampered
-	}
-	return plain, nil
-}
-
-func additionalData(id, gun, role string) []byte {
-	return []byte("signet-key\x00" + id + "\x00" + gun + "\x00" + role)
-}
-
-// Create makes a new key for gun and role, stores it sealed, and returns
-// its public key.
-func (e *Embedded) Create(ctx context.Context, gun, role string) (*keys.PublicKey, error) {
-	var priv crypto.Signer
-	var err error
-	switch e.algorithm {
-	case AlgorithmED25519:
-		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	switch s.Algorithm {
+	case "", AlgorithmECDSA, AlgorithmED25519:
 	default:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		errs = append(errs, fmt.Errorf("algorithm %q not supported (use ecdsa or ed25519)", s.Algorithm))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("custody: generate: %w", err)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	pub, err := keys.FromCrypto(priv.Public())
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("custody: encode: %w", err)
-	}
-	rec := store.KeyRecord{
-		ID: pub.ID(), GUN: gun, Role: role, Algorithm: pub.Type(), Public: pub.Public(),
-		Sealed: e.seal(der, additionalData(pub.ID(), gun, role)), CreatedAt: e.now(),
-	}
-	if err := e.ks.PutKey(ctx, rec); err != nil {
-		return nil, fmt.Errorf("custody: store key: %w", err)
-	}
-	e.remember(pub.ID(), gun, priv)
-	return pub, nil
+	return nil
 }
 
-// Keys lists the public keys held for gun and role, newest first.
-func (e *Embedded) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error) {
-	recs, err := e.ks.ListKeys(ctx, gun, role)
-	if err != nil {
-		return nil, fmt.Errorf("custody: list keys: %w", err)
+// checkName refuses names that are too long or hold control characters
+// (the additional data of the seals separates fields with NUL), and empty
+// ones when required.
+func checkName(what, v string, required bool) error {
+	if v == "" && !required {
+		return nil
 	}
-	out := make([]*keys.PublicKey, 0, len(recs))
-	for _, r := range recs {
-		k, err := keys.New(r.Algorithm, r.Public)
-		if err != nil {
-			return nil, fmt.Errorf("custody: stored key %s: %w", r.ID, err)
+	if v == "" || len(v) > 255 {
+		return fmt.Errorf("%s must be 1 to 255 bytes", what)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s holds a control character", what)
 		}
-		out = append(out, k)
 	}
-	return out, nil
+	return nil
 }
 
-// Signer returns the signer of a key held for gun; ErrNotHeld if the
-// custodian holds no such key for that repository (a key of another
-// repository is never lent out, whatever a root lists).
-func (e *Embedded) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
-	e.mu.Lock()
-	h, ok := e.cache[id]
-	e.mu.Unlock()
-	if ok {
-		if h.gun != gun {
-			return nil, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
-		}
-		return h.signer, nil
-	}
-	rec, err := e.ks.GetKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotHeld, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("custody: read key: %w", err)
-	}
-	if rec.GUN != gun {
-		return nil, fmt.Errorf("%w: %s for %s", ErrNotHeld, id, gun)
-	}
-	der, err := e.open(rec.Sealed, additionalData(rec.ID, rec.GUN, rec.Role))
-	if err != nil {
-		return nil, fmt.Errorf("%w: key %s", err, id)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("custody: key %s: %w", id, err)
-	}
-	signer, ok := parsed.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("custody: key %s is a %T", id, parsed)
-	}
-	pub, err := keys.FromCrypto(signer.Public())
-	if err != nil || pub.ID() != id {
-		return nil, fmt.Errorf("%w: key %s does not match its record", ErrTampered, id)
-	}
-	e.remember(id, rec.GUN, signer)
-	return signer, nil
+// Key describes a key the custodian holds; it carries no private material.
+type Key struct {
+	Public    *keys.PublicKey
+	GUN, Role string
+	Purpose   Purpose
+	Owner     string
+	// Alias is the passphrase alias a sealed key is wrapped under; Token the
+	// PKCS#11 token (URI without module or PIN) a token-held key is in.
+	Alias, Token string
+	CreatedAt    time.Time
+	// RetiredAt is when the key was retired; zero while it is active.
+	RetiredAt time.Time
 }
 
-func (e *Embedded) remember(id, gun string, s crypto.Signer) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.cache) >= maxCached {
-		for k := range e.cache { // drop an arbitrary entry; keys reload on demand
-			delete(e.cache, k)
-			break
-		}
-	}
-	e.cache[id] = heldSigner{gun: gun, signer: s}
+// ID is the key's TUF key ID.
+func (k Key) ID() string { return k.Public.ID() }
+
+// Spec is what a rotation of k makes.
+func (k Key) Spec() Spec {
+	return Spec{GUN: k.GUN, Role: k.Role, Purpose: k.Purpose, Owner: k.Owner, Algorithm: k.Public.Type()}
+}
+
+// Filter selects keys to list. Empty fields match everything.
+type Filter struct {
+	GUN, Role string
+	Purpose   Purpose
+	Owner     string
+	// IncludeRetired lists retired keys too.
+	IncludeRetired bool
+	// Limit bounds the answer (0 or more than MaxList: MaxList).
+	Limit int
+}
+
+// MaxList is the most keys one listing returns.
+const MaxList = 1000
+
+// Custodian is what holds keys: the Core in process, and signet-signer's
+// client over mutual TLS. custodiantest checks that every implementation
+// behaves the same.
+type Custodian interface {
+	// Create makes a key for an online TUF role of gun ("timestamp" or
+	// "snapshot": owner OwnerServer, the custodian's default algorithm)
+	// and returns its public half. It is signet-server's shorthand for
+	// CreateKey.
+	Create(ctx context.Context, gun, role string) (*keys.PublicKey, error)
+	// Keys lists the active keys of gun and role, newest first.
+	Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error)
+	// Signer lends the signer of an active key held for gun ("" for keys
+	// outside TUF); an error wrapping ErrNotHeld when there is none.
+	Signer(ctx context.Context, gun, id string) (crypto.Signer, error)
+
+	// CreateKey makes a new key as spec says.
+	CreateKey(ctx context.Context, spec Spec) (Key, error)
+	// ImportKey seals an existing private key (*ecdsa.PrivateKey on P-256,
+	// or ed25519.PrivateKey) as spec says; ErrExists if it is held already.
+	ImportKey(ctx context.Context, spec Spec, priv crypto.Signer) (Key, error)
+	// RotateKey makes a new key like id (same GUN, role, purpose, owner and
+	// algorithm). The old key stays active until it is retired.
+	RotateKey(ctx context.Context, id string) (Key, error)
+	// Key describes a key, active or retired.
+	Key(ctx context.Context, id string) (Key, error)
+	// ListKeys lists the keys f selects, newest first.
+	ListKeys(ctx context.Context, f Filter) ([]Key, error)
+	// RetireKey stops a key from signing; it stays listed (as retired) until
+	// deleted. Retiring a retired key changes nothing.
+	RetireKey(ctx context.Context, id string) (Key, error)
+	// DeleteKey destroys a retired key (ErrActive for an active one),
+	// removing it from its token too.
+	DeleteKey(ctx context.Context, id string) error
 }

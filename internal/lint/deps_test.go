@@ -19,7 +19,7 @@ type ban struct {
 const (
 	whyBoundary     = "process boundaries are trust boundaries (DESIGN.md, style-anchors §6.1)"
 	whySQL          = whyBoundary + ": the CLI ships to developer laptops and the webhook runs in every cluster, so neither carries SQL drivers or the store"
-	whyPKCS11       = whyBoundary + ": Notary's threat model rests on a compromised server not yielding signing keys, so HSM custody (cgo PKCS#11) lives only in signet-signer, behind //go:build pkcs11"
+	whyPKCS11       = whyBoundary + ": Notary's threat model rests on a compromised server not yielding signing keys, so HSM custody (cgo PKCS#11: internal/keys/pkcs11, and the custody core's token internal/custody/hsm) lives only in signet-signer, behind //go:build pkcs11"
 	whySignerPKCS11 = "the default signet-signer build stays cgo-free and PKCS#11-free (ADR 0007); HSM custody (--pkcs11) needs a signet-signer built with -tags pkcs11, which may link it"
 	whyCLIPKCS11    = "the default signet build stays cgo-free and PKCS#11-free; a user's root key on a token (DCT's YubiKey workflow) needs a signet built with -tags pkcs11, the only build that may link PKCS#11 (DESIGN.md: `signet` holds keys in files or on a PKCS#11 token)"
 )
@@ -47,13 +47,14 @@ var (
 		{"github.com/miekg/pkcs11", whyPKCS11},
 		{"github.com/ThalesGroup/crypto11", whyPKCS11},
 		{"internal/keys/pkcs11", whyPKCS11},
+		{"internal/custody/hsm", whyPKCS11},
 	}
 )
 
 // defaultBuildOnly are bans on top of binaries that apply to the default
 // build only: with -tags pkcs11 the binary may link them.
 var defaultBuildOnly = map[string][]ban{
-	"signet":        withWhy(pkcs11Bans, whyCLIPKCS11),
+	"signet":        withWhy(pkcs11Bans[:3], whyCLIPKCS11),    // the cgo libraries and keys/pkcs11 (custody is banned in every build)
 	"signet-signer": withWhy(pkcs11Bans[:2], whySignerPKCS11), // the cgo libraries; its URI parser is pure Go
 }
 
@@ -72,11 +73,12 @@ var binaries = map[string][]ban{
 		{"internal/server", whyBoundary + ": the CLI holds offline root/targets keys and must not contain server code"},
 		{"internal/servercmd", whyBoundary + ": the CLI must not contain server code"},
 		{"internal/auth", whyBoundary + ": token verification and the token service (password hashes, signing key) are server-side only"},
-		{"internal/custody", whyBoundary + ": the server's online keys are held only by the server process"},
-		{"internal/signer", whyBoundary + ": the signing service's code is in signet-signer only"},
+		{"internal/custody", whyBoundary + ": the custody core holds online and service keys, only in signet-server and signet-signer"},
+		{"internal/signer", whyBoundary + ": signet-signer's custody service and its protocol are server-side"},
 	}),
 	"signet-server": concat(pkcs11Bans, []ban{
-		{"internal/signer", whyBoundary + ": the server never links the signing-service policy code; policy belongs in the same process as the key, so reaching the server must not bypass it"},
+		{"internal/signer", whyBoundary + ": the server holds keys through the custody core in process, or reaches signet-signer only through the protocol package; signet-signer's service (its own database, rekey, token) never runs in the server, so a compromised server cannot open it"},
+		{"internal/signercmd", whyBoundary + ": the server must not contain signet-signer's command"},
 	}),
 	"signet-signer": {
 		{"internal/server", whyBoundary + ": the signer must not contain the Notary v1 API handlers"},
@@ -93,23 +95,62 @@ var binaries = map[string][]ban{
 
 // exempt are packages a binary may link although a ban covers them: the
 // server reaches signet-signer through the protocol package
-// internal/signer/signerapi (its client), never the custody core, policy
-// or key store under internal/signer (style-anchors §6.3: the server
-// depends on the "signerapi client", never on "signer internals").
-// signerapi must therefore never import the rest of internal/signer; the
-// ban on internal/signer catches it if it does.
+// internal/signer/signerapi (its client), never signet-signer's service
+// under internal/signer (style-anchors §6.3: the server depends on the
+// "signerapi client", never on "signer internals"). signerapi must
+// therefore never import the rest of internal/signer; the ban on
+// internal/signer catches it if it does. (Both sides share the custody
+// core, internal/custody, which the server links anyway.)
+// The CLI reaches keys held by signet-signer the same way (`signet cosign
+// sign --key signet-signer://…`): a crypto.Signer over the client.
 var exempt = map[string][]string{
 	"signet-server": {"internal/signer/signerapi"},
+	"signet":        {"internal/signer/signerapi"},
+}
+
+// onlyThrough are banned packages a binary may link only because an
+// exempt package imports them, and through nothing else: signerapi's
+// client speaks custody's vocabulary (custody.Key, custody.Spec, its
+// errors), so the CLI links the custody package with it, but no package of
+// the CLI may import internal/custody itself. The core cannot hold a key
+// there anyway: its storage is internal/store/sqlstore, which the CLI's
+// budget bans with every SQL driver.
+var onlyThrough = map[string]map[string]string{
+	"signet": {"internal/custody": "internal/signer/signerapi"},
 }
 
 // isExempt reports whether the binary at root may link dep.
 func isExempt(t *testing.T, root, dep string) bool {
-	for _, e := range exempt[strings.TrimPrefix(rel(t, root), "cmd/")] {
+	name := strings.TrimPrefix(rel(t, root), "cmd/")
+	for _, e := range exempt[name] {
 		if rel(t, dep) == e {
 			return true
 		}
 	}
-	return false
+	_, ok := onlyThrough[name][rel(t, dep)]
+	return ok
+}
+
+// checkOnlyThrough reports packages of the binary at root that import an
+// onlyThrough package other than through its one permitted importer.
+func checkOnlyThrough(t *testing.T, pkgs map[string]*goPackage, root, config string) {
+	t.Helper()
+	mod := modulePath(t)
+	name := strings.TrimPrefix(rel(t, root), "cmd/")
+	for dep, via := range onlyThrough[name] {
+		for _, d := range append([]string{root}, pkgs[root].Deps...) {
+			p := pkgs[d]
+			if p == nil || rel(t, d) == via || under(d, mod+"/"+dep) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				if imp == mod+"/"+dep {
+					t.Error(violation(rel(t, root)+config, rel(t, d)+" imports "+dep,
+						"dependency budget of cmd/"+name+": "+dep+" only through "+via, whyBoundary+": the CLI must not use the custody core itself"))
+				}
+			}
+		}
+	}
 }
 
 func concat(lists ...[]ban) []ban {
@@ -250,6 +291,8 @@ func TestBinaryDependencies(t *testing.T) {
 			seen := make(map[string]bool)
 			checkBans(t, mustList(t, defaultList()), root, "", "dependency budget of cmd/"+name, concat(bans, defaultBuildOnly[name]), seen)
 			checkBans(t, mustList(t, pkcs11List()), root, " (-tags pkcs11)", "dependency budget of cmd/"+name, bans, seen)
+			checkOnlyThrough(t, mustList(t, defaultList()), root, "")
+			checkOnlyThrough(t, mustList(t, pkcs11List()), root, " (-tags pkcs11)")
 		})
 	}
 }

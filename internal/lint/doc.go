@@ -6,14 +6,14 @@
 // The rules are:
 //
 //   - Dependency budgets per binary: the CLI never links SQL drivers, the
-//     store, the server or key custody; the server never links PKCS#11 or the
-//     signing-service code; no binary links the test-only canonical JSON
+//     store, the server or key custody; the server never links PKCS#11 (nor
+//     the custody core's token, custody/hsm) or signet-signer's service; no binary links the test-only canonical JSON
 //     oracle (github.com/docker/go) or the libraries the project refuses
 //     (logrus, gorilla/mux, viper, gorm, testify); signet-server builds
 //     without cgo.
-//   - Pure packages (tuf, tuf/cjson, tuf/trust, keys) do no I/O and no
-//     logging, never read the clock (time.Now, time.Since, time.Until) and
-//     declare no init functions.
+//   - Pure packages (tuf, tuf/cjson, tuf/trust, keys, notaryapi) do no I/O
+//     and no logging, never read the clock (time.Now, time.Since,
+//     time.Until) and declare no init functions.
 //   - Signed bytes come only from tuf/cjson: the rest of internal/tuf never
 //     calls encoding/json's encoders, and internal/keys calls json.Marshal
 //     only inside MarshalJSON methods.

@@ -15,6 +15,7 @@ var purePackages = []string{
 	"internal/tuf/trust",
 	"internal/keys",
 	"internal/policy",
+	"internal/notaryapi",
 }
 
 const (

@@ -9,12 +9,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/notaryapi"
+	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // timedCustodian measures every call to the custodian, and every signature
 // made with the signers it lends, in signet_server_signer_duration_seconds:
-// the latency of key custody, embedded or a remote signet-signer.
+// the latency of key custody, embedded or a remote signet-signer. It is
+// also where custody failures are classified, once: every error of a call
+// or a signature is UNAVAILABLE (503 with Retry-After; the embedded
+// custodian's key store or the remote signer is down), with the cause
+// kept, so that keys.ErrKeyNotHeld and the like still match errors.Is.
 type timedCustodian struct {
 	c   Custodian
 	obs *prometheus.HistogramVec
@@ -24,14 +30,24 @@ func (t timedCustodian) since(op string, start time.Time) {
 	t.obs.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
 
+// custodyErr classifies a failure of key custody.
+func custodyErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return apierr.Wrap(notaryapi.Unavailable, err)
+}
+
 func (t timedCustodian) Create(ctx context.Context, gun, role string) (*keys.PublicKey, error) {
 	defer t.since("create", time.Now())
-	return t.c.Create(ctx, gun, role)
+	k, err := t.c.Create(ctx, gun, role)
+	return k, custodyErr(err)
 }
 
 func (t timedCustodian) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error) {
 	defer t.since("keys", time.Now())
-	return t.c.Keys(ctx, gun, role)
+	ks, err := t.c.Keys(ctx, gun, role)
+	return ks, custodyErr(err)
 }
 
 func (t timedCustodian) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
@@ -39,7 +55,7 @@ func (t timedCustodian) Signer(ctx context.Context, gun, id string) (crypto.Sign
 	s, err := t.c.Signer(ctx, gun, id)
 	t.since("signer", start)
 	if err != nil {
-		return nil, err
+		return nil, custodyErr(err)
 	}
 	return timedSigner{Signer: s, t: t}, nil
 }
@@ -61,5 +77,6 @@ type timedSigner struct {
 
 func (s timedSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	defer s.t.since("sign", time.Now())
-	return s.Signer.Sign(rand, digest, opts)
+	sig, err := s.Signer.Sign(rand, digest, opts)
+	return sig, custodyErr(err)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -21,18 +22,6 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
-}
-
-// storeErr maps a store error: not found → 404, anything else → 503 with a
-// retry hint (the database is unavailable) and the cause logged.
-func storeErr(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return apierr.New(apierr.MetadataNotFound, struct{}{})
-	}
-	if errors.Is(err, context.Canceled) {
-		return apierr.Wrap(apierr.Unknown, err)
-	}
-	return apierr.Wrap(apierr.Unavailable, err)
 }
 
 // current returns the current file of a role, from the cache or the store.
@@ -83,28 +72,28 @@ func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl []
 	_, _ = w.Write(f.file.Data)
 }
 
-func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, rt route) error {
+func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
 	ctx := r.Context()
-	f, err := s.current(ctx, rt.gun, rt.role)
+	f, err := s.current(ctx, p.GUN, p.Role)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
-	if rt.role == tuf.RoleTimestamp || rt.role == tuf.RoleSnapshot {
+	if p.Role == tuf.RoleTimestamp || p.Role == tuf.RoleSnapshot {
 		// The background refresher keeps these fresh; if it has fallen
 		// behind, re-sign now rather than serve expired metadata.
 		if !s.now().Before(f.file.Expires) {
-			err := s.refresh(ctx, rt.gun, false, 0)
+			err := s.refresh(ctx, p.GUN, false, 0)
 			switch {
 			case errors.Is(err, store.ErrOldVersion), errors.Is(err, errNothingToDo):
 				// Re-signed meanwhile, by another request or replica.
-				s.cache.invalidate(rt.gun)
+				s.cache.invalidate(p.GUN)
 				fallthrough
 			case err == nil:
-				if f, err = s.current(ctx, rt.gun, rt.role); err != nil {
-					return storeErr(err)
+				if f, err = s.current(ctx, p.GUN, p.Role); err != nil {
+					return err
 				}
 			default:
-				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", rt.gun, "role", rt.role, "err", err)
+				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", p.GUN, "role", p.Role, "err", err)
 			}
 		}
 	}
@@ -112,53 +101,53 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, rt rou
 	return nil
 }
 
-func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, rt route) error {
-	if rt.version < 1 {
-		return apierr.New(apierr.MetadataNotFound, struct{}{})
+func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	if p.Version < 1 {
+		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
-	key := fmt.Sprintf("v:%s:%d", rt.role, rt.version)
-	f := s.cache.getFixed(rt.gun, key)
+	key := fmt.Sprintf("v:%s:%d", p.Role, p.Version)
+	f := s.cache.getFixed(p.GUN, key)
 	if f == nil {
 		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetVersion(r.Context(), rt.gun, rt.role, rt.version)
+		sf, err := s.cfg.Store.GetVersion(r.Context(), p.GUN, p.Role, p.Version)
 		if err != nil {
-			return storeErr(err)
+			return err
 		}
 		f = newCachedFile(sf)
-		s.cache.putFixed(gen, rt.gun, key, f)
+		s.cache.putFixed(gen, p.GUN, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
 }
 
-func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, rt route) error {
-	if len(rt.checksum) != 64 { // only SHA-256 is indexed, as in the reference
-		return apierr.New(apierr.MetadataNotFound, struct{}{})
+func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	if len(p.Checksum) != 64 { // only SHA-256 is indexed, as in the reference
+		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
-	key := "c:" + rt.role + ":" + rt.checksum
-	f := s.cache.getFixed(rt.gun, key)
+	key := "c:" + p.Role + ":" + p.Checksum
+	f := s.cache.getFixed(p.GUN, key)
 	if f == nil {
 		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetChecksum(r.Context(), rt.gun, rt.role, rt.checksum)
+		sf, err := s.cfg.Store.GetChecksum(r.Context(), p.GUN, p.Role, p.Checksum)
 		if err != nil {
-			return storeErr(err)
+			return err
 		}
 		f = newCachedFile(sf)
-		s.cache.putFixed(gen, rt.gun, key, f)
+		s.cache.putFixed(gen, p.GUN, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
 }
 
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, rt route) error {
-	unlock := s.locks.lock(rt.gun)
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
+	unlock := s.locks.lock(p.GUN)
 	defer unlock()
-	deleted, err := s.cfg.Store.Delete(r.Context(), rt.gun)
-	s.cache.invalidate(rt.gun)
+	deleted, err := s.cfg.Store.Delete(r.Context(), p.GUN)
+	s.cache.invalidate(p.GUN)
 	if err != nil {
-		return apierr.Wrap(apierr.Updating, err)
+		return apierr.Wrap(notaryapi.Updating, err)
 	}
-	s.log.InfoContext(r.Context(), "repository deleted", "gun", rt.gun, "existed", deleted)
+	s.log.InfoContext(r.Context(), "repository deleted", "gun", p.GUN, "existed", deleted)
 	return nil
 }
 
@@ -173,11 +162,11 @@ type changeJSON struct {
 
 const defaultChangePage = 100
 
-func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, rt route) error {
+func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
 	q := r.URL.Query()
 	records, err := strconv.ParseInt(q.Get("records"), 10, 32)
 	if err != nil {
-		return apierr.New(apierr.InvalidParams, "invalid records parameter: "+err.Error())
+		return apierr.New(notaryapi.InvalidParams, "invalid records parameter: "+err.Error())
 	}
 	if records == 0 {
 		records = defaultChangePage
@@ -185,12 +174,12 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, rt route)
 	var changeID int64
 	if v := q.Get("change_id"); v != "" {
 		if changeID, err = strconv.ParseInt(v, 10, 64); err != nil || changeID < -1 {
-			return apierr.New(apierr.InvalidParams, fmt.Sprintf("invalid change_id parameter: %q", v))
+			return apierr.New(notaryapi.InvalidParams, fmt.Sprintf("invalid change_id parameter: %q", v))
 		}
 	}
-	changes, err := s.cfg.Store.Changes(r.Context(), rt.gun, changeID, int(records))
+	changes, err := s.cfg.Store.Changes(r.Context(), p.GUN, changeID, int(records))
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
 	out := struct {
 		Count   int          `json:"count"`

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if p := recover(); p != nil {
 				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", id, "panic", p)
 				if sw.status == 0 {
-					apierr.Write(sw, apierr.New(apierr.Unknown, nil))
+					apierr.Write(sw, apierr.New(notaryapi.Unknown, nil))
 				}
 			}
 			lvl := slog.LevelInfo

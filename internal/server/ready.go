@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -27,7 +28,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if err := s.custodianReady(ctx); err != nil {
 		failed["custodian"] = err.Error()
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", notaryapi.ContentTypeJSON)
 	w.Header().Set("Cache-Control", "no-store")
 	if len(failed) > 0 {
 		s.log.WarnContext(ctx, "not ready", "failed", failed)

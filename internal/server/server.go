@@ -1,12 +1,20 @@
-// Package server is signet-server's Notary v1 HTTP API: the routes, bytes,
-// caching headers and error envelopes of the reference notary-server, with
-// every upload run through the verification state machine of tuf/trust.
+// Package server is signet-server's HTTP API: the one route table every
+// route of the process is an entry of (the Notary v1 API, the server's own
+// health, readiness and metrics routes, and groups such as the token
+// service, later the signing service, the audit log and the UI), and the
+// Notary v1 API itself — the routes, bytes, caching headers and error
+// envelopes of the reference notary-server, with every upload run through
+// the verification state machine of tuf/trust.
 //
-// Invariants: stored bytes are served verbatim; an upload is validated in
-// full and stored atomically or not at all; the server signs only timestamp
-// (always) and snapshot (when the root lists a key its custodian holds);
-// GET requests never create keys for an initialised repository; current
-// metadata is served from a bounded in-memory cache invalidated on write.
+// Invariants: every route has an operation and an access rule, or New
+// refuses to start; a handler runs only after the authorizer of its
+// route's access kind allows the request; every Notary API error is
+// classified and written by apierr; stored bytes are served verbatim; an
+// upload is validated in full and stored atomically or not at all; the
+// server signs only timestamp (always) and snapshot (when the root lists a
+// key its custodian holds); GET requests never create keys for an
+// initialised repository; current metadata is served from a bounded
+// in-memory cache invalidated on write.
 package server
 
 import (
@@ -19,7 +27,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/keys"
-	"github.com/signet-trust/signet/internal/server/apierr"
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/store"
 )
 
@@ -63,10 +71,18 @@ type Config struct {
 	// CacheGUNs bounds the repositories kept in memory (default 10000).
 	CacheGUNs int
 
-	// Authorizer, when set, must allow every API request (see Access);
-	// without one every request is allowed, as with the reference server
-	// without auth.
+	// Authorizer decides the routes that need registry token scopes
+	// (AccessRepository, AccessCatalog: the Notary API); without one they
+	// are open, as on the reference server without auth.
 	Authorizer Authorizer
+	// ServiceAuthorizer decides the routes that need a role of the
+	// signing service (AccessService); New refuses such a route without
+	// one.
+	ServiceAuthorizer ServiceAuthorizer
+	// Groups are further route groups served beside the Notary API, in
+	// the same route table (the token service; later the signing
+	// service, the audit log, the UI).
+	Groups []Group
 	// Invalidations, when set, carries GUNs written by other server
 	// processes (replicas sharing the database); their cached metadata is
 	// dropped as each arrives, and "" drops every GUN. With it set, uploads
@@ -83,22 +99,7 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// Access is what a request needs: actions on a repository, or, for routes
-// without a GUN, on the registry catalog — the reference's rules (§2.12).
-type Access struct {
-	// Type is "repository" or "registry"; Name the GUN or "catalog".
-	Type, Name string
-	Actions    []string // "pull", "push", "*"
-}
-
-// Authorizer decides whether a request may have the access it needs. It
-// returns nil to allow, or an error: an *apierr.Error (UNAUTHORIZED with a
-// challenge set on w) is sent as is.
-type Authorizer interface {
-	Authorize(w http.ResponseWriter, r *http.Request, need []Access) error
-}
-
-// Server is the HTTP API.
+// Server is signet-server's HTTP API: the route table and the Notary API.
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
@@ -113,6 +114,12 @@ type Server struct {
 	skip   map[string]time.Time // refresher: role+GUN set aside until
 
 	currentCC, consistentCC []string
+
+	// The route table: every route in order, the Notary API's dispatch
+	// and the mux of everything else.
+	routes []Route
+	notary *notaryTable
+	mux    *http.ServeMux
 }
 
 // New checks the configuration and returns a Server.
@@ -157,6 +164,9 @@ func New(cfg Config) (*Server, error) {
 		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},
 		consistentCC: []string{cacheControl(cfg.ConsistentMaxAge, false)},
 	}
+	if err := s.buildTable(); err != nil {
+		return nil, err
+	}
 	if cfg.Invalidations != nil {
 		go func() {
 			for gun := range cfg.Invalidations {
@@ -179,104 +189,31 @@ func cacheControl(d time.Duration, revalidate bool) string {
 	return v
 }
 
-// Handler returns the HTTP handler of the whole API.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/_notary_server/health", s.handleHealth)
-	mux.HandleFunc("/_signet/ready", s.handleReady)
-	mux.Handle("/metrics", s.m.Handler())
-	mux.HandleFunc("/", s.serveAPI)
-	return s.middleware(mux)
-}
-
-type handlerFunc func(w http.ResponseWriter, r *http.Request, rt route) error
-
-func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	rt := parsePath(r.URL.Path)
-	op, h := s.dispatch(r.Method, rt)
-	start := time.Now()
-	var err error
-	if s.cfg.Authorizer != nil {
-		err = s.cfg.Authorizer.Authorize(w, r, requiredAccess(op, rt))
-	}
-	if err == nil {
-		err = h(w, r, rt)
-	}
+// buildTable builds the route table: the Notary API (matched by
+// notaryapi.ParsePath behind the mux's catch-all), the server's own
+// routes, then Config.Groups, each route checked.
+func (s *Server) buildTable() error {
+	notary, err := s.buildNotary(s.notaryRoutes())
 	if err != nil {
-		e := apierr.Write(w, err)
-		lvl := slog.LevelInfo
-		if e.Code.Status >= 500 {
-			lvl = slog.LevelError
+		return err
+	}
+	s.notary = notary
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/", s.serveNotary)
+	for _, g := range append([]Group{s.hostRoutes()}, s.cfg.Groups...) {
+		if err := s.mount(s.mux, g); err != nil {
+			return err
 		}
-		s.log.LogAttrs(r.Context(), lvl, "request failed", slog.String("op", op), slog.String("gun", rt.gun),
-			slog.String("code", e.Code.Name), slog.Any("detail", e.Detail), slog.Any("cause", e.Cause))
 	}
-	s.m.observe(op, time.Since(start))
+	return nil
 }
 
-func (s *Server) dispatch(method string, rt route) (string, handlerFunc) {
-	switch {
-	case rt.kind == routeBase && method == http.MethodGet:
-		return "Main", s.handleBase
-	case rt.kind == routeBase:
-		return "Main", notFound(apierr.GenericNotFound)
-	case rt.kind == routeChangesAll && method == http.MethodGet,
-		rt.kind == routeChangesGUN && method == http.MethodGet:
-		return "Changefeed", s.handleChanges
-	case rt.kind == routeTUF && method == http.MethodPost:
-		return "UpdateTUF", s.handleUpdate
-	case rt.kind == routeTUF && method == http.MethodDelete:
-		return "DeleteTUF", s.handleDelete
-	case rt.kind == routeMetaChecksum && method == http.MethodGet:
-		return "GetRoleByHash", s.handleGetChecksum
-	case rt.kind == routeMetaVersion && method == http.MethodGet:
-		return "GetRoleByVersion", s.handleGetVersion
-	case rt.kind == routeMetaCurrent && method == http.MethodGet:
-		return "GetRole", s.handleGetCurrent
-	case rt.kind == routeKey && method == http.MethodGet:
-		return "GetKey", s.handleGetKey
-	case rt.kind == routeKey && method == http.MethodPost:
-		return "RotateKey", s.handleRotateKey
-	}
-	switch method {
-	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodHead, http.MethodDelete:
-		return "NotFound", notFound(apierr.MetadataNotFound)
-	}
-	return "NotFound", func(w http.ResponseWriter, r *http.Request, rt route) error {
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-		return nil
-	}
+// Handler returns the HTTP handler of the whole route table.
+func (s *Server) Handler() http.Handler {
+	return s.middleware(s.mux)
 }
 
-// requiredAccess is the reference's table of actions per operation:
-// reads need pull; uploads and GET .key need push and pull; rotating keys,
-// deleting a repository and the global changefeed need "*"; routes without
-// a GUN need "*" on the registry catalog.
-func requiredAccess(op string, rt route) []Access {
-	if rt.gun == "" || op == "NotFound" || op == "Main" { // the reference's catch-all has no GUN
-		return []Access{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}
-	}
-	var actions []string
-	switch op {
-	case "GetRole", "GetRoleByHash", "GetRoleByVersion", "Changefeed":
-		actions = []string{"pull"}
-	case "UpdateTUF", "GetKey":
-		actions = []string{"push", "pull"}
-	case "RotateKey", "DeleteTUF":
-		actions = []string{"*"}
-	default:
-		actions = []string{"pull"}
-	}
-	return []Access{{Type: "repository", Name: rt.gun, Actions: actions}}
-}
-
-func notFound(code apierr.Code) handlerFunc {
-	return func(http.ResponseWriter, *http.Request, route) error {
-		return apierr.New(code, struct{}{})
-	}
-}
-
-func (s *Server) handleBase(w http.ResponseWriter, _ *http.Request, _ route) error {
+func (s *Server) handleBase(w http.ResponseWriter, _ *http.Request, _ notaryapi.Path) error {
 	w.Header()["Content-Type"] = textPlain
 	_, _ = w.Write([]byte("{}"))
 	return nil
@@ -291,7 +228,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			failed[name] = err.Error()
 		}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", notaryapi.ContentTypeJSON)
 	if len(failed) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write(mustJSON(failed))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -198,24 +199,18 @@ func wantError(t *testing.T, r resp, status int, code, detailPart string) {
 	if ct := r.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("error Content-Type %q", ct)
 	}
-	var env struct {
-		Errors []struct {
-			Code    string          `json:"code"`
-			Message string          `json:"message"`
-			Detail  json.RawMessage `json:"detail"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(r.body, &env); err != nil || len(env.Errors) != 1 {
+	errs, ok := notaryapi.ParseErrors(r.body)
+	if !ok || len(errs) != 1 {
 		t.Fatalf("not an error envelope: %s", r.body)
 	}
-	if env.Errors[0].Code != code {
-		t.Fatalf("code %s, want %s; body %s", env.Errors[0].Code, code, r.body)
+	if errs[0].Code != code {
+		t.Fatalf("code %s, want %s; body %s", errs[0].Code, code, r.body)
 	}
-	if env.Errors[0].Message == "" {
+	if errs[0].Message == "" {
 		t.Errorf("empty message")
 	}
-	if !strings.Contains(string(env.Errors[0].Detail), detailPart) {
-		t.Fatalf("detail %s does not contain %q", env.Errors[0].Detail, detailPart)
+	if !strings.Contains(string(errs[0].Detail), detailPart) {
+		t.Fatalf("detail %s does not contain %q", errs[0].Detail, detailPart)
 	}
 }
 

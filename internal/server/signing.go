@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -101,64 +102,64 @@ func (s *Server) storedRoot(ctx context.Context, gun string) (*tuf.Meta[tuf.Root
 // has no root yet it returns the newest pending key, creating one only if
 // none exists (so repeated GETs do not mint keys); for an initialised
 // repository it returns the key the root lists, and never creates one.
-func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, rt route) error {
+func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
 	ctx := r.Context()
-	unlock := s.locks.lock(rt.gun)
+	unlock := s.locks.lock(p.GUN)
 	defer unlock()
-	root, err := s.storedRoot(ctx, rt.gun)
+	root, err := s.storedRoot(ctx, p.GUN)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
-	held, err := s.cfg.Custodian.Keys(ctx, rt.gun, rt.role)
+	held, err := s.cfg.Custodian.Keys(ctx, p.GUN, p.Role)
 	if err != nil {
-		return apierr.Wrap(apierr.Unavailable, err)
+		return err
 	}
 	if root == nil {
 		if len(held) > 0 {
 			s.writeKey(w, held[0])
 			return nil
 		}
-		k, err := s.cfg.Custodian.Create(ctx, rt.gun, rt.role)
+		k, err := s.cfg.Custodian.Create(ctx, p.GUN, p.Role)
 		if err != nil {
-			return apierr.Wrap(apierr.Unavailable, err)
+			return err
 		}
 		s.writeKey(w, k)
 		return nil
 	}
-	listed := root.Signed.Roles[rt.role].KeyIDs
+	listed := root.Signed.Roles[p.Role].KeyIDs
 	for _, k := range held {
 		if slices.Contains(listed, k.ID()) {
 			s.writeKey(w, k)
 			return nil
 		}
 	}
-	return apierr.New(apierr.MetadataNotFound, fmt.Sprintf("the server holds no %s key of %s; rotate it with `notary key rotate %s %s -r`", rt.role, rt.gun, rt.gun, rt.role))
+	return apierr.New(notaryapi.MetadataNotFound, fmt.Sprintf("the server holds no %s key of %s; rotate it with `notary key rotate %s %s -r`", p.Role, p.GUN, p.GUN, p.Role))
 }
 
 // handleRotateKey makes a new pending key for a role. Until a root listing
 // it is published the key is unused, and further rotations return the same
 // pending key instead of minting more.
-func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, rt route) error {
+func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
 	ctx := r.Context()
-	unlock := s.locks.lock(rt.gun)
+	unlock := s.locks.lock(p.GUN)
 	defer unlock()
-	root, err := s.storedRoot(ctx, rt.gun)
+	root, err := s.storedRoot(ctx, p.GUN)
 	if err != nil {
-		return storeErr(err)
+		return err
 	}
-	held, err := s.cfg.Custodian.Keys(ctx, rt.gun, rt.role)
+	held, err := s.cfg.Custodian.Keys(ctx, p.GUN, p.Role)
 	if err != nil {
-		return apierr.Wrap(apierr.Unavailable, err)
+		return err
 	}
-	if len(held) > 0 && (root == nil || !slices.Contains(root.Signed.Roles[rt.role].KeyIDs, held[0].ID())) {
+	if len(held) > 0 && (root == nil || !slices.Contains(root.Signed.Roles[p.Role].KeyIDs, held[0].ID())) {
 		s.writeKey(w, held[0])
 		return nil
 	}
-	k, err := s.cfg.Custodian.Create(ctx, rt.gun, rt.role)
+	k, err := s.cfg.Custodian.Create(ctx, p.GUN, p.Role)
 	if err != nil {
-		return apierr.Wrap(apierr.Unavailable, err)
+		return err
 	}
-	s.log.InfoContext(ctx, "key rotation started", "gun", rt.gun, "role", rt.role, "key", k.ID())
+	s.log.InfoContext(ctx, "key rotation started", "gun", p.GUN, "role", p.Role, "key", k.ID())
 	s.writeKey(w, k)
 	return nil
 }

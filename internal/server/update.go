@@ -2,18 +2,16 @@ package server
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"syscall"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -34,7 +32,7 @@ type upload struct {
 func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mediaType, "multipart/") || params["boundary"] == "" {
-		return nil, apierr.New(apierr.MalformedUpload, "the request is not a multipart upload")
+		return nil, apierr.New(notaryapi.MalformedUpload, "the request is not a multipart upload")
 	}
 	body := http.MaxBytesReader(nil, r.Body, limit)
 	mr := multipart.NewReader(body, params["boundary"])
@@ -53,11 +51,11 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 		}
 		filename := dparams["filename"]
 		if filename == "" {
-			return nil, apierr.New(apierr.NoFilename, struct{}{})
+			return nil, apierr.New(notaryapi.NoFilename, struct{}{})
 		}
 		role := strings.TrimSuffix(filename, ".json")
 		if !tuf.ValidRole(role) {
-			return nil, apierr.New(apierr.InvalidRole, role)
+			return nil, apierr.New(notaryapi.InvalidRole, role)
 		}
 		data, err := io.ReadAll(part)
 		if err != nil {
@@ -65,10 +63,10 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 		}
 		c, err := tuf.Peek(data)
 		if err != nil {
-			return nil, apierr.New(apierr.MalformedJSON, fmt.Sprintf("%s: %v", role, strings.TrimPrefix(err.Error(), tuf.ErrInvalidMetadata.Error()+": ")))
+			return nil, apierr.New(notaryapi.MalformedJSON, fmt.Sprintf("%s: %v", role, strings.TrimPrefix(err.Error(), tuf.ErrInvalidMetadata.Error()+": ")))
 		}
 		if _, dup := out[role]; dup {
-			return nil, apierr.New(apierr.MalformedUpload, fmt.Sprintf("role %s appears twice in the upload", role))
+			return nil, apierr.New(notaryapi.MalformedUpload, fmt.Sprintf("role %s appears twice in the upload", role))
 		}
 		out[role] = upload{role: role, data: data, common: c}
 	}
@@ -81,49 +79,46 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 func uploadReadErr(err error, limit int64) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return apierr.New(apierr.MalformedUpload, fmt.Sprintf("the upload is larger than the server's limit of %d bytes", limit))
+		return apierr.New(notaryapi.MalformedUpload, fmt.Sprintf("the upload is larger than the server's limit of %d bytes", limit))
 	}
-	return apierr.New(apierr.MalformedUpload, "the multipart body could not be read: "+err.Error())
+	return apierr.New(notaryapi.MalformedUpload, "the multipart body could not be read: "+err.Error())
 }
 
-func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, rt route) error {
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
 	ctx := r.Context()
 	uploads, err := readUpload(r, s.cfg.MaxUploadBytes)
 	if err != nil {
 		s.m.rejected("malformed")
 		return err
 	}
-	unlock := s.locks.lock(rt.gun)
+	unlock := s.locks.lock(p.GUN)
 	defer unlock()
 	remoteGen := s.cache.remoteGeneration()
-	files, err := s.validate(ctx, rt.gun, uploads)
+	files, err := s.validate(ctx, p.GUN, uploads)
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
-			if d, ok := ae.Detail.(apierr.ValidationDetail); ok {
+			if d, ok := ae.Detail.(notaryapi.ValidationDetail); ok {
 				s.m.rejected(d.Name)
 			}
 		}
 		return err
 	}
-	if err := s.cfg.Store.UpdateMany(ctx, rt.gun, files); err != nil {
-		s.cache.invalidate(rt.gun)
+	if err := s.cfg.Store.UpdateMany(ctx, p.GUN, files); err != nil {
+		s.cache.invalidate(p.GUN)
 		if errors.Is(err, store.ErrOldVersion) {
 			s.m.rejected("version")
-			return apierr.New(apierr.OldVersion, struct{}{})
+			return err
 		}
-		if unavailable(err) {
-			return apierr.Wrap(apierr.Unavailable, err)
-		}
-		return apierr.Wrap(apierr.Updating, err)
+		return apierr.Wrap(notaryapi.Updating, err)
 	}
-	s.cache.replace(remoteGen, rt.gun, files, s.now())
+	s.cache.replace(remoteGen, p.GUN, files, s.now())
 	s.m.publishes.Inc()
 	roles := make([]string, 0, len(files))
 	for _, f := range files {
 		roles = append(roles, fmt.Sprintf("%s@%d", f.Role, f.Version))
 	}
-	s.log.InfoContext(ctx, "repository updated", "gun", rt.gun, "files", roles)
+	s.log.InfoContext(ctx, "repository updated", "gun", p.GUN, "files", roles)
 	return nil
 }
 
@@ -138,10 +133,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
-		if err != nil {
-			return nil, apierr.Wrap(apierr.Unavailable, err)
-		}
-		return f, nil
+		return f, err
 	}
 	var files []store.File
 
@@ -152,7 +144,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 	}
 	if storedRoot != nil {
 		if err := v.TrustRoot(storedRoot.file.Data); err != nil {
-			return nil, apierr.Wrap(apierr.Unknown, fmt.Errorf("stored root of %s: %w", gun, err))
+			return nil, apierr.Wrap(notaryapi.Unknown, fmt.Errorf("stored root of %s: %w", gun, err))
 		}
 	}
 	if up, ok := uploads[tuf.RoleRoot]; ok {
@@ -160,18 +152,18 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		if storedRoot != nil {
 			next = storedRoot.file.Version + 1
 			if up.common.Version < next {
-				return nil, apierr.New(apierr.OldVersion, struct{}{})
+				return nil, apierr.New(notaryapi.OldVersion, struct{}{})
 			}
 		}
 		if up.common.Version > next && !(storedRoot == nil && up.common.Version == 2) {
-			return nil, apierr.Invalid(apierr.NameBadRoot, fmt.Sprintf("root version %d skips version %d: each root must be the next version so clients can follow the chain", up.common.Version, next))
+			return nil, apierr.Invalid(notaryapi.NameBadRoot, fmt.Sprintf("root version %d skips version %d: each root must be the next version so clients can follow the chain", up.common.Version, next))
 		}
 		if err := v.LoadRoot(up.data); err != nil {
-			return nil, apierr.Invalid(apierr.NameBadRoot, trust.Message(err))
+			return nil, apierr.Invalid(notaryapi.NameBadRoot, trust.Message(err))
 		}
 		files = append(files, newFile(gun, tuf.RoleRoot, up.common, up.data))
 	} else if storedRoot == nil {
-		return nil, apierr.Invalid(apierr.NameValidation, "no pre-existing root and no root provided in update.")
+		return nil, apierr.Invalid(notaryapi.NameValidation, "no pre-existing root and no root provided in update.")
 	}
 	root := v.Root()
 
@@ -200,10 +192,10 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 			if role == tuf.RoleTargets {
 				return apierr.Hierarchy(tuf.RoleTargets, "no targets metadata in the update and none stored for this repository")
 			}
-			return apierr.Invalid(apierr.NameBadTargets, fmt.Sprintf("parent role %s does not exist", role))
+			return apierr.Invalid(notaryapi.NameBadTargets, fmt.Sprintf("parent role %s does not exist", role))
 		}
 		if err := v.TrustTargets(role, f.file.Data); err != nil {
-			return apierr.Invalid(apierr.NameBadTargets, trust.Message(err))
+			return apierr.Invalid(notaryapi.NameBadTargets, trust.Message(err))
 		}
 		return nil
 	}
@@ -216,7 +208,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		}
 		up := uploads[role]
 		if err := v.LoadTargets(role, up.data); err != nil {
-			return nil, apierr.Invalid(apierr.NameBadTargets, trust.Message(err))
+			return nil, apierr.Invalid(notaryapi.NameBadTargets, trust.Message(err))
 		}
 		files = append(files, newFile(gun, role, up.common, up.data))
 	}
@@ -233,14 +225,14 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 	var snapshot []byte
 	if up, ok := uploads[tuf.RoleSnapshot]; ok {
 		if err := v.LoadSnapshot(up.data); err != nil {
-			return nil, apierr.Invalid(apierr.NameBadSnapshot, trust.Message(err))
+			return nil, apierr.Invalid(notaryapi.NameBadSnapshot, trust.Message(err))
 		}
 		files = append(files, newFile(gun, tuf.RoleSnapshot, up.common, up.data))
 		snapshot = up.data
 	} else {
 		signer, ok, err := s.heldKey(ctx, gun, &root.Signed, tuf.RoleSnapshot)
 		if err != nil {
-			return nil, apierr.Wrap(apierr.Unavailable, err)
+			return nil, err
 		}
 		if !ok {
 			return nil, apierr.Hierarchy(tuf.RoleSnapshot, "no snapshot was included in update and server does not hold current snapshot key for repository")
@@ -249,7 +241,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		if storedSnap != nil {
 			prev, err := tuf.ParseSnapshot(storedSnap.file.Data)
 			if err != nil {
-				return nil, apierr.Wrap(apierr.Unknown, fmt.Errorf("stored snapshot of %s: %w", gun, err))
+				return nil, apierr.Wrap(notaryapi.Unknown, fmt.Errorf("stored snapshot of %s: %w", gun, err))
 			}
 			snap.Version = prev.Signed.Version + 1
 			snap.Meta = prev.Signed.Meta
@@ -261,7 +253,7 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		}
 		f, err := signFile(gun, tuf.RoleSnapshot, &snap, snap.Common, signer)
 		if err != nil {
-			return nil, apierr.Wrap(apierr.Unavailable, err)
+			return nil, err
 		}
 		files = append(files, f)
 		snapshot = f.Data
@@ -277,18 +269,10 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 	}
 	ts, err := s.newTimestamp(ctx, gun, &root.Signed, prevTS, snapshot)
 	if errors.Is(err, errNoTimestampKey) {
-		return nil, apierr.Invalid(apierr.NameBadRoot, "no  timestamp keys exist on the server")
+		return nil, apierr.Invalid(notaryapi.NameBadRoot, "no  timestamp keys exist on the server")
 	}
 	if err != nil {
-		return nil, apierr.Wrap(apierr.Unavailable, err)
+		return nil, err
 	}
 	return append(files, ts), nil
-}
-
-// unavailable reports errors that mean the database could not be reached
-// (rather than refused the write): the client may retry later.
-func unavailable(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -142,10 +141,10 @@ func defaultRealm(listen string) (string, error) {
 	return "https://" + net.JoinHostPort(h, p) + auth.TokenPath, nil
 }
 
-// authFromConfig builds the authorizer, and the built-in token service if
-// configured. Both are nil without auth configuration. a has been
-// validated.
-func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, log *slog.Logger) (server.Authorizer, http.Handler, error) {
+// authFromConfig builds the authorizer, and the route group of the
+// built-in token service if configured. Both are nil without auth
+// configuration. a has been validated.
+func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, log *slog.Logger) (server.Authorizer, []server.Group, error) {
 	if !a.enabled() {
 		return nil, nil, nil
 	}
@@ -181,7 +180,7 @@ func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, 
 		}
 	}
 	realm := a.Realm
-	var issuer http.Handler
+	var groups []server.Group
 	if a.Htpasswd != "" {
 		users, err := auth.OpenHtpasswd(a.Htpasswd)
 		if err != nil {
@@ -215,7 +214,7 @@ func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, 
 		if err != nil {
 			return nil, nil, err
 		}
-		issuer = h
+		groups = append(groups, h.Routes())
 		if realm == "" {
 			if realm, err = defaultRealm(listen); err != nil {
 				return nil, nil, err
@@ -228,7 +227,7 @@ func authFromConfig(a AuthConfig, listen, dataDir string, now func() time.Time, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return authz, issuer, nil
+	return authz, groups, nil
 }
 
 func chainSource(a AuthConfig, dataDir string) string {
@@ -236,16 +235,4 @@ func chainSource(a AuthConfig, dataDir string) string {
 		return a.SigningCert
 	}
 	return filepath.Join(dataDir, "auth", auth.SigningCertFile)
-}
-
-// withTokenService routes the built-in token service's path to issuer and
-// everything else to api; api alone when there is no issuer.
-func withTokenService(api, issuer http.Handler) http.Handler {
-	if issuer == nil {
-		return api
-	}
-	mux := http.NewServeMux()
-	mux.Handle(auth.TokenPath, issuer)
-	mux.Handle("/", api)
-	return mux
 }

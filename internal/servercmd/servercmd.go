@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 
-	authz, tokenService, err := authFromConfig(cfg.Auth, cfg.Listen, dataDir, time.Now, log)
+	authz, groups, err := authFromConfig(cfg.Auth, cfg.Listen, dataDir, time.Now, log)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	srv, err := server.New(server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
-		Authorizer: authz,
+		Authorizer: authz, Groups: groups,
 
 		// Replicas (replicas.go).
 		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
@@ -249,7 +249,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           withTokenService(srv.Handler(), tokenService),
+		Handler:           srv.Handler(),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,

@@ -107,10 +107,12 @@ func openCustodian(ctx context.Context, cfg Config, st *sqlstore.Store, getenv f
 	return c, nil
 }
 
-// embeddedCustodian opens the custodian that keeps online keys sealed in
+// embeddedCustodian opens the custody core that keeps online keys sealed in
 // the server's database, under SIGNET_KEY_PASSPHRASE or a passphrase
-// generated into the data directory.
-func embeddedCustodian(ctx context.Context, cfg Config, st *sqlstore.Store, getenv func(string) string, dataDir string, log *slog.Logger) (*custody.Embedded, error) {
+// generated into the data directory (the passphrase of its one alias,
+// custody.ServerAlias). Keys sealed by earlier releases are migrated as it
+// opens (ADR 0008).
+func embeddedCustodian(ctx context.Context, cfg Config, st *sqlstore.Store, getenv func(string) string, dataDir string, log *slog.Logger) (*custody.Core, error) {
 	sealed, err := custody.Initialized(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -123,7 +125,9 @@ func embeddedCustodian(ctx context.Context, cfg Config, st *sqlstore.Store, gete
 		log.Warn("SIGNET_KEY_PASSPHRASE is not set: online keys are encrypted with a passphrase generated into the data directory, so they are protected only by that file's permissions; set SIGNET_KEY_PASSPHRASE (keeping the same value) for real protection",
 			"passphrase_file", generated)
 	}
-	cust, err := custody.Open(ctx, st, passphrase, cfg.KeyAlgorithm, time.Now)
+	opts := custody.ServerOptions(passphrase, cfg.KeyAlgorithm, time.Now)
+	opts.Logger = log
+	cust, err := custody.New(ctx, st, opts)
 	if err != nil {
 		if errors.Is(err, custody.ErrWrongPassphrase) {
 			return nil, fmt.Errorf("%w: SIGNET_KEY_PASSPHRASE (or %s) differs from the one the keys were sealed with", err, filepath.Join(dataDir, passphraseFile))

@@ -31,6 +31,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
 	"github.com/signet-trust/signet/internal/signer"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
@@ -72,9 +73,6 @@ const PINEnv = "SIGNET_SIGNER_PKCS11_PIN"
 // notBuiltPKCS11 explains --pkcs11 in a build without PKCS#11.
 const notBuiltPKCS11 = "--pkcs11: this signet-signer was built without PKCS#11 support; " +
 	"build it with -tags pkcs11 (go build -tags pkcs11 ./cmd/signet-signer; needs cgo and the token's PKCS#11 library)"
-
-// dbFile is the signer's database under the data directory.
-const dbFile = "signer.db"
 
 const usage = `Usage:
   signet-signer --tls-cert FILE --tls-key FILE --client-ca FILE [flags]
@@ -206,7 +204,7 @@ func (c Config) validate() error {
 	if c.TLSCert == "" || c.TLSKey == "" || c.ClientCA == "" {
 		errs = append(errs, errors.New("--tls-cert, --tls-key and --client-ca are required: the signer serves over mutual TLS only"))
 	}
-	if !signer.ValidAlias(c.DefaultAlias) {
+	if !custody.ValidAlias(c.DefaultAlias) {
 		errs = append(errs, fmt.Errorf("--default-alias %q: use 1 to 64 lowercase letters, digits or underscores", c.DefaultAlias))
 	}
 	if c.PKCS11 != "" {
@@ -262,17 +260,10 @@ func (c Config) logger(stderr io.Writer) (*slog.Logger, slog.Handler) {
 	return slog.New(h), h
 }
 
-// openService opens the database and the custody service, with token (nil
-// for none) for new keys.
-func openService(ctx context.Context, cfg Config, defaultAlias string, token signer.Token, getenv func(string) string, log *slog.Logger) (*signer.DB, *signer.Service, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data directory: %w", err)
-	}
-	db, err := signer.OpenDB(ctx, filepath.Join(cfg.DataDir, dbFile))
-	if err != nil {
-		return nil, nil, err
-	}
-	svc, err := signer.Open(ctx, db, signer.Options{
+// openService opens the signer's database and the custody core over it,
+// with token (nil for none) for new keys.
+func openService(ctx context.Context, cfg Config, defaultAlias string, token custody.Token, getenv func(string) string, log *slog.Logger) (*signer.Service, error) {
+	svc, err := signer.Open(ctx, cfg.DataDir, custody.Options{
 		DefaultAlias: defaultAlias,
 		Passphrase: func(alias string) []byte {
 			if p := getenv(PassphraseEnv(alias)); p != "" {
@@ -285,13 +276,12 @@ func openService(ctx context.Context, cfg Config, defaultAlias string, token sig
 		Token:  token,
 	})
 	if err != nil {
-		db.Close()
-		if errors.Is(err, signer.ErrNoPassphrase) {
-			return nil, nil, fmt.Errorf("%w: set %s", err, PassphraseEnv(defaultAlias))
+		if errors.Is(err, custody.ErrNoPassphrase) {
+			return nil, fmt.Errorf("%w: set %s", err, PassphraseEnv(defaultAlias))
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	return db, svc, nil
+	return svc, nil
 }
 
 // Run serves until ctx ends, then shuts down gracefully: it stops accepting
@@ -304,7 +294,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	// Startup runs to completion even if a signal arrives meanwhile.
 	setup := context.WithoutCancel(ctx)
-	var token signer.Token
+	var token custody.Token
 	newKeys := fmt.Sprintf("new keys under alias %q", cfg.DefaultAlias)
 	if cfg.PKCS11 != "" {
 		uri, err := cfg.tokenURI()
@@ -323,11 +313,11 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		token = t
 		newKeys = "new keys in PKCS#11 " + t.Name()
 	}
-	db, svc, err := openService(setup, cfg, cfg.DefaultAlias, token, getenv, log)
+	svc, err := openService(setup, cfg, cfg.DefaultAlias, token, getenv, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer svc.Close()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -381,7 +371,7 @@ func rekeyMain(ctx context.Context, args []string, getenv func(string) string, s
 		if fs.NArg() > 0 {
 			errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 		}
-		if !signer.ValidAlias(*to) {
+		if !custody.ValidAlias(*to) {
 			errs = append(errs, fmt.Errorf("--to %q: name an alias of 1 to 64 lowercase letters, digits or underscores", *to))
 		}
 		err = errors.Join(append(errs, cfg.validateLog()...)...)
@@ -390,17 +380,17 @@ func rekeyMain(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
 		return 2
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, dbFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, signer.DBFile)); err != nil {
 		fmt.Fprintf(stderr, "signet-signer rekey: no signer database in %s: %v\n", cfg.DataDir, err)
 		return 1
 	}
 	log, _ := cfg.logger(stderr)
-	db, svc, err := openService(context.WithoutCancel(ctx), cfg, *to, nil, getenv, log)
+	svc, err := openService(context.WithoutCancel(ctx), cfg, *to, nil, getenv, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)
 		return 1
 	}
-	defer db.Close()
+	defer svc.Close()
 	rep, err := svc.Rekey(ctx, *to)
 	fmt.Fprintf(stdout, "signet-signer rekey: %d key(s) re-wrapped under alias %q\n", rep.Rewrapped, *to)
 	if err != nil {

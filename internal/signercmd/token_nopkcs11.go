@@ -7,14 +7,14 @@ import (
 	"errors"
 	"io"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
-	"github.com/signet-trust/signet/internal/signer"
 )
 
 // pkcs11Built reports whether this signet-signer can keep keys in a
 // PKCS#11 token.
 const pkcs11Built = false
 
-func openToken(context.Context, pkcs11.URI, string) (signer.Token, io.Closer, error) {
+func openToken(context.Context, pkcs11.URI, string) (custody.Token, io.Closer, error) {
 	return nil, nil, errors.New(notBuiltPKCS11)
 }

@@ -1,6 +1,7 @@
 // Package store defines the storage contracts of signet-server: TUF metadata
-// files (append-only, one row per GUN, role and version), the changefeed, and
-// the sealed online keys the embedded custodian keeps.
+// files (append-only, one row per GUN, role and version) and the changefeed.
+// (The key custody core owns the contract of its own records:
+// custody.Storage.)
 //
 // Invariants every implementation keeps (and storetest checks):
 //   - Files are append-only: a stored (GUN, role, version) is never changed.
@@ -12,6 +13,8 @@
 //   - Every stored timestamp adds one changefeed record ("update"); every
 //     Delete that removed something adds one ("deletion").
 //   - Times (Expires, CreatedAt) are kept at least to the microsecond.
+//   - Transient failures (the database unreachable, overloaded, locked or
+//     full) are reported wrapped in ErrUnavailable, and only those.
 //   - PruneVersions never removes the current version of a role, any root
 //     version, a version a current snapshot or timestamp refers to, or a
 //     changefeed record.
@@ -31,9 +34,33 @@ var (
 	// one already stored for the same role (the reference's VERSION error).
 	ErrOldVersion = errors.New("store: a newer or equal version is already stored")
 	// ErrConflict reports a write that collides with an existing record, such
-	// as a key record whose ID is already stored.
+	// as a key record whose ID is already stored (custody.Storage).
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable reports a transient failure: the database could not
+	// be reached or could not serve the request now (connection refused or
+	// lost, a timeout, too many connections, a lock or serialization
+	// conflict, a full disk). The caller may retry later. A read changed
+	// nothing; a write changed nothing either, unless the connection was
+	// lost at commit, when its outcome is unknown until read back.
+	// Implementations mark such errors with Unavailable; callers test with
+	// errors.Is.
+	ErrUnavailable = errors.New("store: temporarily unavailable")
 )
+
+// Unavailable marks err as a transient failure: the result wraps both
+// ErrUnavailable and err, and its message is err's. Unavailable(nil) is
+// nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // Change categories of the changefeed.
 const (
@@ -115,30 +142,4 @@ type Retention struct {
 	// or timestamp (role, data) refers to. The store knows nothing of the
 	// metadata format; the caller does.
 	Referenced func(role string, data []byte) ([]string, error)
-}
-
-// KeyRecord is one online private key, sealed by its custodian.
-type KeyRecord struct {
-	ID        string // TUF key ID
-	GUN       string
-	Role      string // "timestamp" or "snapshot"
-	Algorithm string // TUF key type: "ecdsa" or "ed25519"
-	Public    []byte // public key bytes as they appear in keyval.public
-	Sealed    []byte // encrypted private key; opaque to the store
-	CreatedAt time.Time
-}
-
-// KeyStore stores sealed online keys.
-type KeyStore interface {
-	// PutKey stores a new record; ErrConflict if its ID is already stored.
-	PutKey(ctx context.Context, rec KeyRecord) error
-	// GetKey returns the record of a key ID.
-	GetKey(ctx context.Context, id string) (KeyRecord, error)
-	// ListKeys returns the records of a GUN and role, newest first.
-	ListKeys(ctx context.Context, gun, role string) ([]KeyRecord, error)
-	// GetSetting and PutSetting keep small named values (such as the salt
-	// and check value of the key-encryption key). GetSetting returns
-	// ErrNotFound when unset; PutSetting fails with ErrConflict if set.
-	GetSetting(ctx context.Context, name string) ([]byte, error)
-	PutSetting(ctx context.Context, name string, value []byte) error
 }

@@ -2,11 +2,13 @@ package signerapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +16,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys"
 )
 
@@ -30,8 +34,7 @@ type ClientOptions struct {
 	Timeout time.Duration
 }
 
-// Client talks to a signet-signer. It implements the server's Custodian
-// interface: Create, Keys and Signer.
+// Client talks to a signet-signer. It implements custody.Custodian.
 type Client struct {
 	base    string // https://host:port, no trailing slash
 	hc      *http.Client
@@ -41,6 +44,8 @@ type Client struct {
 	mu   sync.Mutex
 	pubs map[string]heldPub // key ID → the GUN it is held for and its public key
 }
+
+var _ custody.Custodian = (*Client)(nil)
 
 type heldPub struct {
 	gun string
@@ -93,29 +98,117 @@ func NewClient(baseURL string, tlsConfig *tls.Config, opts ClientOptions) (*Clie
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
-// Create makes a new key for gun and role on the signer.
+// Create makes a new online key for gun and role on the signer, of the
+// client's algorithm (the request of earlier releases).
 func (c *Client) Create(ctx context.Context, gun, role string) (*keys.PublicKey, error) {
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodPost, "/v1/keys", nil, CreateKeyRequest{GUN: gun, Role: role, Algorithm: c.alg}, false, &info); err != nil {
 		return nil, fmt.Errorf("signerapi: create %s key of %s: %w", role, gun, err)
 	}
-	k, err := parseInfo(info, "")
+	k, err := c.parse(info, "")
 	if err != nil {
 		return nil, err
 	}
-	c.remember(gun, k)
-	return k, nil
+	return k.Public, nil
 }
 
-// Keys lists the keys the signer holds for gun and role, newest first.
+// Keys lists the active keys the signer holds for gun and role, newest
+// first.
 func (c *Client) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error) {
-	var list KeyList
-	if err := c.call(ctx, http.MethodGet, "/v1/keys", url.Values{"gun": {gun}, "role": {role}}, nil, true, &list); err != nil {
+	ks, err := c.list(ctx, url.Values{"gun": {gun}, "role": {role}})
+	if err != nil {
 		return nil, fmt.Errorf("signerapi: list %s keys of %s: %w", role, gun, err)
 	}
-	out := make([]*keys.PublicKey, 0, len(list.Keys))
+	out := make([]*keys.PublicKey, len(ks))
+	for i, k := range ks {
+		out[i] = k.Public
+	}
+	return out, nil
+}
+
+// CreateKey makes a new key as spec says on the signer.
+func (c *Client) CreateKey(ctx context.Context, spec custody.Spec) (custody.Key, error) {
+	if err := spec.Validate(); err != nil {
+		return custody.Key{}, err
+	}
+	var info KeyInfo
+	if err := c.call(ctx, http.MethodPost, "/v1/keys", nil, createRequest(spec), false, &info); err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: create %s key: %w", spec.Purpose, err)
+	}
+	return c.parse(info, "")
+}
+
+// ImportKey sends priv to the signer, which seals it; priv must be an
+// *ecdsa.PrivateKey (P-256) or an ed25519.PrivateKey.
+func (c *Client) ImportKey(ctx context.Context, spec custody.Spec, priv crypto.Signer) (custody.Key, error) {
+	if err := spec.Validate(); err != nil {
+		return custody.Key{}, err
+	}
+	switch priv.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return custody.Key{}, fmt.Errorf("%w: cannot import a %T (import an *ecdsa.PrivateKey or an ed25519.PrivateKey)", custody.ErrInvalid, priv)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return custody.Key{}, fmt.Errorf("%w: %v", custody.ErrInvalid, err)
+	}
+	var info KeyInfo
+	err = c.call(ctx, http.MethodPost, "/v1/keys/import", nil, ImportKeyRequest{CreateKeyRequest: createRequest(spec), PrivateKey: der}, false, &info)
+	clear(der)
+	if err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: import %s key: %w", spec.Purpose, err)
+	}
+	return c.parse(info, "")
+}
+
+// RotateKey makes a new key like id on the signer.
+func (c *Client) RotateKey(ctx context.Context, id string) (custody.Key, error) {
+	var info KeyInfo
+	if err := c.call(ctx, http.MethodPost, keyPath(id, "/rotate"), nil, nil, false, &info); err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: rotate key %s: %w", id, err)
+	}
+	return c.parse(info, "")
+}
+
+// Key describes a key the signer holds, active or retired.
+func (c *Client) Key(ctx context.Context, id string) (custody.Key, error) {
+	var info KeyInfo
+	if err := c.call(ctx, http.MethodGet, keyPath(id, ""), nil, nil, true, &info); err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: key %s: %w", id, err)
+	}
+	return c.parse(info, id)
+}
+
+// ListKeys lists the keys f selects, newest first.
+func (c *Client) ListKeys(ctx context.Context, f custody.Filter) ([]custody.Key, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"gun": f.GUN, "role": f.Role, "purpose": string(f.Purpose), "owner": f.Owner} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.IncludeRetired {
+		q.Set("retired", "true")
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(min(f.Limit, custody.MaxList)))
+	}
+	ks, err := c.list(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("signerapi: list keys: %w", err)
+	}
+	return ks, nil
+}
+
+func (c *Client) list(ctx context.Context, q url.Values) ([]custody.Key, error) {
+	var list KeyList
+	if err := c.call(ctx, http.MethodGet, "/v1/keys", q, nil, true, &list); err != nil {
+		return nil, err
+	}
+	out := make([]custody.Key, 0, len(list.Keys))
 	for _, info := range list.Keys {
-		k, err := parseInfo(info, "")
+		k, err := c.parse(info, "")
 		if err != nil {
 			return nil, err
 		}
@@ -124,10 +217,31 @@ func (c *Client) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey,
 	return out, nil
 }
 
-// Signer returns a crypto.Signer for a key the signer holds for gun, or an
-// error wrapping keys.ErrKeyNotHeld when it holds none. A key's GUN and
-// public key never change, so they are asked for once and remembered; the
-// signer is not called again until Sign.
+// RetireKey stops a key from signing on the signer.
+func (c *Client) RetireKey(ctx context.Context, id string) (custody.Key, error) {
+	c.forget(id)
+	var info KeyInfo
+	if err := c.call(ctx, http.MethodPost, keyPath(id, "/retire"), nil, nil, true, &info); err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: retire key %s: %w", id, err)
+	}
+	return c.parse(info, id)
+}
+
+// DeleteKey destroys a retired key on the signer.
+func (c *Client) DeleteKey(ctx context.Context, id string) error {
+	c.forget(id)
+	if err := c.call(ctx, http.MethodDelete, keyPath(id, ""), nil, nil, false, nil); err != nil {
+		return fmt.Errorf("signerapi: delete key %s: %w", id, err)
+	}
+	return nil
+}
+
+func keyPath(id, suffix string) string { return "/v1/keys/" + url.PathEscape(id) + suffix }
+
+// Signer returns a crypto.Signer for an active key the signer holds for
+// gun, or an error wrapping custody.ErrNotHeld when it holds none. A key's
+// GUN and public key never change, so they are asked for once and
+// remembered; the signer is not called again until Sign.
 //
 // A crypto.Signer's Sign takes no context, so the returned signer uses ctx
 // (with the client's timeout on top) for its calls: it is meant for the
@@ -140,16 +254,15 @@ func (c *Client) Signer(ctx context.Context, gun, id string) (crypto.Signer, err
 		return &remoteSigner{c: c, ctx: ctx, gun: gun, pub: h.pub}, nil
 	}
 	var info KeyInfo
-	err := c.call(ctx, http.MethodGet, "/v1/keys/"+url.PathEscape(id), url.Values{"gun": {gun}}, nil, true, &info)
+	err := c.call(ctx, http.MethodGet, keyPath(id, ""), url.Values{"gun": {gun}}, nil, true, &info)
 	if err != nil {
 		return nil, fmt.Errorf("signerapi: key %s of %s: %w", id, gun, err)
 	}
-	k, err := parseInfo(info, id)
+	k, err := c.parse(info, id)
 	if err != nil {
 		return nil, err
 	}
-	c.remember(gun, k)
-	return &remoteSigner{c: c, ctx: ctx, gun: gun, pub: k}, nil
+	return &remoteSigner{c: c, ctx: ctx, gun: gun, pub: k.Public}, nil
 }
 
 // Check asks the signer whether it can serve.
@@ -161,10 +274,33 @@ func (c *Client) Check(ctx context.Context) error {
 	return nil
 }
 
+// parse checks a key description from the signer (its public key hashes to
+// its ID, and that ID is wantID when given) and remembers an active key's
+// GUN and public key for Signer.
+func (c *Client) parse(info KeyInfo, wantID string) (custody.Key, error) {
+	pub, err := keys.New(info.Algorithm, info.Public)
+	if err != nil {
+		return custody.Key{}, fmt.Errorf("signerapi: the signer sent a bad key: %w", err)
+	}
+	if pub.ID() != info.ID || (wantID != "" && pub.ID() != wantID) {
+		return custody.Key{}, fmt.Errorf("signerapi: the signer sent key %s for %s", pub.ID(), cmp.Or(wantID, info.ID))
+	}
+	k := custody.Key{
+		Public: pub, GUN: info.GUN, Role: info.Role, Purpose: custody.Purpose(info.Purpose), Owner: info.Owner,
+		Alias: info.Alias, Token: info.Token, CreatedAt: info.CreatedAt, RetiredAt: info.RetiredAt,
+	}
+	if k.RetiredAt.IsZero() {
+		c.remember(k.GUN, pub)
+	} else {
+		c.forget(pub.ID())
+	}
+	return k, nil
+}
+
 func (c *Client) remember(gun string, k *keys.PublicKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.pubs) >= maxPubs {
+	if _, ok := c.pubs[k.ID()]; !ok && len(c.pubs) >= maxPubs {
 		for id := range c.pubs { // drop an arbitrary entry; it is asked for again
 			delete(c.pubs, id)
 			break
@@ -173,22 +309,10 @@ func (c *Client) remember(gun string, k *keys.PublicKey) {
 	c.pubs[k.ID()] = heldPub{gun: gun, pub: k}
 }
 
-func parseInfo(info KeyInfo, wantID string) (*keys.PublicKey, error) {
-	k, err := keys.New(info.Algorithm, info.Public)
-	if err != nil {
-		return nil, fmt.Errorf("signerapi: the signer sent a bad key: %w", err)
-	}
-	if k.ID() != info.ID || (wantID != "" && k.ID() != wantID) {
-		return nil, fmt.Errorf("signerapi: the signer sent key %s for %s", k.ID(), cmpOr(wantID, info.ID))
-	}
-	return k, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+func (c *Client) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pubs, id)
 }
 
 // call sends one request and decodes a 2xx answer into out. replayable
@@ -243,11 +367,20 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 		}
 		switch {
 		case resp.StatusCode == http.StatusNotFound && eb.Error.Code == CodeNotHeld:
-			return fmt.Errorf("%w (%s)", keys.ErrKeyNotHeld, msg)
+			return fmt.Errorf("%w (%s)", custody.ErrNotHeld, msg)
+		case resp.StatusCode == http.StatusBadRequest && eb.Error.Code == CodeInvalid:
+			return fmt.Errorf("%w: the signer says: %s", custody.ErrInvalid, msg)
+		case resp.StatusCode == http.StatusConflict && eb.Error.Code == CodeExists:
+			return fmt.Errorf("%w (%s)", custody.ErrExists, msg)
+		case resp.StatusCode == http.StatusConflict && eb.Error.Code == CodeActive:
+			return fmt.Errorf("%w (%s)", custody.ErrActive, msg)
 		case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusGatewayTimeout:
 			return fmt.Errorf("%w: %s: %s", ErrUnavailable, resp.Status, msg)
 		}
 		return fmt.Errorf("signerapi: the signer answered %s: %s %s", resp.Status, eb.Error.Code, msg)
+	}
+	if out == nil {
+		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("signerapi: the signer's answer: %w", err)

@@ -3,29 +3,27 @@ package signerapi
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys"
 )
 
-// Service is what the handler serves: the signer's custody core. Errors
-// wrapping keys.ErrKeyNotHeld become 404 KEY_NOT_HELD; other errors become
+// Service is what the handler serves: a custody core. Errors wrapping
+// keys.ErrKeyNotHeld become 404 KEY_NOT_HELD, custody.ErrInvalid 400
+// INVALID, custody.ErrExists and custody.ErrActive 409; other errors become
 // 500 INTERNAL, their detail going to the log only.
 type Service interface {
-	// Create makes a key of algorithm for gun and role.
-	Create(ctx context.Context, gun, role, algorithm string) (*keys.PublicKey, error)
-	// Keys lists the keys held for gun and role, newest first.
-	Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, error)
-	// Key returns a key held for gun.
-	Key(ctx context.Context, gun, id string) (*keys.PublicKey, error)
-	// Sign signs as crypto.Signer.Sign does, with a key held for gun.
-	Sign(ctx context.Context, gun, id string, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+	custody.Custodian
 	// Check reports whether the service can serve.
 	Check(ctx context.Context) error
 }
@@ -41,9 +39,13 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	h := &handler{svc: svc, log: log}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/keys", h.wrap("CreateKey", h.create))
+	mux.Handle("POST /v1/keys/import", h.wrap("ImportKey", h.importKey))
 	mux.Handle("GET /v1/keys", h.wrap("ListKeys", h.list))
 	mux.Handle("GET /v1/keys/{id}", h.wrap("GetKey", h.get))
 	mux.Handle("POST /v1/keys/{id}/sign", h.wrap("Sign", h.sign))
+	mux.Handle("POST /v1/keys/{id}/rotate", h.wrap("RotateKey", h.rotate))
+	mux.Handle("POST /v1/keys/{id}/retire", h.wrap("RetireKey", h.retire))
+	mux.Handle("DELETE /v1/keys/{id}", h.wrap("DeleteKey", h.delete))
 	mux.Handle("GET /v1/health", h.wrap("Health", h.health))
 	mux.Handle("/", h.wrap("NotFound", func(http.ResponseWriter, *http.Request) error {
 		return &apiError{http.StatusNotFound, CodeInvalid, "no such route", nil}
@@ -69,6 +71,29 @@ func invalid(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, CodeInvalid, fmt.Sprintf(format, args...), nil}
 }
 
+// answer maps an error of the service to its wire form.
+func answer(op string, err error) *apiError {
+	var e *apiError
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, keys.ErrKeyNotHeld):
+		msg := "key not held for this repository"
+		if errors.Is(err, custody.ErrRetired) {
+			msg = "the key is retired"
+		}
+		return &apiError{http.StatusNotFound, CodeNotHeld, msg, err}
+	case errors.Is(err, custody.ErrInvalid):
+		// Validation errors describe the request, not the signer.
+		return &apiError{http.StatusBadRequest, CodeInvalid, err.Error(), nil}
+	case errors.Is(err, custody.ErrExists):
+		return &apiError{http.StatusConflict, CodeExists, "the key is held already", err}
+	case errors.Is(err, custody.ErrActive):
+		return &apiError{http.StatusConflict, CodeActive, "the key is active; retire it before deleting it", err}
+	}
+	return &apiError{http.StatusInternalServerError, CodeInternal, op + " failed; the cause is in the signer's log", err}
+}
+
 func (h *handler) wrap(op string, f func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -86,14 +111,7 @@ func (h *handler) wrap(op string, f func(http.ResponseWriter, *http.Request) err
 			h.log.LogAttrs(r.Context(), slog.LevelDebug, "request", attrs...)
 			return
 		}
-		var e *apiError
-		switch {
-		case errors.As(err, &e):
-		case errors.Is(err, keys.ErrKeyNotHeld):
-			e = &apiError{http.StatusNotFound, CodeNotHeld, "key not held for this repository", err}
-		default:
-			e = &apiError{http.StatusInternalServerError, CodeInternal, op + " failed; the cause is in the signer's log", err}
-		}
+		e := answer(op, err)
 		lvl := slog.LevelInfo
 		if e.status >= 500 {
 			lvl = slog.LevelError
@@ -137,68 +155,102 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return nil
 }
 
-func requireName(what, v string) error {
-	if v == "" {
-		return invalid("%s is required", what)
-	}
-	return nil
-}
-
 func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	var req CreateKeyRequest
 	if err := decode(w, r, maxSmallBody, &req); err != nil {
 		return err
 	}
-	if err := errors.Join(requireName("gun", req.GUN), requireName("role", req.Role)); err != nil {
-		return err
-	}
-	if req.Algorithm != keys.TypeECDSA && req.Algorithm != keys.TypeED25519 {
-		return invalid("algorithm %q not supported (use ecdsa or ed25519)", req.Algorithm)
-	}
-	k, err := h.svc.Create(r.Context(), req.GUN, req.Role, req.Algorithm)
+	spec, err := req.spec()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, keyInfo(k, req.GUN, req.Role))
-	return nil
+	return writeKey(w, http.StatusCreated)(h.svc.CreateKey(r.Context(), spec))
+}
+
+// writeKey returns a function that answers with a key, or returns the
+// error that came instead.
+func writeKey(w http.ResponseWriter, status int) func(custody.Key, error) error {
+	return func(k custody.Key, err error) error {
+		if err != nil {
+			return err
+		}
+		writeJSON(w, status, keyInfo(k))
+		return nil
+	}
+}
+
+func (h *handler) importKey(w http.ResponseWriter, r *http.Request) error {
+	var req ImportKeyRequest
+	if err := decode(w, r, maxSmallBody, &req); err != nil {
+		return err
+	}
+	spec, err := req.spec()
+	if err != nil {
+		return err
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(req.PrivateKey)
+	if err != nil {
+		return invalid("private_key: not a PKCS#8 private key")
+	}
+	priv, ok := parsed.(crypto.Signer)
+	if !ok {
+		return invalid("private_key: a %T cannot sign", parsed)
+	}
+	return writeKey(w, http.StatusCreated)(h.svc.ImportKey(r.Context(), spec, priv))
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
-	gun, role := r.URL.Query().Get("gun"), r.URL.Query().Get("role")
-	if err := errors.Join(requireName("gun", gun), requireName("role", role)); err != nil {
-		return err
+	q := r.URL.Query()
+	f := custody.Filter{GUN: q.Get("gun"), Role: q.Get("role"), Purpose: custody.Purpose(q.Get("purpose")), Owner: q.Get("owner")}
+	if v := q.Get("retired"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return invalid("retired=%q: use true or false", v)
+		}
+		f.IncludeRetired = b
 	}
-	ks, err := h.svc.Keys(r.Context(), gun, role)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > custody.MaxList {
+			return invalid("limit=%q: use 1 to %d", v, custody.MaxList)
+		}
+		f.Limit = n
+	}
+	ks, err := h.svc.ListKeys(r.Context(), f)
 	if err != nil {
 		return err
 	}
 	out := KeyList{Keys: make([]KeyInfo, 0, len(ks))}
 	for _, k := range ks {
-		out.Keys = append(out.Keys, keyInfo(k, gun, role))
+		out.Keys = append(out.Keys, keyInfo(k))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
+// get describes a key; with ?gun= only an active key held for that GUN
+// (what the client asks before lending a signer).
 func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
-	gun := r.URL.Query().Get("gun")
-	if err := requireName("gun", gun); err != nil {
-		return err
-	}
-	k, err := h.svc.Key(r.Context(), gun, r.PathValue("id"))
+	id := r.PathValue("id")
+	k, err := h.svc.Key(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, keyInfo(k, gun, ""))
+	if q := r.URL.Query(); q.Has("gun") {
+		if gun := q.Get("gun"); k.GUN != gun {
+			return fmt.Errorf("%w: %s for %q", custody.ErrNotHeld, id, gun)
+		}
+		if !k.RetiredAt.IsZero() {
+			return fmt.Errorf("%w: %s", custody.ErrRetired, id)
+		}
+	}
+	writeJSON(w, http.StatusOK, keyInfo(k))
 	return nil
 }
 
 func (h *handler) sign(w http.ResponseWriter, r *http.Request) error {
 	var req SignRequest
 	if err := decode(w, r, maxSignBody, &req); err != nil {
-		return err
-	}
-	if err := requireName("gun", req.GUN); err != nil {
 		return err
 	}
 	var input []byte
@@ -218,11 +270,31 @@ func (h *handler) sign(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return invalid("a sign request carries either hash and digest, or message")
 	}
-	sig, err := h.svc.Sign(r.Context(), req.GUN, r.PathValue("id"), input, opts)
+	s, err := h.svc.Signer(r.Context(), req.GUN, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	sig, err := s.Sign(rand.Reader, input, opts)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, SignResponse{Signature: sig})
+	return nil
+}
+
+func (h *handler) rotate(w http.ResponseWriter, r *http.Request) error {
+	return writeKey(w, http.StatusCreated)(h.svc.RotateKey(r.Context(), r.PathValue("id")))
+}
+
+func (h *handler) retire(w http.ResponseWriter, r *http.Request) error {
+	return writeKey(w, http.StatusOK)(h.svc.RetireKey(r.Context(), r.PathValue("id")))
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := h.svc.DeleteKey(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

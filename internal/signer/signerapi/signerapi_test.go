@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -19,11 +22,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/custody/custodiantest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/signer"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
@@ -101,42 +105,22 @@ type env struct {
 	calls     *atomic.Int64 // requests that reached the handler
 }
 
-// sharedService is one signer for the whole test binary: opening one
-// derives a key-encryption key with scrypt, which is slow under -race.
-// Tests use their own GUNs.
-var sharedService = sync.OnceValues(func() (*signer.Service, error) {
-	dir, err := os.MkdirTemp("", "signerapi-test-")
-	if err != nil {
-		return nil, err
-	}
-	testDirs = append(testDirs, dir)
-	db, err := signer.OpenDB(context.Background(), filepath.Join(dir, "signer.db"))
-	if err != nil {
-		return nil, err
-	}
-	return signer.Open(context.Background(), db, signer.Options{
-		DefaultAlias: "test", Passphrase: func(a string) []byte { return []byte("pass-" + a) },
-	})
-})
-
-var testDirs []string
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, d := range testDirs {
-		os.RemoveAll(d)
-	}
-	os.Exit(code)
-}
-
-func newService(t testing.TB) *signer.Service {
+// openService opens signet-signer's service over dir (aliases derived
+// cheaply: tests only).
+func openService(t testing.TB, dir string) *signer.Service {
 	t.Helper()
-	svc, err := sharedService()
+	svc, err := signer.Open(t.Context(), dir, custody.Options{
+		DefaultAlias: "test", Passphrase: func(a string) []byte { return []byte("pass-" + a) },
+		InsecureAliasKDF: "scrypt-n1024-r8-p1",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { svc.Close() })
 	return svc
 }
+
+func newService(t testing.TB) *signer.Service { return openService(t, t.TempDir()) }
 
 // uniqueGUN is a GUN no other test uses.
 func uniqueGUN(t testing.TB) string {
@@ -369,8 +353,11 @@ type lyingService struct {
 	other crypto.Signer
 }
 
-func (l lyingService) Sign(_ context.Context, _, _ string, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	return l.other.Sign(rand.Reader, digest, opts)
+func (l lyingService) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
+	if _, err := l.Service.Signer(ctx, gun, id); err != nil {
+		return nil, err
+	}
+	return l.other, nil
 }
 
 func TestClientChecksSignatures(t *testing.T) {
@@ -389,6 +376,21 @@ func TestClientChecksSignatures(t *testing.T) {
 	}
 }
 
+// TestConformance runs custodiantest against the client, talking to
+// signet-signer's service over mutual TLS on 127.0.0.1.
+func TestConformance(t *testing.T) {
+	custodiantest.Run(t, func(t *testing.T) custodiantest.Subject {
+		dir := t.TempDir()
+		return custodiantest.Subject{
+			Custodian: startSigner(t, openService(t, dir), nil, signerapi.ClientOptions{}).client,
+			Restart: func(t *testing.T) custody.Custodian {
+				return startSigner(t, openService(t, dir), nil, signerapi.ClientOptions{}).client
+			},
+		}
+	})
+}
+
+// TestBadRequests: malformed requests are 400 INVALID and store nothing.
 func TestBadRequests(t *testing.T) {
 	e := startSigner(t, newService(t), nil, signerapi.ClientOptions{})
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: e.clientTLS}}
@@ -396,24 +398,97 @@ func TestBadRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ path, body string }{
-		{"/v1/keys", `{"gun":"g","role":"timestamp","algorithm":"rsa"}`},
-		{"/v1/keys", `{"gun":"","role":"timestamp","algorithm":"ecdsa"}`},
-		{"/v1/keys", `{"gun":"g","role":"timestamp","algorithm":"ecdsa","extra":1}`},
-		{"/v1/keys/" + pub.ID() + "/sign", `{"gun":"g","hash":"SHA-256","digest":"AAAA"}`},
-		{"/v1/keys/" + pub.ID() + "/sign", `{"gun":"g","hash":"MD5","digest":"AAAA"}`},
-		{"/v1/keys/" + pub.ID() + "/sign", `{"gun":"g"}`},
+	before, err := e.client.ListKeys(t.Context(), custody.Filter{IncludeRetired: true})
+	if err != nil || len(before) != 1 {
+		t.Fatalf("ListKeys = %v, %v", before, err)
+	}
+	ed, _ := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	edB64 := base64.StdEncoding.EncodeToString(ed)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/keys", `{"gun":"g","role":"timestamp","algorithm":"rsa"}`},
+		{"POST", "/v1/keys", `{"gun":"","role":"timestamp","algorithm":"ecdsa"}`},
+		{"POST", "/v1/keys", `{"gun":"g","role":"root","algorithm":"ecdsa"}`},
+		{"POST", "/v1/keys", `{"gun":"g","role":"timestamp","algorithm":"ecdsa","extra":1}`},
+		{"POST", "/v1/keys", `{"gun":"g","role":"targets/a","algorithm":"ecdsa","purpose":"delegation","owner":"nobody"}`},
+		{"POST", "/v1/keys", `{"gun":"g","role":"targets/a","algorithm":"ecdsa","purpose":"delegation"}`},
+		{"POST", "/v1/keys/import", `{"gun":"","role":"","algorithm":"","purpose":"cosign","owner":"server","private_key":"AAAA"}`},
+		{"POST", "/v1/keys/import", `{"gun":"","role":"","algorithm":"ecdsa","purpose":"cosign","owner":"server","private_key":"` + edB64 + `"}`},
+		{"POST", "/v1/keys/import", `{"gun":"g","role":"timestamp","algorithm":"","purpose":"cosign","owner":"server","private_key":"` + edB64 + `"}`},
+		{"POST", "/v1/keys/" + pub.ID() + "/sign", `{"gun":"g","hash":"SHA-256","digest":"AAAA"}`},
+		{"POST", "/v1/keys/" + pub.ID() + "/sign", `{"gun":"g","hash":"MD5","digest":"AAAA"}`},
+		{"POST", "/v1/keys/" + pub.ID() + "/sign", `{"gun":"g"}`},
+		{"GET", "/v1/keys?retired=maybe", ``},
+		{"GET", "/v1/keys?limit=0", ``},
+		{"GET", "/v1/keys?limit=100000", ``},
 	} {
-		resp, err := hc.Post(e.url+c.path, "application/json", strings.NewReader(c.body))
+		req, _ := http.NewRequestWithContext(t.Context(), c.method, e.url+c.path, strings.NewReader(c.body))
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("POST %s %s: %s %s, want 400", c.path, c.body, resp.Status, body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), signerapi.CodeInvalid) {
+			t.Errorf("%s %s %s: %s %s, want 400 INVALID", c.method, c.path, c.body, resp.Status, body)
 		}
 	}
+	after, err := e.client.ListKeys(t.Context(), custody.Filter{IncludeRetired: true})
+	if err != nil || len(after) != 1 || after[0].ID() != pub.ID() || !after[0].RetiredAt.IsZero() {
+		t.Fatalf("keys after bad requests: %v, %v; want only %s, active", after, err, pub.ID())
+	}
+}
+
+// TestEarlierProtocol: the requests of earlier releases' clients get the
+// answers they did.
+func TestEarlierProtocol(t *testing.T) {
+	e := startSigner(t, newService(t), nil, signerapi.ClientOptions{})
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: e.clientTLS}}
+	do := func(method, path, body string, want int, out any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, e.url+path, strings.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, raw, want)
+		}
+		if out != nil {
+			if err := json.Unmarshal(raw, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var info signerapi.KeyInfo
+	do("POST", "/v1/keys", `{"gun":"example.com/old","role":"snapshot","algorithm":"ed25519"}`, http.StatusCreated, &info)
+	pub, err := keys.New(info.Algorithm, info.Public)
+	if err != nil || pub.ID() != info.ID || info.GUN != "example.com/old" || info.Role != "snapshot" || info.Algorithm != keys.TypeED25519 {
+		t.Fatalf("create answered %+v (%v)", info, err)
+	}
+	var list signerapi.KeyList
+	do("GET", "/v1/keys?gun=example.com/old&role=snapshot", "", http.StatusOK, &list)
+	if len(list.Keys) != 1 || list.Keys[0].ID != info.ID {
+		t.Fatalf("list answered %+v", list)
+	}
+	var got signerapi.KeyInfo
+	do("GET", "/v1/keys/"+info.ID+"?gun=example.com/old", "", http.StatusOK, &got)
+	if got.ID != info.ID {
+		t.Fatalf("get answered %+v", got)
+	}
+	var eb signerapi.ErrorBody
+	do("GET", "/v1/keys/"+info.ID+"?gun=example.com/other", "", http.StatusNotFound, &eb)
+	if eb.Error.Code != signerapi.CodeNotHeld {
+		t.Fatalf("get for another GUN answered %+v", eb)
+	}
+	msg := []byte("a message")
+	var sig signerapi.SignResponse
+	do("POST", "/v1/keys/"+info.ID+"/sign", `{"gun":"example.com/old","message":"`+base64.StdEncoding.EncodeToString(msg)+`"}`, http.StatusOK, &sig)
+	if !ed25519.Verify(pub.CryptoKey().(ed25519.PublicKey), msg, sig.Signature) {
+		t.Fatal("the signature does not verify")
+	}
+	do("POST", "/v1/keys/"+info.ID+"/sign", `{"gun":"example.com/other","message":"AAAA"}`, http.StatusNotFound, &eb)
 }
 
 // BenchmarkSign compares one signature made in process with one made

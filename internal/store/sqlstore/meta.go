@@ -20,7 +20,7 @@ import (
 // computed; a SHA256 that does not match Data is refused.
 func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlstore: update %q: %w", gun, err)
+		return fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
 	}
 	if len(files) == 0 {
 		return nil
@@ -94,7 +94,7 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) 
 		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlstore: update %q: %w", gun, err)
+		return fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func (s *Store) GetCurrent(ctx context.Context, gun, role string) (store.File, e
 	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
 WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, gun, role))
 	if err != nil {
-		return store.File{}, fmt.Errorf("sqlstore: get %q %s: %w", gun, role, notFound(err))
+		return store.File{}, fmt.Errorf("sqlstore: get %q %s: %w", gun, role, classify(notFound(err)))
 	}
 	return f, nil
 }
@@ -158,7 +158,7 @@ func (s *Store) GetVersion(ctx context.Context, gun, role string, version int) (
 	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
 WHERE gun = ? AND role = ? AND version = ?`, gun, role, version))
 	if err != nil {
-		return store.File{}, fmt.Errorf("sqlstore: get %q %s version %d: %w", gun, role, version, notFound(err))
+		return store.File{}, fmt.Errorf("sqlstore: get %q %s version %d: %w", gun, role, version, classify(notFound(err)))
 	}
 	return f, nil
 }
@@ -168,7 +168,7 @@ func (s *Store) GetChecksum(ctx context.Context, gun, role, sha256hex string) (s
 	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileColumns+` FROM tuf_files
 WHERE sha256 = ? AND gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, sha256hex, gun, role))
 	if err != nil {
-		return store.File{}, fmt.Errorf("sqlstore: get %q %s sha256 %s: %w", gun, role, sha256hex, notFound(err))
+		return store.File{}, fmt.Errorf("sqlstore: get %q %s sha256 %s: %w", gun, role, sha256hex, classify(notFound(err)))
 	}
 	return f, nil
 }
@@ -204,7 +204,7 @@ func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
 		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
-		return false, fmt.Errorf("sqlstore: delete %q: %w", gun, err)
+		return false, fmt.Errorf("sqlstore: delete %q: %w", gun, classify(err))
 	}
 	return deleted, nil
 }
@@ -212,7 +212,7 @@ func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
 // Changes implements store.MetaStore. records 0 returns no records.
 func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records int) ([]store.Change, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: changes: %w", err)
+		return nil, fmt.Errorf("sqlstore: changes: %w", classify(err))
 	}
 	backwards := changeID < 0 || records < 0
 	limit := int64(records)
@@ -251,7 +251,7 @@ func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records
 
 	rows, err := s.r.QueryContext(ctx, s.d.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: changes: %w", err)
+		return nil, fmt.Errorf("sqlstore: changes: %w", classify(err))
 	}
 	defer rows.Close()
 	var out []store.Change
@@ -261,13 +261,13 @@ func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records
 			created dbTime
 		)
 		if err := rows.Scan(&c.ID, &created, &c.GUN, &c.Version, &c.SHA256, &c.Category); err != nil {
-			return nil, fmt.Errorf("sqlstore: changes: %w", err)
+			return nil, fmt.Errorf("sqlstore: changes: %w", classify(err))
 		}
 		c.CreatedAt = created.t
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: changes: %w", err)
+		return nil, fmt.Errorf("sqlstore: changes: %w", classify(err))
 	}
 	if backwards {
 		slices.Reverse(out)
@@ -278,7 +278,7 @@ func (s *Store) Changes(ctx context.Context, gun string, changeID int64, records
 // Expiring implements store.MetaStore. Files come soonest expiry first.
 func (s *Store) Expiring(ctx context.Context, role string, before time.Time, limit int) ([]store.File, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: expiring: %w", err)
+		return nil, fmt.Errorf("sqlstore: expiring: %w", classify(err))
 	}
 	if limit <= 0 {
 		return nil, nil
@@ -294,7 +294,7 @@ WHERE h.role = ? AND h.expires < ?
 ORDER BY h.expires, h.gun
 LIMIT ?`), role, s.d.timeArg(cutoff), limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: expiring: %w", err)
+		return nil, fmt.Errorf("sqlstore: expiring: %w", classify(err))
 	}
 	defer rows.Close()
 	var out []store.File
@@ -304,13 +304,13 @@ LIMIT ?`), role, s.d.timeArg(cutoff), limit)
 			expires, created dbTime
 		)
 		if err := rows.Scan(&f.GUN, &f.Role, &f.Version, &f.SHA256, &expires, &created); err != nil {
-			return nil, fmt.Errorf("sqlstore: expiring: %w", err)
+			return nil, fmt.Errorf("sqlstore: expiring: %w", classify(err))
 		}
 		f.Expires, f.CreatedAt = expires.t, created.t
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: expiring: %w", err)
+		return nil, fmt.Errorf("sqlstore: expiring: %w", classify(err))
 	}
 	return out, nil
 }

@@ -37,7 +37,7 @@ WHERE gun >= ? AND role <> 'root'
 GROUP BY gun, role HAVING COUNT(*) > ?
 ORDER BY gun, role LIMIT ?`), from, p.KeepVersions, pruneGUNBatch)
 	if err != nil {
-		return "", 0, fmt.Errorf("sqlstore: prune: %w", err)
+		return "", 0, fmt.Errorf("sqlstore: prune: %w", classify(err))
 	}
 	var (
 		guns  []string
@@ -47,7 +47,7 @@ ORDER BY gun, role LIMIT ?`), from, p.KeepVersions, pruneGUNBatch)
 		var g string
 		if err := rows.Scan(&g); err != nil {
 			rows.Close()
-			return "", 0, fmt.Errorf("sqlstore: prune: %w", err)
+			return "", 0, fmt.Errorf("sqlstore: prune: %w", classify(err))
 		}
 		pairs++
 		if len(guns) == 0 || guns[len(guns)-1] != g {
@@ -56,7 +56,7 @@ ORDER BY gun, role LIMIT ?`), from, p.KeepVersions, pruneGUNBatch)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return "", 0, fmt.Errorf("sqlstore: prune: %w", err)
+		return "", 0, fmt.Errorf("sqlstore: prune: %w", classify(err))
 	}
 	full := pairs == pruneGUNBatch
 
@@ -67,7 +67,7 @@ ORDER BY gun, role LIMIT ?`), from, p.KeepVersions, pruneGUNBatch)
 	after := func(gun string) (string, int, error) {
 		var next sql.NullString
 		if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT MIN(gun) FROM tuf_heads WHERE gun > ?`), gun).Scan(&next); err != nil {
-			errs = append(errs, fmt.Errorf("sqlstore: prune: %w", err))
+			errs = append(errs, fmt.Errorf("sqlstore: prune: %w", classify(err)))
 			return gun, deleted, errors.Join(errs...)
 		}
 		return next.String, deleted, errors.Join(errs...)
@@ -77,9 +77,9 @@ ORDER BY gun, role LIMIT ?`), from, p.KeepVersions, pruneGUNBatch)
 		deleted += n
 		if err != nil {
 			if ctx.Err() != nil {
-				return gun, deleted, fmt.Errorf("sqlstore: prune %q: %w", gun, ctx.Err())
+				return gun, deleted, fmt.Errorf("sqlstore: prune %q: %w", gun, classify(ctx.Err()))
 			}
-			errs = append(errs, fmt.Errorf("sqlstore: prune %q (left whole): %w", gun, err))
+			errs = append(errs, fmt.Errorf("sqlstore: prune %q (left whole): %w", gun, classify(err)))
 			continue
 		}
 		if !complete {

@@ -1,5 +1,5 @@
-// Package sqlstore implements store.MetaStore and store.KeyStore on
-// database/sql, for SQLite (the pure-Go modernc.org/sqlite driver, so
+// Package sqlstore implements store.MetaStore and custody.Storage (the key
+// custody core's records) on database/sql, for SQLite (the pure-Go modernc.org/sqlite driver, so
 // CGO_ENABLED=0 builds work) and PostgreSQL (pgx).
 //
 // Invariants, beyond those of package store:
@@ -37,7 +37,7 @@ import (
 	"github.com/signet-trust/signet/internal/store"
 )
 
-// Store is a SQL-backed store.MetaStore and store.KeyStore. It is safe for
+// Store is a SQL-backed store.MetaStore and custody.Storage. It is safe for
 // concurrent use. Close it when done.
 type Store struct {
 	d   *dialect
@@ -53,10 +53,7 @@ type Store struct {
 	stmts stmtCache
 }
 
-var (
-	_ store.MetaStore = (*Store)(nil)
-	_ store.KeyStore  = (*Store)(nil)
-)
+var _ store.MetaStore = (*Store)(nil)
 
 // An Option configures Open.
 type Option func(*config)

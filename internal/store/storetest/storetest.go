@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of the store contracts: every
-// store.MetaStore and store.KeyStore implementation runs it from its tests.
+// store.MetaStore implementation runs it from its tests.
 //
-// The open function passed to RunMetaStore and RunKeyStore is called once
+// The open function passed to RunMetaStore is called once
 // per subtest and must return a new, empty store; it arranges its own
 // cleanup with t.Cleanup. Subtests run one after another.
 package storetest

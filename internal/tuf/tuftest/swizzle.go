@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -127,7 +128,7 @@ func roleOf(name string) string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	prefix := "/v2/" + s.gun + "/_trust/tuf/"
+	prefix := notaryapi.TUFPath(s.gun)
 	file, ok := strings.CutPrefix(r.URL.Path, prefix)
 	if !ok || r.Method != http.MethodGet || !strings.HasSuffix(file, ".json") {
 		notFound(w)
@@ -156,9 +157,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func notFound(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusNotFound)
-	_, _ = w.Write([]byte(`{"errors":[{"code":"METADATA_NOT_FOUND","message":"You have requested metadata that does not exist."}]}`))
+	w.Header().Set("Content-Type", notaryapi.ContentTypeJSON)
+	w.WriteHeader(notaryapi.MetadataNotFound.Status())
+	_, _ = w.Write(notaryapi.ErrorBody(notaryapi.MetadataNotFound, nil))
 }
 
 // Endless answers 200 with Prefix and then filler bytes without end, until
