@@ -40,22 +40,6 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []audit.Eve
 	return err
 }
 
-// nullTime is a time column that may be NULL; the zero time is NULL.
-type nullTime struct{ t time.Time }
-
-func (n *nullTime) Scan(src any) error {
-	if src == nil {
-		n.t = time.Time{}
-		return nil
-	}
-	var d dbTime
-	if err := d.Scan(src); err != nil {
-		return err
-	}
-	n.t = d.t
-	return nil
-}
-
 func (s *Store) nullTimeArg(t time.Time) any {
 	if t.IsZero() {
 		return nil
@@ -65,12 +49,13 @@ func (s *Store) nullTimeArg(t time.Time) any {
 
 func (s *Store) timeArg(t time.Time) any { return s.d.timeArg(storeTime(t)) }
 
-// svcErr wraps an error of a service method.
+// svcErr wraps an error of a service method: store.ErrNotFound for a
+// missing row, store.ErrUnavailable for a transient failure.
 func svcErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("sqlstore: %s: %w", op, notFound(err))
+	return fmt.Errorf("sqlstore: %s: %w", op, classify(notFound(err)))
 }
 
 // queryRows runs a read query on the read pool and calls fn for each row.
