@@ -85,16 +85,24 @@ func uploadReadErr(err error, limit int64) error {
 }
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
-	ctx := r.Context()
 	uploads, err := readUpload(r, s.cfg.MaxUploadBytes)
 	if err != nil {
 		s.m.rejected("malformed")
 		return err
 	}
-	unlock := s.locks.lock(p.GUN)
+	_, err = s.update(r.Context(), p.GUN, uploads)
+	return err
+}
+
+// update validates uploads against gun's current state and stores the
+// result atomically: the one path of every write of metadata, whether it
+// comes over HTTP or from the signing service (Publish). It returns the
+// files stored.
+func (s *Server) update(ctx context.Context, gun string, uploads map[string]upload) ([]store.File, error) {
+	unlock := s.locks.lock(gun)
 	defer unlock()
 	remoteGen := s.cache.remoteGeneration()
-	files, err := s.validate(ctx, p.GUN, uploads)
+	files, err := s.validate(ctx, gun, uploads)
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
@@ -102,24 +110,24 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 				s.m.rejected(d.Name)
 			}
 		}
-		return err
+		return nil, err
 	}
-	if err := s.cfg.Store.UpdateMany(ctx, p.GUN, files); err != nil {
-		s.cache.invalidate(p.GUN)
+	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
+		s.cache.invalidate(gun)
 		if errors.Is(err, store.ErrOldVersion) {
 			s.m.rejected("version")
-			return err
+			return nil, err
 		}
-		return apierr.Wrap(notaryapi.Updating, err)
+		return nil, apierr.Wrap(notaryapi.Updating, err)
 	}
-	s.cache.replace(remoteGen, p.GUN, files, s.now())
+	s.cache.replace(remoteGen, gun, files, s.now())
 	s.m.publishes.Inc()
 	roles := make([]string, 0, len(files))
 	for _, f := range files {
 		roles = append(roles, fmt.Sprintf("%s@%d", f.Role, f.Version))
 	}
-	s.log.InfoContext(ctx, "repository updated", "gun", p.GUN, "files", roles)
-	return nil
+	s.log.InfoContext(ctx, "repository updated", "gun", gun, "files", roles)
+	return files, nil
 }
 
 // validate is the chokepoint every upload passes, in the reference's order:

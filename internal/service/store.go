@@ -20,6 +20,42 @@ var (
 	ErrUnchanged = errors.New("service: unchanged")
 )
 
+// Effects are what a change of a request brings with it, committed in
+// the same transaction: the audit events recording it and the
+// notifications it causes (the outbox of package notify's worker).
+type Effects struct {
+	Events     []audit.Event
+	Deliveries []Delivery
+}
+
+// Delivery is one notification to one target, queued in the outbox.
+type Delivery struct {
+	ID        string
+	RequestID string // the request the notification is about
+	Kind      string // "webhook" or "email"
+	// Target is the webhook's ID (a policy, "project/policy") or an
+	// e-mail address.
+	Target string
+	// Notification is the notification as JSON.
+	Notification []byte
+	// State is "pending", "delivered" or "failed"; Attempts counts the
+	// attempts made; NextAttempt is when a pending one is due; LastError
+	// is the last failure.
+	State       string
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Created     time.Time
+	Updated     time.Time
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
 // UnknownUsersError reports users named (as managers, approvers or
 // submitters) who do not exist.
 type UnknownUsersError struct{ Names []string }
@@ -127,17 +163,19 @@ type Store interface {
 	// requests.
 	DeletePolicy(ctx context.Context, project, name string, events []audit.Event) error
 
-	// CreateRequest stores a new request of an existing policy. When r has
-	// a RunKey and a pending request with that key exists, nothing is
-	// stored and that request is returned with created=false.
-	CreateRequest(ctx context.Context, r Request, events []audit.Event) (got Request, created bool, err error)
+	// CreateRequest stores a new request of an existing policy, with its
+	// effects. When r has a RunKey and a pending request with that key
+	// exists, nothing is stored and that request is returned with
+	// created=false.
+	CreateRequest(ctx context.Context, r Request, fx Effects) (got Request, created bool, err error)
 	GetRequest(ctx context.Context, id string) (Request, error)
 	// ListRequests lists requests newest first.
 	ListRequests(ctx context.Context, f RequestFilter) ([]Request, error)
 	// UpdateRequest changes a request under a lock: fn gets the stored
 	// request and changes what may change (status, decisions, reason,
-	// signed roles, expiry, attempts, claim, status token, updated).
-	UpdateRequest(ctx context.Context, id string, fn func(*Request) ([]audit.Event, error)) (Request, error)
+	// signed roles, expiry, attempts, claim, status token, updated) and
+	// returns the effects of the change.
+	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Effects, error)) (Request, error)
 	// CountRequests counts a project's requests created at or after since.
 	CountRequests(ctx context.Context, project string, since time.Time) (int, error)
 	// ClaimSigning leases up to limit requests in StatusSigning whose claim
@@ -154,4 +192,15 @@ type Store interface {
 	// DeleteRequest removes a request in a final status (store.ErrConflict
 	// for a pending one).
 	DeleteRequest(ctx context.Context, id string, events []audit.Event) error
+
+	// ClaimDeliveries returns up to limit pending deliveries due at now,
+	// earliest first, and moves their NextAttempt to now+lease atomically,
+	// so that no other claim returns them before the lease ends.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// RecordDelivery stores the outcome of an attempt at a delivery: its
+	// state, attempts, next attempt (pending) and last error, at time at.
+	RecordDelivery(ctx context.Context, id, state string, attempts int, next time.Time, lastError string, at time.Time) error
+	// ListDeliveries lists the deliveries of a request's notifications
+	// (whose notification names it), oldest first.
+	ListDeliveries(ctx context.Context, requestID string) ([]Delivery, error)
 }

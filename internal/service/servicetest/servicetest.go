@@ -60,6 +60,8 @@ func Run(t *testing.T, open func(t *testing.T) Opened) {
 		{"ClaimSigning", testClaimSigning},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Housekeeping", testHousekeeping},
+		{"Outbox", testOutbox},
+		{"ConcurrentDeliveryClaims", testConcurrentDeliveryClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,7 +180,7 @@ func request(projectName, policyName string, status service.Status) service.Requ
 
 func mustRequest(t *testing.T, s service.Store, r service.Request) service.Request {
 	t.Helper()
-	got, created, err := s.CreateRequest(t.Context(), r, nil)
+	got, created, err := s.CreateRequest(t.Context(), r, service.Effects{})
 	if err != nil || !created {
 		t.Fatalf("CreateRequest(%s) = created %v, %v", r.ID, created, err)
 	}
@@ -661,9 +663,9 @@ func testDeleteWithPending(t *testing.T, o Opened) {
 		t.Errorf("DeleteProject(pending request) = %v, want *InUseError", err)
 	}
 	l.expect(t, "refused deletions")
-	if _, err := s.UpdateRequest(ctx, r.ID, func(r *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, r.ID, func(r *service.Request) (service.Effects, error) {
 		r.Status = service.StatusCanceled
-		return nil, nil
+		return service.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -685,7 +687,7 @@ func testRequests(t *testing.T, o Opened) {
 	r := request("app", "release", service.StatusAwaitingApproval)
 	r.Images = append(r.Images, service.Image{Ref: "registry.example/app:v1-debug", GUN: "registry.example/app", Tag: "v1-debug", Digest: "sha256:" + fmt.Sprintf("%064x", 99), Size: 1})
 	r.ResubmittedFrom = "0190-older"
-	got, created, err := s.CreateRequest(ctx, r, []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})})
+	got, created, err := s.CreateRequest(ctx, r, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}})
 	if err != nil || !created {
 		t.Fatalf("CreateRequest = %v, %v", created, err)
 	}
@@ -696,15 +698,15 @@ func testRequests(t *testing.T, o Opened) {
 		t.Fatal(err)
 	}
 	diff(t, "GetRequest", again, r)
-	if _, _, err := s.CreateRequest(ctx, r, []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := s.CreateRequest(ctx, r, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("CreateRequest(same ID) = %v, want ErrConflict", err)
 	}
 	bad := request("app", "nope", service.StatusAwaitingApproval)
-	if _, _, err := s.CreateRequest(ctx, bad, []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: bad.ID})}); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.CreateRequest(ctx, bad, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: bad.ID})}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CreateRequest(unknown policy) = %v, want ErrNotFound", err)
 	}
 	final := request("app", "release", service.StatusSigned)
-	if _, _, err := s.CreateRequest(ctx, final, nil); err == nil {
+	if _, _, err := s.CreateRequest(ctx, final, service.Effects{}); err == nil {
 		t.Error("CreateRequest(signed) succeeded; a new request is pending")
 	}
 	l.expect(t, "refused requests")
@@ -724,7 +726,7 @@ func testRunKey(t *testing.T, o Opened) {
 	mustRequest(t, s, first)
 	rerun := request("app", "release", service.StatusAwaitingApproval)
 	rerun.RunKey = "run-1"
-	got, created, err := s.CreateRequest(ctx, rerun, []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: rerun.ID})})
+	got, created, err := s.CreateRequest(ctx, rerun, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: rerun.ID})}})
 	if err != nil || created || got.ID != first.ID {
 		t.Fatalf("CreateRequest(same run key) = %s, created %v, %v; want %s", got.ID, created, err, first.ID)
 	}
@@ -736,13 +738,13 @@ func testRunKey(t *testing.T, o Opened) {
 	other.RunKey = "run-2"
 	mustRequest(t, s, other)
 	// Once the first is final, the key is free for a new request.
-	if _, err := s.UpdateRequest(ctx, first.ID, func(r *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, first.ID, func(r *service.Request) (service.Effects, error) {
 		r.Status = service.StatusDenied
-		return nil, nil
+		return service.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, created, err = s.CreateRequest(ctx, rerun, nil)
+	got, created, err = s.CreateRequest(ctx, rerun, service.Effects{})
 	if err != nil || !created || got.ID != rerun.ID {
 		t.Errorf("CreateRequest(run key of a finished request) = %s, created %v, %v", got.ID, created, err)
 	}
@@ -822,14 +824,14 @@ func testUpdateRequest(t *testing.T, o Opened) {
 	r := mustRequest(t, s, request("app", "release", service.StatusAwaitingApproval))
 	l.expect(t, "setup")
 	later := base.Add(time.Hour)
-	got, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) ([]audit.Event, error) {
+	got, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
 		q.Status = service.StatusSigning
 		q.Approvals = append(q.Approvals, service.Decision{User: "alice", Time: later, Comment: "ok"})
 		q.Updated, q.Attempts, q.ClaimedBy, q.ClaimedUntil = later, 2, "worker", later.Add(time.Minute)
 		q.Expires = later.Add(time.Hour)
 		// What never changes:
 		q.Project, q.Images, q.Origin, q.Submitter, q.RunKey = "x", nil, nil, "mallory", "k"
-		return []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}, nil
+		return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -844,10 +846,10 @@ func testUpdateRequest(t *testing.T, o Opened) {
 	l.expect(t, "UpdateRequest", audit.RequestApprove)
 
 	signed := []service.SignedRole{{Role: "targets/ci", Version: 3, SHA256: fmt.Sprintf("%064x", 1)}}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
 		q.Status, q.Signed, q.ClaimedBy, q.ClaimedUntil = service.StatusSigned, signed, "", time.Time{}
 		q.Denials, q.Reason = []service.Decision{{User: "bob", Time: later}}, "why"
-		return nil, nil
+		return service.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -856,20 +858,20 @@ func testUpdateRequest(t *testing.T, o Opened) {
 		len(final.Denials) != 1 || final.Reason != "why" {
 		t.Errorf("signed request = %+v", final)
 	}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
 		q.Status = service.StatusFailed
-		return []audit.Event{ev(audit.RequestFail, audit.Subject{RequestID: r.ID})}, nil
+		return service.Effects{Events: []audit.Event{ev(audit.RequestFail, audit.Subject{RequestID: r.ID})}}, nil
 	}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("changing a final status = %v, want ErrConflict", err)
 	}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
 		q.Status = "bogus"
-		return nil, nil
+		return service.Effects{}, nil
 	}); err == nil {
 		t.Error("an unknown status was stored")
 	}
 	l.expect(t, "refused updates")
-	if _, err := s.UpdateRequest(ctx, "nope", func(*service.Request) ([]audit.Event, error) { return nil, nil }); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateRequest(ctx, "nope", func(*service.Request) (service.Effects, error) { return service.Effects{}, nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateRequest(unknown) = %v", err)
 	}
 }
@@ -887,9 +889,9 @@ func testConcurrentUpdates(t *testing.T, o Opened) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) ([]audit.Event, error) {
+			_, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
 				q.Approvals = append(q.Approvals, service.Decision{User: fmt.Sprintf("u%02d", i), Time: base})
-				return []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}, nil
+				return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
 			})
 			errs <- err
 		}()
@@ -935,9 +937,9 @@ func testClaimSigning(t *testing.T, o Opened) {
 		t.Errorf("claims while all are leased: %+v", got)
 	}
 	// b is finished; a's lease expires and another worker takes it.
-	if _, err := s.UpdateRequest(ctx, b.ID, func(r *service.Request) ([]audit.Event, error) {
+	if _, err := s.UpdateRequest(ctx, b.ID, func(r *service.Request) (service.Effects, error) {
 		r.Status, r.ClaimedBy, r.ClaimedUntil = service.StatusSigned, "", time.Time{}
-		return nil, nil
+		return service.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -1020,9 +1022,9 @@ func testHousekeeping(t *testing.T, o Opened) {
 	old := request("app", "release", service.StatusAwaitingApproval)
 	mustRequest(t, s, old)
 	for id, at := range map[string]time.Time{old.ID: base.Add(time.Hour), due.ID: base.Add(5 * time.Hour)} {
-		if _, err := s.UpdateRequest(ctx, id, func(r *service.Request) ([]audit.Event, error) {
+		if _, err := s.UpdateRequest(ctx, id, func(r *service.Request) (service.Effects, error) {
 			r.Status, r.Updated = service.StatusExpired, at
-			return nil, nil
+			return service.Effects{}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -1046,5 +1048,149 @@ func testHousekeeping(t *testing.T, o Opened) {
 	}
 	if err := s.DeleteRequest(ctx, old.ID, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteRequest twice = %v", err)
+	}
+}
+
+func delivery(id, requestID, kind, target string) service.Delivery {
+	return service.Delivery{ID: id, RequestID: requestID, Kind: kind, Target: target,
+		Notification: []byte(`{"event":"signed","request_id":"` + requestID + `"}`), State: service.DeliveryPending,
+		NextAttempt: base, Created: base, Updated: base}
+}
+
+func testOutbox(t *testing.T, o Opened) {
+	ctx, s := t.Context(), o.Store
+	mustUser(t, s, "alice")
+	mustProject(t, s, project("app"))
+	mustPolicy(t, s, policy("app", "release", "alice"))
+	r := request("app", "release", service.StatusAwaitingApproval)
+	if _, _, err := s.CreateRequest(ctx, r, service.Effects{Deliveries: []service.Delivery{delivery("d1", r.ID, "email", "alice@example.com")}}); err != nil {
+		t.Fatal(err)
+	}
+	// A refused change queues nothing.
+	boom := errors.New("boom")
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
+		q.Status = service.StatusDenied
+		return service.Effects{Deliveries: []service.Delivery{delivery("dx", r.ID, "webhook", "app/release")}}, boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("UpdateRequest = %v", err)
+	}
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
+		q.Status = service.StatusDenied
+		d2 := delivery("d2", r.ID, "webhook", "app/release")
+		d2.NextAttempt = base.Add(time.Minute)
+		return service.Effects{Deliveries: []service.Delivery{d2, delivery("d3", r.ID, "email", "bob@example.com")}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListDeliveries(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range list {
+		ids = append(ids, d.ID)
+	}
+	diff(t, "ListDeliveries", ids, []string{"d1", "d2", "d3"})
+	diff(t, "a queued delivery", list[0], delivery("d1", r.ID, "email", "alice@example.com"))
+
+	got, err := s.ClaimDeliveries(ctx, base, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = nil
+	for _, d := range got {
+		ids = append(ids, d.ID)
+		if !d.NextAttempt.Equal(base.Add(time.Minute)) {
+			t.Errorf("claimed %s: next attempt %v, want the lease's end", d.ID, d.NextAttempt)
+		}
+	}
+	diff(t, "first claim (due ones)", ids, []string{"d1", "d3"})
+	if again, _ := s.ClaimDeliveries(ctx, base.Add(30*time.Second), time.Minute, 10); len(again) != 0 {
+		t.Errorf("claimed during the lease: %+v", again)
+	}
+	at := base.Add(40 * time.Second)
+	if err := s.RecordDelivery(ctx, "d1", service.DeliveryDelivered, 1, time.Time{}, "", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, "d3", service.DeliveryPending, 1, base.Add(10*time.Minute), "421 try later", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, "nope", service.DeliveryFailed, 1, time.Time{}, "x", at); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecordDelivery(unknown) = %v", err)
+	}
+	if err := s.RecordDelivery(ctx, "d2", "bogus", 1, time.Time{}, "x", at); err == nil {
+		t.Error("RecordDelivery(bogus state) succeeded")
+	}
+	got, _ = s.ClaimDeliveries(ctx, base.Add(2*time.Minute), time.Minute, 10)
+	if len(got) != 1 || got[0].ID != "d2" {
+		t.Errorf("claim at +2m = %+v, want d2 only", got)
+	}
+	list, _ = s.ListDeliveries(ctx, r.ID)
+	for _, d := range list {
+		switch d.ID {
+		case "d1":
+			if d.State != service.DeliveryDelivered || d.Attempts != 1 || !d.Updated.Equal(at) {
+				t.Errorf("d1 = %+v", d)
+			}
+		case "d3":
+			if d.State != service.DeliveryPending || d.LastError != "421 try later" || !d.NextAttempt.Equal(base.Add(10*time.Minute)) {
+				t.Errorf("d3 = %+v", d)
+			}
+		}
+	}
+	if err := s.RecordDelivery(ctx, "d2", service.DeliveryFailed, 8, time.Time{}, "gone", at); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimDeliveries(ctx, base.Add(time.Hour), time.Minute, 10); len(got) != 1 || got[0].ID != "d3" {
+		t.Errorf("claim after d2 failed = %+v, want d3 only", got)
+	}
+}
+
+func testConcurrentDeliveryClaims(t *testing.T, o Opened) {
+	ctx, s := t.Context(), o.Store
+	mustUser(t, s, "alice")
+	mustProject(t, s, project("app"))
+	mustPolicy(t, s, policy("app", "release", "alice"))
+	const n = 30
+	for i := range n {
+		r := request("app", "release", service.StatusAwaitingApproval)
+		if _, _, err := s.CreateRequest(ctx, r, service.Effects{Deliveries: []service.Delivery{delivery(fmt.Sprintf("d%02d", i), r.ID, "email", "a@example.com")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string]int{}
+		wg      sync.WaitGroup
+	)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := s.ClaimDeliveries(ctx, base, time.Hour, 4)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range got {
+					claimed[d.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != n {
+		t.Errorf("%d of %d deliveries claimed", len(claimed), n)
+	}
+	for id, c := range claimed {
+		if c != 1 {
+			t.Errorf("%s claimed %d times", id, c)
+		}
 	}
 }

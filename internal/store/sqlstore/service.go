@@ -891,7 +891,7 @@ func (s *Store) getRequest(ctx context.Context, q querier, id string, lock bool)
 }
 
 // CreateRequest implements service.Store.
-func (s *Store) CreateRequest(ctx context.Context, r service.Request, events []audit.Event) (service.Request, bool, error) {
+func (s *Store) CreateRequest(ctx context.Context, r service.Request, fx service.Effects) (service.Request, bool, error) {
 	if !r.Status.Valid() || r.Status.Final() {
 		return service.Request{}, false, fmt.Errorf("sqlstore: create request: a new request is pending, not %q", r.Status)
 	}
@@ -926,7 +926,7 @@ func (s *Store) CreateRequest(ctx context.Context, r service.Request, events []a
 			}
 			return err
 		}
-		if err := s.appendEvents(ctx, tx, events); err != nil {
+		if err := s.applyEffects(ctx, tx, fx); err != nil {
 			return err
 		}
 		created = true
@@ -994,7 +994,7 @@ func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]se
 }
 
 // UpdateRequest implements service.Store.
-func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.Request) ([]audit.Event, error)) (service.Request, error) {
+func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.Request) (service.Effects, error)) (service.Request, error) {
 	var out service.Request
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := s.getRequest(ctx, tx, id, true)
@@ -1003,7 +1003,7 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.R
 		}
 		out = r
 		keep := r
-		events, err := fn(&r)
+		fx, err := fn(&r)
 		if err != nil {
 			return err
 		}
@@ -1025,7 +1025,7 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.R
 			string(r.Status), data, s.timeArg(r.Updated), s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil), id); err != nil {
 			return err
 		}
-		if err := s.appendEvents(ctx, tx, events); err != nil {
+		if err := s.applyEffects(ctx, tx, fx); err != nil {
 			return err
 		}
 		out, err = s.getRequest(ctx, tx, id, false)
@@ -1126,4 +1126,103 @@ func (s *Store) DeleteRequest(ctx context.Context, id string, events []audit.Eve
 		return s.appendEvents(ctx, tx, events)
 	})
 	return svcErr("delete request "+id, err)
+}
+
+// applyEffects appends a change's audit events and queues its deliveries.
+func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects) error {
+	if err := s.appendEvents(ctx, tx, fx.Events); err != nil {
+		return err
+	}
+	for _, d := range fx.Deliveries {
+		if d.State == "" {
+			d.State = service.DeliveryPending
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, d.RequestID, d.Kind, d.Target, string(d.Notification), d.State, d.Attempts, s.timeArg(d.NextAttempt),
+			d.LastError, s.timeArg(d.Created), s.timeArg(d.Updated)); err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("delivery %s: %w", d.ID, store.ErrConflict)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- the notification outbox ----
+
+const deliveryColumns = `id, request_id, kind, target, notification, state, attempts, next_attempt, last_error, created_at, updated_at`
+
+func scanDelivery(row scanner) (service.Delivery, error) {
+	var (
+		d                      service.Delivery
+		n                      string
+		next, created, updated dbTime
+	)
+	if err := row.Scan(&d.ID, &d.RequestID, &d.Kind, &d.Target, &n, &d.State, &d.Attempts, &next, &d.LastError, &created, &updated); err != nil {
+		return service.Delivery{}, err
+	}
+	d.Notification, d.NextAttempt, d.Created, d.Updated = []byte(n), next.t, created.t, updated.t
+	return d, nil
+}
+
+// ClaimDeliveries implements service.Store.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]service.Delivery, error) {
+	if lease <= 0 || limit < 1 {
+		return nil, errors.New("sqlstore: claim deliveries: need a positive lease and a limit")
+	}
+	skipLocked := ""
+	if s.d.name == "postgres" {
+		skipLocked = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []service.Delivery
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		return s.queryRows(ctx, tx, `UPDATE service_deliveries SET next_attempt = ?
+WHERE id IN (SELECT id FROM service_deliveries WHERE state = 'pending' AND next_attempt <= ?
+ORDER BY next_attempt, id LIMIT ?`+skipLocked+`) RETURNING `+deliveryColumns,
+			[]any{s.timeArg(now.Add(lease)), s.timeArg(now), limit}, func(r scanner) error {
+				d, err := scanDelivery(r)
+				out = append(out, d)
+				return err
+			})
+	})
+	slices.SortFunc(out, func(a, b service.Delivery) int { return strings.Compare(a.ID, b.ID) })
+	return out, svcErr("claim deliveries", err)
+}
+
+// RecordDelivery implements service.Store.
+func (s *Store) RecordDelivery(ctx context.Context, id, state string, attempts int, next time.Time, lastError string, at time.Time) error {
+	switch state {
+	case service.DeliveryPending, service.DeliveryDelivered, service.DeliveryFailed:
+	default:
+		return fmt.Errorf("sqlstore: record delivery %s: state %q", id, state)
+	}
+	if next.IsZero() {
+		next = at
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_deliveries SET state = ?, attempts = ?, next_attempt = ?, last_error = ?, updated_at = ? WHERE id = ?`),
+			state, attempts, s.timeArg(next), lastError, s.timeArg(at), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+	return svcErr("record delivery", err)
+}
+
+// ListDeliveries implements service.Store.
+func (s *Store) ListDeliveries(ctx context.Context, requestID string) ([]service.Delivery, error) {
+	var out []service.Delivery
+	err := s.queryRows(ctx, s.r, `SELECT `+deliveryColumns+` FROM service_deliveries WHERE request_id = ? ORDER BY id`, []any{requestID}, func(r scanner) error {
+		d, err := scanDelivery(r)
+		out = append(out, d)
+		return err
+	})
+	return out, svcErr("list deliveries", err)
 }

@@ -107,3 +107,22 @@ CREATE INDEX service_requests_expiry ON service_requests (expires_at)
 	WHERE status = 'awaiting_approval';
 CREATE INDEX service_requests_finished ON service_requests (updated_at)
 	WHERE status NOT IN ('awaiting_approval', 'signing');
+
+-- The notification outbox (package notify): one row per notification and
+-- target, written in the transaction of the change that causes it;
+-- request_id is the request the notification is about.
+CREATE TABLE service_deliveries (
+	id           TEXT    PRIMARY KEY,
+	request_id   TEXT    NOT NULL,
+	kind         TEXT    NOT NULL CHECK (kind IN ('webhook', 'email')),
+	target       TEXT    NOT NULL,
+	notification TEXT    NOT NULL,
+	state        TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt TIMESTAMPTZ NOT NULL,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	created_at   TIMESTAMPTZ NOT NULL,
+	updated_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX service_deliveries_due ON service_deliveries (state, next_attempt);
+CREATE INDEX service_deliveries_request ON service_deliveries (request_id, id);
