@@ -193,6 +193,10 @@ type Store interface {
 	// for a pending one).
 	DeleteRequest(ctx context.Context, id string, events []audit.Event) error
 
+	// AppendEvents records events of something that changed nothing else
+	// (a submission refused for its origin claims).
+	AppendEvents(ctx context.Context, events []audit.Event) error
+
 	// ClaimDeliveries returns up to limit pending deliveries due at now,
 	// earliest first, and moves their NextAttempt to now+lease atomically,
 	// so that no other claim returns them before the lease ends.

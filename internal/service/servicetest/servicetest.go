@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Opened) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Housekeeping", testHousekeeping},
 		{"Outbox", testOutbox},
+		{"AppendEvents", testAppendEvents},
 		{"ConcurrentDeliveryClaims", testConcurrentDeliveryClaims},
 	}
 	for _, tc := range tests {
@@ -1144,6 +1145,20 @@ func testOutbox(t *testing.T, o Opened) {
 	if got, _ := s.ClaimDeliveries(ctx, base.Add(time.Hour), time.Minute, 10); len(got) != 1 || got[0].ID != "d3" {
 		t.Errorf("claim after d2 failed = %+v, want d3 only", got)
 	}
+}
+
+func testAppendEvents(t *testing.T, o Opened) {
+	l := &eventLog{o: o}
+	events := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "release"}), ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "test"})}
+	if err := o.Store.AppendEvents(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	l.expect(t, "AppendEvents", audit.OriginRefuse, audit.OriginRefuse)
+	bad := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "x"}), {Type: "bogus"}}
+	if err := o.Store.AppendEvents(t.Context(), bad); err == nil {
+		t.Error("AppendEvents(an invalid event) succeeded")
+	}
+	l.expect(t, "AppendEvents with an invalid event (all or nothing)")
 }
 
 func testConcurrentDeliveryClaims(t *testing.T, o Opened) {

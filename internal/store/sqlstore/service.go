@@ -1149,6 +1149,12 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects
 	return nil
 }
 
+// AppendEvents implements service.Store.
+func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.appendEvents(ctx, tx, events) })
+	return svcErr("append events", err)
+}
+
 // ---- the notification outbox ----
 
 const deliveryColumns = `id, request_id, kind, target, notification, state, attempts, next_attempt, last_error, created_at, updated_at`
