@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/server"
+	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
 
@@ -95,6 +96,11 @@ func (b *background) run(srv *server.Server) {
 		b.log.Info("retention: pruning superseded metadata", "keep_versions", keep, "interval", interval)
 		b.wg.Go(func() { srv.RunRetention(b.ctx, keep, interval) })
 	}
+}
+
+// runService starts the signing service's worker and sweeps.
+func (b *background) runService(svc *service.Service) {
+	b.wg.Go(func() { svc.Run(b.ctx) })
 }
 
 // stop ends everything started and waits for it.

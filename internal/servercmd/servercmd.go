@@ -52,6 +52,8 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	// Auth configures token authentication (YAML only; see AuthConfig).
 	Auth AuthConfig `yaml:"auth"`
+	// Service configures the signing service (service.go).
+	Service ServiceConfig `yaml:"service"`
 	// RemoteSigner: TLS to the --signer (signer.go); top-level YAML keys.
 	RemoteSigner `yaml:",inline"`
 }
@@ -180,7 +182,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
 	errs = append(errs, c.Replicas.validate(), c.Retention.validate())
-	errs = append(errs, c.Auth.validate(c.Listen))
+	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate())
 	return errors.Join(errs...)
 }
 
@@ -225,12 +227,22 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
+	repos := &lateRepos{}
+	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos) // service.go
+	if err != nil {
+		return err
+	}
+	var svcAuthz server.ServiceAuthorizer
+	if svc != nil {
+		groups = append(groups, ServiceGroup(svc))
+		svcAuthz = svc
+	}
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
 	srv, err := server.New(server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
-		Authorizer: authz, Groups: groups,
+		Authorizer: authz, Groups: groups, ServiceAuthorizer: svcAuthz,
 
 		// Replicas (replicas.go).
 		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
@@ -239,6 +251,10 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 	bg.run(srv)
+	repos.srv = srv
+	if svc != nil {
+		bg.runService(svc)
+	}
 
 	tlsCfg, ca, err := serverTLS(cfg, dataDir)
 	if err != nil {
