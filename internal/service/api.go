@@ -631,4 +631,3 @@ func (s *Service) hResubmit(w http.ResponseWriter, r *http.Request, p Principal)
 	writeJSON(w, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], out)
 	return nil
 }
-

@@ -163,7 +163,7 @@ func (e *env) user(name string) *serviceapi.Client {
 type memCache struct{ m map[string][]byte }
 
 func (c *memCache) Get(role string) ([]byte, error) { return c.m[role], nil }
-func (c *memCache) Put(role string, b []byte) error  { c.m[role] = b; return nil }
+func (c *memCache) Put(role string, b []byte) error { c.m[role] = b; return nil }
 
 // keyring holds the repository owner's keys.
 type keyring map[string]crypto.Signer
