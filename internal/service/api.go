@@ -212,6 +212,8 @@ func (s *Service) decode(r *http.Request, v any, emptyOK bool) error {
 		switch {
 		case errors.As(err, &se):
 			return badRequest("the body is not valid JSON (at byte %d): %v", se.Offset, err)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("the body is not valid JSON: it ends before the value does")
 		case errors.As(err, &te):
 			return badRequest("field %s: a %s is expected, not a JSON %s", te.Field, te.Type, te.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):

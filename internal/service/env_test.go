@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -82,6 +83,7 @@ type env struct {
 	hc    *http.Client
 	reg   string // registry host:port
 	alog  *audit.Log
+	api   *conformance
 }
 
 type envOptions struct {
@@ -133,6 +135,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ts := httptest.NewTLSServer(e.srv.Handler())
 	t.Cleanup(ts.Close)
 	e.url, e.hc = ts.URL, ts.Client()
+	// Every answer of the API is checked against the OpenAPI document.
+	e.api = newConformance(t, e.svc)
+	e.hc.Transport = checkingTransport{base: e.hc.Transport, c: e.api}
+	t.Cleanup(func() {
+		for _, msg := range e.api.errs {
+			t.Errorf("OpenAPI: %s", msg)
+		}
+	})
 	if !o.noRun {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -361,4 +371,57 @@ func (e *env) eventsOf(id string) []audit.EventType {
 		}
 	}
 	return out
+}
+
+// state is everything the service stores, as text: what a refused call
+// must leave as it was.
+func (e *env) state() string {
+	e.t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	us, err := e.st.ListUsers(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, u := range us {
+		toks, _ := e.st.ListTokens(ctx, u.Name)
+		fmt.Fprintf(&b, "user %s %s admin=%v auditor=%v pw=%v tokens=%d updated=%v\n", u.Name, u.Email, u.Admin, u.Auditor, u.PasswordHash != "", len(toks), u.Updated)
+		for _, tk := range toks {
+			fmt.Fprintf(&b, "  token %s revoked=%v\n", tk.ID, tk.Revoked)
+		}
+	}
+	ps, err := e.st.ListProjects(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range ps {
+		fmt.Fprintf(&b, "project %+v\n", p)
+		ks, _ := e.st.ListProjectKeys(ctx, p.Name)
+		for _, k := range ks {
+			fmt.Fprintf(&b, "  key %s %s %s retired=%v\n", k.ID, k.Role, k.Purpose, k.Retired)
+		}
+		pols, _ := e.st.ListPolicies(ctx, p.Name)
+		for _, pol := range pols {
+			fmt.Fprintf(&b, "  policy %s\n", mustJSON(pol))
+		}
+	}
+	rs, err := e.st.ListRequests(ctx, service.RequestFilter{Limit: 1000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range rs {
+		fmt.Fprintf(&b, "request %s %s %s approvals=%d denials=%d\n", r.ID, r.Policy, r.Status, len(r.Approvals), len(r.Denials))
+	}
+	keys, err := e.cust.ListKeys(ctx, custody.Filter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "custody: %d active keys\n", len(keys))
+	fmt.Fprintf(&b, "audit: %d events\n", len(e.events()))
+	return b.String()
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
