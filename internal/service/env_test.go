@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,8 +83,9 @@ type env struct {
 	url   string
 	hc    *http.Client
 	reg   string // registry host:port
-	alog  *audit.Log
-	api   *conformance
+	alog   *audit.Log
+	api    *conformance
+	owners map[string]*owner
 }
 
 type envOptions struct {
@@ -109,7 +111,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, cust: cust, clock: &clock{}}
+	e := &env{t: t, st: st, cust: cust, clock: &clock{}, owners: map[string]*owner{}}
 	regSrv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(regSrv.Close)
 	e.reg = strings.TrimPrefix(regSrv.URL, "http://")
@@ -186,10 +188,12 @@ func (k keyring) Signer(_ context.Context, id string) (crypto.Signer, bool, erro
 // owner is a repository owner with their root and targets keys, as docker
 // trust keeps them.
 type owner struct {
-	e    *env
-	gun  string
-	keys keyring
-	pub  *client.Publisher
+	e             *env
+	gun           string
+	keys          keyring
+	root, targets crypto.Signer
+	cert          *x509.Certificate
+	pub           *client.Publisher
 }
 
 func newSigner(t *testing.T) crypto.Signer {
@@ -198,6 +202,29 @@ func newSigner(t *testing.T) crypto.Signer {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func addKey(kr keyring, s crypto.Signer) {
+	k, _ := keys.FromCrypto(s.Public())
+	kr[k.ID()] = s
+}
+
+// ownerKeys makes an owner's root (with its certificate) and targets keys.
+func (e *env) ownerKeys(gun string) *owner {
+	e.t.Helper()
+	o := &owner{e: e, gun: gun, keys: keyring{}, root: newSigner(e.t), targets: newSigner(e.t)}
+	var err error
+	o.cert, err = keys.NewRootCertificate(o.root, gun, time.Now(), time.Now().Add(24*time.Hour*3650))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rk, err := keys.FromCertificate(o.cert)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	o.keys[rk.CanonicalID()] = o.root
+	addKey(o.keys, o.targets)
+	return o
 }
 
 // newOwner initialises gun on the server as docker trust does (root and
@@ -210,23 +237,11 @@ func (e *env) newOwner(gun string) *owner {
 		e.t.Fatal(err)
 	}
 	cache := &memCache{m: map[string][]byte{}}
-	root, targets := newSigner(e.t), newSigner(e.t)
-	kr := keyring{}
-	cert, err := keys.NewRootCertificate(root, gun, time.Now(), time.Now().Add(24*time.Hour*3650))
-	if err != nil {
+	o := e.ownerKeys(gun)
+	if err := client.Initialize(ctx, remote, cache, client.InitOptions{Root: o.root, RootCert: o.cert, Targets: o.targets}, time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
-	rk, err := keys.FromCertificate(cert)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	kr[rk.CanonicalID()] = root
-	tk, _ := keys.FromCrypto(targets.Public())
-	kr[tk.ID()] = targets
-	if err := client.Initialize(ctx, remote, cache, client.InitOptions{Root: root, RootCert: cert, Targets: targets}, time.Now()); err != nil {
-		e.t.Fatal(err)
-	}
-	o := &owner{e: e, gun: gun, keys: kr, pub: &client.Publisher{Reader: &client.Reader{Remote: remote, Cache: cache}, Keys: kr}}
+	o.pub = &client.Publisher{Reader: &client.Reader{Remote: remote, Cache: cache}, Keys: o.keys}
 	if err := o.pub.Publish(ctx, nil); err != nil {
 		e.t.Fatalf("first publish of %s: %v", gun, err)
 	}
@@ -314,7 +329,9 @@ func (e *env) project(name, repo, signer string) serviceapi.Project {
 	if err != nil {
 		e.t.Fatalf("create project %s: %v", name, err)
 	}
-	e.newOwner(e.gun(repo)).addSigner(signer, p.PublicKey)
+	o := e.newOwner(e.gun(repo))
+	o.addSigner(signer, p.PublicKey)
+	e.owners[e.gun(repo)] = o
 	return p
 }
 
