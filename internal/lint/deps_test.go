@@ -75,6 +75,7 @@ var binaries = map[string][]ban{
 		{"internal/auth", whyBoundary + ": token verification and the token service (password hashes, signing key) are server-side only"},
 		{"internal/custody", whyBoundary + ": the custody core holds online and service keys, only in signet-server and signet-signer"},
 		{"internal/signer", whyBoundary + ": signet-signer's custody service and its protocol are server-side"},
+		{"internal/service", whyBoundary + ": the signing service (its store, custody of project keys, the signing worker) runs in signet-server; `signet request` and `signet admin` speak its HTTP API through internal/service/serviceapi only"},
 	}),
 	"signet-server": concat(pkcs11Bans, []ban{
 		{"internal/signer", whyBoundary + ": the server holds keys through the custody core in process, or reaches signet-signer only through the protocol package; signet-signer's service (its own database, rekey, token) never runs in the server, so a compromised server cannot open it"},
@@ -103,9 +104,12 @@ var binaries = map[string][]ban{
 // core, internal/custody, which the server links anyway.)
 // The CLI reaches keys held by signet-signer the same way (`signet cosign
 // sign --key signet-signer://…`): a crypto.Signer over the client.
+//
+// The CLI speaks the signing service's API through its wire package
+// internal/service/serviceapi, which imports nothing of the service.
 var exempt = map[string][]string{
 	"signet-server": {"internal/signer/signerapi"},
-	"signet":        {"internal/signer/signerapi"},
+	"signet":        {"internal/signer/signerapi", "internal/service/serviceapi"},
 }
 
 // onlyThrough are banned packages a binary may link only because an
