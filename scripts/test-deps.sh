@@ -3,7 +3,10 @@
 # everything is already present (no apt-get call at all in that case).
 #
 #   Debian packages: notary (client + notary-server + notary-signer),
-#                    docker-registry, skopeo, softhsm2, postgresql
+#                    docker-registry, skopeo, softhsm2, postgresql,
+#                    exim4-daemon-light (the SMTP sink of the notify tests;
+#                    the tests run it on a free loopback port, never as a
+#                    system service)
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
@@ -35,7 +38,7 @@ apt_install() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(notary docker-registry skopeo softhsm2 postgresql)
+packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light)
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
@@ -43,8 +46,8 @@ done
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
-for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready; do
-  command -v "$b" >/dev/null 2>&1 || die "$b not found on PATH after installing ${packages[*]}"
+for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4; do
+  command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 
 # --- Docker CLI ------------------------------------------------------------

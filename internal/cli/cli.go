@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/signet-trust/signet/internal/printable"
 )
 
 // Exit codes of signet.
@@ -76,7 +78,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	} else if isUsageError(err) {
 		code = ExitUsage
 	}
-	fmt.Fprintf(env.Stderr, "* fatal: %v\n", err)
+	fmt.Fprintf(env.Stderr, "* fatal: %s\n", printable.Lines(err.Error()))
 	return code
 }
 

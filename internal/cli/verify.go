@@ -12,6 +12,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/policy"
+	"github.com/signet-trust/signet/internal/printable"
 )
 
 type verifyOptions struct {
@@ -131,7 +132,7 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 		return err
 	}
 	for _, w := range dec.Warnings {
-		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", w)
+		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", printable.Lines(w))
 	}
 	res := verifyResult{Image: arg, GUN: ref.GUN(), Digest: dec.Digest, Size: dec.Size, Signers: dec.Signers, Threshold: dec.Threshold, Warnings: dec.Warnings}
 	if o.cosignKey != "" {

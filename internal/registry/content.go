@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/signet-trust/signet/internal/origin"
 	"io"
 	"net/http"
 	"net/url"
@@ -59,11 +60,12 @@ func (c *Client) Repository(ref Reference, actions string) *Repository {
 		kc = Anonymous
 	}
 	plain := userAgent{base, c.UserAgent}
-	tr := &AuthTransport{Base: plain, Keychain: kc, Registry: ref.Registry, Repository: ref.Repository, Actions: actions}
+	tr := &AuthTransport{Base: plain, Keychain: kc, Server: baseURL(ref.Registry), Registry: ref.Registry, Repository: ref.Repository, Actions: actions}
 	return &Repository{
 		Registry: ref.Registry,
 		Name:     ref.Repository,
-		hc:       &http.Client{Transport: hostScoped{host: ref.Registry, auth: tr, plain: plain}, Timeout: 2 * time.Minute},
+		hc: &http.Client{Transport: hostScoped{host: ref.Registry, auth: tr, plain: plain}, Timeout: 2 * time.Minute,
+			CheckRedirect: origin.Policy{}.CheckRedirect},
 	}
 }
 
