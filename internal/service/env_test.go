@@ -34,6 +34,7 @@ import (
 	"github.com/signet-trust/signet/internal/service/serviceapi"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
+	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
 
@@ -232,7 +233,7 @@ func (e *env) ownerKeys(gun string) *owner {
 func (e *env) newOwner(gun string) *owner {
 	e.t.Helper()
 	ctx := context.Background()
-	remote, err := client.NewRemote(e.url, e.hc, gun)
+	remote, err := client.NewRemote(e.url, e.hc, tuf.GUN(gun))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func (o *owner) addSigner(name, publicPEM string) {
 // verified reads gun as a client does, verifying every signature.
 func (e *env) verified(gun string) *trust.Repo {
 	e.t.Helper()
-	remote, err := client.NewRemote(e.url, e.hc, gun)
+	remote, err := client.NewRemote(e.url, e.hc, tuf.GUN(gun))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // autoPolicy lets submitters sign without approval.
@@ -213,7 +214,7 @@ func TestRepositoryNotReady(t *testing.T) {
 func (e *env) newOwnerWithSnapshot(gun string) *owner {
 	e.t.Helper()
 	ctx := context.Background()
-	remote, err := client.NewRemote(e.url, e.hc, gun)
+	remote, err := client.NewRemote(e.url, e.hc, tuf.GUN(gun))
 	if err != nil {
 		e.t.Fatal(err)
 	}
