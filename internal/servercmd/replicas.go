@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notify"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
@@ -98,9 +99,11 @@ func (b *background) run(srv *server.Server) {
 	}
 }
 
-// runService starts the signing service's worker and sweeps.
-func (b *background) runService(svc *service.Service) {
+// runService starts the signing service's worker and sweeps, and the
+// notifier sending its notifications.
+func (b *background) runService(svc *service.Service, w *notify.Worker) {
 	b.wg.Go(func() { svc.Run(b.ctx) })
+	b.wg.Go(func() { _ = w.Run(b.ctx, 5*time.Second) })
 }
 
 // stop ends everything started and waits for it.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/notify"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
@@ -228,7 +229,13 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 	repos := &lateRepos{}
-	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos) // service.go
+	var worker *notify.Worker
+	if !cfg.Service.Disabled {
+		if worker, err = notifier(cfg.Service, st, getenv, log); err != nil { // service.go
+			return err
+		}
+	}
+	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos, func() { worker.Wake() })
 	if err != nil {
 		return err
 	}
@@ -253,7 +260,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	bg.run(srv)
 	repos.srv = srv
 	if svc != nil {
-		bg.runService(svc)
+		bg.runService(svc, worker)
 	}
 
 	tlsCfg, ca, err := serverTLS(cfg, dataDir)

@@ -8,8 +8,11 @@ import (
 
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notify"
+	"github.com/signet-trust/signet/internal/oidc"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/service"
@@ -29,6 +32,11 @@ import (
 //	  rate_limit: 600                        # default requests per project and hour
 //	  signing_lease: 30s                     # a signing job's lease (replicas)
 //	  max_attempts: 5                        # transient signing failures before a request fails
+//	  smtp:                                  # e-mail notifications (optional)
+//	    addr: smtp.example.com:587
+//	    from: Signet <signet@example.com>
+//	    username: signet
+//	    password_env: SIGNET_SMTP_PASSWORD
 //
 // SIGNET_ADMIN_TOKEN in the environment is an admin bearer token (first
 // setup and automation; see docs/signing-service.md for rotating it away).
@@ -41,6 +49,23 @@ type ServiceConfig struct {
 	RateLimit     int           `yaml:"rate_limit"`
 	SigningLease  time.Duration `yaml:"signing_lease"`
 	MaxAttempts   int           `yaml:"max_attempts"`
+	// SMTP, when set, sends e-mail notifications (approvers when a request
+	// awaits them, submitters when it is final).
+	SMTP *SMTPConfig `yaml:"smtp"`
+}
+
+// SMTPConfig is `service.smtp`. The password is read from the
+// environment variable PasswordEnv, never from the file.
+type SMTPConfig struct {
+	Addr        string `yaml:"addr"`
+	From        string `yaml:"from"`
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+	// TLS is starttls (default) or tls (SMTPS).
+	TLS string `yaml:"tls"`
+	// InsecurePlaintextLoopback allows a local sink without STARTTLS
+	// (development and tests only).
+	InsecurePlaintextLoopback bool `yaml:"insecure_plaintext_loopback"`
 }
 
 func (c ServiceConfig) validate() error {
@@ -88,6 +113,67 @@ func (r registryResolver) Resolve(ctx context.Context, image string) (service.Ma
 	return service.Manifest{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}, nil
 }
 
+// OriginVerifier is the service's OriginVerifier on internal/oidc.
+func OriginVerifier(v *oidc.Verifier) service.OriginVerifier { return oidcOrigins{v: v} }
+
+type oidcOrigins struct{ v *oidc.Verifier }
+
+func rule(o service.Origin) oidc.Rule {
+	return oidc.Rule{Issuer: o.Issuer, Audience: o.Audience, Claims: o.Claims}
+}
+
+// originError is a refusal of internal/oidc classified for the service:
+// its message is oidc's sentence, and it wraps both.
+type originError struct {
+	kind, err error
+}
+
+func (e originError) Error() string   { return strings.TrimPrefix(e.err.Error(), "oidc: ") }
+func (e originError) Unwrap() []error { return []error{e.kind, e.err} }
+
+func classifyOrigin(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, oidc.ErrInvalidToken):
+		return originError{service.ErrOriginInvalid, err}
+	case errors.Is(err, oidc.ErrClaimMismatch):
+		return originError{service.ErrOriginMismatch, err}
+	case errors.Is(err, oidc.ErrIssuerUnavailable):
+		return originError{service.ErrOriginUnavailable, err}
+	}
+	return err
+}
+
+func (o oidcOrigins) ValidateRule(r service.Origin) error {
+	if err := rule(r).Validate(); err != nil {
+		return errors.New(strings.TrimPrefix(strings.TrimPrefix(err.Error(), "oidc: "), "origin rule: "))
+	}
+	return nil
+}
+
+func (o oidcOrigins) Verify(ctx context.Context, raw string, r service.Origin) (service.OriginIdentity, error) {
+	id, err := o.v.Verify(ctx, raw, rule(r))
+	if err != nil {
+		return service.OriginIdentity{}, classifyOrigin(err)
+	}
+	out := service.OriginIdentity{Issuer: id.Issuer, Subject: id.Subject, Claims: map[string]string{}}
+	for name := range id.Claims {
+		if v, ok := id.Claim(name); ok {
+			out.Claims[name] = v
+		}
+	}
+	return out, nil
+}
+
+func (o oidcOrigins) Match(r service.Origin, claims map[string]string) error {
+	m := make(map[string]any, len(claims))
+	for k, v := range claims {
+		m[k] = v
+	}
+	return classifyOrigin(oidc.MatchClaims(rule(r), m))
+}
+
 // lateRepos is the server's in-process face, set once the server exists
 // (the server takes the service's routes, and the service publishes
 // through the server).
@@ -104,7 +190,7 @@ func (l *lateRepos) Publish(ctx context.Context, gun string, files map[string][]
 }
 
 // openService builds the signing service, or nil when it is disabled.
-func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv func(string) string, dataDir string, log *slog.Logger, repos *lateRepos) (*service.Service, error) {
+func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv func(string) string, dataDir string, log *slog.Logger, repos *lateRepos, kick func()) (*service.Service, error) {
 	if cfg.Service.Disabled {
 		if getenv("SIGNET_ADMIN_TOKEN") != "" {
 			log.Warn("SIGNET_ADMIN_TOKEN is set but the signing service is disabled (service.disabled)")
@@ -146,4 +232,29 @@ func ServiceGroup(svc *service.Service) server.Group {
 		g.Routes = append(g.Routes, server.Route{Method: rt.Method, Pattern: rt.Pattern, Op: rt.Op, Access: access, Handler: rt.Handler})
 	}
 	return g
+}
+
+// notifier is the worker that sends the service's notifications from its
+// outbox: webhooks always (HTTPS, system roots), e-mail when SMTP is
+// configured.
+func notifier(cfg ServiceConfig, st *sqlstore.Store, getenv func(string) string, log *slog.Logger) (*notify.Worker, error) {
+	ob := service.NewOutbox(st)
+	wc := notify.WorkerConfig{Outbox: ob, Webhooks: ob.Webhook, Sender: notify.NewWebhookSender(notify.WebhookConfig{}),
+		Logger: log.With("component", "notify")}
+	if c := cfg.SMTP; c != nil {
+		mc := notify.SMTPConfig{Addr: c.Addr, From: c.From, Username: c.Username, TLS: notify.TLSMode(c.TLS),
+			InsecurePlaintextLoopback: c.InsecurePlaintextLoopback}
+		if c.PasswordEnv != "" {
+			mc.Password = getenv(c.PasswordEnv)
+			if mc.Password == "" {
+				return nil, fmt.Errorf("service.smtp.password_env: %s is not set", c.PasswordEnv)
+			}
+		}
+		m, err := notify.NewMailer(mc)
+		if err != nil {
+			return nil, fmt.Errorf("service.smtp: %w", err)
+		}
+		wc.Mailer = m
+	}
+	return notify.NewWorker(wc)
 }

@@ -87,6 +87,7 @@ type env struct {
 	alog   *audit.Log
 	api    *conformance
 	owners map[string]*owner
+	users  map[string]*serviceapi.Client
 }
 
 type envOptions struct {
@@ -112,7 +113,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, cust: cust, clock: &clock{}, owners: map[string]*owner{}}
+	e := &env{t: t, st: st, cust: cust, clock: &clock{}, owners: map[string]*owner{}, users: map[string]*serviceapi.Client{}}
 	regSrv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(regSrv.Close)
 	e.reg = strings.TrimPrefix(regSrv.URL, "http://")
@@ -169,7 +170,32 @@ func (e *env) user(name string) *serviceapi.Client {
 	if err != nil {
 		e.t.Fatalf("create user %s: %v", name, err)
 	}
-	return e.client(u.Token)
+	e.users[name] = e.client(u.Token)
+	return e.users[name]
+}
+
+// clientFor is the client of a user e.user made.
+func (e *env) clientFor(name string) *serviceapi.Client {
+	e.t.Helper()
+	c := e.users[name]
+	if c == nil {
+		e.t.Fatalf("no user %s", name)
+	}
+	return c
+}
+
+// requests lists the stored requests as text.
+func (e *env) requests() string {
+	e.t.Helper()
+	rs, err := e.st.ListRequests(context.Background(), service.RequestFilter{Limit: 1000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%s %s %s\n", r.ID, r.Policy, r.Status)
+	}
+	return b.String()
 }
 
 // memCache is a client cache in memory.

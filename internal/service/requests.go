@@ -79,7 +79,7 @@ func (s *Service) checkSubmitter(ctx context.Context, p Principal, pol Policy) (
 		// one), only logged.
 		e := s.event(audit.OriginRefuse, audit.Actor{Kind: audit.ActorSystem, Name: "origin-check"}, audit.Subject{Project: pol.Project, Policy: pol.Name})
 		e.Reason = err.Error()
-		if aerr := s.st.AppendEvents(ctx, []audit.Event{e}); aerr != nil {
+		if aerr := s.st.Commit(ctx, Effects{Events: []audit.Event{e}}); aerr != nil {
 			return submitter{}, asError(aerr, "")
 		}
 		s.committed(Effects{Events: []audit.Event{e}})

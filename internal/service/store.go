@@ -193,9 +193,10 @@ type Store interface {
 	// for a pending one).
 	DeleteRequest(ctx context.Context, id string, events []audit.Event) error
 
-	// AppendEvents records events of something that changed nothing else
-	// (a submission refused for its origin claims).
-	AppendEvents(ctx context.Context, events []audit.Event) error
+	// Commit records effects of something that changed nothing else: the
+	// audit events of a submission refused for its origin claims, or
+	// notifications on their own.
+	Commit(ctx context.Context, fx Effects) error
 
 	// ClaimDeliveries returns up to limit pending deliveries due at now,
 	// earliest first, and moves their NextAttempt to now+lease atomically,
@@ -207,4 +208,6 @@ type Store interface {
 	// ListDeliveries lists the deliveries of a request's notifications
 	// (whose notification names it), oldest first.
 	ListDeliveries(ctx context.Context, requestID string) ([]Delivery, error)
+	// GetDelivery reads one delivery.
+	GetDelivery(ctx context.Context, id string) (Delivery, error)
 }

@@ -61,7 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Opened) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Housekeeping", testHousekeeping},
 		{"Outbox", testOutbox},
-		{"AppendEvents", testAppendEvents},
+		{"Commit", testCommit},
 		{"ConcurrentDeliveryClaims", testConcurrentDeliveryClaims},
 	}
 	for _, tc := range tests {
@@ -1147,18 +1147,24 @@ func testOutbox(t *testing.T, o Opened) {
 	}
 }
 
-func testAppendEvents(t *testing.T, o Opened) {
-	l := &eventLog{o: o}
+func testCommit(t *testing.T, o Opened) {
+	ctx, l := t.Context(), &eventLog{o: o}
 	events := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "release"}), ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "test"})}
-	if err := o.Store.AppendEvents(t.Context(), events); err != nil {
+	if err := o.Store.Commit(ctx, service.Effects{Events: events, Deliveries: []service.Delivery{delivery("d1", "r1", "email", "a@example.com")}}); err != nil {
 		t.Fatal(err)
 	}
-	l.expect(t, "AppendEvents", audit.OriginRefuse, audit.OriginRefuse)
-	bad := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "x"}), {Type: "bogus"}}
-	if err := o.Store.AppendEvents(t.Context(), bad); err == nil {
-		t.Error("AppendEvents(an invalid event) succeeded")
+	l.expect(t, "Commit", audit.OriginRefuse, audit.OriginRefuse)
+	if d, err := o.Store.GetDelivery(ctx, "d1"); err != nil || d.Target != "a@example.com" {
+		t.Errorf("GetDelivery = %+v, %v", d, err)
 	}
-	l.expect(t, "AppendEvents with an invalid event (all or nothing)")
+	bad := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "x"}), {Type: "bogus"}}
+	if err := o.Store.Commit(ctx, service.Effects{Events: bad, Deliveries: []service.Delivery{delivery("d2", "r1", "email", "b@example.com")}}); err == nil {
+		t.Error("Commit(an invalid event) succeeded")
+	}
+	l.expect(t, "Commit with an invalid event (all or nothing)")
+	if _, err := o.Store.GetDelivery(ctx, "d2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the delivery of a failed commit: %v", err)
+	}
 }
 
 func testConcurrentDeliveryClaims(t *testing.T, o Opened) {

@@ -1149,10 +1149,10 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects
 	return nil
 }
 
-// AppendEvents implements service.Store.
-func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error { return s.appendEvents(ctx, tx, events) })
-	return svcErr("append events", err)
+// Commit implements service.Store.
+func (s *Store) Commit(ctx context.Context, fx service.Effects) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.applyEffects(ctx, tx, fx) })
+	return svcErr("commit", err)
 }
 
 // ---- the notification outbox ----
@@ -1231,4 +1231,13 @@ func (s *Store) ListDeliveries(ctx context.Context, requestID string) ([]service
 		return err
 	})
 	return out, svcErr("list deliveries", err)
+}
+
+// GetDelivery implements service.Store.
+func (s *Store) GetDelivery(ctx context.Context, id string) (service.Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+deliveryColumns+` FROM service_deliveries WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return service.Delivery{}, fmt.Errorf("sqlstore: delivery %s: %w", id, store.ErrNotFound)
+	}
+	return d, svcErr("get delivery", err)
 }
