@@ -75,15 +75,15 @@ const adminToken = "test-admin-token-0123456789abcdefghijklmnop"
 // Notary server with the service's routes in its route table, an
 // in-process registry.
 type env struct {
-	t     *testing.T
-	st    *sqlstore.Store
-	cust  *custody.Core
-	srv   *server.Server
-	svc   *service.Service
-	clock *clock
-	url   string
-	hc    *http.Client
-	reg   string // registry host:port
+	t      *testing.T
+	st     *sqlstore.Store
+	cust   *custody.Core
+	srv    *server.Server
+	svc    *service.Service
+	clock  *clock
+	url    string
+	hc     *http.Client
+	reg    string // registry host:port
 	alog   *audit.Log
 	api    *conformance
 	owners map[string]*owner

@@ -35,7 +35,9 @@ func originEnv(t *testing.T) (*env, *oidctest.Issuer) {
 func TestOrigin(t *testing.T) {
 	e, is := originEnv(t)
 	ctx := context.Background()
-	gh := func(ref string) map[string]any { return oidctest.GitHubClaims("signet", "acme/app", ref, "push", "release.yml") }
+	gh := func(ref string) map[string]any {
+		return oidctest.GitHubClaims("signet", "acme/app", ref, "push", "release.yml")
+	}
 	image, digest := e.push("org/app", "v1.2.0")
 	submit := func(token string) (serviceapi.Request, error) {
 		return e.client(token).Submit(ctx, serviceapi.Submit{Project: "app", Policy: "release", Image: image})
