@@ -2,13 +2,16 @@ package servercmd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signet-trust/signet/internal/notify"
@@ -27,6 +30,7 @@ import (
 //	  disabled: false
 //	  base_url: https://signet.example.com   # links in notifications
 //	  docker_config: /etc/signet/docker      # config.json with registry credentials per host
+//	  registry_ca: /etc/signet/registry-ca.pem  # CAs of private registries, beside the system's
 //	  request_expiry: 168h                   # default of policies
 //	  retention: 9600h                       # finished requests are purged after it
 //	  rate_limit: 600                        # default requests per project and hour
@@ -41,9 +45,13 @@ import (
 // SIGNET_ADMIN_TOKEN in the environment is an admin bearer token (first
 // setup and automation; see docs/signing-service.md for rotating it away).
 type ServiceConfig struct {
-	Disabled      bool          `yaml:"disabled"`
-	BaseURL       string        `yaml:"base_url"`
-	DockerConfig  string        `yaml:"docker_config"`
+	Disabled     bool   `yaml:"disabled"`
+	BaseURL      string `yaml:"base_url"`
+	DockerConfig string `yaml:"docker_config"`
+	// RegistryCA is a PEM file of CA certificates trusted, beside the
+	// system's, by the connections to registries and their token services
+	// (private registries).
+	RegistryCA    string        `yaml:"registry_ca"`
 	RequestExpiry time.Duration `yaml:"request_expiry"`
 	Retention     time.Duration `yaml:"retention"`
 	RateLimit     int           `yaml:"rate_limit"`
@@ -111,6 +119,44 @@ func (r registryResolver) Resolve(ctx context.Context, image string) (service.Ma
 		return service.Manifest{}, err
 	}
 	return service.Manifest{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}, nil
+}
+
+// dockerKeychain is the service's registry credentials: the Docker
+// configuration in dir (config.json: auths per registry host, credsStore,
+// credHelpers), read again whenever the file changes, so that credentials
+// are rotated without a restart.
+type dockerKeychain struct {
+	dir string
+
+	mu    sync.Mutex
+	stamp string // size and modification time of the file read
+	cfg   *registry.DockerConfig
+}
+
+func (k *dockerKeychain) config() (*registry.DockerConfig, error) {
+	stamp := "none"
+	if fi, err := os.Stat(filepath.Join(k.dir, "config.json")); err == nil {
+		stamp = fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cfg != nil && stamp == k.stamp {
+		return k.cfg, nil
+	}
+	cfg, err := registry.LoadDockerConfig(k.dir, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	k.cfg, k.stamp = cfg, stamp
+	return cfg, nil
+}
+
+func (k *dockerKeychain) Credentials(ctx context.Context, host string) (registry.Credentials, error) {
+	cfg, err := k.config()
+	if err != nil {
+		return registry.Credentials{}, err
+	}
+	return cfg.Credentials(ctx, host)
 }
 
 // OriginVerifier is the service's OriginVerifier on internal/oidc.
@@ -205,16 +251,35 @@ func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv f
 	if dockerDir == "" {
 		dockerDir = filepath.Join(dataDir, "docker")
 	}
-	dc, err := registry.LoadDockerConfig(dockerDir, os.Environ())
-	if err != nil {
+	dc := &dockerKeychain{dir: dockerDir}
+	if _, err := dc.config(); err != nil {
 		return nil, fmt.Errorf("signing service: registry credentials: %w", err)
+	}
+	var transport http.RoundTripper
+	if cfg.Service.RegistryCA != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.Service.RegistryCA)
+		if err != nil {
+			return nil, fmt.Errorf("service.registry_ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("service.registry_ca: %s holds no PEM certificate", cfg.Service.RegistryCA)
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		transport = t
 	}
 	return service.New(service.Config{
 		Store: st, Keys: keys, Repos: repos,
-		Images:        registryResolver{c: &registry.Client{Keychain: dc, UserAgent: "signet-server"}},
+		Images:        RegistryResolver(&registry.Client{Keychain: dc, Transport: transport, UserAgent: "signet-server"}),
+		Origins:       OriginVerifier(oidc.NewVerifier(oidc.Config{Logger: log.With("component", "oidc")})),
 		Logger:        log.With("component", "service"),
 		AdminToken:    getenv("SIGNET_ADMIN_TOKEN"),
 		BaseURL:       cfg.Service.BaseURL,
+		NotifyKick:    kick,
 		DefaultExpiry: cfg.Service.RequestExpiry, Retention: cfg.Service.Retention, DefaultRateLimit: cfg.Service.RateLimit,
 		SigningLease: cfg.Service.SigningLease, MaxAttempts: cfg.Service.MaxAttempts,
 	})

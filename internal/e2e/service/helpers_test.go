@@ -130,8 +130,13 @@ func (tl *tools) inspect(gun string) inspected {
 // signet's registry client and returns its digest.
 func push(t *testing.T, kc registry.Keychain, host, repo, tag string) string {
 	t.Helper()
+	return pushVia(t, &registry.Client{Keychain: kc}, host, repo, tag)
+}
+
+// pushVia pushes with client c.
+func pushVia(t *testing.T, c *registry.Client, host, repo, tag string) string {
+	t.Helper()
 	ctx := context.Background()
-	c := &registry.Client{Keychain: kc}
 	r := c.Repository(registry.Reference{Registry: host, Repository: repo}, "push,pull")
 	layer := make([]byte, 300)
 	rand.Read(layer)
