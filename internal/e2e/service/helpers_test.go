@@ -2,6 +2,9 @@ package service
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -10,9 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/signet-trust/signet/internal/client"
+	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/registry"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // Passphrases of the owner's docker trust keys.
@@ -179,4 +187,79 @@ func writeDockerAuth(t *testing.T, dir string, creds map[string][2]string) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// memCache is a client cache in memory.
+type memCache struct{ m map[string][]byte }
+
+func (c *memCache) Get(role string) ([]byte, error) { return c.m[role], nil }
+func (c *memCache) Put(role string, b []byte) error { c.m[role] = b; return nil }
+
+type keyring map[string]crypto.Signer
+
+func (k keyring) Signer(_ context.Context, id string) (crypto.Signer, bool, error) {
+	s, ok := k[id]
+	return s, ok, nil
+}
+
+// ownerDelegates initialises gun on s as docker trust does (server-managed
+// snapshot) with the client library, and delegates targets/<signer> and
+// targets/releases to the public key PEM.
+func ownerDelegates(t *testing.T, s *spawned, gun, signer, publicPEM string) {
+	t.Helper()
+	ctx := context.Background()
+	remote, err := client.NewRemote(s.Base, s.Client, tuf.GUN(gun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := keys.NewRootCertificate(root, gun, time.Now(), time.Now().Add(24*time.Hour*3650))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := keys.FromCertificate(cert)
+	tk, _ := keys.FromCrypto(targets.Public())
+	kr := keyring{rk.CanonicalID(): root, tk.ID(): targets}
+	cache := &memCache{m: map[string][]byte{}}
+	if err := client.Initialize(ctx, remote, cache, client.InitOptions{Root: root, RootCert: cert, Targets: targets}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pub := &client.Publisher{Reader: &client.Reader{Remote: remote, Cache: cache}, Keys: kr}
+	k, err := keys.ParsePublicKeyPEM([]byte(publicPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []changes.Change
+	for _, role := range []string{"targets/" + signer, "targets/releases"} {
+		cs = append(cs, changes.AddDelegation{Role: role, Keys: []*keys.PublicKey{k}, Paths: []string{""}})
+	}
+	if err := pub.Publish(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signedDigest reads gun from s as a client does, verifying every
+// signature, and returns the digest role lists for tag ("" if none).
+func signedDigest(t *testing.T, s *spawned, gun, role, tag string) string {
+	t.Helper()
+	remote, err := client.NewRemote(s.Base, s.Client, tuf.GUN(gun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := (&client.Reader{Remote: remote, Cache: &memCache{m: map[string][]byte{}}}).Update(context.Background())
+	if err != nil {
+		t.Fatalf("%s does not verify: %v", gun, err)
+	}
+	fm, ok := v.RoleTarget(role, tag)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("sha256:%x", fm.Hashes["sha256"])
 }
