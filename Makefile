@@ -27,6 +27,7 @@ vet:
 unit:
 	$(GO) test -race -shuffle=on -timeout 40m ./...
 	$(GO) test -race -shuffle=on -timeout 20m -tags pkcs11 ./internal/keys/pkcs11/... ./internal/e2e/hsm/... ./internal/custody/hsm/... ./internal/signercmd/...
+	$(GO) test -race -timeout 10m -tags pkcs11 -run '^TestProjectKeyInHSM$$' ./internal/e2e/service/
 	$(GO) test -race -shuffle=on -timeout 10m -tags pkcs11 -run 'PKCS11' ./internal/cli/
 
 ## fuzz: run every fuzz target briefly.

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,10 +206,10 @@ func (k keyring) Signer(_ context.Context, id string) (crypto.Signer, bool, erro
 // ownerDelegates initialises gun on s as docker trust does (server-managed
 // snapshot) with the client library, and delegates targets/<signer> and
 // targets/releases to the public key PEM.
-func ownerDelegates(t *testing.T, s *spawned, gun, signer, publicPEM string) {
+func ownerDelegates(t *testing.T, base string, hc *http.Client, gun, signer, publicPEM string) {
 	t.Helper()
 	ctx := context.Background()
-	remote, err := client.NewRemote(s.Base, s.Client, tuf.GUN(gun))
+	remote, err := client.NewRemote(base, hc, tuf.GUN(gun))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +248,9 @@ func ownerDelegates(t *testing.T, s *spawned, gun, signer, publicPEM string) {
 
 // signedDigest reads gun from s as a client does, verifying every
 // signature, and returns the digest role lists for tag ("" if none).
-func signedDigest(t *testing.T, s *spawned, gun, role, tag string) string {
+func signedDigest(t *testing.T, base string, hc *http.Client, gun, role, tag string) string {
 	t.Helper()
-	remote, err := client.NewRemote(s.Base, s.Client, tuf.GUN(gun))
+	remote, err := client.NewRemote(base, hc, tuf.GUN(gun))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ownerDelegates(t, s, gun, "ci", p.PublicKey)
+		ownerDelegates(t, s.Base, s.Client, gun, "ci", p.PublicKey)
 		if _, err := ac.CreatePolicy(ctx, name, serviceapi.PolicySpec{Name: "release",
 			Approvals: serviceapi.Approvals{Required: 1, Approvers: []string{"appr"}}, Submitters: []string{"dev"}}); err != nil {
 			t.Fatal(err)
@@ -186,10 +186,10 @@ func TestCrash(t *testing.T) {
 		// Nothing half signed: each repository verifies as a client reads
 		// it, and lists every tag with the digest it was submitted with.
 		for _, sb := range subs {
-			if d := signedDigest(t, s, sb.gun, "targets/ci", sb.tag); d != sb.digest {
+			if d := signedDigest(t, s.Base, s.Client, sb.gun, "targets/ci", sb.tag); d != sb.digest {
 				t.Errorf("round %d: %s:%s in targets/ci is %q, want %s", round, sb.gun, sb.tag, d, sb.digest)
 			}
-			if d := signedDigest(t, s, sb.gun, "targets/releases", sb.tag); d != sb.digest {
+			if d := signedDigest(t, s.Base, s.Client, sb.gun, "targets/releases", sb.tag); d != sb.digest {
 				t.Errorf("round %d: %s:%s in targets/releases is %q, want %s", round, sb.gun, sb.tag, d, sb.digest)
 			}
 		}
