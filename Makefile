@@ -37,9 +37,11 @@ fuzz:
 build:
 	$(GO) build ./...
 
-## bench: side-by-side benchmark against the reference notary-server, then the soak.
+## bench: side-by-side benchmark against the reference notary-server, the
+## signing service's approval-to-signed latency, then the soak.
 bench: deps
 	bench/run.sh
+	SIGNET_SERVICE_BENCH=1 SIGNET_SERVICE_BENCH_REPORT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -run '^TestServiceBenchmark$$' -timeout 15m -v ./internal/service/
 	$(MAKE) soak
 
 ## soak: 3 minutes of concurrent publishers and readers against signet-server

@@ -75,7 +75,7 @@ const adminToken = "test-admin-token-0123456789abcdefghijklmnop"
 // Notary server with the service's routes in its route table, an
 // in-process registry.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	st     *sqlstore.Store
 	cust   *custody.Core
 	srv    *server.Server
@@ -97,7 +97,7 @@ type envOptions struct {
 	noRun   bool // no background worker (tests that drive it)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := o.db
@@ -223,7 +223,7 @@ type owner struct {
 	pub           *client.Publisher
 }
 
-func newSigner(t *testing.T) crypto.Signer {
+func newSigner(t testing.TB) crypto.Signer {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

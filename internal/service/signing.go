@@ -146,13 +146,30 @@ func (s *Service) signGUN(ctx context.Context, gun string, jobs []*job) {
 	defer unlock()
 	// Right before signing, each tag must still point at the digest it
 	// pointed at when the request was submitted.
+	type checked struct {
+		reason string
+		err    error
+	}
+	results := make([]checked, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8) // registry requests at once
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i].reason, results[i].err = s.recheck(ctx, j)
+		}()
+	}
+	wg.Wait()
 	var ok []*job
-	for _, j := range jobs {
-		if reason, err := s.recheck(ctx, j); err != nil {
-			s.retryLater(ctx, j.r, err)
-		} else if reason != "" {
-			s.fail(ctx, j, reason)
-		} else {
+	for i, j := range jobs {
+		switch c := results[i]; {
+		case c.err != nil:
+			s.retryLater(ctx, j.r, c.err)
+		case c.reason != "":
+			s.fail(ctx, j, c.reason)
+		default:
 			ok = append(ok, j)
 		}
 	}
@@ -289,6 +306,18 @@ func delegationProblem(v *trust.Repo, role, keyID string) string {
 	return ""
 }
 
+// pathProblem reports a tag of j outside the paths delegated to its roles.
+func pathProblem(v *trust.Repo, j *job) error {
+	for _, im := range j.r.Images {
+		for _, role := range []string{j.role, policy.ReleasesRole} {
+			if !tuf.PathAllowed(v.Paths(role), im.Tag) {
+				return fmt.Errorf("tag %s is outside the paths %q delegated to %s", im.Tag, v.Paths(role), role)
+			}
+		}
+	}
+	return nil
+}
+
 func targetMeta(im Image) (tuf.FileMeta, error) {
 	sum, err := hex.DecodeString(strings.TrimPrefix(im.Digest, "sha256:"))
 	if err != nil || len(sum) != 32 {
@@ -387,14 +416,12 @@ func (s *Service) publish(ctx context.Context, gun string, jobs []*job) {
 				already = append(already, j)
 				continue
 			}
-			cs, err := changesOf(j)
+			// What would refuse j's changes is checked first, so that a
+			// request that cannot apply fails alone.
+			err := pathProblem(v, j)
+			var cs []changes.Change
 			if err == nil {
-				// Try j's changes alone first, so that one request that
-				// cannot apply fails alone.
-				var scratch *client.Working
-				if scratch, err = client.NewWorking(v); err == nil {
-					err = scratch.Apply(cs, now)
-				}
+				cs, err = changesOf(j)
 			}
 			if err == nil {
 				err = w.Apply(cs, now)
@@ -478,34 +505,45 @@ func rolesOf(v *trust.Repo, stored []store.File, j *job) []SignedRole {
 	return out
 }
 
-// signed records jobs as signed.
+// signed records jobs as signed, in one transaction.
 func (s *Service) signed(ctx context.Context, v *trust.Repo, jobs []*job, stored []store.File) {
-	for _, j := range jobs {
-		roles := rolesOf(v, stored, j)
-		var fx Effects
-		_, err := s.st.UpdateRequest(ctx, j.r.ID, func(r *Request) (Effects, error) {
-			if r.Status != StatusSigning {
-				return Effects{}, ErrUnchanged
-			}
-			now := s.now()
-			r.Status, r.Signed, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusSigned, roles, "", now, "", time.Time{}
-			fx = Effects{Deliveries: s.deliveries(*r, j.pol, j.book, StatusSigned, "")}
-			for _, im := range r.Images {
-				e := s.event(audit.RequestSign, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, audit.Subject{
-					RequestID: r.ID, Project: r.Project, Policy: r.Policy, GUN: im.GUN, Tag: im.Tag, Digest: im.Digest, Role: j.role, KeyID: j.keyID, Image: im.Ref})
-				e.Roles = roles
-				fx.Events = append(fx.Events, e)
-			}
-			return fx, nil
-		})
-		if err != nil {
-			s.log.ErrorContext(ctx, "recording a signed request failed; it will be found signed and recorded again", "request", j.r.ID, "error", err.Error())
-			continue
-		}
-		s.committed(fx)
-		s.changed(j.r.ID)
-		s.log.InfoContext(ctx, "request signed", "request", j.r.ID, "gun", j.proj.Repository, "role", j.role, "images", len(j.r.Images))
+	if len(jobs) == 0 {
+		return
 	}
+	byID := make(map[string]*job, len(jobs))
+	ids := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		byID[j.r.ID], ids = j, append(ids, j.r.ID)
+	}
+	var all Effects
+	_, err := s.st.UpdateRequests(ctx, ids, func(r *Request) (Effects, error) {
+		j := byID[r.ID]
+		if r.Status != StatusSigning {
+			return Effects{}, ErrUnchanged
+		}
+		roles := rolesOf(v, stored, j)
+		now := s.now()
+		r.Status, r.Signed, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusSigned, roles, "", now, "", time.Time{}
+		fx := Effects{Deliveries: s.deliveries(*r, j.pol, j.book, StatusSigned, "")}
+		for _, im := range r.Images {
+			e := s.event(audit.RequestSign, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, audit.Subject{
+				RequestID: r.ID, Project: r.Project, Policy: r.Policy, GUN: im.GUN, Tag: im.Tag, Digest: im.Digest, Role: j.role, KeyID: j.keyID, Image: im.Ref})
+			e.Roles = roles
+			fx.Events = append(fx.Events, e)
+		}
+		all.Events = append(all.Events, fx.Events...)
+		all.Deliveries = append(all.Deliveries, fx.Deliveries...)
+		return fx, nil
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "recording signed requests failed; they will be found signed and recorded again", "requests", ids, "error", err.Error())
+		return
+	}
+	s.committed(all)
+	for _, j := range jobs {
+		s.changed(j.r.ID)
+	}
+	s.log.InfoContext(ctx, "requests signed", "gun", jobs[0].proj.Repository, "requests", ids)
 }
 
 // fail records j as failed with reason.

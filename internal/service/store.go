@@ -176,6 +176,11 @@ type Store interface {
 	// signed roles, expiry, attempts, claim, status token, updated) and
 	// returns the effects of the change.
 	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Effects, error)) (Request, error)
+	// UpdateRequests changes several requests in one transaction, each as
+	// UpdateRequest does, in the order of ids; ErrUnchanged from fn leaves
+	// that request as it is, any other error rolls back all of them. It
+	// returns the requests as they stand after.
+	UpdateRequests(ctx context.Context, ids []string, fn func(*Request) (Effects, error)) ([]Request, error)
 	// CountRequests counts a project's requests created at or after since.
 	CountRequests(ctx context.Context, project string, since time.Time) (int, error)
 	// ClaimSigning leases up to limit requests in StatusSigning whose claim

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) Opened) {
 		{"ListRequests", testListRequests},
 		{"UpdateRequest", testUpdateRequest},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"UpdateRequests", testUpdateRequests},
 		{"ClaimSigning", testClaimSigning},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Housekeeping", testHousekeeping},
@@ -1213,5 +1214,61 @@ func testConcurrentDeliveryClaims(t *testing.T, o Opened) {
 		if c != 1 {
 			t.Errorf("%s claimed %d times", id, c)
 		}
+	}
+}
+
+func testUpdateRequests(t *testing.T, o Opened) {
+	ctx, s, l := t.Context(), o.Store, &eventLog{o: o}
+	mustUser(t, s, "alice")
+	mustProject(t, s, project("app"))
+	mustPolicy(t, s, policy("app", "release", "alice"))
+	a := mustRequest(t, s, request("app", "release", service.StatusSigning))
+	b := mustRequest(t, s, request("app", "release", service.StatusSigning))
+	c := mustRequest(t, s, request("app", "release", service.StatusSigning))
+	if _, err := s.UpdateRequest(ctx, b.ID, func(r *service.Request) (service.Effects, error) {
+		r.Status = service.StatusSigned
+		return service.Effects{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.expect(t, "setup")
+	later := base.Add(time.Hour)
+	got, err := s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *service.Request) (service.Effects, error) {
+		if r.Status != service.StatusSigning {
+			return service.Effects{}, service.ErrUnchanged
+		}
+		r.Status, r.Updated = service.StatusSigned, later
+		return service.Effects{Events: []audit.Event{ev(audit.RequestSign, audit.Subject{RequestID: r.ID, GUN: "g", Tag: "t", Digest: "d"})}}, nil
+	})
+	if err == nil {
+		t.Fatalf("an invalid event (a sign event without roles) committed: %+v", got)
+	}
+	l.expect(t, "UpdateRequests with an invalid event (rolled back)")
+	if r, _ := s.GetRequest(ctx, a.ID); r.Status != service.StatusSigning {
+		t.Errorf("a rolled-back batch changed %s: %s", a.ID, r.Status)
+	}
+	got, err = s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *service.Request) (service.Effects, error) {
+		if r.Status != service.StatusSigning {
+			return service.Effects{}, service.ErrUnchanged
+		}
+		r.Status, r.Updated = service.StatusSigned, later
+		return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].ID != a.ID || got[0].Status != service.StatusSigned || !got[0].Updated.Equal(later) ||
+		got[1].ID != b.ID || !got[1].Updated.Equal(base) || got[2].Status != service.StatusSigned {
+		t.Errorf("UpdateRequests = %+v", got)
+	}
+	l.expect(t, "UpdateRequests", audit.RequestApprove, audit.RequestApprove)
+	if _, err := s.UpdateRequests(ctx, []string{a.ID, "nope"}, func(r *service.Request) (service.Effects, error) {
+		r.Attempts = 9
+		return service.Effects{}, nil
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateRequests with an unknown ID = %v", err)
+	}
+	if r, _ := s.GetRequest(ctx, a.ID); r.Attempts == 9 {
+		t.Error("a batch with an unknown ID was not rolled back")
 	}
 }

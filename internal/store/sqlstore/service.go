@@ -139,7 +139,7 @@ func (s *Store) CreateUser(ctx context.Context, u service.User, tok *service.Tok
 
 // GetUser implements service.Store.
 func (s *Store) GetUser(ctx context.Context, name string) (service.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+userColumns+` FROM service_users WHERE name = ?`), name))
+	u, err := scanUser(s.queryRow(ctx, queryUser, name))
 	if err != nil {
 		return service.User{}, svcErr("get user "+name, err)
 	}
@@ -348,7 +348,7 @@ func scanProject(row scanner) (service.Project, error) {
 
 func (s *Store) projectManagers(ctx context.Context, q querier, project string) ([]string, error) {
 	out := []string{}
-	err := s.queryRows(ctx, q, `SELECT user_name FROM service_project_managers WHERE project = ? ORDER BY position`, []any{project}, func(r scanner) error {
+	err := s.queryRows(ctx, q, queryManagers, []any{project}, func(r scanner) error {
 		var u string
 		err := r.Scan(&u)
 		out = append(out, u)
@@ -358,11 +358,11 @@ func (s *Store) projectManagers(ctx context.Context, q querier, project string) 
 }
 
 func (s *Store) getProject(ctx context.Context, q querier, name string, lock bool) (service.Project, error) {
-	query := `SELECT ` + projectColumns + ` FROM service_projects WHERE name = ?`
+	query := queryProject
 	if lock {
 		query += s.d.forUpdate
 	}
-	p, err := scanProject(q.QueryRowContext(ctx, s.d.q(query), name))
+	p, err := scanProject(s.row(ctx, q, query, name))
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return service.Project{}, fmt.Errorf("project %s: %w", name, store.ErrNotFound)
@@ -700,11 +700,11 @@ func (s *Store) CreatePolicy(ctx context.Context, p service.Policy, keys []servi
 }
 
 func (s *Store) getPolicy(ctx context.Context, q querier, project, name string, lock bool) (service.Policy, error) {
-	query := `SELECT ` + policyColumns + ` FROM service_policies WHERE project = ? AND name = ?`
+	query := queryPolicy
 	if lock {
 		query += s.d.forUpdate
 	}
-	p, err := scanPolicy(q.QueryRowContext(ctx, s.d.q(query), project, name))
+	p, err := scanPolicy(s.row(ctx, q, query, project, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.Policy{}, fmt.Errorf("policy %s/%s: %w", project, name, store.ErrNotFound)
 	}
@@ -878,12 +878,39 @@ func nullString(s string) any {
 	return s
 }
 
+// The hot statements of the service's writes, prepared once at open
+// (prepareWrites) and reused inside transactions (txExec, txQueryRow).
+const (
+	queryRequest       = `SELECT ` + requestColumns + ` FROM service_requests WHERE id = ?`
+	queryUpdateRequest = `UPDATE service_requests SET status = ?, data = ?, updated_at = ?, expires_at = ?, claimed_by = ?, claimed_until = ? WHERE id = ?`
+	queryInsertRequest = `INSERT INTO service_requests (` + requestColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	queryInsertDeliv   = `INSERT INTO service_deliveries (` + deliveryColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	queryPolicy        = `SELECT ` + policyColumns + ` FROM service_policies WHERE project = ? AND name = ?`
+	queryProject       = `SELECT ` + projectColumns + ` FROM service_projects WHERE name = ?`
+	queryManagers      = `SELECT user_name FROM service_project_managers WHERE project = ? ORDER BY position`
+	queryUser          = `SELECT ` + userColumns + ` FROM service_users WHERE name = ?`
+)
+
+func (s *Store) serviceWriteQueries() []string {
+	return []string{queryRequest, queryRequest + s.d.forUpdate, queryUpdateRequest, queryInsertRequest, queryInsertDeliv,
+		queryPolicy + s.d.forUpdate}
+}
+
+// row runs a query on the read pool (q == s.r, cached statement) or inside
+// a transaction.
+func (s *Store) row(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	if tx, ok := q.(*sql.Tx); ok {
+		return s.txQueryRow(ctx, tx, query, args...)
+	}
+	return s.queryRow(ctx, query, args...)
+}
+
 func (s *Store) getRequest(ctx context.Context, q querier, id string, lock bool) (service.Request, error) {
-	query := `SELECT ` + requestColumns + ` FROM service_requests WHERE id = ?`
+	query := queryRequest
 	if lock {
 		query += s.d.forUpdate
 	}
-	r, err := scanRequest(q.QueryRowContext(ctx, s.d.q(query), id))
+	r, err := scanRequest(s.row(ctx, q, query, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return service.Request{}, fmt.Errorf("request %s: %w", id, store.ErrNotFound)
 	}
@@ -918,7 +945,7 @@ func (s *Store) CreateRequest(ctx context.Context, r service.Request, fx service
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_requests (`+requestColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := s.txExec(ctx, tx, queryInsertRequest,
 			r.ID, r.Project, r.Policy, string(r.Status), nullString(r.RunKey), data, s.timeArg(r.Created), s.timeArg(r.Updated),
 			s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil)); err != nil {
 			if s.d.isUnique(err) {
@@ -997,38 +1024,8 @@ func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]se
 func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.Request) (service.Effects, error)) (service.Request, error) {
 	var out service.Request
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		r, err := s.getRequest(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		out = r
-		keep := r
-		fx, err := fn(&r)
-		if err != nil {
-			return err
-		}
-		if !r.Status.Valid() {
-			return fmt.Errorf("request %s: status %q", id, r.Status)
-		}
-		if keep.Status.Final() && r.Status != keep.Status {
-			return fmt.Errorf("request %s is %s; a final status never changes: %w", id, keep.Status, store.ErrConflict)
-		}
-		// What never changes.
-		r.ID, r.Project, r.Policy, r.Images, r.Submitter, r.Origin = keep.ID, keep.Project, keep.Policy, keep.Images, keep.Submitter, keep.Origin
-		r.OriginIssuer, r.OriginSubject, r.RunKey, r.Description, r.Parameters = keep.OriginIssuer, keep.OriginSubject, keep.RunKey, keep.Description, keep.Parameters
-		r.ResubmittedFrom, r.Created = keep.ResubmittedFrom, keep.Created
-		data, err := dataOf(r)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE service_requests SET status = ?, data = ?, updated_at = ?, expires_at = ?, claimed_by = ?, claimed_until = ? WHERE id = ?`),
-			string(r.Status), data, s.timeArg(r.Updated), s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil), id); err != nil {
-			return err
-		}
-		if err := s.applyEffects(ctx, tx, fx); err != nil {
-			return err
-		}
-		out, err = s.getRequest(ctx, tx, id, false)
+		var err error
+		out, err = s.updateRequest(ctx, tx, id, fn)
 		return err
 	})
 	if errors.Is(err, service.ErrUnchanged) {
@@ -1038,6 +1035,65 @@ func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.R
 		return service.Request{}, svcErr("update request "+id, err)
 	}
 	return out, nil
+}
+
+// UpdateRequests implements service.Store.
+func (s *Store) UpdateRequests(ctx context.Context, ids []string, fn func(*service.Request) (service.Effects, error)) ([]service.Request, error) {
+	var out []service.Request
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		for _, id := range ids {
+			r, err := s.updateRequest(ctx, tx, id, fn)
+			if err != nil && !errors.Is(err, service.ErrUnchanged) {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, svcErr("update requests", err)
+	}
+	return out, nil
+}
+
+// updateRequest changes one request inside tx; with ErrUnchanged it
+// returns the request as stored and changes nothing.
+func (s *Store) updateRequest(ctx context.Context, tx *sql.Tx, id string, fn func(*service.Request) (service.Effects, error)) (service.Request, error) {
+	r, err := s.getRequest(ctx, tx, id, true)
+	if err != nil {
+		return service.Request{}, err
+	}
+	keep := r
+	fx, err := fn(&r)
+	if errors.Is(err, service.ErrUnchanged) {
+		return keep, err
+	}
+	if err != nil {
+		return service.Request{}, err
+	}
+	if !r.Status.Valid() {
+		return service.Request{}, fmt.Errorf("request %s: status %q", id, r.Status)
+	}
+	if keep.Status.Final() && r.Status != keep.Status {
+		return service.Request{}, fmt.Errorf("request %s is %s; a final status never changes: %w", id, keep.Status, store.ErrConflict)
+	}
+	// What never changes.
+	r.ID, r.Project, r.Policy, r.Images, r.Submitter, r.Origin = keep.ID, keep.Project, keep.Policy, keep.Images, keep.Submitter, keep.Origin
+	r.OriginIssuer, r.OriginSubject, r.RunKey, r.Description, r.Parameters = keep.OriginIssuer, keep.OriginSubject, keep.RunKey, keep.Description, keep.Parameters
+	r.ResubmittedFrom, r.Created = keep.ResubmittedFrom, keep.Created
+	data, err := dataOf(r)
+	if err != nil {
+		return service.Request{}, err
+	}
+	if _, err := s.txExec(ctx, tx, queryUpdateRequest,
+		string(r.Status), data, s.timeArg(r.Updated), s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil), id); err != nil {
+		return service.Request{}, err
+	}
+	if err := s.applyEffects(ctx, tx, fx); err != nil {
+		return service.Request{}, err
+	}
+	return s.getRequest(ctx, tx, id, false)
 }
 
 // CountRequests implements service.Store.
@@ -1137,7 +1193,7 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects
 		if d.State == "" {
 			d.State = service.DeliveryPending
 		}
-		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := s.txExec(ctx, tx, queryInsertDeliv,
 			d.ID, d.RequestID, d.Kind, d.Target, string(d.Notification), d.State, d.Attempts, s.timeArg(d.NextAttempt),
 			d.LastError, s.timeArg(d.Created), s.timeArg(d.Updated)); err != nil {
 			if s.d.isUnique(err) {
