@@ -91,7 +91,8 @@ type env struct {
 }
 
 type envOptions struct {
-	db      string // database URL; SQLite in a temp dir when empty
+	db       string // database URL; SQLite in a temp dir when empty
+	registry string // host:port of a registry to share; a new one when empty
 	origins service.OriginVerifier
 	config  func(*service.Config)
 	noRun   bool // no background worker (tests that drive it)
@@ -114,9 +115,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, cust: cust, clock: &clock{}, owners: map[string]*owner{}, users: map[string]*serviceapi.Client{}}
-	regSrv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(regSrv.Close)
-	e.reg = strings.TrimPrefix(regSrv.URL, "http://")
+	if o.registry != "" {
+		e.reg = o.registry
+	} else {
+		regSrv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+		t.Cleanup(regSrv.Close)
+		e.reg = strings.TrimPrefix(regSrv.URL, "http://")
+	}
 	rp := &repos{}
 	cfg := service.Config{
 		Store: st, Keys: cust, Repos: rp,
@@ -131,7 +136,17 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = server.New(server.Config{Store: st, Custodian: cust, Groups: []server.Group{servercmd.ServiceGroup(e.svc)}, ServiceAuthorizer: e.svc})
+	// Replicas on PostgreSQL follow each other's writes, as signet-server
+	// does.
+	invCtx, stopInv := context.WithCancel(ctx)
+	t.Cleanup(stopInv)
+	inv := st.Invalidations(invCtx, nil)
+	var maxStale time.Duration
+	if inv != nil {
+		maxStale = time.Second
+	}
+	e.srv, err = server.New(server.Config{Store: st, Custodian: cust, Groups: []server.Group{servercmd.ServiceGroup(e.svc)}, ServiceAuthorizer: e.svc,
+		Invalidations: inv, CacheMaxStale: maxStale})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
@@ -413,6 +414,89 @@ func TestConcurrentSigning(t *testing.T) {
 		for _, role := range []string{"targets/ci", "targets/releases"} {
 			if d, _ := e.signedDigest(s.gun, role, s.tag); d != s.digest {
 				t.Errorf("%s %s %s: %q, want %s", s.gun, role, s.tag, d, s.digest)
+			}
+		}
+	}
+}
+
+// TestReplicasPostgres: two signet-server processes' worth of stack (each
+// its own store connection, custody, server cache and signing worker) on
+// one PostgreSQL database; 40 requests over 4 repositories approved at
+// once, half through each replica, are each signed exactly once.
+func TestReplicasPostgres(t *testing.T) {
+	db := e2etest.PostgresDB(t, "signet_service_replicas_")
+	a := newEnv(t, envOptions{db: db, config: func(c *service.Config) { c.SyncWait = 60 * time.Second; c.Holder = "replica-a" }})
+	b := newEnv(t, envOptions{db: db, registry: a.reg, config: func(c *service.Config) { c.SyncWait = 60 * time.Second; c.Holder = "replica-b" }})
+	ctx := context.Background()
+	dev := a.user("dev")
+	a.user("appr")
+	tok, err := a.admin().CreateToken(ctx, "appr", serviceapi.CreateToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apprA, apprB := a.client(tok.Secret), b.client(tok.Secret)
+	type sub struct{ id, gun, tag, digest string }
+	var subs []sub
+	for p := range 4 {
+		name, repo := fmt.Sprintf("r%d", p), fmt.Sprintf("org/r%d", p)
+		a.project(name, repo, "ci")
+		if _, err := a.admin().CreatePolicy(ctx, name, serviceapi.PolicySpec{Name: "release",
+			Approvals: serviceapi.Approvals{Required: 1, Approvers: []string{"appr"}}, Submitters: []string{"dev"}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			image, digest := a.push(repo, fmt.Sprintf("v%d", i))
+			r, err := dev.Submit(ctx, serviceapi.Submit{Project: name, Policy: "release", Image: image})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, sub{r.ID, a.gun(repo), fmt.Sprintf("v%d", i), digest})
+		}
+	}
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		c := apprA
+		if i%2 == 1 {
+			c = apprB
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Approve(ctx, s.id, ""); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(90 * time.Second)
+	for _, s := range subs {
+		for {
+			r, err := a.admin().GetRequest(ctx, s.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status == serviceapi.StatusSigned {
+				break
+			}
+			if r.Status != serviceapi.StatusSigning || time.Now().After(deadline) {
+				t.Fatalf("request %s: %s %s", s.id, r.Status, r.Reason)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	signs := map[string]int{}
+	for _, ev := range a.events() {
+		if ev.Type == audit.RequestSign {
+			signs[ev.Subject.RequestID]++
+		}
+	}
+	for _, s := range subs {
+		if signs[s.id] != 1 {
+			t.Errorf("request %s recorded signed %d times", s.id, signs[s.id])
+		}
+		for _, e := range []*env{a, b} {
+			if d, _ := e.signedDigest(s.gun, "targets/ci", s.tag); d != s.digest {
+				t.Errorf("%s:%s read through replica %p: %q, want %s", s.gun, s.tag, e, d, s.digest)
 			}
 		}
 	}
