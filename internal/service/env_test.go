@@ -93,9 +93,9 @@ type env struct {
 type envOptions struct {
 	db       string // database URL; SQLite in a temp dir when empty
 	registry string // host:port of a registry to share; a new one when empty
-	origins service.OriginVerifier
-	config  func(*service.Config)
-	noRun   bool // no background worker (tests that drive it)
+	origins  service.OriginVerifier
+	config   func(*service.Config)
+	noRun    bool // no background worker (tests that drive it)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {

@@ -3,7 +3,9 @@ package service_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
@@ -28,6 +30,9 @@ func TestSignFlow(t *testing.T) {
 	}
 	if got.PublicKey != p.PublicKey || got.CosignPublicKey == "" || got.KeyID == got.CosignKeyID {
 		t.Errorf("project keys: %+v", got)
+	}
+	if st := got.State; st.DelegationExpires == nil || st.SignerRoleExpires != nil || len(st.Notices) != 0 {
+		t.Errorf("expiries before any signing: %+v", st)
 	}
 	if _, err := e.admin().CreatePolicy(ctx, "app", serviceapi.PolicySpec{
 		Name: "release", Approvals: serviceapi.Approvals{Required: 2, Approvers: []string{"alice", "bob"}},
@@ -67,6 +72,18 @@ func TestSignFlow(t *testing.T) {
 		if d != digest || n != r.Images[0].Size {
 			t.Errorf("%s lists v1 as %s (%d bytes), want %s (%d bytes)", role, d, n, digest, r.Images[0].Size)
 		}
+	}
+	// Expiry notices: the signer's role is new (3 years), the owner's
+	// targets metadata too; 30 days before they end GET warns.
+	got, _ = e.admin().GetProject(ctx, "app")
+	if st := got.State; st.SignerRoleExpires == nil || len(st.Notices) != 0 {
+		t.Errorf("expiries after signing: %+v", st)
+	}
+	e.clock.advance(3*365*24*time.Hour - 10*24*time.Hour)
+	got, _ = e.admin().GetProject(ctx, "app")
+	e.clock.advance(-(3*365*24*time.Hour - 10*24*time.Hour))
+	if st := got.State; len(st.Notices) != 2 || !strings.Contains(st.Notices[1], "targets/ci expires at") || !strings.Contains(st.Notices[0], "re-signs it") {
+		t.Errorf("notices 10 days before the expiries: %q", st.Notices)
 	}
 	if got := e.eventsOf(req.ID); !slices.Equal(got, []audit.EventType{audit.RequestSubmit, audit.RequestApprove, audit.RequestApprove, audit.RequestSign}) {
 		t.Errorf("audit events of the request: %v", got)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/custody"
@@ -478,10 +479,17 @@ func (s *Service) repoState(ctx context.Context, gun, signer, keyID string) (ser
 		return st, err
 	}
 	var problems []string
+	soon := s.now().Add(expiryNotice)
 	if raw != nil {
 		t, err := tuf.ParseTargets(tuf.RoleTargets, raw)
 		if err != nil {
 			return st, fmt.Errorf("stored targets of %s: %w", gun, err)
+		}
+		exp := t.Signed.Expires.UTC()
+		st.DelegationExpires = &exp
+		if exp.Before(soon) {
+			st.Notices = append(st.Notices, fmt.Sprintf("the repository's targets metadata, which delegates to %s, expires at %s: the owner re-signs it (signet witness %s targets -p, or any publish with the repository key)",
+				role, exp.Format(time.RFC3339), gun))
 		}
 		for _, d := range t.Signed.Delegations.Roles {
 			if (d.Name == role || d.Name == policy.ReleasesRole) && slices.Contains(d.KeyIDs, keyID) {
@@ -496,6 +504,17 @@ func (s *Service) repoState(ctx context.Context, gun, signer, keyID string) (ser
 				}
 			}
 		}
+	}
+	if b, err := s.cfg.Repos.Current(ctx, gun, role); err == nil {
+		if t, err := tuf.ParseTargets(role, b); err == nil {
+			exp := t.Signed.Expires.UTC()
+			st.SignerRoleExpires = &exp
+			if exp.Before(soon) {
+				st.Notices = append(st.Notices, fmt.Sprintf("%s expires at %s; the next signing renews it", role, exp.Format(time.RFC3339)))
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return st, err
 	}
 	st.Delegated = st.SignerRole && st.ReleasesRole
 	st.Ready = st.Delegated && st.ServerManagedSnapshot && len(problems) == 0
@@ -515,6 +534,10 @@ func (s *Service) repoState(ctx context.Context, gun, signer, keyID string) (ser
 	}
 	return st, nil
 }
+
+// expiryNotice is how early GET /projects/{name} warns of expiring
+// metadata.
+const expiryNotice = 30 * 24 * time.Hour
 
 func shortID(id string) string {
 	if len(id) > 12 {

@@ -210,6 +210,13 @@ type RepositoryState struct {
 	Ready bool `json:"ready"`
 	// Fix says what the repository owner runs when it is not ready.
 	Fix string `json:"fix,omitempty"`
+	// SignerRoleExpires and DelegationExpires are when the signer's role
+	// (renewed by every signing) and the targets metadata holding its
+	// delegation (the owner's) expire; Notices warn of those within 30
+	// days.
+	SignerRoleExpires *time.Time `json:"signer_role_expires,omitempty"`
+	DelegationExpires *time.Time `json:"delegation_expires,omitempty"`
+	Notices           []string   `json:"notices,omitempty"`
 }
 
 // ProjectKey is a key the service holds for a project.
