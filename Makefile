@@ -7,6 +7,7 @@ export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?s
 # The real cosign scripts/test-deps.sh builds into its per-machine tool cache
 # (the interop tests of internal/oci run it).
 export SIGNET_COSIGN_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/cosign@v3.1.3/cosign
+STATICCHECK ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/staticcheck@v0.8.2/staticcheck
 
 .PHONY: test deps vet unit fuzz bench soak build
 
@@ -21,6 +22,9 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags pkcs11 ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags pkcs11 ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
 
 # The end-to-end tests build ./cmd/... once per source tree into a shared cache
 # (internal/e2e/e2etest; docs/testing.md lists every SIGNET_* variable).

@@ -87,6 +87,7 @@ fi
 # (SIGNET_COSIGN_BIN for cosign).
 go_tools=(
   "cosign github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+  "staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 )
 toolcache=${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools
 for entry in "${go_tools[@]}"; do

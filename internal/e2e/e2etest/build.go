@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,9 +91,10 @@ func buildAll(tags string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// go test puts its own GOROOT/bin first on the test's PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("e2etest: the go command is not on PATH: %w", err)
 	}
 	key, err := sourceKey(goTool, root, tags)
 	if err != nil {
