@@ -64,7 +64,6 @@ type requestOptions struct {
 	idTokenFile                                 string
 	wait                                        bool
 	timeout                                     time.Duration
-	comment                                     string
 	// list
 	status, limit string
 	all, csv      bool

@@ -24,12 +24,11 @@ const benchHeading = "## Signing service:"
 // benchSetup is one project on SQLite (file, synchronous=FULL) with a
 // policy of one approval, and clients of its submitter and approver.
 type benchSetup struct {
-	e          *env
-	dev, appr  *serviceapi.Client
-	repos      []string // project and repository names
-	imageOf    map[string][]string
-	digestOf   map[string]string
-	nextTagIdx atomic.Int64
+	e         *env
+	dev, appr *serviceapi.Client
+	repos     []string // project and repository names
+	imageOf   map[string][]string
+	digestOf  map[string]string
 }
 
 func newBench(t testing.TB, repos, tagsPerRepo int) *benchSetup {

@@ -503,10 +503,6 @@ func pendingError(r Request) error {
 	return conflict("request %s is %s, no longer awaiting approval", r.ID, r.Status)
 }
 
-// errExpiredNow marks an update that expired the request it was to
-// decide.
-var errExpiredNow = errors.New("expired")
-
 // expire turns r (awaiting approval past its expiry) into expired.
 func (s *Service) expire(r *Request, pol Policy, book mailbook) Effects {
 	r.Status, r.Reason, r.Updated = StatusExpired, fmt.Sprintf("no decision within %v", r.Expires.Sub(r.Created).Round(time.Second)), s.now()

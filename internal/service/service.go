@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -341,8 +340,4 @@ func (s *Service) waitFinal(ctx context.Context, id string, d time.Duration) (Re
 // event builds an audit event at now.
 func (s *Service) event(typ audit.EventType, actor audit.Actor, subj audit.Subject) audit.Event {
 	return audit.Event{Type: typ, Time: s.now(), Actor: actor, Subject: subj}
-}
-
-func wrapf(err error, format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
