@@ -83,6 +83,7 @@ var binaries = map[string][]ban{
 	}),
 	"signet-signer": {
 		{"internal/server", whyBoundary + ": the signer must not contain the Notary v1 API handlers"},
+		{"internal/service", whyBoundary + ": the signing service (policies, CI origin verification, notifications, the signing worker) runs in signet-server; the signer links only its records (internal/service/record), through the store it shares"},
 		{"internal/servercmd", whyBoundary + ": the signer must not contain the Notary v1 API server"},
 		{"internal/registry", whyBoundary + ": the signer must not contain the registry client"},
 	},
@@ -106,10 +107,13 @@ var binaries = map[string][]ban{
 // sign --key signet-signer://…`): a crypto.Signer over the client.
 //
 // The CLI speaks the signing service's API through its wire package
-// internal/service/serviceapi, which imports nothing of the service.
+// internal/service/serviceapi, which imports nothing of the service; the
+// signer links the service's records (internal/service/record) because
+// its store, internal/store/sqlstore, keeps them, and nothing else of it.
 var exempt = map[string][]string{
 	"signet-server": {"internal/signer/signerapi"},
 	"signet":        {"internal/signer/signerapi", "internal/service/serviceapi"},
+	"signet-signer": {"internal/service/record"},
 }
 
 // onlyThrough are banned packages a binary may link only because an

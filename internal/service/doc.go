@@ -5,12 +5,13 @@
 // per project (targets/<signer>) signing exactly the digest a tag pointed
 // at, instead of everyone writing targets/releases.
 //
-// What it holds: the domain (users and API tokens, roles, projects and
-// their keys, policies, signing requests and their state machine), the
-// Store contract (servicetest is its conformance suite; internal/store/
-// sqlstore implements it), the signing worker, the HTTP API under /api/v1
-// (routes with their access, handed to signet-server's one route table;
-// the OpenAPI document) and its authorizer.
+// What it holds: the domain logic (users and API tokens, roles, projects
+// and their keys, policies, signing requests and their state machine) over
+// the records and Store contract of package record (servicetest is its
+// conformance suite; internal/store/sqlstore implements it), the signing
+// worker, the notification outbox, the HTTP API under /api/v1 (routes with
+// their access, handed to signet-server's one route table; the OpenAPI
+// document) and its authorizer.
 //
 // Invariants:
 //   - Every state change appends its audit events (and queues its

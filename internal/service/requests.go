@@ -547,7 +547,7 @@ func (s *Service) decide(ctx context.Context, p Principal, id, comment string, a
 		}
 		d := Decision{User: user, Time: now, Comment: comment}
 		if approve {
-			if r.approvedBy(user) {
+			if r.ApprovedBy(user) {
 				return Effects{}, ErrUnchanged // counted once
 			}
 			r.Approvals = append(r.Approvals, d)

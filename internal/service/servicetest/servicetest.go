@@ -1,4 +1,4 @@
-// Package servicetest is the conformance suite of service.Store: every
+// Package servicetest is the conformance suite of record.Store: every
 // implementation runs it from its tests.
 //
 // The open function passed to Run is called once per subtest and returns a
@@ -20,13 +20,13 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
-	"github.com/signet-trust/signet/internal/service"
+	"github.com/signet-trust/signet/internal/service/record"
 	"github.com/signet-trust/signet/internal/store"
 )
 
 // Opened is a store under test and what reads its audit events.
 type Opened struct {
-	Store service.Store
+	Store record.Store
 	// Events returns every event appended so far, oldest first.
 	Events func(ctx context.Context) ([]audit.Event, error)
 }
@@ -98,11 +98,11 @@ func (l *eventLog) expect(t *testing.T, what string, want ...audit.EventType) {
 	}
 }
 
-func user(name string) service.User {
-	return service.User{Name: name, Email: name + "@example.com", PasswordHash: "$argon2id$x", Created: base, Updated: base}
+func user(name string) record.User {
+	return record.User{Name: name, Email: name + "@example.com", PasswordHash: "$argon2id$x", Created: base, Updated: base}
 }
 
-func mustUser(t *testing.T, s service.Store, names ...string) {
+func mustUser(t *testing.T, s record.Store, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if err := s.CreateUser(t.Context(), user(n), nil, nil); err != nil {
@@ -111,47 +111,47 @@ func mustUser(t *testing.T, s service.Store, names ...string) {
 	}
 }
 
-func token(userName, id string) service.Token {
+func token(userName, id string) record.Token {
 	h := sha256.Sum256([]byte("secret-" + id))
-	return service.Token{ID: id, User: userName, Description: "ci " + id, Hash: h[:], Created: base}
+	return record.Token{ID: id, User: userName, Description: "ci " + id, Hash: h[:], Created: base}
 }
 
-func project(name string, managers ...string) service.Project {
+func project(name string, managers ...string) record.Project {
 	if managers == nil {
 		managers = []string{}
 	}
-	return service.Project{Name: name, Repository: "registry.example/" + name, Signer: "ci", KeyID: "key-" + name,
+	return record.Project{Name: name, Repository: "registry.example/" + name, Signer: "ci", KeyID: "key-" + name,
 		CosignKeyID: "cosign-" + name, Managers: managers, RateLimit: 7, Created: base, Updated: base}
 }
 
-func projectKeys(p service.Project) []service.ProjectKey {
-	return []service.ProjectKey{
-		{ID: p.KeyID, Role: "targets/" + p.Signer, Purpose: service.PurposeDelegation, Public: []byte("PEM " + p.KeyID), Created: base},
-		{ID: p.CosignKeyID, Purpose: service.PurposeCosign, Public: []byte("PEM " + p.CosignKeyID), Created: base},
+func projectKeys(p record.Project) []record.ProjectKey {
+	return []record.ProjectKey{
+		{ID: p.KeyID, Role: "targets/" + p.Signer, Purpose: record.PurposeDelegation, Public: []byte("PEM " + p.KeyID), Created: base},
+		{ID: p.CosignKeyID, Purpose: record.PurposeCosign, Public: []byte("PEM " + p.CosignKeyID), Created: base},
 	}
 }
 
-func mustProject(t *testing.T, s service.Store, p service.Project) {
+func mustProject(t *testing.T, s record.Store, p record.Project) {
 	t.Helper()
 	if err := s.CreateProject(t.Context(), p, projectKeys(p), nil); err != nil {
 		t.Fatalf("CreateProject(%s): %v", p.Name, err)
 	}
 }
 
-func policy(projectName, name string, approvers ...string) service.Policy {
+func policy(projectName, name string, approvers ...string) record.Policy {
 	if approvers == nil {
 		approvers = []string{}
 	}
-	return service.Policy{
+	return record.Policy{
 		Project: projectName, Name: name, Required: min(1, len(approvers)), Approvers: approvers, Submitters: []string{},
-		Origin: &service.Origin{Issuer: "https://token.actions.githubusercontent.com", Audience: "signet",
+		Origin: &record.Origin{Issuer: "https://token.actions.githubusercontent.com", Audience: "signet",
 			Claims: map[string]string{"repository": "acme/app", "ref": "refs/heads/*"}},
-		Tags: `v[0-9.]+`, Formats: []service.Format{service.FormatDCT}, Expiry: 48 * time.Hour,
-		Webhook: &service.Webhook{URL: "https://hooks.example/x", Authorization: "Bearer h"}, Created: base, Updated: base,
+		Tags: `v[0-9.]+`, Formats: []record.Format{record.FormatDCT}, Expiry: 48 * time.Hour,
+		Webhook: &record.Webhook{URL: "https://hooks.example/x", Authorization: "Bearer h"}, Created: base, Updated: base,
 	}
 }
 
-func mustPolicy(t *testing.T, s service.Store, p service.Policy) {
+func mustPolicy(t *testing.T, s record.Store, p record.Policy) {
 	t.Helper()
 	if err := s.CreatePolicy(t.Context(), p, nil, nil); err != nil {
 		t.Fatalf("CreatePolicy(%s/%s): %v", p.Project, p.Name, err)
@@ -163,26 +163,26 @@ var (
 	seq   int
 )
 
-func request(projectName, policyName string, status service.Status) service.Request {
+func request(projectName, policyName string, status record.Status) record.Request {
 	seqMu.Lock()
 	seq++
 	n := seq
 	seqMu.Unlock()
-	return service.Request{
+	return record.Request{
 		ID: fmt.Sprintf("0190%04x-0000-7000-8000-%012x", n, n), Project: projectName, Policy: policyName, Status: status,
-		Images: []service.Image{{Ref: "registry.example/" + projectName + ":v1", GUN: "registry.example/" + projectName, Tag: "v1",
+		Images: []record.Image{{Ref: "registry.example/" + projectName + ":v1", GUN: "registry.example/" + projectName, Tag: "v1",
 			Digest: "sha256:" + fmt.Sprintf("%064x", n), Size: 528, MediaType: "application/vnd.oci.image.manifest.v1+json"}},
 		Origin:       map[string]string{"repository": "acme/app", "ref": "refs/heads/main"},
 		OriginIssuer: "https://token.actions.githubusercontent.com", OriginSubject: "repo:acme/app:ref:refs/heads/main",
 		Description: "release", Parameters: map[string]string{"build": "42"},
-		Approvals: []service.Decision{}, Denials: []service.Decision{}, Signed: []service.SignedRole{},
+		Approvals: []record.Decision{}, Denials: []record.Decision{}, Signed: []record.SignedRole{},
 		StatusTokenHash: []byte{1, 2, 3}, Created: base, Updated: base, Expires: base.Add(7 * 24 * time.Hour),
 	}
 }
 
-func mustRequest(t *testing.T, s service.Store, r service.Request) service.Request {
+func mustRequest(t *testing.T, s record.Store, r record.Request) record.Request {
 	t.Helper()
-	got, created, err := s.CreateRequest(t.Context(), r, service.Effects{})
+	got, created, err := s.CreateRequest(t.Context(), r, record.Effects{})
 	if err != nil || !created {
 		t.Fatalf("CreateRequest(%s) = created %v, %v", r.ID, created, err)
 	}
@@ -197,12 +197,12 @@ func diff(t *testing.T, what string, got, want any) {
 }
 
 func isUnknownUsers(err error, names ...string) bool {
-	var u *service.UnknownUsersError
+	var u *record.UnknownUsersError
 	return errors.As(err, &u) && slices.Equal(u.Names, names)
 }
 
 func isInUse(err error) bool {
-	var u *service.InUseError
+	var u *record.InUseError
 	return errors.As(err, &u) && len(u.By) > 0
 }
 
@@ -229,7 +229,7 @@ func testUsers(t *testing.T, o Opened) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "ListUsers", list, []service.User{alice, bob})
+	diff(t, "ListUsers", list, []record.User{alice, bob})
 	gotTok, gotUser, err := s.TokenByHash(ctx, tok.Hash)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func testUpdateUser(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	l.expect(t, "setup")
 	later := base.Add(time.Hour)
-	got, err := s.UpdateUser(ctx, "alice", func(u *service.User) ([]audit.Event, error) {
+	got, err := s.UpdateUser(ctx, "alice", func(u *record.User) ([]audit.Event, error) {
 		u.Name = "mallory" // ignored
 		u.Admin, u.Email, u.PasswordHash, u.Updated = true, "a@example.org", "$argon2id$y", later
 		return []audit.Event{ev(audit.UserUpdate, audit.Subject{User: "alice"})}, nil
@@ -280,15 +280,15 @@ func testUpdateUser(t *testing.T, o Opened) {
 	diff(t, "UpdateUser stored", stored, want)
 	l.expect(t, "UpdateUser", audit.UserUpdate)
 
-	unchanged, err := s.UpdateUser(ctx, "alice", func(u *service.User) ([]audit.Event, error) {
+	unchanged, err := s.UpdateUser(ctx, "alice", func(u *record.User) ([]audit.Event, error) {
 		u.Admin = false
-		return nil, service.ErrUnchanged
+		return nil, record.ErrUnchanged
 	})
 	if err != nil || !unchanged.Admin {
 		t.Errorf("UpdateUser(ErrUnchanged) = %+v, %v; want the stored user", unchanged, err)
 	}
 	boom := errors.New("boom")
-	if _, err := s.UpdateUser(ctx, "alice", func(u *service.User) ([]audit.Event, error) {
+	if _, err := s.UpdateUser(ctx, "alice", func(u *record.User) ([]audit.Event, error) {
 		u.Admin = false
 		return []audit.Event{ev(audit.UserUpdate, audit.Subject{User: "alice"})}, boom
 	}); !errors.Is(err, boom) {
@@ -298,7 +298,7 @@ func testUpdateUser(t *testing.T, o Opened) {
 	if stored, _ := s.GetUser(ctx, "alice"); !stored.Admin {
 		t.Error("a failed update changed the user")
 	}
-	if _, err := s.UpdateUser(ctx, "nobody", func(*service.User) ([]audit.Event, error) { return nil, nil }); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateUser(ctx, "nobody", func(*record.User) ([]audit.Event, error) { return nil, nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateUser(nobody) = %v, want ErrNotFound", err)
 	}
 }
@@ -344,7 +344,7 @@ func testTokens(t *testing.T, o Opened) {
 	mustUser(t, s, "alice", "bob")
 	t1, t2 := token("alice", "0001"), token("alice", "0002")
 	t2.Expires = base.Add(24 * time.Hour)
-	for _, tk := range []service.Token{t1, t2} {
+	for _, tk := range []record.Token{t1, t2} {
 		if err := s.CreateToken(ctx, tk, []audit.Event{ev(audit.TokenCreate, audit.Subject{User: "alice", Token: tk.ID})}); err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +363,7 @@ func testTokens(t *testing.T, o Opened) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "ListTokens", list, []service.Token{t2, t1})
+	diff(t, "ListTokens", list, []record.Token{t2, t1})
 	if l, _ := s.ListTokens(ctx, "bob"); len(l) != 0 {
 		t.Errorf("bob's tokens: %v", l)
 	}
@@ -413,7 +413,7 @@ func testProjects(t *testing.T, o Opened) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "ListProjects", list, []service.Project{p, q})
+	diff(t, "ListProjects", list, []record.Project{p, q})
 	keys, err := s.ListProjectKeys(ctx, "app")
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("ListProjectKeys = %v, %v", keys, err)
@@ -424,7 +424,7 @@ func testProjects(t *testing.T, o Opened) {
 		}
 	}
 	later := base.Add(time.Hour)
-	up, err := s.UpdateProject(ctx, "app", func(p *service.Project) ([]audit.Event, error) {
+	up, err := s.UpdateProject(ctx, "app", func(p *record.Project) ([]audit.Event, error) {
 		p.Managers, p.RateLimit, p.Updated = []string{"alice"}, 100, later
 		p.KeyID, p.Repository = "other", "elsewhere" // kept
 		return []audit.Event{ev(audit.ProjectUpdate, audit.Subject{Project: "app"})}, nil
@@ -437,7 +437,7 @@ func testProjects(t *testing.T, o Opened) {
 	diff(t, "UpdateProject", up, want)
 	stored, _ := s.GetProject(ctx, "app")
 	diff(t, "UpdateProject stored", stored, want)
-	if _, err := s.UpdateProject(ctx, "app", func(p *service.Project) ([]audit.Event, error) {
+	if _, err := s.UpdateProject(ctx, "app", func(p *record.Project) ([]audit.Event, error) {
 		p.Managers = []string{"alice", "ghost"}
 		return []audit.Event{ev(audit.ProjectUpdate, audit.Subject{Project: "app"})}, nil
 	}); !isUnknownUsers(err, "ghost") {
@@ -506,16 +506,16 @@ func testRotateKey(t *testing.T, o Opened) {
 	mustProject(t, s, project("app"))
 	pol := policy("app", "test", "alice")
 	pol.Signer, pol.KeyID = "test-signer", "policy-key-1"
-	if err := s.CreatePolicy(ctx, pol, []service.ProjectKey{{ID: "policy-key-1", Policy: "test", Role: "targets/test-signer", Purpose: service.PurposeDelegation, Public: []byte("p1"), Created: base}}, nil); err != nil {
+	if err := s.CreatePolicy(ctx, pol, []record.ProjectKey{{ID: "policy-key-1", Policy: "test", Role: "targets/test-signer", Purpose: record.PurposeDelegation, Public: []byte("p1"), Created: base}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	l.expect(t, "setup")
 	at := base.Add(time.Hour)
-	if err := s.RotateKey(ctx, service.ProjectKey{ID: "key-app-2", Project: "app", Role: "targets/ci", Purpose: service.PurposeDelegation, Public: []byte("k2"), Imported: true, Created: at},
+	if err := s.RotateKey(ctx, record.ProjectKey{ID: "key-app-2", Project: "app", Role: "targets/ci", Purpose: record.PurposeDelegation, Public: []byte("k2"), Imported: true, Created: at},
 		[]audit.Event{ev(audit.KeyRotate, audit.Subject{Project: "app", KeyID: "key-app-2"})}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RotateKey(ctx, service.ProjectKey{ID: "policy-key-2", Project: "app", Policy: "test", Role: "targets/test-signer", Purpose: service.PurposeDelegation, Public: []byte("p2"), Created: at},
+	if err := s.RotateKey(ctx, record.ProjectKey{ID: "policy-key-2", Project: "app", Policy: "test", Role: "targets/test-signer", Purpose: record.PurposeDelegation, Public: []byte("p2"), Created: at},
 		[]audit.Event{ev(audit.KeyRotate, audit.Subject{Project: "app", KeyID: "policy-key-2"})}); err != nil {
 		t.Fatal(err)
 	}
@@ -543,13 +543,13 @@ func testRotateKey(t *testing.T, o Opened) {
 	if keys[0].Created.Before(keys[len(keys)-1].Created) {
 		t.Error("ListProjectKeys is not newest first")
 	}
-	if err := s.RotateKey(ctx, service.ProjectKey{ID: "key-app-2", Project: "app", Purpose: service.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrConflict) {
+	if err := s.RotateKey(ctx, record.ProjectKey{ID: "key-app-2", Project: "app", Purpose: record.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("RotateKey(held key) = %v, want ErrConflict", err)
 	}
-	if err := s.RotateKey(ctx, service.ProjectKey{ID: "k", Project: "app", Policy: "nope", Purpose: service.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RotateKey(ctx, record.ProjectKey{ID: "k", Project: "app", Policy: "nope", Purpose: record.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RotateKey(unknown policy) = %v, want ErrNotFound", err)
 	}
-	if err := s.RotateKey(ctx, service.ProjectKey{ID: "k", Project: "nope", Purpose: service.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RotateKey(ctx, record.ProjectKey{ID: "k", Project: "nope", Purpose: record.PurposeDelegation, Created: at}, []audit.Event{ev(audit.KeyRotate, audit.Subject{KeyID: "x"})}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RotateKey(unknown project) = %v, want ErrNotFound", err)
 	}
 	l.expect(t, "refused rotations")
@@ -571,23 +571,23 @@ func testPolicies(t *testing.T, o Opened) {
 		t.Fatal(err)
 	}
 	diff(t, "GetPolicy", got, p)
-	q := service.Policy{Project: "app", Name: "auto", Approvers: []string{}, Submitters: []string{"bob"}, Formats: []service.Format{}, Created: base, Updated: base}
+	q := record.Policy{Project: "app", Name: "auto", Approvers: []string{}, Submitters: []string{"bob"}, Formats: []record.Format{}, Created: base, Updated: base}
 	mustPolicy(t, s, q)
 	list, err := s.ListPolicies(ctx, "app")
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "ListPolicies", list, []service.Policy{q, p})
+	diff(t, "ListPolicies", list, []record.Policy{q, p})
 	naming, err := s.PoliciesNaming(ctx, "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "PoliciesNaming(carol)", naming, []service.Policy{p})
+	diff(t, "PoliciesNaming(carol)", naming, []record.Policy{p})
 	if n, _ := s.PoliciesNaming(ctx, "bob"); len(n) != 2 {
 		t.Errorf("PoliciesNaming(bob) = %d policies, want 2", len(n))
 	}
 	later := base.Add(time.Hour)
-	up, err := s.UpdatePolicy(ctx, "app", "release", func(p *service.Policy) ([]audit.Event, error) {
+	up, err := s.UpdatePolicy(ctx, "app", "release", func(p *record.Policy) ([]audit.Event, error) {
 		p.Approvers, p.Required, p.Submitters, p.Origin, p.Tags, p.Updated = []string{"bob"}, 1, []string{}, nil, "", later
 		p.Signer, p.KeyID = "sneaky", "sneaky" // kept
 		return []audit.Event{ev(audit.PolicyUpdate, audit.Subject{Project: "app", Policy: "release"})}, nil
@@ -603,7 +603,7 @@ func testPolicies(t *testing.T, o Opened) {
 	if n, _ := s.PoliciesNaming(ctx, "carol"); len(n) != 0 {
 		t.Errorf("carol is still named after the update: %v", n)
 	}
-	if _, err := s.UpdatePolicy(ctx, "app", "release", func(p *service.Policy) ([]audit.Event, error) {
+	if _, err := s.UpdatePolicy(ctx, "app", "release", func(p *record.Policy) ([]audit.Event, error) {
 		p.Approvers = []string{"ghost"}
 		return []audit.Event{ev(audit.PolicyUpdate, audit.Subject{Project: "app", Policy: "release"})}, nil
 	}); !isUnknownUsers(err, "ghost") {
@@ -637,7 +637,7 @@ func testPolicyRefusals(t *testing.T, o Opened) {
 	}
 	ghosts := policy("app", "ghosts", "alice", "ghost")
 	ghosts.Submitters = []string{"spectre", "ghost"}
-	key := []service.ProjectKey{{ID: "ghost-key", Policy: "ghosts", Role: "targets/g", Purpose: service.PurposeDelegation, Public: []byte("g"), Created: base}}
+	key := []record.ProjectKey{{ID: "ghost-key", Policy: "ghosts", Role: "targets/g", Purpose: record.PurposeDelegation, Public: []byte("g"), Created: base}}
 	if err := s.CreatePolicy(ctx, ghosts, key, events); !isUnknownUsers(err, "ghost", "spectre") {
 		t.Errorf("CreatePolicy(unknown users) = %v, want ghost and spectre unknown", err)
 	}
@@ -656,7 +656,7 @@ func testDeleteWithPending(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	r := mustRequest(t, s, request("app", "release", service.StatusAwaitingApproval))
+	r := mustRequest(t, s, request("app", "release", record.StatusAwaitingApproval))
 	l.expect(t, "setup")
 	if err := s.DeletePolicy(ctx, "app", "release", []audit.Event{ev(audit.PolicyDelete, audit.Subject{Project: "app", Policy: "release"})}); !isInUse(err) {
 		t.Errorf("DeletePolicy(pending request) = %v, want *InUseError", err)
@@ -665,9 +665,9 @@ func testDeleteWithPending(t *testing.T, o Opened) {
 		t.Errorf("DeleteProject(pending request) = %v, want *InUseError", err)
 	}
 	l.expect(t, "refused deletions")
-	if _, err := s.UpdateRequest(ctx, r.ID, func(r *service.Request) (service.Effects, error) {
-		r.Status = service.StatusCanceled
-		return service.Effects{}, nil
+	if _, err := s.UpdateRequest(ctx, r.ID, func(r *record.Request) (record.Effects, error) {
+		r.Status = record.StatusCanceled
+		return record.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -686,10 +686,10 @@ func testRequests(t *testing.T, o Opened) {
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
 	l.expect(t, "setup")
-	r := request("app", "release", service.StatusAwaitingApproval)
-	r.Images = append(r.Images, service.Image{Ref: "registry.example/app:v1-debug", GUN: "registry.example/app", Tag: "v1-debug", Digest: "sha256:" + fmt.Sprintf("%064x", 99), Size: 1})
+	r := request("app", "release", record.StatusAwaitingApproval)
+	r.Images = append(r.Images, record.Image{Ref: "registry.example/app:v1-debug", GUN: "registry.example/app", Tag: "v1-debug", Digest: "sha256:" + fmt.Sprintf("%064x", 99), Size: 1})
 	r.ResubmittedFrom = "0190-older"
-	got, created, err := s.CreateRequest(ctx, r, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}})
+	got, created, err := s.CreateRequest(ctx, r, record.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}})
 	if err != nil || !created {
 		t.Fatalf("CreateRequest = %v, %v", created, err)
 	}
@@ -700,15 +700,15 @@ func testRequests(t *testing.T, o Opened) {
 		t.Fatal(err)
 	}
 	diff(t, "GetRequest", again, r)
-	if _, _, err := s.CreateRequest(ctx, r, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}}); !errors.Is(err, store.ErrConflict) {
+	if _, _, err := s.CreateRequest(ctx, r, record.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: r.ID})}}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("CreateRequest(same ID) = %v, want ErrConflict", err)
 	}
-	bad := request("app", "nope", service.StatusAwaitingApproval)
-	if _, _, err := s.CreateRequest(ctx, bad, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: bad.ID})}}); !errors.Is(err, store.ErrNotFound) {
+	bad := request("app", "nope", record.StatusAwaitingApproval)
+	if _, _, err := s.CreateRequest(ctx, bad, record.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: bad.ID})}}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CreateRequest(unknown policy) = %v, want ErrNotFound", err)
 	}
-	final := request("app", "release", service.StatusSigned)
-	if _, _, err := s.CreateRequest(ctx, final, service.Effects{}); err == nil {
+	final := request("app", "release", record.StatusSigned)
+	if _, _, err := s.CreateRequest(ctx, final, record.Effects{}); err == nil {
 		t.Error("CreateRequest(signed) succeeded; a new request is pending")
 	}
 	l.expect(t, "refused requests")
@@ -723,12 +723,12 @@ func testRunKey(t *testing.T, o Opened) {
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
 	l.expect(t, "setup")
-	first := request("app", "release", service.StatusAwaitingApproval)
+	first := request("app", "release", record.StatusAwaitingApproval)
 	first.RunKey = "run-1"
 	mustRequest(t, s, first)
-	rerun := request("app", "release", service.StatusAwaitingApproval)
+	rerun := request("app", "release", record.StatusAwaitingApproval)
 	rerun.RunKey = "run-1"
-	got, created, err := s.CreateRequest(ctx, rerun, service.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: rerun.ID})}})
+	got, created, err := s.CreateRequest(ctx, rerun, record.Effects{Events: []audit.Event{ev(audit.RequestSubmit, audit.Subject{RequestID: rerun.ID})}})
 	if err != nil || created || got.ID != first.ID {
 		t.Fatalf("CreateRequest(same run key) = %s, created %v, %v; want %s", got.ID, created, err, first.ID)
 	}
@@ -736,17 +736,17 @@ func testRunKey(t *testing.T, o Opened) {
 	if _, err := s.GetRequest(ctx, rerun.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the re-run was stored: %v", err)
 	}
-	other := request("app", "release", service.StatusSigning)
+	other := request("app", "release", record.StatusSigning)
 	other.RunKey = "run-2"
 	mustRequest(t, s, other)
 	// Once the first is final, the key is free for a new request.
-	if _, err := s.UpdateRequest(ctx, first.ID, func(r *service.Request) (service.Effects, error) {
-		r.Status = service.StatusDenied
-		return service.Effects{}, nil
+	if _, err := s.UpdateRequest(ctx, first.ID, func(r *record.Request) (record.Effects, error) {
+		r.Status = record.StatusDenied
+		return record.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, created, err = s.CreateRequest(ctx, rerun, service.Effects{})
+	got, created, err = s.CreateRequest(ctx, rerun, record.Effects{})
 	if err != nil || !created || got.ID != rerun.ID {
 		t.Errorf("CreateRequest(run key of a finished request) = %s, created %v, %v", got.ID, created, err)
 	}
@@ -760,21 +760,21 @@ func testListRequests(t *testing.T, o Opened) {
 		mustPolicy(t, s, policy(p, "release", "alice"))
 		mustPolicy(t, s, policy(p, "test", "alice"))
 	}
-	var all []service.Request
+	var all []record.Request
 	for i := range 12 {
-		r := request([]string{"a", "b"}[i%2], []string{"release", "test"}[i/2%2], []service.Status{service.StatusAwaitingApproval, service.StatusSigning}[i/3%2])
+		r := request([]string{"a", "b"}[i%2], []string{"release", "test"}[i/2%2], []record.Status{record.StatusAwaitingApproval, record.StatusSigning}[i/3%2])
 		r.Created = base.Add(time.Duration(i) * time.Minute)
 		all = append(all, mustRequest(t, s, r))
 	}
 	slices.Reverse(all) // newest first
-	ids := func(rs []service.Request) []string {
+	ids := func(rs []record.Request) []string {
 		var out []string
 		for _, r := range rs {
 			out = append(out, r.ID)
 		}
 		return out
 	}
-	pick := func(keep func(service.Request) bool) []string {
+	pick := func(keep func(record.Request) bool) []string {
 		var out []string
 		for _, r := range all {
 			if keep(r) {
@@ -785,20 +785,20 @@ func testListRequests(t *testing.T, o Opened) {
 	}
 	cases := []struct {
 		name string
-		f    service.RequestFilter
+		f    record.RequestFilter
 		want []string
 	}{
-		{"all", service.RequestFilter{Limit: 100}, ids(all)},
-		{"limit", service.RequestFilter{Limit: 5}, ids(all[:5])},
-		{"page", service.RequestFilter{Limit: 5, Before: all[4].ID}, ids(all[5:10])},
-		{"status", service.RequestFilter{Status: service.StatusSigning, Limit: 100}, pick(func(r service.Request) bool { return r.Status == service.StatusSigning })},
-		{"project", service.RequestFilter{Project: "a", Limit: 100}, pick(func(r service.Request) bool { return r.Project == "a" })},
-		{"policy", service.RequestFilter{Project: "b", Policy: "test", Limit: 100}, pick(func(r service.Request) bool { return r.Project == "b" && r.Policy == "test" })},
-		{"projects", service.RequestFilter{Projects: []string{"b", "zzz"}, Limit: 100}, pick(func(r service.Request) bool { return r.Project == "b" })},
-		{"no projects", service.RequestFilter{Projects: []string{}, Limit: 100}, nil},
-		{"since", service.RequestFilter{Since: base.Add(10 * time.Minute), Limit: 100}, ids(all[:2])},
-		{"combined", service.RequestFilter{Project: "a", Status: service.StatusAwaitingApproval, Limit: 2}, pick(func(r service.Request) bool {
-			return r.Project == "a" && r.Status == service.StatusAwaitingApproval
+		{"all", record.RequestFilter{Limit: 100}, ids(all)},
+		{"limit", record.RequestFilter{Limit: 5}, ids(all[:5])},
+		{"page", record.RequestFilter{Limit: 5, Before: all[4].ID}, ids(all[5:10])},
+		{"status", record.RequestFilter{Status: record.StatusSigning, Limit: 100}, pick(func(r record.Request) bool { return r.Status == record.StatusSigning })},
+		{"project", record.RequestFilter{Project: "a", Limit: 100}, pick(func(r record.Request) bool { return r.Project == "a" })},
+		{"policy", record.RequestFilter{Project: "b", Policy: "test", Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" && r.Policy == "test" })},
+		{"projects", record.RequestFilter{Projects: []string{"b", "zzz"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" })},
+		{"no projects", record.RequestFilter{Projects: []string{}, Limit: 100}, nil},
+		{"since", record.RequestFilter{Since: base.Add(10 * time.Minute), Limit: 100}, ids(all[:2])},
+		{"combined", record.RequestFilter{Project: "a", Status: record.StatusAwaitingApproval, Limit: 2}, pick(func(r record.Request) bool {
+			return r.Project == "a" && r.Status == record.StatusAwaitingApproval
 		})[:2]},
 	}
 	for _, c := range cases {
@@ -809,7 +809,7 @@ func testListRequests(t *testing.T, o Opened) {
 		}
 		diff(t, c.name, ids(got), c.want)
 	}
-	if _, err := s.ListRequests(ctx, service.RequestFilter{}); err == nil {
+	if _, err := s.ListRequests(ctx, record.RequestFilter{}); err == nil {
 		t.Error("ListRequests without a limit succeeded")
 	}
 	n, err := s.CountRequests(ctx, "a", base.Add(6*time.Minute))
@@ -823,57 +823,57 @@ func testUpdateRequest(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	r := mustRequest(t, s, request("app", "release", service.StatusAwaitingApproval))
+	r := mustRequest(t, s, request("app", "release", record.StatusAwaitingApproval))
 	l.expect(t, "setup")
 	later := base.Add(time.Hour)
-	got, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-		q.Status = service.StatusSigning
-		q.Approvals = append(q.Approvals, service.Decision{User: "alice", Time: later, Comment: "ok"})
+	got, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+		q.Status = record.StatusSigning
+		q.Approvals = append(q.Approvals, record.Decision{User: "alice", Time: later, Comment: "ok"})
 		q.Updated, q.Attempts, q.ClaimedBy, q.ClaimedUntil = later, 2, "worker", later.Add(time.Minute)
 		q.Expires = later.Add(time.Hour)
 		// What never changes:
 		q.Project, q.Images, q.Origin, q.Submitter, q.RunKey = "x", nil, nil, "mallory", "k"
-		return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
+		return record.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := r
 	want.Status, want.Approvals, want.Updated, want.Attempts, want.ClaimedBy, want.ClaimedUntil =
-		service.StatusSigning, []service.Decision{{User: "alice", Time: later, Comment: "ok"}}, later, 2, "worker", later.Add(time.Minute)
+		record.StatusSigning, []record.Decision{{User: "alice", Time: later, Comment: "ok"}}, later, 2, "worker", later.Add(time.Minute)
 	want.Expires = later.Add(time.Hour)
 	diff(t, "UpdateRequest", got, want)
 	stored, _ := s.GetRequest(ctx, r.ID)
 	diff(t, "UpdateRequest stored", stored, want)
 	l.expect(t, "UpdateRequest", audit.RequestApprove)
 
-	signed := []service.SignedRole{{Role: "targets/ci", Version: 3, SHA256: fmt.Sprintf("%064x", 1)}}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-		q.Status, q.Signed, q.ClaimedBy, q.ClaimedUntil = service.StatusSigned, signed, "", time.Time{}
-		q.Denials, q.Reason = []service.Decision{{User: "bob", Time: later}}, "why"
-		return service.Effects{}, nil
+	signed := []record.SignedRole{{Role: "targets/ci", Version: 3, SHA256: fmt.Sprintf("%064x", 1)}}
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+		q.Status, q.Signed, q.ClaimedBy, q.ClaimedUntil = record.StatusSigned, signed, "", time.Time{}
+		q.Denials, q.Reason = []record.Decision{{User: "bob", Time: later}}, "why"
+		return record.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	final, _ := s.GetRequest(ctx, r.ID)
-	if final.Status != service.StatusSigned || !reflect.DeepEqual(final.Signed, signed) || !final.ClaimedUntil.IsZero() || final.ClaimedBy != "" ||
+	if final.Status != record.StatusSigned || !reflect.DeepEqual(final.Signed, signed) || !final.ClaimedUntil.IsZero() || final.ClaimedBy != "" ||
 		len(final.Denials) != 1 || final.Reason != "why" {
 		t.Errorf("signed request = %+v", final)
 	}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-		q.Status = service.StatusFailed
-		return service.Effects{Events: []audit.Event{ev(audit.RequestFail, audit.Subject{RequestID: r.ID})}}, nil
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+		q.Status = record.StatusFailed
+		return record.Effects{Events: []audit.Event{ev(audit.RequestFail, audit.Subject{RequestID: r.ID})}}, nil
 	}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("changing a final status = %v, want ErrConflict", err)
 	}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
 		q.Status = "bogus"
-		return service.Effects{}, nil
+		return record.Effects{}, nil
 	}); err == nil {
 		t.Error("an unknown status was stored")
 	}
 	l.expect(t, "refused updates")
-	if _, err := s.UpdateRequest(ctx, "nope", func(*service.Request) (service.Effects, error) { return service.Effects{}, nil }); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UpdateRequest(ctx, "nope", func(*record.Request) (record.Effects, error) { return record.Effects{}, nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateRequest(unknown) = %v", err)
 	}
 }
@@ -883,7 +883,7 @@ func testConcurrentUpdates(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	r := mustRequest(t, s, request("app", "release", service.StatusAwaitingApproval))
+	r := mustRequest(t, s, request("app", "release", record.StatusAwaitingApproval))
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -891,9 +891,9 @@ func testConcurrentUpdates(t *testing.T, o Opened) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-				q.Approvals = append(q.Approvals, service.Decision{User: fmt.Sprintf("u%02d", i), Time: base})
-				return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
+			_, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+				q.Approvals = append(q.Approvals, record.Decision{User: fmt.Sprintf("u%02d", i), Time: base})
+				return record.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
 			})
 			errs <- err
 		}()
@@ -920,10 +920,10 @@ func testClaimSigning(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	waiting := mustRequest(t, s, request("app", "release", service.StatusAwaitingApproval))
-	a := mustRequest(t, s, request("app", "release", service.StatusSigning))
-	b := mustRequest(t, s, request("app", "release", service.StatusSigning))
-	c := mustRequest(t, s, request("app", "release", service.StatusSigning))
+	waiting := mustRequest(t, s, request("app", "release", record.StatusAwaitingApproval))
+	a := mustRequest(t, s, request("app", "release", record.StatusSigning))
+	b := mustRequest(t, s, request("app", "release", record.StatusSigning))
+	c := mustRequest(t, s, request("app", "release", record.StatusSigning))
 	got, err := s.ClaimSigning(ctx, "w1", base, time.Minute, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -939,9 +939,9 @@ func testClaimSigning(t *testing.T, o Opened) {
 		t.Errorf("claims while all are leased: %+v", got)
 	}
 	// b is finished; a's lease expires and another worker takes it.
-	if _, err := s.UpdateRequest(ctx, b.ID, func(r *service.Request) (service.Effects, error) {
-		r.Status, r.ClaimedBy, r.ClaimedUntil = service.StatusSigned, "", time.Time{}
-		return service.Effects{}, nil
+	if _, err := s.UpdateRequest(ctx, b.ID, func(r *record.Request) (record.Effects, error) {
+		r.Status, r.ClaimedBy, r.ClaimedUntil = record.StatusSigned, "", time.Time{}
+		return record.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -964,7 +964,7 @@ func testConcurrentClaims(t *testing.T, o Opened) {
 	mustPolicy(t, s, policy("app", "release", "alice"))
 	const n = 30
 	for range n {
-		mustRequest(t, s, request("app", "release", service.StatusSigning))
+		mustRequest(t, s, request("app", "release", record.StatusSigning))
 	}
 	var (
 		mu      sync.Mutex
@@ -1007,13 +1007,13 @@ func testHousekeeping(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	due := request("app", "release", service.StatusAwaitingApproval)
+	due := request("app", "release", record.StatusAwaitingApproval)
 	due.Expires = base.Add(time.Hour)
-	notDue := request("app", "release", service.StatusAwaitingApproval)
+	notDue := request("app", "release", record.StatusAwaitingApproval)
 	notDue.Expires = base.Add(3 * time.Hour)
-	signing := request("app", "release", service.StatusSigning)
+	signing := request("app", "release", record.StatusSigning)
 	signing.Expires = base
-	for _, r := range []service.Request{due, notDue, signing} {
+	for _, r := range []record.Request{due, notDue, signing} {
 		mustRequest(t, s, r)
 	}
 	ids, err := s.DueRequests(ctx, base.Add(time.Hour), 10)
@@ -1021,12 +1021,12 @@ func testHousekeeping(t *testing.T, o Opened) {
 		t.Fatal(err)
 	}
 	diff(t, "DueRequests", ids, []string{due.ID})
-	old := request("app", "release", service.StatusAwaitingApproval)
+	old := request("app", "release", record.StatusAwaitingApproval)
 	mustRequest(t, s, old)
 	for id, at := range map[string]time.Time{old.ID: base.Add(time.Hour), due.ID: base.Add(5 * time.Hour)} {
-		if _, err := s.UpdateRequest(ctx, id, func(r *service.Request) (service.Effects, error) {
-			r.Status, r.Updated = service.StatusExpired, at
-			return service.Effects{}, nil
+		if _, err := s.UpdateRequest(ctx, id, func(r *record.Request) (record.Effects, error) {
+			r.Status, r.Updated = record.StatusExpired, at
+			return record.Effects{}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -1053,9 +1053,9 @@ func testHousekeeping(t *testing.T, o Opened) {
 	}
 }
 
-func delivery(id, requestID, kind, target string) service.Delivery {
-	return service.Delivery{ID: id, RequestID: requestID, Kind: kind, Target: target,
-		Notification: []byte(`{"event":"signed","request_id":"` + requestID + `"}`), State: service.DeliveryPending,
+func delivery(id, requestID, kind, target string) record.Delivery {
+	return record.Delivery{ID: id, RequestID: requestID, Kind: kind, Target: target,
+		Notification: []byte(`{"event":"signed","request_id":"` + requestID + `"}`), State: record.DeliveryPending,
 		NextAttempt: base, Created: base, Updated: base}
 }
 
@@ -1064,23 +1064,23 @@ func testOutbox(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	r := request("app", "release", service.StatusAwaitingApproval)
-	if _, _, err := s.CreateRequest(ctx, r, service.Effects{Deliveries: []service.Delivery{delivery("d1", r.ID, "email", "alice@example.com")}}); err != nil {
+	r := request("app", "release", record.StatusAwaitingApproval)
+	if _, _, err := s.CreateRequest(ctx, r, record.Effects{Deliveries: []record.Delivery{delivery("d1", r.ID, "email", "alice@example.com")}}); err != nil {
 		t.Fatal(err)
 	}
 	// A refused change queues nothing.
 	boom := errors.New("boom")
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-		q.Status = service.StatusDenied
-		return service.Effects{Deliveries: []service.Delivery{delivery("dx", r.ID, "webhook", "app/release")}}, boom
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+		q.Status = record.StatusDenied
+		return record.Effects{Deliveries: []record.Delivery{delivery("dx", r.ID, "webhook", "app/release")}}, boom
 	}); !errors.Is(err, boom) {
 		t.Fatalf("UpdateRequest = %v", err)
 	}
-	if _, err := s.UpdateRequest(ctx, r.ID, func(q *service.Request) (service.Effects, error) {
-		q.Status = service.StatusDenied
+	if _, err := s.UpdateRequest(ctx, r.ID, func(q *record.Request) (record.Effects, error) {
+		q.Status = record.StatusDenied
 		d2 := delivery("d2", r.ID, "webhook", "app/release")
 		d2.NextAttempt = base.Add(time.Minute)
-		return service.Effects{Deliveries: []service.Delivery{d2, delivery("d3", r.ID, "email", "bob@example.com")}}, nil
+		return record.Effects{Deliveries: []record.Delivery{d2, delivery("d3", r.ID, "email", "bob@example.com")}}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -1111,13 +1111,13 @@ func testOutbox(t *testing.T, o Opened) {
 		t.Errorf("claimed during the lease: %+v", again)
 	}
 	at := base.Add(40 * time.Second)
-	if err := s.RecordDelivery(ctx, "d1", service.DeliveryDelivered, 1, time.Time{}, "", at); err != nil {
+	if err := s.RecordDelivery(ctx, "d1", record.DeliveryDelivered, 1, time.Time{}, "", at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, "d3", service.DeliveryPending, 1, base.Add(10*time.Minute), "421 try later", at); err != nil {
+	if err := s.RecordDelivery(ctx, "d3", record.DeliveryPending, 1, base.Add(10*time.Minute), "421 try later", at); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, "nope", service.DeliveryFailed, 1, time.Time{}, "x", at); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RecordDelivery(ctx, "nope", record.DeliveryFailed, 1, time.Time{}, "x", at); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RecordDelivery(unknown) = %v", err)
 	}
 	if err := s.RecordDelivery(ctx, "d2", "bogus", 1, time.Time{}, "x", at); err == nil {
@@ -1131,16 +1131,16 @@ func testOutbox(t *testing.T, o Opened) {
 	for _, d := range list {
 		switch d.ID {
 		case "d1":
-			if d.State != service.DeliveryDelivered || d.Attempts != 1 || !d.Updated.Equal(at) {
+			if d.State != record.DeliveryDelivered || d.Attempts != 1 || !d.Updated.Equal(at) {
 				t.Errorf("d1 = %+v", d)
 			}
 		case "d3":
-			if d.State != service.DeliveryPending || d.LastError != "421 try later" || !d.NextAttempt.Equal(base.Add(10*time.Minute)) {
+			if d.State != record.DeliveryPending || d.LastError != "421 try later" || !d.NextAttempt.Equal(base.Add(10*time.Minute)) {
 				t.Errorf("d3 = %+v", d)
 			}
 		}
 	}
-	if err := s.RecordDelivery(ctx, "d2", service.DeliveryFailed, 8, time.Time{}, "gone", at); err != nil {
+	if err := s.RecordDelivery(ctx, "d2", record.DeliveryFailed, 8, time.Time{}, "gone", at); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.ClaimDeliveries(ctx, base.Add(time.Hour), time.Minute, 10); len(got) != 1 || got[0].ID != "d3" {
@@ -1151,7 +1151,7 @@ func testOutbox(t *testing.T, o Opened) {
 func testCommit(t *testing.T, o Opened) {
 	ctx, l := t.Context(), &eventLog{o: o}
 	events := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "release"}), ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "test"})}
-	if err := o.Store.Commit(ctx, service.Effects{Events: events, Deliveries: []service.Delivery{delivery("d1", "r1", "email", "a@example.com")}}); err != nil {
+	if err := o.Store.Commit(ctx, record.Effects{Events: events, Deliveries: []record.Delivery{delivery("d1", "r1", "email", "a@example.com")}}); err != nil {
 		t.Fatal(err)
 	}
 	l.expect(t, "Commit", audit.OriginRefuse, audit.OriginRefuse)
@@ -1159,7 +1159,7 @@ func testCommit(t *testing.T, o Opened) {
 		t.Errorf("GetDelivery = %+v, %v", d, err)
 	}
 	bad := []audit.Event{ev(audit.OriginRefuse, audit.Subject{Project: "app", Policy: "x"}), {Type: "bogus"}}
-	if err := o.Store.Commit(ctx, service.Effects{Events: bad, Deliveries: []service.Delivery{delivery("d2", "r1", "email", "b@example.com")}}); err == nil {
+	if err := o.Store.Commit(ctx, record.Effects{Events: bad, Deliveries: []record.Delivery{delivery("d2", "r1", "email", "b@example.com")}}); err == nil {
 		t.Error("Commit(an invalid event) succeeded")
 	}
 	l.expect(t, "Commit with an invalid event (all or nothing)")
@@ -1175,8 +1175,8 @@ func testConcurrentDeliveryClaims(t *testing.T, o Opened) {
 	mustPolicy(t, s, policy("app", "release", "alice"))
 	const n = 30
 	for i := range n {
-		r := request("app", "release", service.StatusAwaitingApproval)
-		if _, _, err := s.CreateRequest(ctx, r, service.Effects{Deliveries: []service.Delivery{delivery(fmt.Sprintf("d%02d", i), r.ID, "email", "a@example.com")}}); err != nil {
+		r := request("app", "release", record.StatusAwaitingApproval)
+		if _, _, err := s.CreateRequest(ctx, r, record.Effects{Deliveries: []record.Delivery{delivery(fmt.Sprintf("d%02d", i), r.ID, "email", "a@example.com")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1222,49 +1222,49 @@ func testUpdateRequests(t *testing.T, o Opened) {
 	mustUser(t, s, "alice")
 	mustProject(t, s, project("app"))
 	mustPolicy(t, s, policy("app", "release", "alice"))
-	a := mustRequest(t, s, request("app", "release", service.StatusSigning))
-	b := mustRequest(t, s, request("app", "release", service.StatusSigning))
-	c := mustRequest(t, s, request("app", "release", service.StatusSigning))
-	if _, err := s.UpdateRequest(ctx, b.ID, func(r *service.Request) (service.Effects, error) {
-		r.Status = service.StatusSigned
-		return service.Effects{}, nil
+	a := mustRequest(t, s, request("app", "release", record.StatusSigning))
+	b := mustRequest(t, s, request("app", "release", record.StatusSigning))
+	c := mustRequest(t, s, request("app", "release", record.StatusSigning))
+	if _, err := s.UpdateRequest(ctx, b.ID, func(r *record.Request) (record.Effects, error) {
+		r.Status = record.StatusSigned
+		return record.Effects{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	l.expect(t, "setup")
 	later := base.Add(time.Hour)
-	got, err := s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *service.Request) (service.Effects, error) {
-		if r.Status != service.StatusSigning {
-			return service.Effects{}, service.ErrUnchanged
+	got, err := s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *record.Request) (record.Effects, error) {
+		if r.Status != record.StatusSigning {
+			return record.Effects{}, record.ErrUnchanged
 		}
-		r.Status, r.Updated = service.StatusSigned, later
-		return service.Effects{Events: []audit.Event{ev(audit.RequestSign, audit.Subject{RequestID: r.ID, GUN: "g", Tag: "t", Digest: "d"})}}, nil
+		r.Status, r.Updated = record.StatusSigned, later
+		return record.Effects{Events: []audit.Event{ev(audit.RequestSign, audit.Subject{RequestID: r.ID, GUN: "g", Tag: "t", Digest: "d"})}}, nil
 	})
 	if err == nil {
 		t.Fatalf("an invalid event (a sign event without roles) committed: %+v", got)
 	}
 	l.expect(t, "UpdateRequests with an invalid event (rolled back)")
-	if r, _ := s.GetRequest(ctx, a.ID); r.Status != service.StatusSigning {
+	if r, _ := s.GetRequest(ctx, a.ID); r.Status != record.StatusSigning {
 		t.Errorf("a rolled-back batch changed %s: %s", a.ID, r.Status)
 	}
-	got, err = s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *service.Request) (service.Effects, error) {
-		if r.Status != service.StatusSigning {
-			return service.Effects{}, service.ErrUnchanged
+	got, err = s.UpdateRequests(ctx, []string{a.ID, b.ID, c.ID}, func(r *record.Request) (record.Effects, error) {
+		if r.Status != record.StatusSigning {
+			return record.Effects{}, record.ErrUnchanged
 		}
-		r.Status, r.Updated = service.StatusSigned, later
-		return service.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
+		r.Status, r.Updated = record.StatusSigned, later
+		return record.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[0].ID != a.ID || got[0].Status != service.StatusSigned || !got[0].Updated.Equal(later) ||
-		got[1].ID != b.ID || !got[1].Updated.Equal(base) || got[2].Status != service.StatusSigned {
+	if len(got) != 3 || got[0].ID != a.ID || got[0].Status != record.StatusSigned || !got[0].Updated.Equal(later) ||
+		got[1].ID != b.ID || !got[1].Updated.Equal(base) || got[2].Status != record.StatusSigned {
 		t.Errorf("UpdateRequests = %+v", got)
 	}
 	l.expect(t, "UpdateRequests", audit.RequestApprove, audit.RequestApprove)
-	if _, err := s.UpdateRequests(ctx, []string{a.ID, "nope"}, func(r *service.Request) (service.Effects, error) {
+	if _, err := s.UpdateRequests(ctx, []string{a.ID, "nope"}, func(r *record.Request) (record.Effects, error) {
 		r.Attempts = 9
-		return service.Effects{}, nil
+		return record.Effects{}, nil
 	}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateRequests with an unknown ID = %v", err)
 	}

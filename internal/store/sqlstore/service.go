@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
-	"github.com/signet-trust/signet/internal/service"
+	"github.com/signet-trust/signet/internal/service/record"
 	"github.com/signet-trust/signet/internal/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // together. Read-modify-write methods lock the row they change (FOR UPDATE
 // on PostgreSQL; SQLite's writes are serialized by the one writer).
 
-var _ service.Store = (*Store)(nil)
+var _ record.Store = (*Store)(nil)
 
 // appendEvents encodes events and appends them inside tx.
 func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []audit.Event) error {
@@ -95,7 +95,7 @@ func (s *Store) unknownUsers(ctx context.Context, tx *sql.Tx, users []string) er
 		}
 	}
 	if len(missing) > 0 {
-		return &service.UnknownUsersError{Names: missing}
+		return &record.UnknownUsersError{Names: missing}
 	}
 	return nil
 }
@@ -104,20 +104,20 @@ func (s *Store) unknownUsers(ctx context.Context, tx *sql.Tx, users []string) er
 
 const userColumns = `name, email, password_hash, admin, auditor, created_at, updated_at`
 
-func scanUser(row scanner) (service.User, error) {
+func scanUser(row scanner) (record.User, error) {
 	var (
-		u                service.User
+		u                record.User
 		created, updated dbTime
 	)
 	if err := row.Scan(&u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Auditor, &created, &updated); err != nil {
-		return service.User{}, err
+		return record.User{}, err
 	}
 	u.Created, u.Updated = created.t, updated.t
 	return u, nil
 }
 
-// CreateUser implements service.Store.
-func (s *Store) CreateUser(ctx context.Context, u service.User, tok *service.Token, events []audit.Event) error {
+// CreateUser implements record.Store.
+func (s *Store) CreateUser(ctx context.Context, u record.User, tok *record.Token, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			u.Name, u.Email, u.PasswordHash, u.Admin, u.Auditor, s.timeArg(u.Created), s.timeArg(u.Updated))
@@ -137,18 +137,18 @@ func (s *Store) CreateUser(ctx context.Context, u service.User, tok *service.Tok
 	return svcErr("create user", err)
 }
 
-// GetUser implements service.Store.
-func (s *Store) GetUser(ctx context.Context, name string) (service.User, error) {
+// GetUser implements record.Store.
+func (s *Store) GetUser(ctx context.Context, name string) (record.User, error) {
 	u, err := scanUser(s.queryRow(ctx, queryUser, name))
 	if err != nil {
-		return service.User{}, svcErr("get user "+name, err)
+		return record.User{}, svcErr("get user "+name, err)
 	}
 	return u, nil
 }
 
-// ListUsers implements service.Store.
-func (s *Store) ListUsers(ctx context.Context) ([]service.User, error) {
-	var out []service.User
+// ListUsers implements record.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]record.User, error) {
+	var out []record.User
 	err := s.queryRows(ctx, s.r, `SELECT `+userColumns+` FROM service_users ORDER BY name`, nil, func(r scanner) error {
 		u, err := scanUser(r)
 		out = append(out, u)
@@ -157,9 +157,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]service.User, error) {
 	return out, svcErr("list users", err)
 }
 
-// UpdateUser implements service.Store.
-func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*service.User) ([]audit.Event, error)) (service.User, error) {
-	var out service.User
+// UpdateUser implements record.Store.
+func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*record.User) ([]audit.Event, error)) (record.User, error) {
+	var out record.User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		u, err := scanUser(tx.QueryRowContext(ctx, s.d.q(`SELECT `+userColumns+` FROM service_users WHERE name = ?`+s.d.forUpdate), name))
 		if err != nil {
@@ -178,21 +178,21 @@ func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*service.Us
 		out = u
 		return s.appendEvents(ctx, tx, events)
 	})
-	if errors.Is(err, service.ErrUnchanged) {
+	if errors.Is(err, record.ErrUnchanged) {
 		return out, nil
 	}
 	if err != nil {
-		return service.User{}, svcErr("update user "+name, err)
+		return record.User{}, svcErr("update user "+name, err)
 	}
 	return storedUser(out), nil
 }
 
-func storedUser(u service.User) service.User {
+func storedUser(u record.User) record.User {
 	u.Created, u.Updated = storeTime(u.Created), storeTime(u.Updated)
 	return u
 }
 
-// DeleteUser implements service.Store.
+// DeleteUser implements record.Store.
 func (s *Store) DeleteUser(ctx context.Context, name string, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var by []string
@@ -208,7 +208,7 @@ UNION ALL SELECT 'policy ' || project || '/' || policy FROM service_policy_membe
 			return err
 		}
 		if len(by) > 0 {
-			return &service.InUseError{What: "user " + name, By: by}
+			return &record.InUseError{What: "user " + name, By: by}
 		}
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM service_tokens WHERE user_name = ?`), name); err != nil {
 			return err
@@ -231,20 +231,20 @@ UNION ALL SELECT 'policy ' || project || '/' || policy FROM service_policy_membe
 
 const tokenColumns = `id, user_name, description, hash, created_at, expires_at, revoked_at`
 
-func scanToken(row scanner) (service.Token, error) {
+func scanToken(row scanner) (record.Token, error) {
 	var (
-		t                service.Token
+		t                record.Token
 		created          dbTime
 		expires, revoked nullTime
 	)
 	if err := row.Scan(&t.ID, &t.User, &t.Description, &t.Hash, &created, &expires, &revoked); err != nil {
-		return service.Token{}, err
+		return record.Token{}, err
 	}
 	t.Created, t.Expires, t.Revoked = created.t, expires.t, revoked.t
 	return t, nil
 }
 
-func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t service.Token) error {
+func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t record.Token) error {
 	if len(t.Hash) == 0 || t.ID == "" {
 		return errors.New("a token needs an ID and a hash")
 	}
@@ -256,8 +256,8 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t service.Token) er
 	return err
 }
 
-// CreateToken implements service.Store.
-func (s *Store) CreateToken(ctx context.Context, t service.Token, events []audit.Event) error {
+// CreateToken implements record.Store.
+func (s *Store) CreateToken(ctx context.Context, t record.Token, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := tx.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM service_users WHERE name = ?`+s.d.forUpdate), t.User).Scan(&one); err != nil {
@@ -274,30 +274,30 @@ func (s *Store) CreateToken(ctx context.Context, t service.Token, events []audit
 	return svcErr("create token", err)
 }
 
-// TokenByHash implements service.Store.
-func (s *Store) TokenByHash(ctx context.Context, hash []byte) (service.Token, service.User, error) {
+// TokenByHash implements record.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (record.Token, record.User, error) {
 	row := s.queryRow(ctx, `SELECT t.id, t.user_name, t.description, t.hash, t.created_at, t.expires_at, t.revoked_at,
 u.name, u.email, u.password_hash, u.admin, u.auditor, u.created_at, u.updated_at
 FROM service_tokens t JOIN service_users u ON u.name = t.user_name WHERE t.hash = ?`, hash)
 	var (
-		t                            service.Token
-		u                            service.User
+		t                            record.Token
+		u                            record.User
 		tCreated, uCreated, uUpdated dbTime
 		expires, revoked             nullTime
 	)
 	err := row.Scan(&t.ID, &t.User, &t.Description, &t.Hash, &tCreated, &expires, &revoked,
 		&u.Name, &u.Email, &u.PasswordHash, &u.Admin, &u.Auditor, &uCreated, &uUpdated)
 	if err != nil {
-		return service.Token{}, service.User{}, svcErr("token", err)
+		return record.Token{}, record.User{}, svcErr("token", err)
 	}
 	t.Created, t.Expires, t.Revoked = tCreated.t, expires.t, revoked.t
 	u.Created, u.Updated = uCreated.t, uUpdated.t
 	return t, u, nil
 }
 
-// ListTokens implements service.Store.
-func (s *Store) ListTokens(ctx context.Context, user string) ([]service.Token, error) {
-	var out []service.Token
+// ListTokens implements record.Store.
+func (s *Store) ListTokens(ctx context.Context, user string) ([]record.Token, error) {
+	var out []record.Token
 	err := s.queryRows(ctx, s.r, `SELECT `+tokenColumns+` FROM service_tokens WHERE user_name = ? ORDER BY id DESC`, []any{user}, func(r scanner) error {
 		t, err := scanToken(r)
 		out = append(out, t)
@@ -306,9 +306,9 @@ func (s *Store) ListTokens(ctx context.Context, user string) ([]service.Token, e
 	return out, svcErr("list tokens", err)
 }
 
-// RevokeToken implements service.Store.
-func (s *Store) RevokeToken(ctx context.Context, user, id string, at time.Time, events []audit.Event) (service.Token, error) {
-	var out service.Token
+// RevokeToken implements record.Store.
+func (s *Store) RevokeToken(ctx context.Context, user, id string, at time.Time, events []audit.Event) (record.Token, error) {
+	var out record.Token
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		t, err := scanToken(tx.QueryRowContext(ctx, s.d.q(`SELECT `+tokenColumns+` FROM service_tokens WHERE id = ? AND user_name = ?`+s.d.forUpdate), id, user))
 		if err != nil {
@@ -325,7 +325,7 @@ func (s *Store) RevokeToken(ctx context.Context, user, id string, at time.Time, 
 		return s.appendEvents(ctx, tx, events)
 	})
 	if err != nil {
-		return service.Token{}, svcErr("revoke token "+id, err)
+		return record.Token{}, svcErr("revoke token "+id, err)
 	}
 	return out, nil
 }
@@ -334,13 +334,13 @@ func (s *Store) RevokeToken(ctx context.Context, user, id string, at time.Time, 
 
 const projectColumns = `name, repository, signer, key_id, cosign_key_id, rate_limit, created_at, updated_at`
 
-func scanProject(row scanner) (service.Project, error) {
+func scanProject(row scanner) (record.Project, error) {
 	var (
-		p                service.Project
+		p                record.Project
 		created, updated dbTime
 	)
 	if err := row.Scan(&p.Name, &p.Repository, &p.Signer, &p.KeyID, &p.CosignKeyID, &p.RateLimit, &created, &updated); err != nil {
-		return service.Project{}, err
+		return record.Project{}, err
 	}
 	p.Created, p.Updated = created.t, updated.t
 	return p, nil
@@ -357,7 +357,7 @@ func (s *Store) projectManagers(ctx context.Context, q querier, project string) 
 	return out, err
 }
 
-func (s *Store) getProject(ctx context.Context, q querier, name string, lock bool) (service.Project, error) {
+func (s *Store) getProject(ctx context.Context, q querier, name string, lock bool) (record.Project, error) {
 	query := queryProject
 	if lock {
 		query += s.d.forUpdate
@@ -365,12 +365,12 @@ func (s *Store) getProject(ctx context.Context, q querier, name string, lock boo
 	p, err := scanProject(s.row(ctx, q, query, name))
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return service.Project{}, fmt.Errorf("project %s: %w", name, store.ErrNotFound)
+			return record.Project{}, fmt.Errorf("project %s: %w", name, store.ErrNotFound)
 		}
-		return service.Project{}, err
+		return record.Project{}, err
 	}
 	if p.Managers, err = s.projectManagers(ctx, q, name); err != nil {
-		return service.Project{}, err
+		return record.Project{}, err
 	}
 	return p, nil
 }
@@ -395,7 +395,7 @@ func (s *Store) setManagers(ctx context.Context, tx *sql.Tx, project string, man
 	return nil
 }
 
-func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k service.ProjectKey) error {
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k record.ProjectKey) error {
 	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO service_project_keys (key_id, project, policy, role, purpose, public, imported, created_at, retired_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), k.ID, k.Project, k.Policy, k.Role, string(k.Purpose), nonNil(k.Public), k.Imported,
 		s.timeArg(k.Created), s.nullTimeArg(k.Retired))
@@ -405,8 +405,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), k.ID, k.Project, k.Policy, k.Role, string(
 	return err
 }
 
-// CreateProject implements service.Store.
-func (s *Store) CreateProject(ctx context.Context, p service.Project, keys []service.ProjectKey, events []audit.Event) error {
+// CreateProject implements record.Store.
+func (s *Store) CreateProject(ctx context.Context, p record.Project, keys []record.ProjectKey, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var taken string
 		err := tx.QueryRowContext(ctx, s.d.q(`SELECT name FROM service_projects WHERE name = ? OR repository = ?`), p.Name, p.Repository).Scan(&taken)
@@ -439,15 +439,15 @@ func (s *Store) CreateProject(ctx context.Context, p service.Project, keys []ser
 	return svcErr("create project "+p.Name, err)
 }
 
-// GetProject implements service.Store.
-func (s *Store) GetProject(ctx context.Context, name string) (service.Project, error) {
+// GetProject implements record.Store.
+func (s *Store) GetProject(ctx context.Context, name string) (record.Project, error) {
 	p, err := s.getProject(ctx, s.r, name, false)
 	return p, svcErr("get project", err)
 }
 
-// ListProjects implements service.Store.
-func (s *Store) ListProjects(ctx context.Context) ([]service.Project, error) {
-	var out []service.Project
+// ListProjects implements record.Store.
+func (s *Store) ListProjects(ctx context.Context) ([]record.Project, error) {
+	var out []record.Project
 	err := s.queryRows(ctx, s.r, `SELECT `+projectColumns+` FROM service_projects ORDER BY name`, nil, func(r scanner) error {
 		p, err := scanProject(r)
 		out = append(out, p)
@@ -463,9 +463,9 @@ func (s *Store) ListProjects(ctx context.Context) ([]service.Project, error) {
 	return out, svcErr("list projects", err)
 }
 
-// UpdateProject implements service.Store.
-func (s *Store) UpdateProject(ctx context.Context, name string, fn func(*service.Project) ([]audit.Event, error)) (service.Project, error) {
-	var out service.Project
+// UpdateProject implements record.Store.
+func (s *Store) UpdateProject(ctx context.Context, name string, fn func(*record.Project) ([]audit.Event, error)) (record.Project, error) {
+	var out record.Project
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		p, err := s.getProject(ctx, tx, name, true)
 		if err != nil {
@@ -490,11 +490,11 @@ func (s *Store) UpdateProject(ctx context.Context, name string, fn func(*service
 		out = p
 		return s.appendEvents(ctx, tx, events)
 	})
-	if errors.Is(err, service.ErrUnchanged) {
+	if errors.Is(err, record.ErrUnchanged) {
 		return out, nil
 	}
 	if err != nil {
-		return service.Project{}, svcErr("update project "+name, err)
+		return record.Project{}, svcErr("update project "+name, err)
 	}
 	out.Created, out.Updated = storeTime(out.Created), storeTime(out.Updated)
 	return out, nil
@@ -512,7 +512,7 @@ func (s *Store) pendingRequests(ctx context.Context, tx *sql.Tx, cond string, ar
 	return out, err
 }
 
-// DeleteProject implements service.Store.
+// DeleteProject implements record.Store.
 func (s *Store) DeleteProject(ctx context.Context, name string, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := s.getProject(ctx, tx, name, true); err != nil {
@@ -523,7 +523,7 @@ func (s *Store) DeleteProject(ctx context.Context, name string, events []audit.E
 			return err
 		}
 		if len(by) > 0 {
-			return &service.InUseError{What: "project " + name, By: by}
+			return &record.InUseError{What: "project " + name, By: by}
 		}
 		for _, q := range []string{
 			`DELETE FROM service_policy_members WHERE project = ?`,
@@ -543,26 +543,26 @@ func (s *Store) DeleteProject(ctx context.Context, name string, events []audit.E
 
 const keyRowColumns = `key_id, project, policy, role, purpose, public, imported, created_at, retired_at`
 
-// ListProjectKeys implements service.Store.
-func (s *Store) ListProjectKeys(ctx context.Context, project string) ([]service.ProjectKey, error) {
-	var out []service.ProjectKey
+// ListProjectKeys implements record.Store.
+func (s *Store) ListProjectKeys(ctx context.Context, project string) ([]record.ProjectKey, error) {
+	var out []record.ProjectKey
 	err := s.queryRows(ctx, s.r, `SELECT `+keyRowColumns+` FROM service_project_keys WHERE project = ? ORDER BY created_at DESC, key_id`, []any{project}, func(r scanner) error {
 		var (
-			k       service.ProjectKey
+			k       record.ProjectKey
 			purpose string
 			created dbTime
 			retired nullTime
 		)
 		err := r.Scan(&k.ID, &k.Project, &k.Policy, &k.Role, &purpose, &k.Public, &k.Imported, &created, &retired)
-		k.Purpose, k.Created, k.Retired = service.KeyPurpose(purpose), created.t, retired.t
+		k.Purpose, k.Created, k.Retired = record.KeyPurpose(purpose), created.t, retired.t
 		out = append(out, k)
 		return err
 	})
 	return out, svcErr("list project keys", err)
 }
 
-// RotateKey implements service.Store.
-func (s *Store) RotateKey(ctx context.Context, k service.ProjectKey, events []audit.Event) error {
+// RotateKey implements record.Store.
+func (s *Store) RotateKey(ctx context.Context, k record.ProjectKey, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		p, err := s.getProject(ctx, tx, k.Project, true)
 		if err != nil {
@@ -609,27 +609,27 @@ type policySpec struct {
 	Required   int              `json:"required"`
 	Approvers  []string         `json:"approvers"`
 	Submitters []string         `json:"submitters"`
-	Origin     *service.Origin  `json:"origin,omitempty"`
+	Origin     *record.Origin  `json:"origin,omitempty"`
 	Tags       string           `json:"tags,omitempty"`
-	Formats    []service.Format `json:"formats"`
+	Formats    []record.Format `json:"formats"`
 	Expiry     time.Duration    `json:"expiry,omitempty"`
-	Webhook    *service.Webhook `json:"webhook,omitempty"`
+	Webhook    *record.Webhook `json:"webhook,omitempty"`
 }
 
 const policyColumns = `project, name, spec, signer, key_id, created_at, updated_at`
 
-func scanPolicy(row scanner) (service.Policy, error) {
+func scanPolicy(row scanner) (record.Policy, error) {
 	var (
-		p                service.Policy
+		p                record.Policy
 		spec             string
 		created, updated dbTime
 	)
 	if err := row.Scan(&p.Project, &p.Name, &spec, &p.Signer, &p.KeyID, &created, &updated); err != nil {
-		return service.Policy{}, err
+		return record.Policy{}, err
 	}
 	var ps policySpec
 	if err := json.Unmarshal([]byte(spec), &ps); err != nil {
-		return service.Policy{}, fmt.Errorf("policy %s/%s: stored spec: %w", p.Project, p.Name, err)
+		return record.Policy{}, fmt.Errorf("policy %s/%s: stored spec: %w", p.Project, p.Name, err)
 	}
 	p.Required, p.Approvers, p.Submitters, p.Origin, p.Tags, p.Formats, p.Expiry, p.Webhook =
 		ps.Required, orEmpty(ps.Approvers), orEmpty(ps.Submitters), ps.Origin, ps.Tags, ps.Formats, ps.Expiry, ps.Webhook
@@ -644,7 +644,7 @@ func orEmpty[T any](s []T) []T {
 	return s
 }
 
-func specOf(p service.Policy) (string, error) {
+func specOf(p record.Policy) (string, error) {
 	b, err := json.Marshal(policySpec{
 		Required: p.Required, Approvers: orEmpty(p.Approvers), Submitters: orEmpty(p.Submitters), Origin: p.Origin,
 		Tags: p.Tags, Formats: orEmpty(p.Formats), Expiry: p.Expiry, Webhook: p.Webhook,
@@ -652,7 +652,7 @@ func specOf(p service.Policy) (string, error) {
 	return string(b), err
 }
 
-func (s *Store) setMembers(ctx context.Context, tx *sql.Tx, p service.Policy) error {
+func (s *Store) setMembers(ctx context.Context, tx *sql.Tx, p record.Policy) error {
 	members := p.Members()
 	if err := s.unknownUsers(ctx, tx, members); err != nil {
 		return err
@@ -668,8 +668,8 @@ func (s *Store) setMembers(ctx context.Context, tx *sql.Tx, p service.Policy) er
 	return nil
 }
 
-// CreatePolicy implements service.Store.
-func (s *Store) CreatePolicy(ctx context.Context, p service.Policy, keys []service.ProjectKey, events []audit.Event) error {
+// CreatePolicy implements record.Store.
+func (s *Store) CreatePolicy(ctx context.Context, p record.Policy, keys []record.ProjectKey, events []audit.Event) error {
 	spec, err := specOf(p)
 	if err != nil {
 		return svcErr("create policy", err)
@@ -699,27 +699,27 @@ func (s *Store) CreatePolicy(ctx context.Context, p service.Policy, keys []servi
 	return svcErr("create policy "+p.Project+"/"+p.Name, err)
 }
 
-func (s *Store) getPolicy(ctx context.Context, q querier, project, name string, lock bool) (service.Policy, error) {
+func (s *Store) getPolicy(ctx context.Context, q querier, project, name string, lock bool) (record.Policy, error) {
 	query := queryPolicy
 	if lock {
 		query += s.d.forUpdate
 	}
 	p, err := scanPolicy(s.row(ctx, q, query, project, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return service.Policy{}, fmt.Errorf("policy %s/%s: %w", project, name, store.ErrNotFound)
+		return record.Policy{}, fmt.Errorf("policy %s/%s: %w", project, name, store.ErrNotFound)
 	}
 	return p, err
 }
 
-// GetPolicy implements service.Store.
-func (s *Store) GetPolicy(ctx context.Context, project, name string) (service.Policy, error) {
+// GetPolicy implements record.Store.
+func (s *Store) GetPolicy(ctx context.Context, project, name string) (record.Policy, error) {
 	p, err := s.getPolicy(ctx, s.r, project, name, false)
 	return p, svcErr("get policy", err)
 }
 
-// ListPolicies implements service.Store.
-func (s *Store) ListPolicies(ctx context.Context, project string) ([]service.Policy, error) {
-	var out []service.Policy
+// ListPolicies implements record.Store.
+func (s *Store) ListPolicies(ctx context.Context, project string) ([]record.Policy, error) {
+	var out []record.Policy
 	err := s.queryRows(ctx, s.r, `SELECT `+policyColumns+` FROM service_policies WHERE project = ? ORDER BY name`, []any{project}, func(r scanner) error {
 		p, err := scanPolicy(r)
 		out = append(out, p)
@@ -728,9 +728,9 @@ func (s *Store) ListPolicies(ctx context.Context, project string) ([]service.Pol
 	return out, svcErr("list policies", err)
 }
 
-// PoliciesNaming implements service.Store.
-func (s *Store) PoliciesNaming(ctx context.Context, user string) ([]service.Policy, error) {
-	var out []service.Policy
+// PoliciesNaming implements record.Store.
+func (s *Store) PoliciesNaming(ctx context.Context, user string) ([]record.Policy, error) {
+	var out []record.Policy
 	err := s.queryRows(ctx, s.r, `SELECT p.project, p.name, p.spec, p.signer, p.key_id, p.created_at, p.updated_at
 FROM service_policies p JOIN service_policy_members m ON m.project = p.project AND m.policy = p.name
 WHERE m.user_name = ? ORDER BY p.project, p.name`, []any{user}, func(r scanner) error {
@@ -741,9 +741,9 @@ WHERE m.user_name = ? ORDER BY p.project, p.name`, []any{user}, func(r scanner) 
 	return out, svcErr("policies naming "+user, err)
 }
 
-// UpdatePolicy implements service.Store.
-func (s *Store) UpdatePolicy(ctx context.Context, project, name string, fn func(*service.Policy) ([]audit.Event, error)) (service.Policy, error) {
-	var out service.Policy
+// UpdatePolicy implements record.Store.
+func (s *Store) UpdatePolicy(ctx context.Context, project, name string, fn func(*record.Policy) ([]audit.Event, error)) (record.Policy, error) {
+	var out record.Policy
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		p, err := s.getPolicy(ctx, tx, project, name, true)
 		if err != nil {
@@ -770,18 +770,18 @@ func (s *Store) UpdatePolicy(ctx context.Context, project, name string, fn func(
 		out = p
 		return s.appendEvents(ctx, tx, events)
 	})
-	if errors.Is(err, service.ErrUnchanged) {
+	if errors.Is(err, record.ErrUnchanged) {
 		return out, nil
 	}
 	if err != nil {
-		return service.Policy{}, svcErr("update policy "+project+"/"+name, err)
+		return record.Policy{}, svcErr("update policy "+project+"/"+name, err)
 	}
 	out.Created, out.Updated = storeTime(out.Created), storeTime(out.Updated)
 	out.Approvers, out.Submitters = orEmpty(out.Approvers), orEmpty(out.Submitters)
 	return out, nil
 }
 
-// DeletePolicy implements service.Store.
+// DeletePolicy implements record.Store.
 func (s *Store) DeletePolicy(ctx context.Context, project, name string, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := s.getPolicy(ctx, tx, project, name, true); err != nil {
@@ -792,7 +792,7 @@ func (s *Store) DeletePolicy(ctx context.Context, project, name string, events [
 			return err
 		}
 		if len(by) > 0 {
-			return &service.InUseError{What: "policy " + project + "/" + name, By: by}
+			return &record.InUseError{What: "policy " + project + "/" + name, By: by}
 		}
 		for _, q := range []string{
 			`DELETE FROM service_policy_members WHERE project = ? AND policy = ?`,
@@ -811,17 +811,17 @@ func (s *Store) DeletePolicy(ctx context.Context, project, name string, events [
 
 // requestData is what service_requests.data holds.
 type requestData struct {
-	Images          []service.Image      `json:"images"`
+	Images          []record.Image      `json:"images"`
 	Submitter       string               `json:"submitter,omitempty"`
 	Origin          map[string]string    `json:"origin,omitempty"`
 	OriginIssuer    string               `json:"origin_issuer,omitempty"`
 	OriginSubject   string               `json:"origin_subject,omitempty"`
 	Description     string               `json:"description,omitempty"`
 	Parameters      map[string]string    `json:"parameters,omitempty"`
-	Approvals       []service.Decision   `json:"approvals,omitempty"`
-	Denials         []service.Decision   `json:"denials,omitempty"`
+	Approvals       []record.Decision   `json:"approvals,omitempty"`
+	Denials         []record.Decision   `json:"denials,omitempty"`
 	Reason          string               `json:"reason,omitempty"`
-	Signed          []service.SignedRole `json:"signed,omitempty"`
+	Signed          []record.SignedRole `json:"signed,omitempty"`
 	ResubmittedFrom string               `json:"resubmitted_from,omitempty"`
 	StatusTokenHash []byte               `json:"status_token_hash,omitempty"`
 	Attempts        int                  `json:"attempts,omitempty"`
@@ -829,22 +829,22 @@ type requestData struct {
 
 const requestColumns = `id, project, policy, status, run_key, data, created_at, updated_at, expires_at, claimed_by, claimed_until`
 
-func scanRequest(row scanner) (service.Request, error) {
+func scanRequest(row scanner) (record.Request, error) {
 	var (
-		r                         service.Request
+		r                         record.Request
 		status, data              string
 		runKey                    sql.NullString
 		created, updated, expires dbTime
 		claimed                   nullTime
 	)
 	if err := row.Scan(&r.ID, &r.Project, &r.Policy, &status, &runKey, &data, &created, &updated, &expires, &r.ClaimedBy, &claimed); err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	var d requestData
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		return service.Request{}, fmt.Errorf("request %s: stored data: %w", r.ID, err)
+		return record.Request{}, fmt.Errorf("request %s: stored data: %w", r.ID, err)
 	}
-	r.Status, r.RunKey = service.Status(status), runKey.String
+	r.Status, r.RunKey = record.Status(status), runKey.String
 	r.Created, r.Updated, r.Expires, r.ClaimedUntil = created.t, updated.t, expires.t, claimed.t
 	r.Images, r.Submitter, r.Origin, r.OriginIssuer, r.OriginSubject = orEmpty(d.Images), d.Submitter, d.Origin, d.OriginIssuer, d.OriginSubject
 	r.Description, r.Parameters, r.Approvals, r.Denials, r.Reason = d.Description, d.Parameters, orEmpty(d.Approvals), orEmpty(d.Denials), d.Reason
@@ -852,13 +852,13 @@ func scanRequest(row scanner) (service.Request, error) {
 	return r, nil
 }
 
-func dataOf(r service.Request) (string, error) {
-	approvals := make([]service.Decision, len(r.Approvals))
+func dataOf(r record.Request) (string, error) {
+	approvals := make([]record.Decision, len(r.Approvals))
 	for i, d := range r.Approvals {
 		d.Time = storeTime(d.Time)
 		approvals[i] = d
 	}
-	denials := make([]service.Decision, len(r.Denials))
+	denials := make([]record.Decision, len(r.Denials))
 	for i, d := range r.Denials {
 		d.Time = storeTime(d.Time)
 		denials[i] = d
@@ -905,29 +905,29 @@ func (s *Store) row(ctx context.Context, q querier, query string, args ...any) *
 	return s.queryRow(ctx, query, args...)
 }
 
-func (s *Store) getRequest(ctx context.Context, q querier, id string, lock bool) (service.Request, error) {
+func (s *Store) getRequest(ctx context.Context, q querier, id string, lock bool) (record.Request, error) {
 	query := queryRequest
 	if lock {
 		query += s.d.forUpdate
 	}
 	r, err := scanRequest(s.row(ctx, q, query, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return service.Request{}, fmt.Errorf("request %s: %w", id, store.ErrNotFound)
+		return record.Request{}, fmt.Errorf("request %s: %w", id, store.ErrNotFound)
 	}
 	return r, err
 }
 
-// CreateRequest implements service.Store.
-func (s *Store) CreateRequest(ctx context.Context, r service.Request, fx service.Effects) (service.Request, bool, error) {
+// CreateRequest implements record.Store.
+func (s *Store) CreateRequest(ctx context.Context, r record.Request, fx record.Effects) (record.Request, bool, error) {
 	if !r.Status.Valid() || r.Status.Final() {
-		return service.Request{}, false, fmt.Errorf("sqlstore: create request: a new request is pending, not %q", r.Status)
+		return record.Request{}, false, fmt.Errorf("sqlstore: create request: a new request is pending, not %q", r.Status)
 	}
 	data, err := dataOf(r)
 	if err != nil {
-		return service.Request{}, false, svcErr("create request", err)
+		return record.Request{}, false, svcErr("create request", err)
 	}
 	var (
-		got     service.Request
+		got     record.Request
 		created bool
 	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
@@ -961,19 +961,19 @@ func (s *Store) CreateRequest(ctx context.Context, r service.Request, fx service
 		return err
 	})
 	if err != nil {
-		return service.Request{}, false, svcErr("create request", err)
+		return record.Request{}, false, svcErr("create request", err)
 	}
 	return got, created, nil
 }
 
-// GetRequest implements service.Store.
-func (s *Store) GetRequest(ctx context.Context, id string) (service.Request, error) {
+// GetRequest implements record.Store.
+func (s *Store) GetRequest(ctx context.Context, id string) (record.Request, error) {
 	r, err := s.getRequest(ctx, s.r, id, false)
 	return r, svcErr("get request", err)
 }
 
-// ListRequests implements service.Store.
-func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]service.Request, error) {
+// ListRequests implements record.Store.
+func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]record.Request, error) {
 	if f.Limit < 1 {
 		return nil, errors.New("sqlstore: list requests: limit must be at least 1")
 	}
@@ -1011,7 +1011,7 @@ func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]se
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, f.Limit)
-	var out []service.Request
+	var out []record.Request
 	err := s.queryRows(ctx, s.r, q, args, func(r scanner) error {
 		req, err := scanRequest(r)
 		out = append(out, req)
@@ -1020,31 +1020,31 @@ func (s *Store) ListRequests(ctx context.Context, f service.RequestFilter) ([]se
 	return out, svcErr("list requests", err)
 }
 
-// UpdateRequest implements service.Store.
-func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*service.Request) (service.Effects, error)) (service.Request, error) {
-	var out service.Request
+// UpdateRequest implements record.Store.
+func (s *Store) UpdateRequest(ctx context.Context, id string, fn func(*record.Request) (record.Effects, error)) (record.Request, error) {
+	var out record.Request
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		out, err = s.updateRequest(ctx, tx, id, fn)
 		return err
 	})
-	if errors.Is(err, service.ErrUnchanged) {
+	if errors.Is(err, record.ErrUnchanged) {
 		return out, nil
 	}
 	if err != nil {
-		return service.Request{}, svcErr("update request "+id, err)
+		return record.Request{}, svcErr("update request "+id, err)
 	}
 	return out, nil
 }
 
-// UpdateRequests implements service.Store.
-func (s *Store) UpdateRequests(ctx context.Context, ids []string, fn func(*service.Request) (service.Effects, error)) ([]service.Request, error) {
-	var out []service.Request
+// UpdateRequests implements record.Store.
+func (s *Store) UpdateRequests(ctx context.Context, ids []string, fn func(*record.Request) (record.Effects, error)) ([]record.Request, error) {
+	var out []record.Request
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		for _, id := range ids {
 			r, err := s.updateRequest(ctx, tx, id, fn)
-			if err != nil && !errors.Is(err, service.ErrUnchanged) {
+			if err != nil && !errors.Is(err, record.ErrUnchanged) {
 				return err
 			}
 			out = append(out, r)
@@ -1059,24 +1059,24 @@ func (s *Store) UpdateRequests(ctx context.Context, ids []string, fn func(*servi
 
 // updateRequest changes one request inside tx; with ErrUnchanged it
 // returns the request as stored and changes nothing.
-func (s *Store) updateRequest(ctx context.Context, tx *sql.Tx, id string, fn func(*service.Request) (service.Effects, error)) (service.Request, error) {
+func (s *Store) updateRequest(ctx context.Context, tx *sql.Tx, id string, fn func(*record.Request) (record.Effects, error)) (record.Request, error) {
 	r, err := s.getRequest(ctx, tx, id, true)
 	if err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	keep := r
 	fx, err := fn(&r)
-	if errors.Is(err, service.ErrUnchanged) {
+	if errors.Is(err, record.ErrUnchanged) {
 		return keep, err
 	}
 	if err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	if !r.Status.Valid() {
-		return service.Request{}, fmt.Errorf("request %s: status %q", id, r.Status)
+		return record.Request{}, fmt.Errorf("request %s: status %q", id, r.Status)
 	}
 	if keep.Status.Final() && r.Status != keep.Status {
-		return service.Request{}, fmt.Errorf("request %s is %s; a final status never changes: %w", id, keep.Status, store.ErrConflict)
+		return record.Request{}, fmt.Errorf("request %s is %s; a final status never changes: %w", id, keep.Status, store.ErrConflict)
 	}
 	// What never changes.
 	r.ID, r.Project, r.Policy, r.Images, r.Submitter, r.Origin = keep.ID, keep.Project, keep.Policy, keep.Images, keep.Submitter, keep.Origin
@@ -1084,27 +1084,27 @@ func (s *Store) updateRequest(ctx context.Context, tx *sql.Tx, id string, fn fun
 	r.ResubmittedFrom, r.Created = keep.ResubmittedFrom, keep.Created
 	data, err := dataOf(r)
 	if err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	if _, err := s.txExec(ctx, tx, queryUpdateRequest,
 		string(r.Status), data, s.timeArg(r.Updated), s.timeArg(r.Expires), r.ClaimedBy, s.nullTimeArg(r.ClaimedUntil), id); err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	if err := s.applyEffects(ctx, tx, fx); err != nil {
-		return service.Request{}, err
+		return record.Request{}, err
 	}
 	return s.getRequest(ctx, tx, id, false)
 }
 
-// CountRequests implements service.Store.
+// CountRequests implements record.Store.
 func (s *Store) CountRequests(ctx context.Context, project string, since time.Time) (int, error) {
 	var n int
 	err := s.queryRow(ctx, `SELECT COUNT(*) FROM service_requests WHERE project = ? AND created_at >= ?`, project, s.timeArg(since)).Scan(&n)
 	return n, svcErr("count requests", err)
 }
 
-// ClaimSigning implements service.Store.
-func (s *Store) ClaimSigning(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]service.Request, error) {
+// ClaimSigning implements record.Store.
+func (s *Store) ClaimSigning(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]record.Request, error) {
 	if holder == "" || lease <= 0 || limit < 1 {
 		return nil, errors.New("sqlstore: claim signing: need a holder, a positive lease and a limit")
 	}
@@ -1112,7 +1112,7 @@ func (s *Store) ClaimSigning(ctx context.Context, holder string, now time.Time, 
 	if s.d.name == "postgres" {
 		skipLocked = " FOR UPDATE SKIP LOCKED"
 	}
-	var out []service.Request
+	var out []record.Request
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var ids []string
 		err := s.queryRows(ctx, tx, `UPDATE service_requests SET claimed_by = ?, claimed_until = ?
@@ -1140,7 +1140,7 @@ ORDER BY id LIMIT ?`+skipLocked+`) RETURNING id`,
 	return out, svcErr("claim signing", err)
 }
 
-// DueRequests implements service.Store.
+// DueRequests implements record.Store.
 func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	var out []string
 	err := s.queryRows(ctx, s.r, `SELECT id FROM service_requests WHERE status = 'awaiting_approval' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`,
@@ -1153,7 +1153,7 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 	return out, svcErr("due requests", err)
 }
 
-// FinishedBefore implements service.Store.
+// FinishedBefore implements record.Store.
 func (s *Store) FinishedBefore(ctx context.Context, t time.Time, limit int) ([]string, error) {
 	var out []string
 	err := s.queryRows(ctx, s.r, `SELECT id FROM service_requests WHERE status NOT IN ('awaiting_approval', 'signing') AND updated_at < ? ORDER BY updated_at, id LIMIT ?`,
@@ -1166,7 +1166,7 @@ func (s *Store) FinishedBefore(ctx context.Context, t time.Time, limit int) ([]s
 	return out, svcErr("finished requests", err)
 }
 
-// DeleteRequest implements service.Store.
+// DeleteRequest implements record.Store.
 func (s *Store) DeleteRequest(ctx context.Context, id string, events []audit.Event) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		r, err := s.getRequest(ctx, tx, id, true)
@@ -1185,13 +1185,13 @@ func (s *Store) DeleteRequest(ctx context.Context, id string, events []audit.Eve
 }
 
 // applyEffects appends a change's audit events and queues its deliveries.
-func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects) error {
+func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx record.Effects) error {
 	if err := s.appendEvents(ctx, tx, fx.Events); err != nil {
 		return err
 	}
 	for _, d := range fx.Deliveries {
 		if d.State == "" {
-			d.State = service.DeliveryPending
+			d.State = record.DeliveryPending
 		}
 		if _, err := s.txExec(ctx, tx, queryInsertDeliv,
 			d.ID, d.RequestID, d.Kind, d.Target, string(d.Notification), d.State, d.Attempts, s.timeArg(d.NextAttempt),
@@ -1205,8 +1205,8 @@ func (s *Store) applyEffects(ctx context.Context, tx *sql.Tx, fx service.Effects
 	return nil
 }
 
-// Commit implements service.Store.
-func (s *Store) Commit(ctx context.Context, fx service.Effects) error {
+// Commit implements record.Store.
+func (s *Store) Commit(ctx context.Context, fx record.Effects) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error { return s.applyEffects(ctx, tx, fx) })
 	return svcErr("commit", err)
 }
@@ -1215,21 +1215,21 @@ func (s *Store) Commit(ctx context.Context, fx service.Effects) error {
 
 const deliveryColumns = `id, request_id, kind, target, notification, state, attempts, next_attempt, last_error, created_at, updated_at`
 
-func scanDelivery(row scanner) (service.Delivery, error) {
+func scanDelivery(row scanner) (record.Delivery, error) {
 	var (
-		d                      service.Delivery
+		d                      record.Delivery
 		n                      string
 		next, created, updated dbTime
 	)
 	if err := row.Scan(&d.ID, &d.RequestID, &d.Kind, &d.Target, &n, &d.State, &d.Attempts, &next, &d.LastError, &created, &updated); err != nil {
-		return service.Delivery{}, err
+		return record.Delivery{}, err
 	}
 	d.Notification, d.NextAttempt, d.Created, d.Updated = []byte(n), next.t, created.t, updated.t
 	return d, nil
 }
 
-// ClaimDeliveries implements service.Store.
-func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]service.Delivery, error) {
+// ClaimDeliveries implements record.Store.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]record.Delivery, error) {
 	if lease <= 0 || limit < 1 {
 		return nil, errors.New("sqlstore: claim deliveries: need a positive lease and a limit")
 	}
@@ -1237,7 +1237,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	if s.d.name == "postgres" {
 		skipLocked = " FOR UPDATE SKIP LOCKED"
 	}
-	var out []service.Delivery
+	var out []record.Delivery
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		return s.queryRows(ctx, tx, `UPDATE service_deliveries SET next_attempt = ?
 WHERE id IN (SELECT id FROM service_deliveries WHERE state = 'pending' AND next_attempt <= ?
@@ -1248,14 +1248,14 @@ ORDER BY next_attempt, id LIMIT ?`+skipLocked+`) RETURNING `+deliveryColumns,
 				return err
 			})
 	})
-	slices.SortFunc(out, func(a, b service.Delivery) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b record.Delivery) int { return strings.Compare(a.ID, b.ID) })
 	return out, svcErr("claim deliveries", err)
 }
 
-// RecordDelivery implements service.Store.
+// RecordDelivery implements record.Store.
 func (s *Store) RecordDelivery(ctx context.Context, id, state string, attempts int, next time.Time, lastError string, at time.Time) error {
 	switch state {
-	case service.DeliveryPending, service.DeliveryDelivered, service.DeliveryFailed:
+	case record.DeliveryPending, record.DeliveryDelivered, record.DeliveryFailed:
 	default:
 		return fmt.Errorf("sqlstore: record delivery %s: state %q", id, state)
 	}
@@ -1278,9 +1278,9 @@ func (s *Store) RecordDelivery(ctx context.Context, id, state string, attempts i
 	return svcErr("record delivery", err)
 }
 
-// ListDeliveries implements service.Store.
-func (s *Store) ListDeliveries(ctx context.Context, requestID string) ([]service.Delivery, error) {
-	var out []service.Delivery
+// ListDeliveries implements record.Store.
+func (s *Store) ListDeliveries(ctx context.Context, requestID string) ([]record.Delivery, error) {
+	var out []record.Delivery
 	err := s.queryRows(ctx, s.r, `SELECT `+deliveryColumns+` FROM service_deliveries WHERE request_id = ? ORDER BY id`, []any{requestID}, func(r scanner) error {
 		d, err := scanDelivery(r)
 		out = append(out, d)
@@ -1289,11 +1289,11 @@ func (s *Store) ListDeliveries(ctx context.Context, requestID string) ([]service
 	return out, svcErr("list deliveries", err)
 }
 
-// GetDelivery implements service.Store.
-func (s *Store) GetDelivery(ctx context.Context, id string) (service.Delivery, error) {
+// GetDelivery implements record.Store.
+func (s *Store) GetDelivery(ctx context.Context, id string) (record.Delivery, error) {
 	d, err := scanDelivery(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+deliveryColumns+` FROM service_deliveries WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return service.Delivery{}, fmt.Errorf("sqlstore: delivery %s: %w", id, store.ErrNotFound)
+		return record.Delivery{}, fmt.Errorf("sqlstore: delivery %s: %w", id, store.ErrNotFound)
 	}
 	return d, svcErr("get delivery", err)
 }
