@@ -606,13 +606,13 @@ func (s *Store) RotateKey(ctx context.Context, k record.ProjectKey, events []aud
 
 // policySpec is what service_policies.spec holds.
 type policySpec struct {
-	Required   int              `json:"required"`
-	Approvers  []string         `json:"approvers"`
-	Submitters []string         `json:"submitters"`
+	Required   int             `json:"required"`
+	Approvers  []string        `json:"approvers"`
+	Submitters []string        `json:"submitters"`
 	Origin     *record.Origin  `json:"origin,omitempty"`
-	Tags       string           `json:"tags,omitempty"`
+	Tags       string          `json:"tags,omitempty"`
 	Formats    []record.Format `json:"formats"`
-	Expiry     time.Duration    `json:"expiry,omitempty"`
+	Expiry     time.Duration   `json:"expiry,omitempty"`
 	Webhook    *record.Webhook `json:"webhook,omitempty"`
 }
 
@@ -812,19 +812,19 @@ func (s *Store) DeletePolicy(ctx context.Context, project, name string, events [
 // requestData is what service_requests.data holds.
 type requestData struct {
 	Images          []record.Image      `json:"images"`
-	Submitter       string               `json:"submitter,omitempty"`
-	Origin          map[string]string    `json:"origin,omitempty"`
-	OriginIssuer    string               `json:"origin_issuer,omitempty"`
-	OriginSubject   string               `json:"origin_subject,omitempty"`
-	Description     string               `json:"description,omitempty"`
-	Parameters      map[string]string    `json:"parameters,omitempty"`
+	Submitter       string              `json:"submitter,omitempty"`
+	Origin          map[string]string   `json:"origin,omitempty"`
+	OriginIssuer    string              `json:"origin_issuer,omitempty"`
+	OriginSubject   string              `json:"origin_subject,omitempty"`
+	Description     string              `json:"description,omitempty"`
+	Parameters      map[string]string   `json:"parameters,omitempty"`
 	Approvals       []record.Decision   `json:"approvals,omitempty"`
 	Denials         []record.Decision   `json:"denials,omitempty"`
-	Reason          string               `json:"reason,omitempty"`
+	Reason          string              `json:"reason,omitempty"`
 	Signed          []record.SignedRole `json:"signed,omitempty"`
-	ResubmittedFrom string               `json:"resubmitted_from,omitempty"`
-	StatusTokenHash []byte               `json:"status_token_hash,omitempty"`
-	Attempts        int                  `json:"attempts,omitempty"`
+	ResubmittedFrom string              `json:"resubmitted_from,omitempty"`
+	StatusTokenHash []byte              `json:"status_token_hash,omitempty"`
+	Attempts        int                 `json:"attempts,omitempty"`
 }
 
 const requestColumns = `id, project, policy, status, run_key, data, created_at, updated_at, expires_at, claimed_by, claimed_until`
