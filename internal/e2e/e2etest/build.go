@@ -24,6 +24,7 @@ var programs = map[string]string{
 	"signet-server":        "SIGNET_SERVER_BIN",
 	"signet":               "SIGNET_CLI_BIN",
 	"signet-signer":        "SIGNET_SIGNER_BIN",
+	"signet-admission":     "SIGNET_ADMISSION_BIN",
 	"signet+pkcs11":        "SIGNET_CLI_PKCS11_BIN",
 	"signet-signer+pkcs11": "SIGNET_SIGNER_PKCS11_BIN",
 }
@@ -34,7 +35,8 @@ const buildTimeout = 10 * time.Minute
 // Binary returns the path of ./cmd/name built for the tests (with the
 // build tags given, e.g. "pkcs11"), or the binary named by its variable
 // (SIGNET_SERVER_BIN, SIGNET_CLI_BIN, SIGNET_SIGNER_BIN,
-// SIGNET_CLI_PKCS11_BIN, SIGNET_SIGNER_PKCS11_BIN) when that is set.
+// SIGNET_ADMISSION_BIN, SIGNET_CLI_PKCS11_BIN, SIGNET_SIGNER_PKCS11_BIN)
+// when that is set.
 //
 // Binaries are built once per source tree, not once per test binary: the
 // first test process that needs them builds every program of cmd/ with one
