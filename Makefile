@@ -33,6 +33,7 @@ vet:
 unit:
 	$(GO) test -race -shuffle=on -timeout 40m ./...
 	$(GO) test -race -shuffle=on -timeout 20m -tags pkcs11 ./internal/keys/pkcs11/... ./internal/e2e/hsm/... ./internal/custody/hsm/... ./internal/signercmd/...
+	$(GO) test -race -timeout 10m -tags pkcs11 -run '^TestProjectKeyInHSM$$' ./internal/e2e/service/
 	$(GO) test -race -shuffle=on -timeout 10m -tags pkcs11 -run 'PKCS11' ./internal/cli/
 
 ## fuzz: run every fuzz target briefly.
@@ -42,9 +43,11 @@ fuzz:
 build:
 	$(GO) build ./...
 
-## bench: side-by-side benchmark against the reference notary-server, then the soak.
+## bench: side-by-side benchmark against the reference notary-server, the
+## signing service's approval-to-signed latency, then the soak.
 bench: deps
 	bench/run.sh
+	SIGNET_SERVICE_BENCH=1 SIGNET_SERVICE_BENCH_REPORT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -run '^TestServiceBenchmark$$' -timeout 15m -v ./internal/service/
 	$(MAKE) soak
 
 ## soak: 3 minutes of concurrent publishers and readers against signet-server

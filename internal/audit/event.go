@@ -22,6 +22,13 @@ const (
 	RequestSign    EventType = "request.sign"    // signed: GUN, tag, digest, role and version
 	RequestFail    EventType = "request.fail"    // signing failed, with the reason
 	RequestExpire  EventType = "request.expire"  // expired without a decision
+	RequestCancel  EventType = "request.cancel"  // canceled by its submitter or an admin
+	// RequestPurge is a finished request removed from the service's
+	// tables after its retention; its history stays in this log.
+	RequestPurge EventType = "request.purge"
+	// OriginRefuse is a submission whose CI ID token was valid but whose
+	// claims a policy's origin rule refused (Reason names the claim).
+	OriginRefuse EventType = "origin.refuse"
 )
 
 // Administration of the signing service.
@@ -44,6 +51,9 @@ const (
 	KeyCreate EventType = "key.create"
 	KeyRotate EventType = "key.rotate"
 	KeyRekey  EventType = "key.rekey"
+	// KeyImport is an existing private key taken into custody (a project's
+	// delegation key brought from elsewhere).
+	KeyImport EventType = "key.import"
 )
 
 // TUF metadata.
@@ -73,9 +83,10 @@ const (
 // EventTypes lists every event type, in the order above.
 var EventTypes = []EventType{
 	RequestSubmit, RequestApprove, RequestDeny, RequestSign, RequestFail, RequestExpire,
+	RequestCancel, RequestPurge, OriginRefuse,
 	UserCreate, UserUpdate, UserDelete, TokenCreate, TokenRevoke,
 	ProjectCreate, ProjectUpdate, ProjectDelete, PolicyCreate, PolicyUpdate, PolicyDelete,
-	KeyCreate, KeyRotate, KeyRekey,
+	KeyCreate, KeyRotate, KeyRekey, KeyImport,
 	TUFPublish, TUFResign, TUFDelete,
 	AdmissionAllow, AdmissionDeny, AdmissionBreakGlass, AdmissionUnverified,
 }
@@ -260,6 +271,8 @@ func (e *Event) Validate() error {
 		err = need("project", s.Project)
 	case "policy":
 		err = need("policy", s.Policy)
+	case "origin":
+		err = errors.Join(need("project", s.Project), need("policy", s.Policy))
 	case "key":
 		err = need("key ID", s.KeyID)
 	case "tuf":

@@ -20,6 +20,9 @@ func (a *app) commands() []*cobra.Command {
 		a.expiryCmd(),
 		// the audit log's checks from outside (audit.go)
 		a.auditCommand(),
+		// the signing service (request.go, admin.go)
+		a.requestCommand(),
+		a.adminCommand(),
 		// cosign signatures and attestations in registries (cosign.go)
 		(&cosignCmd{a: a}).command(),
 	}

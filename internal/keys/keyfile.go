@@ -87,6 +87,11 @@ func (k *PrivateKey) Sign(random io.Reader, digest []byte, opts crypto.SignerOpt
 // PublicKey returns the plain (ecdsa, rsa or ed25519) public key.
 func (k *PrivateKey) PublicKey() *PublicKey { return k.pub }
 
+// Key returns the standard library key inside (an *ecdsa.PrivateKey,
+// *rsa.PrivateKey or ed25519.PrivateKey), to hand the key over to custody
+// (custody.Custodian.ImportKey), which seals it.
+func (k *PrivateKey) Key() crypto.Signer { return k.signer }
+
 // ID returns the canonical key ID, which Notary names the key file by.
 func (k *PrivateKey) ID() string { return k.pub.ID() }
 

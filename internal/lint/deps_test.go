@@ -76,6 +76,7 @@ var binaries = map[string][]ban{
 		{"internal/auth", whyBoundary + ": token verification and the token service (password hashes, signing key) are server-side only"},
 		{"internal/custody", whyBoundary + ": the custody core holds online and service keys, only in signet-server and signet-signer"},
 		{"internal/signer", whyBoundary + ": signet-signer's custody service and its protocol are server-side"},
+		{"internal/service", whyBoundary + ": the signing service (its store, custody of project keys, the signing worker) runs in signet-server; `signet request` and `signet admin` speak its HTTP API through internal/service/serviceapi only"},
 	}),
 	"signet-server": concat(pkcs11Bans, []ban{
 		{"internal/signer", whyBoundary + ": the server holds keys through the custody core in process, or reaches signet-signer only through the protocol package; signet-signer's service (its own database, rekey, token) never runs in the server, so a compromised server cannot open it"},
@@ -83,6 +84,7 @@ var binaries = map[string][]ban{
 	}),
 	"signet-signer": {
 		{"internal/server", whyBoundary + ": the signer must not contain the Notary v1 API handlers"},
+		{"internal/service", whyBoundary + ": the signing service (policies, CI origin verification, notifications, the signing worker) runs in signet-server; the signer links only its records (internal/service/record), through the store it shares"},
 		{"internal/servercmd", whyBoundary + ": the signer must not contain the Notary v1 API server"},
 		{"internal/registry", whyBoundary + ": the signer must not contain the registry client"},
 	},
@@ -108,9 +110,15 @@ var binaries = map[string][]ban{
 // core, internal/custody, which the server links anyway.)
 // The CLI reaches keys held by signet-signer the same way (`signet cosign
 // sign --key signet-signer://…`): a crypto.Signer over the client.
+//
+// The CLI speaks the signing service's API through its wire package
+// internal/service/serviceapi, which imports nothing of the service; the
+// signer links the service's records (internal/service/record) because
+// its store, internal/store/sqlstore, keeps them, and nothing else of it.
 var exempt = map[string][]string{
 	"signet-server": {"internal/signer/signerapi"},
-	"signet":        {"internal/signer/signerapi"},
+	"signet":        {"internal/signer/signerapi", "internal/service/serviceapi"},
+	"signet-signer": {"internal/service/record"},
 }
 
 // onlyThrough are banned packages a binary may link only because an

@@ -226,8 +226,6 @@ func uploadReadErr(err error, limit int64) error {
 }
 
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
-	gun := p.GUN.String()
-	ctx := r.Context()
 	res := &reservation{b: s.uploads}
 	defer res.release()
 	uploads, err := readUpload(r, s.cfg.MaxUploadBytes, res)
@@ -239,6 +237,15 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 		s.m.rejected("malformed")
 		return err
 	}
+	_, err = s.update(r.Context(), p.GUN.String(), uploads)
+	return err
+}
+
+// update validates uploads against gun's current state and stores the
+// result atomically: the one path of every write of metadata, whether it
+// comes over HTTP or from the signing service (Publish). It returns the
+// files stored.
+func (s *Server) update(ctx context.Context, gun string, uploads map[string]upload) ([]store.File, error) {
 	unlock := s.locks.lock(gun)
 	defer unlock()
 	remoteGen := s.cache.remoteGeneration()
@@ -250,15 +257,15 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 				s.m.rejected(d.Name)
 			}
 		}
-		return err
+		return nil, err
 	}
 	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
 		s.cache.invalidate(gun)
 		if errors.Is(err, store.ErrOldVersion) {
 			s.m.rejected("version")
-			return err
+			return nil, err
 		}
-		return apierr.Wrap(notaryapi.Updating, err)
+		return nil, apierr.Wrap(notaryapi.Updating, err)
 	}
 	s.cache.replace(remoteGen, gun, files, s.now())
 	s.m.publishes.Inc()
@@ -267,7 +274,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 		roles = append(roles, fmt.Sprintf("%s@%d", f.Role, f.Version))
 	}
 	s.log.InfoContext(ctx, "repository updated", "gun", gun, "files", roles)
-	return nil
+	return files, nil
 }
 
 // validate is the chokepoint every upload passes, in the reference's order:

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/notify"
 	"github.com/signet-trust/signet/internal/server"
+	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
 
@@ -95,6 +97,13 @@ func (b *background) run(srv *server.Server) {
 		b.log.Info("retention: pruning superseded metadata", "keep_versions", keep, "interval", interval)
 		b.wg.Go(func() { srv.RunRetention(b.ctx, keep, interval) })
 	}
+}
+
+// runService starts the signing service's worker and sweeps, and the
+// notifier sending its notifications.
+func (b *background) runService(svc *service.Service, w *notify.Worker) {
+	b.wg.Go(func() { svc.Run(b.ctx) })
+	b.wg.Go(func() { _ = w.Run(b.ctx, 5*time.Second) })
 }
 
 // stop ends everything started and waits for it.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/notify"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
@@ -55,6 +56,8 @@ type Config struct {
 	// Limits bound what one client may make the server hold, store or
 	// spend (YAML only; see LimitsConfig).
 	Limits LimitsConfig `yaml:"limits"`
+	// Service configures the signing service (service.go).
+	Service ServiceConfig `yaml:"service"`
 	// RemoteSigner: TLS to the --signer (signer.go); top-level YAML keys.
 	RemoteSigner `yaml:",inline"`
 }
@@ -183,7 +186,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
 	errs = append(errs, c.Replicas.validate(), c.Retention.validate(), c.Limits.validate())
-	errs = append(errs, c.Auth.validate(c.Listen))
+	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate())
 	return errors.Join(errs...)
 }
 
@@ -228,12 +231,28 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
+	repos := &lateRepos{}
+	var worker *notify.Worker
+	if !cfg.Service.Disabled {
+		if worker, err = notifier(cfg.Service, st, getenv, log); err != nil { // service.go
+			return err
+		}
+	}
+	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos, func() { worker.Wake() })
+	if err != nil {
+		return err
+	}
+	var svcAuthz server.ServiceAuthorizer
+	if svc != nil {
+		groups = append(groups, ServiceGroup(svc))
+		svcAuthz = svc
+	}
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
 	scfg := server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
-		Authorizer: authz, Groups: groups,
+		Authorizer: authz, Groups: groups, ServiceAuthorizer: svcAuthz,
 
 		// Replicas (replicas.go).
 		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
@@ -244,6 +263,10 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 	bg.run(srv)
+	repos.srv = srv
+	if svc != nil {
+		bg.runService(svc, worker)
+	}
 
 	tlsCfg, ca, err := serverTLS(cfg, dataDir)
 	if err != nil {

@@ -15,6 +15,11 @@ import (
 // existing one when its run has no signer figures.
 const signerHeading = "## Signer:"
 
+// serviceHeading starts the signing service's section, written by its
+// benchmark in the main module (internal/service, TestServiceBenchmark)
+// and kept as it is by every report of this tool.
+const serviceHeading = "## Signing service:"
+
 // The configurations bench/signer.sh labels its runs with.
 const (
 	sigSoftware = "software" // signet-signer, keys sealed in its database

@@ -78,11 +78,23 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...an
 	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
+// txQueryRow runs a query inside tx as txExec runs a statement.
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	q := s.d.q(query)
+	s.stmts.mu.Lock()
+	st := s.stmts.m[stmtKey{s.w, q}]
+	s.stmts.mu.Unlock()
+	if st == nil {
+		return tx.QueryRowContext(ctx, q, args...)
+	}
+	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
 // Write statements prepared once at open, outside any transaction.
 var writeQueries = []string{queryAdvanceHead, queryInsertFile, queryInsertChange}
 
 func (s *Store) prepareWrites(ctx context.Context) error {
-	for _, q := range writeQueries {
+	for _, q := range append(writeQueries, s.serviceWriteQueries()...) {
 		if _, err := s.stmts.get(ctx, s.w, s.d.q(q)); err != nil {
 			return err
 		}
