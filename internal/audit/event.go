@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,8 +21,8 @@ const (
 	RequestSubmit  EventType = "request.submit"  // submitted, with its origin claims
 	RequestApprove EventType = "request.approve" // an approver approved
 	RequestDeny    EventType = "request.deny"    // an approver denied, with a comment
-	RequestSign    EventType = "request.sign"    // signed: GUN, tag, digest, role and version
-	RequestFail    EventType = "request.fail"    // signing failed, with the reason
+	RequestSign    EventType = "request.sign"    // signed: GUN, tag, digest, formats, role versions, cosign signatures
+	RequestFail    EventType = "request.fail"    // signing failed, with the reason and what was done before
 	RequestExpire  EventType = "request.expire"  // expired without a decision
 	RequestCancel  EventType = "request.cancel"  // canceled by its submitter or an admin
 	// RequestPurge is a finished request removed from the service's
@@ -210,14 +212,48 @@ type RoleVersion struct {
 	SHA256  string `json:"sha256"`
 }
 
+// Signature formats of request.sign and request.fail (Formats).
+const (
+	FormatDCT    = "dct"    // Docker Content Trust: Roles are the role versions published
+	FormatCosign = "cosign" // cosign: Cosign are the signatures written
+)
+
+// Storage forms of a CosignSignature.
+const (
+	CosignBundle = "bundle" // the Sigstore bundle as an OCI 1.1 referrer of the manifest
+	CosignLegacy = "legacy" // a layer of the image at tag sha256-<hex>.sig
+)
+
+// CosignSignature is one cosign signature of a manifest, in one storage
+// form.
+type CosignSignature struct {
+	Digest string `json:"digest"` // the signed manifest, "sha256:<hex>"
+	Form   string `json:"form"`   // CosignBundle or CosignLegacy
+	// Ref is the referrer manifest's digest (bundle) or the legacy image's
+	// tag.
+	Ref   string `json:"ref"`
+	KeyID string `json:"key_id"` // the signing key (as custody names it)
+	// Existing is true when an equivalent signature by the key was
+	// already there and nothing was written.
+	Existing bool `json:"existing,omitempty"`
+}
+
 // Event is one audit log entry.
 type Event struct {
 	Type    EventType `json:"type"`
 	Time    time.Time `json:"time"`
 	Actor   Actor     `json:"actor"`
 	Subject Subject   `json:"subject"`
-	// Roles: tuf.publish, tuf.resign, request.sign.
+	// Roles: tuf.publish, tuf.resign, request.sign (the DCT format);
+	// request.fail, when the DCT format was published before the failure.
 	Roles []RoleVersion `json:"roles,omitempty"`
+	// Formats: request.sign, the formats signed (none: "dct" alone, as
+	// events written before formats were recorded); request.fail, the
+	// formats completed before the failure.
+	Formats []string `json:"formats,omitempty"`
+	// Cosign: request.sign with the cosign format (and request.fail), the
+	// cosign signatures of the digest, one per storage form.
+	Cosign []CosignSignature `json:"cosign,omitempty"`
 	// Origin: the origin claims of request.submit (CI repository, ref,
 	// workflow, run …); for admission.*, the Kubernetes request.
 	Origin map[string]string `json:"origin,omitempty"`
@@ -255,13 +291,22 @@ func (e *Event) Validate() error {
 		}
 		return nil
 	}
+	if err := e.checkFormats(bad); err != nil {
+		return err
+	}
 	var err error
 	area, _, _ := strings.Cut(string(e.Type), ".")
 	switch area {
 	case "request":
 		err = need("request ID", s.RequestID)
 		if err == nil && e.Type == RequestSign {
-			err = errors.Join(need("GUN", s.GUN), need("tag", s.Tag), need("digest", s.Digest), e.needRoles(bad))
+			err = errors.Join(need("GUN", s.GUN), need("tag", s.Tag), need("digest", s.Digest))
+			if err == nil && (len(e.Formats) == 0 || slices.Contains(e.Formats, FormatDCT)) {
+				err = e.needRoles(bad)
+			}
+			if err == nil && slices.Contains(e.Formats, FormatCosign) && len(e.Cosign) == 0 {
+				err = bad("the cosign format without cosign signatures")
+			}
 		}
 	case "user":
 		err = need("user", s.User)
@@ -298,6 +343,35 @@ func (e *Event) Validate() error {
 	}
 	return nil
 }
+
+// checkFormats checks Formats and Cosign where they are set.
+func (e *Event) checkFormats(bad func(string, ...any) error) error {
+	for i, f := range e.Formats {
+		if f != FormatDCT && f != FormatCosign {
+			return bad("format %q is not %s or %s", f, FormatDCT, FormatCosign)
+		}
+		if slices.Contains(e.Formats[:i], f) {
+			return bad("format %s listed twice", f)
+		}
+	}
+	if (len(e.Formats) > 0 || len(e.Cosign) > 0) && e.Type != RequestSign && e.Type != RequestFail {
+		return bad("formats and cosign signatures belong to request.sign and request.fail")
+	}
+	for _, c := range e.Cosign {
+		if !digestPattern.MatchString(c.Digest) {
+			return bad("cosign signature digest %q is not sha256:<64 lowercase hex digits>", c.Digest)
+		}
+		if c.Form != CosignBundle && c.Form != CosignLegacy {
+			return bad("cosign signature form %q is not %s or %s", c.Form, CosignBundle, CosignLegacy)
+		}
+		if c.Ref == "" || c.KeyID == "" {
+			return bad("a cosign signature without its reference or key")
+		}
+	}
+	return nil
+}
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 func (e *Event) needRoles(bad func(string, ...any) error) error {
 	if len(e.Roles) == 0 {

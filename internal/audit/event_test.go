@@ -89,6 +89,49 @@ func TestEventValidate(t *testing.T) {
 			t.Errorf("%s: Encode = %v, want ErrInvalidEvent", name, err)
 		}
 	}
+	// The formats of a signing: DCT needs its role versions, cosign its
+	// signatures.
+	d1 := "sha256:" + strings.Repeat("1", 64)
+	cos := []CosignSignature{
+		{Digest: d1, Form: CosignBundle, Ref: "sha256:" + strings.Repeat("3", 64), KeyID: "k"},
+		{Digest: d1, Form: CosignLegacy, Ref: "sha256-" + strings.Repeat("1", 64) + ".sig", KeyID: "k", Existing: true},
+	}
+	sign := func() Event {
+		return Event{Type: RequestSign, Time: at, Actor: System, Subject: Subject{RequestID: "r1", GUN: "g", Tag: "v1", Digest: d1},
+			Roles: []RoleVersion{{"targets/releases", 4, strings.Repeat("2", 64)}}, Formats: []string{FormatDCT, FormatCosign}, Cosign: cos}
+	}
+	okSign := map[string]func(*Event){
+		"dct and cosign": func(*Event) {},
+		"cosign alone":   func(e *Event) { e.Formats, e.Roles = []string{FormatCosign}, nil },
+		"dct alone":      func(e *Event) { e.Formats, e.Cosign = []string{FormatDCT}, nil },
+		"fail after dct": func(e *Event) { e.Type, e.Formats, e.Cosign, e.Reason = RequestFail, []string{FormatDCT}, nil, "cosign refused" },
+	}
+	for name, mutate := range okSign {
+		e := sign()
+		mutate(&e)
+		if _, err := e.Encode(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	badSign := map[string]func(*Event){
+		"dct without roles":       func(e *Event) { e.Roles = nil },
+		"no formats, no roles":    func(e *Event) { e.Formats, e.Roles = nil, nil },
+		"cosign without sigs":     func(e *Event) { e.Cosign = nil },
+		"unknown format":          func(e *Event) { e.Formats = append(e.Formats, "notation") },
+		"format twice":            func(e *Event) { e.Formats = []string{FormatDCT, FormatDCT, FormatCosign} },
+		"cosign bad digest":       func(e *Event) { e.Cosign = []CosignSignature{{Digest: "sha256:AB", Form: CosignBundle, Ref: "r", KeyID: "k"}} },
+		"cosign unknown form":     func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: "attached", Ref: "r", KeyID: "k"}} },
+		"cosign without ref":      func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: CosignBundle, KeyID: "k"}} },
+		"cosign without key":      func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: CosignLegacy, Ref: "r"}} },
+		"cosign on another event": func(e *Event) { e.Type, e.Subject = TUFPublish, Subject{GUN: "g"} },
+	}
+	for name, mutate := range badSign {
+		e := sign()
+		mutate(&e)
+		if _, err := e.Encode(); !errors.Is(err, ErrInvalidEvent) {
+			t.Errorf("%s: Encode = %v, want ErrInvalidEvent", name, err)
+		}
+	}
 	for _, typ := range EventTypes {
 		if !typ.Known() {
 			t.Errorf("%s is not Known", typ)

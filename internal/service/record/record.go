@@ -168,8 +168,11 @@ type Format string
 // Formats.
 const (
 	FormatDCT    Format = "dct"    // Docker Content Trust: targets/<signer> and targets/releases
-	FormatCosign Format = "cosign" // cosign signatures (the cosign issue)
+	FormatCosign Format = "cosign" // cosign: the Sigstore bundle referrer and the legacy .sig image, by the project's cosign key
 )
+
+// Formats lists every format.
+var Formats = []Format{FormatDCT, FormatCosign}
 
 // Policy is a signing policy of a project: who may submit, from which CI,
 // who must approve, which tags.
@@ -245,6 +248,9 @@ type Decision struct {
 // SignedRole is a role version a signing published.
 type SignedRole = audit.RoleVersion
 
+// CosignSignature is a cosign signature a signing wrote (or found).
+type CosignSignature = audit.CosignSignature
+
 // Request is a signing request.
 type Request struct {
 	ID      string
@@ -266,7 +272,24 @@ type Request struct {
 	Approvals   []Decision
 	Denials     []Decision
 	Reason      string // why it failed, was canceled or expired
-	Signed      []SignedRole
+	// Formats are the signature formats the request is signed in: its
+	// policy's at submission (none in requests stored before formats
+	// were kept: the policy's at signing).
+	Formats []Format
+	// Signed are the role versions the DCT format published (or found
+	// published); Cosign the cosign signatures written (or found), per
+	// image and storage form.
+	Signed []SignedRole
+	Cosign []CosignSignature
+	// Started is when the signing began to write, right after the tags
+	// were resolved again unchanged (and the registry's push access
+	// checked): from then on the job completes the same digests, whatever
+	// the tags do. Zero until then (and for requests signed in DCT alone,
+	// whose one publish is atomic).
+	Started time.Time
+	// Done lists the formats completed, in the order done, across attempts
+	// and restarts.
+	Done []Format
 	// ResubmittedFrom is the request this one was resubmitted from.
 	ResubmittedFrom string
 	// StatusTokenHash is the SHA-256 of the request's status token, which
@@ -467,8 +490,9 @@ type Store interface {
 	ListRequests(ctx context.Context, f RequestFilter) ([]Request, error)
 	// UpdateRequest changes a request under a lock: fn gets the stored
 	// request and changes what may change (status, decisions, reason,
-	// signed roles, expiry, attempts, claim, status token, updated) and
-	// returns the effects of the change.
+	// signing progress: signed roles, cosign signatures, started, done;
+	// expiry, attempts, claim, status token, updated) and returns the
+	// effects of the change.
 	UpdateRequest(ctx context.Context, id string, fn func(*Request) (Effects, error)) (Request, error)
 	// UpdateRequests changes several requests in one transaction, each as
 	// UpdateRequest does, in the order of ids; ErrUnchanged from fn leaves

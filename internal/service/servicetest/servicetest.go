@@ -176,6 +176,7 @@ func request(projectName, policyName string, status record.Status) record.Reques
 		OriginIssuer: "https://token.actions.githubusercontent.com", OriginSubject: "repo:acme/app:ref:refs/heads/main",
 		Description: "release", Parameters: map[string]string{"build": "42"},
 		Approvals: []record.Decision{}, Denials: []record.Decision{}, Signed: []record.SignedRole{},
+		Formats: []record.Format{record.FormatDCT, record.FormatCosign}, Cosign: []record.CosignSignature{}, Done: []record.Format{},
 		StatusTokenHash: []byte{1, 2, 3}, Created: base, Updated: base, Expires: base.Add(7 * 24 * time.Hour),
 	}
 }
@@ -831,6 +832,10 @@ func testUpdateRequest(t *testing.T, o Opened) {
 		q.Approvals = append(q.Approvals, record.Decision{User: "alice", Time: later, Comment: "ok"})
 		q.Updated, q.Attempts, q.ClaimedBy, q.ClaimedUntil = later, 2, "worker", later.Add(time.Minute)
 		q.Expires = later.Add(time.Hour)
+		// The signing's progress.
+		q.Started, q.Done = later, []record.Format{record.FormatDCT}
+		q.Signed = []record.SignedRole{{Role: "targets/releases", Version: 2, SHA256: fmt.Sprintf("%064x", 2)}}
+		q.Cosign = []record.CosignSignature{{Digest: q.Images[0].Digest, Form: audit.CosignBundle, Ref: "sha256:" + fmt.Sprintf("%064x", 3), KeyID: "k"}}
 		// What never changes:
 		q.Project, q.Images, q.Origin, q.Submitter, q.RunKey = "x", nil, nil, "mallory", "k"
 		return record.Effects{Events: []audit.Event{ev(audit.RequestApprove, audit.Subject{RequestID: r.ID})}}, nil
@@ -842,6 +847,9 @@ func testUpdateRequest(t *testing.T, o Opened) {
 	want.Status, want.Approvals, want.Updated, want.Attempts, want.ClaimedBy, want.ClaimedUntil =
 		record.StatusSigning, []record.Decision{{User: "alice", Time: later, Comment: "ok"}}, later, 2, "worker", later.Add(time.Minute)
 	want.Expires = later.Add(time.Hour)
+	want.Started, want.Done = later, []record.Format{record.FormatDCT}
+	want.Signed = []record.SignedRole{{Role: "targets/releases", Version: 2, SHA256: fmt.Sprintf("%064x", 2)}}
+	want.Cosign = []record.CosignSignature{{Digest: r.Images[0].Digest, Form: audit.CosignBundle, Ref: "sha256:" + fmt.Sprintf("%064x", 3), KeyID: "k"}}
 	diff(t, "UpdateRequest", got, want)
 	stored, _ := s.GetRequest(ctx, r.ID)
 	diff(t, "UpdateRequest stored", stored, want)

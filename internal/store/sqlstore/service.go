@@ -825,6 +825,12 @@ type requestData struct {
 	ResubmittedFrom string              `json:"resubmitted_from,omitempty"`
 	StatusTokenHash []byte              `json:"status_token_hash,omitempty"`
 	Attempts        int                 `json:"attempts,omitempty"`
+
+	// The signing's progress per format.
+	Formats []record.Format          `json:"formats,omitempty"`
+	Cosign  []record.CosignSignature `json:"cosign,omitempty"`
+	Started *time.Time               `json:"started,omitempty"`
+	Done    []record.Format          `json:"done,omitempty"`
 }
 
 const requestColumns = `id, project, policy, status, run_key, data, created_at, updated_at, expires_at, claimed_by, claimed_until`
@@ -849,6 +855,10 @@ func scanRequest(row scanner) (record.Request, error) {
 	r.Images, r.Submitter, r.Origin, r.OriginIssuer, r.OriginSubject = orEmpty(d.Images), d.Submitter, d.Origin, d.OriginIssuer, d.OriginSubject
 	r.Description, r.Parameters, r.Approvals, r.Denials, r.Reason = d.Description, d.Parameters, orEmpty(d.Approvals), orEmpty(d.Denials), d.Reason
 	r.Signed, r.ResubmittedFrom, r.StatusTokenHash, r.Attempts = orEmpty(d.Signed), d.ResubmittedFrom, d.StatusTokenHash, d.Attempts
+	r.Formats, r.Cosign, r.Done = orEmpty(d.Formats), orEmpty(d.Cosign), orEmpty(d.Done)
+	if d.Started != nil {
+		r.Started = d.Started.UTC()
+	}
 	return r, nil
 }
 
@@ -863,10 +873,16 @@ func dataOf(r record.Request) (string, error) {
 		d.Time = storeTime(d.Time)
 		denials[i] = d
 	}
+	var started *time.Time
+	if !r.Started.IsZero() {
+		t := storeTime(r.Started)
+		started = &t
+	}
 	b, err := json.Marshal(requestData{
 		Images: orEmpty(r.Images), Submitter: r.Submitter, Origin: r.Origin, OriginIssuer: r.OriginIssuer, OriginSubject: r.OriginSubject,
 		Description: r.Description, Parameters: r.Parameters, Approvals: approvals, Denials: denials, Reason: r.Reason,
 		Signed: r.Signed, ResubmittedFrom: r.ResubmittedFrom, StatusTokenHash: r.StatusTokenHash, Attempts: r.Attempts,
+		Formats: r.Formats, Cosign: r.Cosign, Started: started, Done: r.Done,
 	})
 	return string(b), err
 }
