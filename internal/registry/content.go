@@ -288,6 +288,39 @@ func (r *Repository) PutBlob(ctx context.Context, body []byte) (string, error) {
 	return digest, nil
 }
 
+// CheckPush reports whether the registry lets these credentials push to
+// the repository, without storing anything: it opens a blob upload (what
+// every push starts with, refused with 401 or 403 without push access)
+// and cancels it. An error wraps ErrUnauthorized when the registry
+// refuses.
+func (r *Repository) CheckPush(ctx context.Context) error {
+	post, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url("/blobs/uploads/"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.do(post)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusAccepted {
+		return r.statusError(resp, "starting an upload")
+	}
+	// Cancel the session; a registry that keeps it expires it on its own.
+	loc, err := resp.Location()
+	if err != nil || !sameOrigin(loc, post.URL) {
+		return nil
+	}
+	del, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc.String(), nil)
+	if err != nil {
+		return nil
+	}
+	if resp, err := r.do(del); err == nil {
+		drain(resp)
+	}
+	return nil
+}
+
 // sameOrigin reports whether an upload location stays on the registry's
 // scheme and host, so credentials are not sent elsewhere.
 func sameOrigin(loc, base *url.URL) bool {

@@ -109,6 +109,13 @@ func TestRepositoryWithCredentials(t *testing.T) {
 	if _, err := ro.PutBlob(ctx, []byte("x")); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("push with a pull token: %v", err)
 	}
+	// CheckPush tells the two apart without writing.
+	if err := r.CheckPush(ctx); err != nil {
+		t.Errorf("CheckPush with push access: %v", err)
+	}
+	if err := ro.CheckPush(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("CheckPush with a pull token: %v", err)
+	}
 	for name, kc := range map[string]Keychain{"anonymous": Anonymous, "wrong password": mustConfig(t, host, "ci", "wrong")} {
 		r := (&Client{Keychain: kc}).Repository(ref, "push,pull")
 		if _, err := r.Manifest(ctx, "v1"); !errors.Is(err, ErrUnauthorized) {
@@ -116,6 +123,9 @@ func TestRepositoryWithCredentials(t *testing.T) {
 		}
 		if _, _, err := r.PutManifest(ctx, "v2", MediaTypeOCIManifest, man); !errors.Is(err, ErrUnauthorized) {
 			t.Fatalf("%s: write: %v", name, err)
+		}
+		if err := r.CheckPush(ctx); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("%s: CheckPush: %v", name, err)
 		}
 	}
 	if _, err := r.Manifest(ctx, "v2"); !errors.Is(err, ErrNotFound) {

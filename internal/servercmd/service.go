@@ -2,6 +2,7 @@ package servercmd
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,7 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/notify"
+	"github.com/signet-trust/signet/internal/oci"
 	"github.com/signet-trust/signet/internal/oidc"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/server"
@@ -119,6 +122,66 @@ func (r registryResolver) Resolve(ctx context.Context, image string) (service.Ma
 		return service.Manifest{}, err
 	}
 	return service.Manifest{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}, nil
+}
+
+// CosignRegistry is the service's CosignWriter on internal/oci: cosign
+// signatures written into registries reached by c (with the credentials of
+// the service's Docker configuration, scope push).
+func CosignRegistry(c *registry.Client) service.CosignWriter { return cosignRegistry{c: c} }
+
+type cosignRegistry struct{ c *registry.Client }
+
+func (w cosignRegistry) repository(image string) (*registry.Repository, error) {
+	ref, err := registry.ParseReference(image)
+	if err != nil {
+		return nil, err
+	}
+	return w.c.Repository(ref, "push,pull"), nil
+}
+
+// classifyCosign sorts the errors of internal/oci and internal/registry for
+// the service.
+func classifyCosign(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, registry.ErrUnauthorized):
+		return fmt.Errorf("%w: %v", service.ErrRegistryAuth, err)
+	case errors.Is(err, oci.ErrTooManySignatures), errors.Is(err, oci.ErrUnsupportedKey), errors.Is(err, oci.ErrFormat):
+		return fmt.Errorf("%w: %v", service.ErrCosignRefused, err)
+	}
+	return err
+}
+
+func (w cosignRegistry) CheckPush(ctx context.Context, image string) error {
+	r, err := w.repository(image)
+	if err != nil {
+		return err
+	}
+	return classifyCosign(r.CheckPush(ctx))
+}
+
+func (w cosignRegistry) Sign(ctx context.Context, image string, m service.Manifest, key crypto.Signer, now time.Time) ([]service.CosignSignature, error) {
+	r, err := w.repository(image)
+	if err != nil {
+		return nil, err
+	}
+	t := oci.Target{Repo: r, Manifest: registry.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size}}
+	if m.MediaType == "" {
+		if t, err = oci.Resolve(ctx, r, m.Digest); err != nil {
+			return nil, classifyCosign(err)
+		}
+	}
+	ws, err := oci.Sign(ctx, t, key, oci.Options{Now: now})
+	var out []service.CosignSignature
+	for _, wr := range ws {
+		form := audit.CosignBundle
+		if wr.Form == oci.FormLegacy {
+			form = audit.CosignLegacy
+		}
+		out = append(out, service.CosignSignature{Digest: m.Digest, Form: form, Ref: wr.Ref, Existing: wr.Existing})
+	}
+	return out, classifyCosign(err)
 }
 
 // dockerKeychain is the service's registry credentials: the Docker
@@ -272,9 +335,11 @@ func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv f
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport = t
 	}
+	rc := &registry.Client{Keychain: dc, Transport: transport, UserAgent: "signet-server"}
 	return service.New(service.Config{
 		Store: st, Keys: keys, Repos: repos,
-		Images:        RegistryResolver(&registry.Client{Keychain: dc, Transport: transport, UserAgent: "signet-server"}),
+		Images:        RegistryResolver(rc),
+		Cosign:        CosignRegistry(rc),
 		Origins:       OriginVerifier(oidc.NewVerifier(oidc.Config{Logger: log.With("component", "oidc")})),
 		Logger:        log.With("component", "service"),
 		AdminToken:    getenv("SIGNET_ADMIN_TOKEN"),

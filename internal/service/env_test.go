@@ -123,9 +123,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.reg = strings.TrimPrefix(regSrv.URL, "http://")
 	}
 	rp := &repos{}
+	rc := &registry.Client{Keychain: registry.Anonymous, UserAgent: "signet-test"}
 	cfg := service.Config{
 		Store: st, Keys: cust, Repos: rp,
-		Images:     servercmd.RegistryResolver(&registry.Client{Keychain: registry.Anonymous, UserAgent: "signet-test"}),
+		Images:     servercmd.RegistryResolver(rc),
+		Cosign:     servercmd.CosignRegistry(rc),
 		Origins:    o.origins,
 		AdminToken: adminToken, Now: e.clock.Now, SyncWait: 10 * time.Second, SigningLease: 3 * time.Second,
 	}

@@ -26,6 +26,7 @@ type (
 	Image             = record.Image
 	Decision          = record.Decision
 	SignedRole        = record.SignedRole
+	CosignSignature   = record.CosignSignature
 	Request           = record.Request
 	Effects           = record.Effects
 	Delivery          = record.Delivery
@@ -57,8 +58,9 @@ const (
 )
 
 var (
-	// Statuses lists every status.
+	// Statuses lists every status; Formats every signature format.
 	Statuses = record.Statuses
+	Formats  = record.Formats
 	// ErrUnchanged, returned by the function given to a Store's Update
 	// method, commits nothing.
 	ErrUnchanged = record.ErrUnchanged

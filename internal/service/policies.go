@@ -84,15 +84,18 @@ func (s *Service) policyFrom(spec serviceapi.PolicySpec) (Policy, error) {
 		switch Format(f) {
 		case FormatDCT:
 		case FormatCosign:
-			return pol, badRequest("the cosign format is not signed by this version of the service; use [\"dct\"]")
+			if s.cfg.Cosign == nil {
+				return pol, badRequest("this server does not write cosign signatures, so a policy cannot have the cosign format")
+			}
 		default:
-			return pol, badRequest("format %q: use \"dct\"", f)
+			return pol, badRequest("format %q: use \"dct\" (Docker Content Trust), \"cosign\" or both", f)
 		}
 		if slices.Contains(formats[:i], f) {
 			return pol, badRequest("format %s is listed twice", f)
 		}
 		pol.Formats = append(pol.Formats, Format(f))
 	}
+	slices.SortFunc(pol.Formats, func(a, b Format) int { return slices.Index(Formats, a) - slices.Index(Formats, b) })
 	if spec.RequestExpiry != "" {
 		d, err := time.ParseDuration(spec.RequestExpiry)
 		if err != nil || d < minExpiry || d > maxExpiry {
@@ -118,6 +121,15 @@ func (s *Service) policyFrom(spec serviceapi.PolicySpec) (Policy, error) {
 	pol.Submitters = append([]string{}, spec.Submitters...)
 	pol.Tags = spec.Tags
 	return pol, nil
+}
+
+// formatsOf are the formats a policy signs in (its formats, or DCT alone
+// for a policy stored without).
+func formatsOf(pol Policy) []Format {
+	if len(pol.Formats) == 0 {
+		return []Format{FormatDCT}
+	}
+	return pol.Formats
 }
 
 func policyOut(pol Policy, keys []ProjectKey) serviceapi.Policy {

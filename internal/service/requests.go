@@ -193,18 +193,41 @@ func registryError(image string, err error) *Error {
 		Message: fmt.Sprintf("the registry could not resolve %s: %v", image, err)}
 }
 
-// checkReady refuses a submission the service could not sign: a
+// checkReady refuses a submission the service could not sign: for DCT, a
 // repository without trust data, whose snapshot key the client holds, or
-// that does not delegate to the signer's key.
+// that does not delegate to the signer's key; for cosign, a registry that
+// refuses the service's push to the repository.
 func (s *Service) checkReady(ctx context.Context, proj Project, pol Policy) error {
-	st, err := s.repoState(ctx, proj.Repository, pol.SignerName(proj), pol.SigningKey(proj))
-	if err != nil {
-		return asError(err, "")
+	formats := formatsOf(pol)
+	if slices.Contains(formats, FormatDCT) {
+		st, err := s.repoState(ctx, proj.Repository, pol.SignerName(proj), pol.SigningKey(proj))
+		if err != nil {
+			return asError(err, "")
+		}
+		if !st.Ready {
+			return apiErr(http.StatusConflict, serviceapi.CodeNotReady, "repository %s is not ready for the service to sign as %s: %s", proj.Repository, pol.SignerName(proj), st.Fix)
+		}
 	}
-	if !st.Ready {
-		return apiErr(http.StatusConflict, serviceapi.CodeNotReady, "repository %s is not ready for the service to sign as %s: %s", proj.Repository, pol.SignerName(proj), st.Fix)
+	if slices.Contains(formats, FormatCosign) {
+		if s.cfg.Cosign == nil || proj.CosignKeyID == "" {
+			return apiErr(http.StatusServiceUnavailable, serviceapi.CodeUnavailable, "this server does not write cosign signatures (policy %s/%s has the cosign format)", pol.Project, pol.Name)
+		}
+		if err := s.cfg.Cosign.CheckPush(ctx, proj.Repository); err != nil {
+			return pushError(proj.Repository, err)
+		}
 	}
 	return nil
+}
+
+// pushError is a registry's refusal of the service's push for the cosign
+// format, for the API.
+func pushError(repo string, err error) *Error {
+	if errors.Is(err, ErrRegistryAuth) {
+		return &Error{Status: http.StatusBadGateway, Code: serviceapi.CodeRegistry, Err: err,
+			Message: fmt.Sprintf("the registry refuses the service's push to %s, which the cosign signature needs; give the service's credentials (docker config of signet-server) push access", repo)}
+	}
+	return &Error{Status: http.StatusBadGateway, Code: serviceapi.CodeRegistry, Err: err,
+		Message: fmt.Sprintf("the registry could not tell whether the service may push to %s (for the cosign signature): %v", repo, err)}
 }
 
 // runKey is the idempotency key of a submission: the same policy, images
@@ -329,6 +352,7 @@ func (s *Service) expiry(pol Policy) time.Duration {
 func (s *Service) create(ctx context.Context, r Request, pol Policy, actor audit.Actor, comment string) (serviceapi.Request, bool, error) {
 	statusToken := randomToken(statusTokenPrefix)
 	r.StatusTokenHash = tokenHash(statusToken)
+	r.Formats = slices.Clone(formatsOf(pol))
 	book := s.mailbook(ctx, pol, r.Submitter)
 	fx := Effects{Events: s.submitEvents(r, actor, comment)}
 	if pol.Required == 0 {
@@ -386,6 +410,15 @@ func requestOut(r Request, required int) serviceapi.Request {
 	}
 	for _, sr := range r.Signed {
 		out.Signed = append(out.Signed, serviceapi.SignedRole{Role: sr.Role, Version: sr.Version, SHA256: sr.SHA256})
+	}
+	for _, f := range r.Formats {
+		out.Formats = append(out.Formats, string(f))
+	}
+	for _, f := range r.Done {
+		out.Done = append(out.Done, string(f))
+	}
+	for _, c := range r.Cosign {
+		out.Cosign = append(out.Cosign, serviceapi.CosignSignature{Digest: c.Digest, Form: c.Form, Ref: c.Ref, KeyID: c.KeyID, Existing: c.Existing})
 	}
 	return out
 }

@@ -73,6 +73,34 @@ type ImageResolver interface {
 	Resolve(ctx context.Context, image string) (Manifest, error)
 }
 
+// ErrCosignRefused reports a cosign signature that cannot be written for a
+// reason a retry does not change: the legacy signature image is full, a
+// tag in the way is not what cosign's formats put there, or the key is of
+// a type cosign cannot use.
+var ErrCosignRefused = errors.New("service: the cosign signature cannot be written")
+
+// CosignWriter writes cosign signatures into registries with the service's
+// registry credentials (internal/oci over internal/registry, wired by
+// signet-server's command).
+type CosignWriter interface {
+	// CheckPush checks, writing nothing, that the registry lets the
+	// service push to the repository of image (a reference as Parse reads
+	// it; a tag is ignored). An error wraps ErrRegistryAuth when the
+	// registry refuses.
+	CheckPush(ctx context.Context, image string) error
+	// Sign writes the cosign signature of manifest m, in image's
+	// repository, with key, in both storage forms: the Sigstore bundle as
+	// an OCI 1.1 referrer of m (with the referrers tag schema's index on
+	// registries without the Referrers API) and a layer of the legacy
+	// image at tag sha256-<hex>.sig. A form already holding a signature of
+	// m by key is left as it is (Existing), so Sign is idempotent. It
+	// returns the signatures of the forms done (KeyID left to the caller),
+	// and with an error what was done before it; the error wraps
+	// ErrRegistryAuth or ErrCosignRefused where they apply, and is
+	// transient otherwise.
+	Sign(ctx context.Context, image string, m Manifest, key crypto.Signer, now time.Time) ([]CosignSignature, error)
+}
+
 // Errors of OriginVerifier.Verify.
 var (
 	// ErrOriginInvalid: not a valid ID token of the rule's issuer for its
@@ -125,7 +153,10 @@ type Config struct {
 	// Origins verifies CI ID tokens; without one, policies with an origin
 	// rule are refused.
 	Origins OriginVerifier
-	Logger  *slog.Logger
+	// Cosign writes cosign signatures; without one, policies with the
+	// cosign format are refused.
+	Cosign CosignWriter
+	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 

@@ -52,15 +52,25 @@ func (s *Service) runWorker(ctx context.Context) {
 	}
 }
 
-// job is a claimed request with what signing it needs.
+// job is a claimed request with what signing it needs, and what this
+// attempt did.
 type job struct {
-	r     Request
-	proj  Project
-	pol   Policy
-	role  string // targets/<signer>
-	keyID string
-	book  mailbook
+	r       Request
+	proj    Project
+	pol     Policy
+	formats []Format
+	role    string // targets/<signer>
+	keyID   string
+	book    mailbook
+
+	roles  []SignedRole      // what the DCT publish stored (or found)
+	cosign []CosignSignature // the cosign signatures written (or found)
 }
+
+// has reports whether j signs in format f; done whether f is complete
+// (in an earlier attempt too).
+func (j *job) has(f Format) bool  { return slices.Contains(j.formats, f) }
+func (j *job) done(f Format) bool { return slices.Contains(j.r.Done, f) }
 
 func (j *job) tags() []string {
 	out := make([]string, len(j.r.Images))
@@ -136,16 +146,29 @@ func (s *Service) prepare(ctx context.Context, r Request) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &job{r: r, proj: proj, pol: pol, role: policy.Signer(pol.SignerName(proj)).Role(), keyID: pol.SigningKey(proj),
-		book: s.mailbook(ctx, pol, r.Submitter)}, nil
+	j := &job{r: r, proj: proj, pol: pol, formats: r.Formats, role: policy.Signer(pol.SignerName(proj)).Role(), keyID: pol.SigningKey(proj),
+		book: s.mailbook(ctx, pol, r.Submitter)}
+	if len(j.formats) == 0 {
+		j.formats = formatsOf(pol)
+	}
+	if j.has(FormatCosign) && (s.cfg.Cosign == nil || proj.CosignKeyID == "") {
+		s.fail(ctx, j, "this server does not write cosign signatures; "+progressNote(r, nil))
+		return nil, nil
+	}
+	return j, nil
 }
 
-// signGUN signs the jobs of one repository.
+// signGUN signs the jobs of one repository: each in its formats, DCT
+// first (the jobs of the repository together), then cosign.
 func (s *Service) signGUN(ctx context.Context, gun string, jobs []*job) {
 	unlock := s.lockGUN(gun)
 	defer unlock()
 	// Right before signing, each tag must still point at the digest it
-	// pointed at when the request was submitted.
+	// pointed at when the request was submitted, and the registry must
+	// take the cosign signature: checked before anything is written, so
+	// that a request fails whole rather than half signed. A job that
+	// started writing in an earlier attempt is not checked again: it
+	// completes the digests it started on.
 	type checked struct {
 		reason string
 		err    error
@@ -154,15 +177,22 @@ func (s *Service) signGUN(ctx context.Context, gun string, jobs []*job) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8) // registry requests at once
 	for i, j := range jobs {
+		if !j.r.Started.IsZero() {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i].reason, results[i].err = s.recheck(ctx, j)
+			c := &results[i]
+			c.reason, c.err = s.recheck(ctx, j)
+			if c.reason == "" && c.err == nil && j.has(FormatCosign) {
+				c.reason, c.err = s.cosignReady(ctx, j)
+			}
 		}()
 	}
 	wg.Wait()
-	var ok []*job
+	var ok, starting []*job
 	for i, j := range jobs {
 		switch c := results[i]; {
 		case c.err != nil:
@@ -171,15 +201,33 @@ func (s *Service) signGUN(ctx context.Context, gun string, jobs []*job) {
 			s.fail(ctx, j, c.reason)
 		default:
 			ok = append(ok, j)
+			if j.r.Started.IsZero() && j.has(FormatCosign) {
+				starting = append(starting, j)
+			}
 		}
 	}
-	// Publish in rounds in which no tag is signed twice, oldest request
-	// first, so that a newer request for a tag wins, as it would one
-	// publish at a time.
-	for len(ok) > 0 {
+	// A job in more than one format records that it starts writing, so
+	// that a retry after a crash between the formats completes it instead
+	// of resolving the tags again. (A job in DCT alone needs no mark: its
+	// one publish is atomic, and a retry finds it published.)
+	ok = s.start(ctx, ok, starting)
+
+	// DCT: publish in rounds in which no tag is signed twice, oldest
+	// request first, so that a newer request for a tag wins, as it would
+	// one publish at a time.
+	var dct, next []*job
+	for _, j := range ok {
+		if j.has(FormatDCT) && !j.done(FormatDCT) {
+			dct = append(dct, j)
+		} else {
+			next = append(next, j)
+		}
+	}
+	var published []*job
+	for len(dct) > 0 {
 		var round, rest []*job
 		taken := map[string]bool{}
-		for _, j := range ok {
+		for _, j := range dct {
 			clash := slices.ContainsFunc(j.tags(), func(t string) bool { return taken[t] })
 			if clash {
 				rest = append(rest, j)
@@ -190,9 +238,225 @@ func (s *Service) signGUN(ctx context.Context, gun string, jobs []*job) {
 			}
 			round = append(round, j)
 		}
-		s.publish(ctx, gun, round)
-		ok = rest
+		published = append(published, s.publish(ctx, gun, round)...)
+		dct = rest
 	}
+	var final, progressed []*job
+	for _, j := range published {
+		if j.has(FormatCosign) {
+			progressed = append(progressed, j)
+		} else {
+			final = append(final, j)
+		}
+	}
+	s.signed(ctx, final)
+	next = append(next, s.progress(ctx, progressed, FormatDCT)...)
+
+	// cosign: one job at a time (appends to a legacy signature image are
+	// read-modify-write).
+	final = nil
+	for _, j := range next {
+		if !j.has(FormatCosign) || j.done(FormatCosign) {
+			final = append(final, j)
+			continue
+		}
+		if s.signCosign(ctx, j) {
+			final = append(final, j)
+		}
+	}
+	s.signed(ctx, final)
+}
+
+// cosignReady checks, before anything is written, that the registry
+// takes the service's push to j's repository and that custody lends the
+// project's cosign key: a reason to fail when either refuses, an error
+// when they cannot answer now.
+func (s *Service) cosignReady(ctx context.Context, j *job) (string, error) {
+	err := s.cfg.Cosign.CheckPush(ctx, j.proj.Repository)
+	if errors.Is(err, ErrRegistryAuth) {
+		return fmt.Sprintf("the registry refuses the service's push to %s, which the cosign signature needs: %v; nothing was signed", j.proj.Repository, err), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("checking the service's push access to %s: %w", j.proj.Repository, err)
+	}
+	if _, err := s.cosignKey(ctx, j); errors.Is(err, errKeyGone) {
+		return err.Error() + "; nothing was signed", nil
+	} else if err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+// cosignKey lends the project's cosign key.
+func (s *Service) cosignKey(ctx context.Context, j *job) (crypto.Signer, error) {
+	k, err := s.cfg.Keys.Signer(ctx, "", j.proj.CosignKeyID)
+	if errors.Is(err, custody.ErrNotHeld) || errors.Is(err, custody.ErrRetired) {
+		return nil, fmt.Errorf("%w: the key custodian does not hold the project's cosign key %s", errKeyGone, shortID(j.proj.CosignKeyID))
+	}
+	return k, err
+}
+
+// signCosign writes the cosign signature of each of j's digests, and
+// reports whether j is done; when not, j was failed or kept for a retry,
+// with what was done recorded.
+func (s *Service) signCosign(ctx context.Context, j *job) bool {
+	key, err := s.cosignKey(ctx, j)
+	if err == nil {
+		for i, im := range j.r.Images {
+			if slices.ContainsFunc(j.r.Images[:i], func(o Image) bool { return o.Digest == im.Digest }) {
+				continue // two tags of one manifest
+			}
+			var sigs []CosignSignature
+			sigs, err = s.cfg.Cosign.Sign(ctx, im.Ref, Manifest{Digest: im.Digest, Size: im.Size, MediaType: im.MediaType}, key, s.now())
+			for _, sg := range sigs {
+				sg.KeyID = j.proj.CosignKeyID
+				j.cosign = append(j.cosign, sg)
+			}
+			if err != nil {
+				err = fmt.Errorf("the cosign signature of %s@%s: %w", j.proj.Repository, im.Digest, err)
+				break
+			}
+		}
+	}
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrRegistryAuth), errors.Is(err, ErrCosignRefused), errors.Is(err, errKeyGone):
+		s.fail(ctx, j, fmt.Sprintf("%v; %s", err, progressNote(j.r, j.cosign)))
+	default:
+		s.retryLater(ctx, j.r, err)
+	}
+	return false
+}
+
+// start records that jobs start writing; it returns ok without the jobs
+// whose mark could not be recorded (kept for a retry).
+func (s *Service) start(ctx context.Context, ok, starting []*job) []*job {
+	if len(starting) == 0 {
+		return ok
+	}
+	now := s.now()
+	got, err := s.updateJobs(ctx, starting, func(r *Request, j *job) (Effects, error) {
+		r.Started, r.Updated = now, now
+		s.extendLease(r, now)
+		return Effects{}, nil
+	})
+	if err != nil {
+		for _, j := range starting {
+			s.retryLater(ctx, j.r, fmt.Errorf("recording the start of the signing: %w", err))
+		}
+		return slices.DeleteFunc(ok, func(j *job) bool { return slices.Contains(starting, j) })
+	}
+	return slices.DeleteFunc(ok, func(j *job) bool { return slices.Contains(starting, j) && !got[j] })
+}
+
+// progress records that jobs completed format f (with the DCT role
+// versions); it returns the jobs recorded.
+func (s *Service) progress(ctx context.Context, jobs []*job, f Format) []*job {
+	if len(jobs) == 0 {
+		return nil
+	}
+	now := s.now()
+	got, err := s.updateJobs(ctx, jobs, func(r *Request, j *job) (Effects, error) {
+		if !slices.Contains(r.Done, f) {
+			r.Done = append(r.Done, f)
+		}
+		if f == FormatDCT {
+			r.Signed = j.roles
+		}
+		r.Updated = now
+		s.extendLease(r, now)
+		return Effects{}, nil
+	})
+	if err != nil {
+		// The publish stands; a retry finds it and records it.
+		for _, j := range jobs {
+			s.retryLater(ctx, j.r, fmt.Errorf("recording the %s signature: %w", f, err))
+		}
+		return nil
+	}
+	var out []*job
+	for _, j := range jobs {
+		if got[j] {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// updateJobs changes the requests of jobs still in status signing, in one
+// transaction, and refreshes each job's request; it reports which jobs
+// were changed.
+func (s *Service) updateJobs(ctx context.Context, jobs []*job, fn func(*Request, *job) (Effects, error)) (map[*job]bool, error) {
+	byID := make(map[string]*job, len(jobs))
+	ids := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		byID[j.r.ID], ids = j, append(ids, j.r.ID)
+	}
+	changed := map[*job]bool{}
+	rs, err := s.st.UpdateRequests(ctx, ids, func(r *Request) (Effects, error) {
+		if r.Status != StatusSigning {
+			return Effects{}, ErrUnchanged
+		}
+		changed[byID[r.ID]] = true
+		return fn(r, byID[r.ID])
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		if j := byID[r.ID]; changed[j] {
+			j.r = r
+		}
+	}
+	return changed, nil
+}
+
+// extendLease renews this worker's lease on r as its signing progresses.
+func (s *Service) extendLease(r *Request, now time.Time) {
+	if r.ClaimedBy == s.holder {
+		r.ClaimedUntil = now.Add(s.cfg.SigningLease)
+	}
+}
+
+// progressNote says what a signing that stops at r's progress leaves
+// behind, with cosign signatures written in this attempt.
+func progressNote(r Request, cosign []CosignSignature) string {
+	var parts []string
+	for _, f := range r.Done {
+		switch f {
+		case FormatDCT:
+			var vs []string
+			for _, sr := range r.Signed {
+				if sr.Role != tuf.RoleSnapshot && sr.Role != tuf.RoleTimestamp {
+					vs = append(vs, fmt.Sprintf("%s v%d", sr.Role, sr.Version))
+				}
+			}
+			parts = append(parts, fmt.Sprintf("the DCT signature is published (%s) and stays", strings.Join(vs, ", ")))
+		case FormatCosign:
+			parts = append(parts, "the cosign signature is written and stays")
+		}
+	}
+	if all := mergeCosign(r.Cosign, cosign); len(all) > 0 && !slices.Contains(r.Done, FormatCosign) {
+		var refs []string
+		for _, c := range all {
+			refs = append(refs, c.Form+" "+c.Ref)
+		}
+		parts = append(parts, "cosign signatures written so far stay ("+strings.Join(refs, ", ")+")")
+	}
+	if len(parts) == 0 {
+		return "nothing was signed"
+	}
+	var missing []string
+	for _, f := range r.Formats {
+		if !slices.Contains(r.Done, f) {
+			missing = append(missing, string(f))
+		}
+	}
+	if len(missing) > 0 {
+		parts = append(parts, "the "+strings.Join(missing, " and ")+" signature is not complete")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // recheck resolves j's tags again: a reason to fail when a tag moved or is
@@ -385,24 +649,26 @@ func (k custodyKeys) Signer(ctx context.Context, id string) (crypto.Signer, bool
 var errKeyGone = errors.New("key not held")
 
 // publish signs one round of jobs of gun in one update, retrying when
-// another writer published first.
-func (s *Service) publish(ctx context.Context, gun string, jobs []*job) {
+// another writer published first. It returns the jobs published (or found
+// published), with the role versions in their roles; the others were
+// failed or kept for a retry.
+func (s *Service) publish(ctx context.Context, gun string, jobs []*job) []*job {
 	for try := 0; try < maxConflictTries; try++ {
 		v, err := s.loadRepo(ctx, gun)
 		if errors.Is(err, errNotReady) {
 			for _, j := range jobs {
-				s.fail(ctx, j, err.Error())
+				s.fail(ctx, j, err.Error()+"; nothing was signed")
 			}
-			return
+			return nil
 		}
 		if err != nil {
 			s.retryAll(ctx, jobs, err)
-			return
+			return nil
 		}
 		w, err := client.NewWorking(v)
 		if err != nil {
 			s.retryAll(ctx, jobs, err)
-			return
+			return nil
 		}
 		now := s.now()
 		keysOf := custodyKeys{s: s, gun: gun, ids: map[string]bool{}}
@@ -435,19 +701,18 @@ func (s *Service) publish(ctx context.Context, gun string, jobs []*job) {
 		}
 		live = append(already, toSign...)
 		if len(toSign) == 0 {
-			s.signed(ctx, v, already, nil)
-			return
+			return withRoles(v, already, nil)
 		}
 		files, err := w.Sign(ctx, keysOf, now)
 		if err != nil {
 			if errors.Is(err, errKeyGone) || errors.Is(err, client.ErrNoKey) {
 				for _, j := range live {
-					s.fail(ctx, j, err.Error())
+					s.fail(ctx, j, err.Error()+"; nothing was signed")
 				}
-				return
+				return nil
 			}
 			s.retryAll(ctx, live, fmt.Errorf("signing: %w", err))
-			return
+			return nil
 		}
 		stored, err := s.cfg.Repos.Publish(ctx, gun, files)
 		if errors.Is(err, store.ErrOldVersion) {
@@ -457,17 +722,25 @@ func (s *Service) publish(ctx context.Context, gun string, jobs []*job) {
 		if err != nil {
 			if errors.Is(err, store.ErrUnavailable) || isTransient(err) {
 				s.retryAll(ctx, live, fmt.Errorf("publishing: %w", err))
-				return
+				return nil
 			}
 			for _, j := range live {
-				s.fail(ctx, j, fmt.Sprintf("the server refused the signed metadata: %v", err))
+				s.fail(ctx, j, fmt.Sprintf("the server refused the signed metadata: %v; nothing was signed", err))
 			}
-			return
+			return nil
 		}
-		s.signed(ctx, v, live, stored)
-		return
+		return withRoles(v, live, stored)
 	}
 	s.retryAll(ctx, jobs, fmt.Errorf("%d publishes in a row lost to other writers of %s", maxConflictTries, gun))
+	return nil
+}
+
+// withRoles sets the role versions of published jobs.
+func withRoles(v *trust.Repo, jobs []*job, stored []store.File) []*job {
+	for _, j := range jobs {
+		j.roles = rolesOf(v, stored, j)
+	}
+	return jobs
 }
 
 // isTransient: an error that says nothing about the request (the signer
@@ -505,36 +778,41 @@ func rolesOf(v *trust.Repo, stored []store.File, j *job) []SignedRole {
 	return out
 }
 
-// signed records jobs as signed, in one transaction.
-func (s *Service) signed(ctx context.Context, v *trust.Repo, jobs []*job, stored []store.File) {
+// signed records jobs as signed, in one transaction: one request.sign
+// per image, with every format it was signed in.
+func (s *Service) signed(ctx context.Context, jobs []*job) {
 	if len(jobs) == 0 {
 		return
 	}
-	byID := make(map[string]*job, len(jobs))
-	ids := make([]string, 0, len(jobs))
-	for _, j := range jobs {
-		byID[j.r.ID], ids = j, append(ids, j.r.ID)
-	}
 	var all Effects
-	_, err := s.st.UpdateRequests(ctx, ids, func(r *Request) (Effects, error) {
-		j := byID[r.ID]
-		if r.Status != StatusSigning {
-			return Effects{}, ErrUnchanged
+	now := s.now()
+	_, err := s.updateJobs(ctx, jobs, func(r *Request, j *job) (Effects, error) {
+		if j.roles != nil {
+			r.Signed = j.roles
 		}
-		roles := rolesOf(v, stored, j)
-		now := s.now()
-		r.Status, r.Signed, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusSigned, roles, "", now, "", time.Time{}
+		r.Cosign = mergeCosign(r.Cosign, j.cosign)
+		r.Done = slices.Clone(j.formats)
+		r.Status, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusSigned, "", now, "", time.Time{}
 		fx := Effects{Deliveries: s.deliveries(*r, j.pol, j.book, StatusSigned, "")}
 		for _, im := range r.Images {
-			e := s.event(audit.RequestSign, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, audit.Subject{
-				RequestID: r.ID, Project: r.Project, Policy: r.Policy, GUN: im.GUN, Tag: im.Tag, Digest: im.Digest, Role: j.role, KeyID: j.keyID, Image: im.Ref})
-			e.Roles = roles
+			subj := audit.Subject{RequestID: r.ID, Project: r.Project, Policy: r.Policy, GUN: im.GUN, Tag: im.Tag, Digest: im.Digest, Image: im.Ref}
+			if j.has(FormatDCT) {
+				subj.Role, subj.KeyID = j.role, j.keyID
+			} else {
+				subj.KeyID = j.proj.CosignKeyID
+			}
+			e := s.event(audit.RequestSign, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, subj)
+			progressFields(&e, *r, im.Digest)
 			fx.Events = append(fx.Events, e)
 		}
 		all.Events = append(all.Events, fx.Events...)
 		all.Deliveries = append(all.Deliveries, fx.Deliveries...)
 		return fx, nil
 	})
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.r.ID
+	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "recording signed requests failed; they will be found signed and recorded again", "requests", ids, "error", err.Error())
 		return
@@ -546,6 +824,33 @@ func (s *Service) signed(ctx context.Context, v *trust.Repo, jobs []*job, stored
 	s.log.InfoContext(ctx, "requests signed", "gun", jobs[0].proj.Repository, "requests", ids)
 }
 
+// progressFields records in e what r's signing did: the formats done, the
+// DCT role versions, and the cosign signatures of digest ("" for all).
+func progressFields(e *audit.Event, r Request, digest string) {
+	for _, f := range r.Done {
+		e.Formats = append(e.Formats, string(f))
+	}
+	if slices.Contains(r.Done, FormatDCT) {
+		e.Roles = r.Signed
+	}
+	for _, c := range r.Cosign {
+		if digest == "" || c.Digest == digest {
+			e.Cosign = append(e.Cosign, c)
+		}
+	}
+}
+
+// mergeCosign adds the signatures of b to a, once each.
+func mergeCosign(a, b []CosignSignature) []CosignSignature {
+	out := slices.Clone(a)
+	for _, c := range b {
+		if !slices.ContainsFunc(out, func(o CosignSignature) bool { return o.Digest == c.Digest && o.Form == c.Form && o.KeyID == c.KeyID }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // fail records j as failed with reason.
 func (s *Service) fail(ctx context.Context, j *job, reason string) {
 	var fx Effects
@@ -554,8 +859,10 @@ func (s *Service) fail(ctx context.Context, j *job, reason string) {
 			return Effects{}, ErrUnchanged
 		}
 		r.Status, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusFailed, reason, s.now(), "", time.Time{}
+		r.Cosign = mergeCosign(r.Cosign, j.cosign)
 		e := s.event(audit.RequestFail, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, audit.Subject{RequestID: r.ID, Project: r.Project, Policy: r.Policy})
 		e.Reason = reason
+		progressFields(&e, *r, "")
 		fx = Effects{Events: []audit.Event{e}, Deliveries: s.deliveries(*r, j.pol, j.book, StatusFailed, reason)}
 		return fx, nil
 	})
@@ -590,10 +897,11 @@ func (s *Service) retryLater(ctx context.Context, req Request, cause error) {
 		r.Attempts++
 		now := s.now()
 		if r.Attempts >= s.cfg.MaxAttempts {
-			reason := fmt.Sprintf("signing failed %d times: %v; nothing was signed", r.Attempts, cause)
+			reason := fmt.Sprintf("signing failed %d times: %v; %s", r.Attempts, cause, progressNote(*r, nil))
 			r.Status, r.Reason, r.Updated, r.ClaimedBy, r.ClaimedUntil = StatusFailed, reason, now, "", time.Time{}
 			e := s.event(audit.RequestFail, audit.Actor{Kind: audit.ActorSystem, Name: "signing-service"}, audit.Subject{RequestID: r.ID, Project: r.Project, Policy: r.Policy})
 			e.Reason = reason
+			progressFields(&e, *r, "")
 			fx = Effects{Events: []audit.Event{e}, Deliveries: s.deliveries(*r, pol, book, StatusFailed, reason)}
 			return fx, nil
 		}

@@ -357,6 +357,20 @@ type SignedRole struct {
 	SHA256  string `json:"sha256"`
 }
 
+// CosignSignature is a cosign signature a signing wrote, in one storage
+// form.
+type CosignSignature struct {
+	Digest string `json:"digest"`
+	// Form is "bundle" (the Sigstore bundle referrer) or "legacy" (a layer
+	// of the image at tag sha256-<hex>.sig).
+	Form string `json:"form"`
+	// Ref is the referrer manifest's digest (bundle) or the legacy tag.
+	Ref   string `json:"ref"`
+	KeyID string `json:"key_id"`
+	// Existing: the signature by this key was there already.
+	Existing bool `json:"existing,omitempty"`
+}
+
 // Request is a signing request as the API shows it.
 type Request struct {
 	ID      string `json:"id"`
@@ -373,11 +387,18 @@ type Request struct {
 	Approvals []Decision        `json:"approvals"`
 	Denials   []Decision        `json:"denials"`
 	// Required is how many approvals the policy asks for.
-	Required        int               `json:"required"`
-	Description     string            `json:"description,omitempty"`
-	Parameters      map[string]string `json:"parameters,omitempty"`
-	Reason          string            `json:"reason,omitempty"`
+	Required    int               `json:"required"`
+	Description string            `json:"description,omitempty"`
+	Parameters  map[string]string `json:"parameters,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	// Formats are the signature formats of the request (its policy's at
+	// submission); Done those completed so far.
+	Formats []string `json:"formats,omitempty"`
+	Done    []string `json:"done,omitempty"`
+	// Signed are the role versions the DCT signature published; Cosign
+	// the cosign signatures, per image digest and storage form.
 	Signed          []SignedRole      `json:"signed,omitempty"`
+	Cosign          []CosignSignature `json:"cosign,omitempty"`
 	ResubmittedFrom string            `json:"resubmitted_from,omitempty"`
 	Created         time.Time         `json:"created"`
 	Updated         time.Time         `json:"updated"`
