@@ -104,7 +104,9 @@ func TestEventValidate(t *testing.T) {
 		"dct and cosign": func(*Event) {},
 		"cosign alone":   func(e *Event) { e.Formats, e.Roles = []string{FormatCosign}, nil },
 		"dct alone":      func(e *Event) { e.Formats, e.Cosign = []string{FormatDCT}, nil },
-		"fail after dct": func(e *Event) { e.Type, e.Formats, e.Cosign, e.Reason = RequestFail, []string{FormatDCT}, nil, "cosign refused" },
+		"fail after dct": func(e *Event) {
+			e.Type, e.Formats, e.Cosign, e.Reason = RequestFail, []string{FormatDCT}, nil, "cosign refused"
+		},
 	}
 	for name, mutate := range okSign {
 		e := sign()
@@ -114,12 +116,14 @@ func TestEventValidate(t *testing.T) {
 		}
 	}
 	badSign := map[string]func(*Event){
-		"dct without roles":       func(e *Event) { e.Roles = nil },
-		"no formats, no roles":    func(e *Event) { e.Formats, e.Roles = nil, nil },
-		"cosign without sigs":     func(e *Event) { e.Cosign = nil },
-		"unknown format":          func(e *Event) { e.Formats = append(e.Formats, "notation") },
-		"format twice":            func(e *Event) { e.Formats = []string{FormatDCT, FormatDCT, FormatCosign} },
-		"cosign bad digest":       func(e *Event) { e.Cosign = []CosignSignature{{Digest: "sha256:AB", Form: CosignBundle, Ref: "r", KeyID: "k"}} },
+		"dct without roles":    func(e *Event) { e.Roles = nil },
+		"no formats, no roles": func(e *Event) { e.Formats, e.Roles = nil, nil },
+		"cosign without sigs":  func(e *Event) { e.Cosign = nil },
+		"unknown format":       func(e *Event) { e.Formats = append(e.Formats, "notation") },
+		"format twice":         func(e *Event) { e.Formats = []string{FormatDCT, FormatDCT, FormatCosign} },
+		"cosign bad digest": func(e *Event) {
+			e.Cosign = []CosignSignature{{Digest: "sha256:AB", Form: CosignBundle, Ref: "r", KeyID: "k"}}
+		},
 		"cosign unknown form":     func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: "attached", Ref: "r", KeyID: "k"}} },
 		"cosign without ref":      func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: CosignBundle, KeyID: "k"}} },
 		"cosign without key":      func(e *Event) { e.Cosign = []CosignSignature{{Digest: d1, Form: CosignLegacy, Ref: "r"}} },
