@@ -27,8 +27,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-trust/signet/internal/atomicfile"
-	"github.com/signet-trust/signet/internal/daemon"
 	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/daemon"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
