@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,9 +20,11 @@ import (
 
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
+	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/version"
 )
 
 // app holds the global flags and the environment of one run.
@@ -69,7 +73,31 @@ func (a *app) rootCommand() *cobra.Command {
 	f.BoolVarP(&a.debug, "debug", "D", false, "debug output")
 	f.BoolVarP(&a.verbose, "verbose", "v", false, "verbose output")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.Version = version.String("signet")
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(a.commands()...)
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this signet (module version, VCS revision, modified or not)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(a.env.Stdout, version.String("signet"))
+			return err
+		},
+	})
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError("%v (see '%s --help')", err, c.CommandPath())
+	})
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		globalsFor(c, func() { help(c, args) })
+	})
+	usage := root.UsageFunc()
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		var err error
+		globalsFor(c, func() { err = usage(c) })
+		return err
+	})
 	return root
 }
 
@@ -126,7 +154,31 @@ type settings struct {
 	keyFile    string
 	skipVerify bool
 	pinning    *notaryConfig
-	docker     bool // docker trust conventions (passphrases, messages)
+	// rootKeys pin every repository's root to these keys (signet verify
+	// --root-key), ahead of the configuration's trust_pinning.
+	rootKeys []*keys.PublicKey
+	docker   bool // docker trust conventions (passphrases, messages)
+	// guessed: the trust server was guessed from the registry's name (no
+	// -s, no DOCKER_CONTENT_TRUST_SERVER).
+	guessed bool
+}
+
+// readNotaryConfig reads notary's config.json at path (a missing file is
+// an empty configuration unless explicit).
+func (a *app) readNotaryConfig(path string, explicit bool) (*notaryConfig, error) {
+	path = a.expand(path)
+	var cfg notaryConfig
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		cfg.dir = filepath.Dir(path)
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return &cfg, nil
 }
 
 // notarySettings resolves flags over config.json over defaults, as notary.
@@ -136,17 +188,9 @@ func (a *app) notarySettings() (*settings, error) {
 	if !explicit {
 		cfgPath = filepath.Join(a.home(), ".notary", "config.json")
 	}
-	cfgPath = a.expand(cfgPath)
-	var cfg notaryConfig
-	b, err := os.ReadFile(cfgPath)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			return nil, fmt.Errorf("config file %s: %w", cfgPath, err)
-		}
-		cfg.dir = filepath.Dir(cfgPath)
-	case explicit || !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("config file: %w", err)
+	cfg, err := a.readNotaryConfig(cfgPath, explicit)
+	if err != nil {
+		return nil, err
 	}
 	rel := func(p string) string { // config paths are relative to the config file
 		p = a.expand(p)
@@ -155,7 +199,7 @@ func (a *app) notarySettings() (*settings, error) {
 		}
 		return p
 	}
-	s := &settings{pinning: &cfg}
+	s := &settings{pinning: cfg}
 	s.trustDir = firstNonEmpty(a.trustDir, a.expand(cfg.TrustDir), filepath.Join(a.home(), ".notary"))
 	s.server = firstNonEmpty(a.server, cfg.RemoteServer.URL, defaultServer)
 	s.caFile = firstNonEmpty(a.tlsCACert, rel(cfg.RemoteServer.RootCA))
@@ -163,6 +207,19 @@ func (a *app) notarySettings() (*settings, error) {
 	s.keyFile = firstNonEmpty(a.tlsKey, rel(cfg.RemoteServer.TLSClientKey))
 	s.skipVerify = cfg.RemoteServer.SkipTLSVerify
 	return s, nil
+}
+
+// checkServerURL refuses a trust server that is not https: trust data
+// and credentials never travel over plain HTTP.
+func checkServerURL(server string) error {
+	u, err := url.Parse(server)
+	switch {
+	case err != nil || u.Host == "":
+		return usageError("the trust server URL %q is not valid; give https://HOST[:PORT] with -s or remote_server.url", server)
+	case u.Scheme != "https":
+		return usageError("the trust server must be https: %s (signet sends no trust data or credentials over plain %s; give https://%s)", server, u.Scheme, u.Host)
+	}
+	return nil
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -215,8 +272,46 @@ func (s *settings) caFiles() []string {
 	return strings.Split(s.caFile, string(os.PathListSeparator))
 }
 
-// explainTLS turns a certificate error into steps a person can follow.
+// explainTLS turns a certificate error into steps a person can follow,
+// and says how to name the trust server when it was guessed and could not
+// be used.
 func (s *settings) explainTLS(err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.explainGuess(s.explainCertificate(err))
+}
+
+// explainGuess adds, to an error of a trust server guessed from the
+// registry's name (unreachable, not TLS, or without the repository), how
+// to name the right one.
+func (s *settings) explainGuess(err error) error {
+	if !s.guessed || !(unreachable(err) || errors.Is(err, client.ErrNoTrustData)) {
+		return err
+	}
+	return fmt.Errorf("%w\nThe trust server %s was guessed from the image's registry. If the registry keeps its trust data elsewhere, name that server: export DOCKER_CONTENT_TRUST_SERVER=https://HOST:PORT (or pass -s https://HOST:PORT)", err, s.server)
+}
+
+// unreachable reports an error of the connection itself: no answer, a
+// refused or reset connection, a name that does not resolve, a peer that
+// does not speak TLS, or a certificate not trusted. A server that answered
+// (with a refusal or an error) was reached.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var rh tls.RecordHeaderError
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	var ne net.Error
+	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &rh) || errors.As(err, &ua) ||
+		errors.As(err, &ci) || errors.As(err, &hn) || (errors.As(err, &ne) && ne.Timeout()) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// explainCertificate turns a certificate error into steps a person can
+// follow.
+func (s *settings) explainCertificate(err error) error {
 	var ua x509.UnknownAuthorityError
 	var ci x509.CertificateInvalidError
 	var hn x509.HostnameError
@@ -252,6 +347,9 @@ type repo struct {
 func (a *app) openRepo(s *settings, gun string) (*repo, error) {
 	if gun == "" || strings.ContainsAny(gun, "*") {
 		return nil, usageError("%q is not a valid repository name (GUN)", gun)
+	}
+	if err := checkServerURL(s.server); err != nil {
+		return nil, err
 	}
 	hc, err := s.httpClient()
 	if err != nil {
@@ -302,10 +400,10 @@ func (a *app) publisher(r *repo) *client.Publisher {
 func (s *settings) trustPinning() policy.Pinning {
 	cfg := s.pinning
 	if cfg == nil {
-		return policy.Pinning{}
+		return policy.Pinning{RootKeys: s.rootKeys}
 	}
 	tp := cfg.TrustPinning
-	p := policy.Pinning{Certs: tp.Certs, DisableTOFU: tp.DisableTOFU}
+	p := policy.Pinning{Certs: tp.Certs, DisableTOFU: tp.DisableTOFU, RootKeys: s.rootKeys}
 	for prefix, f := range tp.CA {
 		if !filepath.IsAbs(f) && cfg.dir != "" {
 			f = filepath.Join(cfg.dir, f)

@@ -48,6 +48,8 @@ type dockerTrust struct {
 	// insecure skips verification of the trust server's certificate; only
 	// ever set by --insecure-skip-tls-verify.
 	insecure bool
+	// rootKeys pin the root of the repository (signet verify --root-key).
+	rootKeys []*keys.PublicKey
 }
 
 func (d *dockerTrust) command() *cobra.Command {
@@ -83,22 +85,23 @@ func (d *dockerTrust) configDir() string {
 }
 
 // serverURL finds the trust server of a registry as docker does, unless
-// --server is given.
-func (d *dockerTrust) serverURL(ref registry.Reference) (string, error) {
+// --server is given; guessed reports the last resort, the registry's own
+// host.
+func (d *dockerTrust) serverURL(ref registry.Reference) (server string, guessed bool, err error) {
 	if d.a.server != "" {
-		return d.a.server, nil
+		return d.a.server, false, nil
 	}
 	if v := d.a.env.Getenv("DOCKER_CONTENT_TRUST_SERVER"); v != "" {
 		u, err := url.Parse(v)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return "", usageError("valid https URL required for trust server, got %s", v)
+			return "", false, usageError("valid https URL required for trust server, got DOCKER_CONTENT_TRUST_SERVER=%s", v)
 		}
-		return v, nil
+		return v, false, nil
 	}
 	if ref.IsDockerHub() {
-		return dockerHubNotary, nil
+		return dockerHubNotary, false, nil
 	}
-	return "https://" + ref.Registry, nil
+	return "https://" + ref.Registry, true, nil
 }
 
 // dockerSettings are settings plus the CA files of the Docker tls/
@@ -112,19 +115,28 @@ type dockerSettings struct {
 // settings are the connection settings for ref's repository: flags, then
 // the Docker configuration.
 func (d *dockerTrust) settings(ref registry.Reference) (*dockerSettings, error) {
-	server, err := d.serverURL(ref)
+	server, guessed, err := d.serverURL(ref)
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(server)
-	if err != nil || u.Host == "" {
-		return nil, usageError("trust server URL %q is not valid", server)
+	if err := checkServerURL(server); err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(server)
 	s := &settings{
 		trustDir:   firstNonEmpty(d.a.trustDir, filepath.Join(d.configDir(), "trust")),
 		server:     server,
 		docker:     true,
 		skipVerify: d.insecure,
+		guessed:    guessed,
+		rootKeys:   d.rootKeys,
+	}
+	if d.a.configFile != "" {
+		// -c: notary's configuration, for its trust_pinning (docker has
+		// none; nothing else of it applies to docker's commands).
+		if s.pinning, err = d.a.readNotaryConfig(d.a.configFile, true); err != nil {
+			return nil, err
+		}
 	}
 	cas, cert, key, err := readCertsDir(filepath.Join(d.configDir(), "tls", u.Host))
 	if err != nil {

@@ -41,6 +41,9 @@ type Reader struct {
 	AllowExpiredSigned bool
 }
 
+// errNoNewerRoot: the server's newest root is the one trusted already.
+var errNoNewerRoot = errors.New("the server has no root newer")
+
 // ErrNoTrustData reports a repository the server does not have.
 var ErrNoTrustData = errors.New("client: no trust data: the repository has not been published on this trust server")
 
@@ -119,10 +122,16 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 
 	// Steps 2–4; if they fail with the root we had, look for a newer root
 	// (walking every intermediate version) and try once more.
+	// Only a verification failure can be a root rotation; the server
+	// not answering, or answering with an error, is reported as it is.
 	files, err := rd.fetch(ctx, v)
-	if err != nil && !rootFresh && !errors.Is(err, ErrNoTrustData) {
-		if uerr := rd.updateRoot(ctx, v); uerr != nil {
-			return nil, fmt.Errorf("%w (and no newer root fixes it: %v)", err, uerr)
+	if err != nil && !rootFresh && errors.Is(err, trust.ErrVerify) {
+		uerr := rd.updateRoot(ctx, v)
+		switch {
+		case errors.Is(uerr, errNoNewerRoot):
+			return nil, err
+		case uerr != nil:
+			return nil, fmt.Errorf("%w (a newer root was looked for: %v)", err, uerr)
 		}
 		files, err = rd.fetch(ctx, v)
 	}
@@ -132,6 +141,62 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 	for role, b := range files {
 		if err := rd.Cache.Put(role, b); err != nil {
 			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// ErrNoCache reports that the cache holds no complete verified copy of
+// the repository.
+var ErrNoCache = errors.New("client: no cached trust data")
+
+// Cached verifies the repository from the cache alone, without the
+// network: the cached root, timestamp, snapshot and every targets role the
+// snapshot lists, through the same state machine and clock as Update, so
+// metadata that expired since is refused. It is what a reader falls back
+// to when the trust server cannot be reached, as notary does; the caller
+// says that the data may be stale.
+func (rd *Reader) Cached() (*trust.Repo, error) {
+	now := time.Now
+	if rd.Now != nil {
+		now = rd.Now
+	}
+	get := func(role string) ([]byte, error) {
+		b, err := rd.Cache.Get(role)
+		if err == nil && b == nil {
+			err = fmt.Errorf("%w of %s: no %s", ErrNoCache, rd.Remote.GUN(), role)
+		}
+		return b, err
+	}
+	v := trust.New(rd.Remote.GUN(), now(), trust.Options{})
+	for _, step := range []struct {
+		role string
+		load func([]byte) error
+	}{{tuf.RoleRoot, v.LoadRoot}, {tuf.RoleTimestamp, v.LoadTimestamp}, {tuf.RoleSnapshot, v.LoadSnapshot}} {
+		b, err := get(step.role)
+		if err != nil {
+			return nil, err
+		}
+		if err := step.load(b); err != nil {
+			return nil, fmt.Errorf("the cached %s of %s: %w", step.role, rd.Remote.GUN(), err)
+		}
+	}
+	queue := []string{tuf.RoleTargets}
+	for len(queue) > 0 {
+		role := queue[0]
+		queue = queue[1:]
+		if _, listed := v.Snapshot().Signed.Meta[role]; !listed {
+			continue
+		}
+		b, err := get(role)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.LoadTargets(role, b); err != nil {
+			return nil, fmt.Errorf("the cached %s of %s: %w", role, rd.Remote.GUN(), err)
+		}
+		for _, d := range v.Targets(role).Signed.Delegations.Roles {
+			queue = append(queue, d.Name)
 		}
 	}
 	return v, nil
@@ -263,7 +328,7 @@ func (rd *Reader) updateRoot(ctx context.Context, v *trust.Repo) error {
 	}
 	have := v.Root().Signed.Version
 	if c.Version <= have {
-		return fmt.Errorf("the server has no root newer than version %d", have)
+		return fmt.Errorf("%w than version %d", errNoNewerRoot, have)
 	}
 	for n := have + 1; n < c.Version; n++ {
 		b, err := rd.Remote.GetVersion(ctx, tuf.RoleRoot, n, MaxMetadataSize)
