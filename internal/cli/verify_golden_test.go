@@ -156,7 +156,6 @@ func TestVerifyGolden(t *testing.T) {
 		{"verify", "--require-signer", "alice,bob", "--threshold", "3", goldenSignersGUN + ":v1"},
 		{"verify", "--require-signer", "alice", "--threshold", "-1", goldenSignersGUN + ":v1"},
 		{"verify", "--require-signer", "alice", "--threshold", "0", goldenSignersGUN + ":v1"},
-		{"verify", "--require-signer", "carol", goldenSignersGUN + ":v1"},
 		{"verify", "--require-signer", "alice,mallory", goldenSignersGUN + ":v1"},
 		{"-o", "json", "verify", "--require-signer", "alice", "--threshold", "3", goldenSignersGUN + ":v1"},
 		{"verify", "--require-signer", ",", goldenSignersGUN + ":v1"},
