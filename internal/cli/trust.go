@@ -50,6 +50,8 @@ type dockerTrust struct {
 	insecure bool
 	// rootKeys pin the root of the repository (signet verify --root-key).
 	rootKeys []*keys.PublicKey
+	// warnedInsecure: the --insecure-skip-tls-verify warning was printed.
+	warnedInsecure bool
 }
 
 func (d *dockerTrust) command() *cobra.Command {
@@ -150,7 +152,8 @@ func (d *dockerTrust) settings(ref registry.Reference) (*dockerSettings, error) 
 	}
 	s.certFile = firstNonEmpty(d.a.tlsCert, cert)
 	s.keyFile = firstNonEmpty(d.a.tlsKey, key)
-	if d.insecure {
+	if d.insecure && !d.warnedInsecure {
+		d.warnedInsecure = true
 		fmt.Fprintf(d.a.env.Stderr, "WARNING: not verifying the TLS certificate of the trust server %s (--insecure-skip-tls-verify)\n", u.Host)
 	}
 	return ds, nil
@@ -223,6 +226,58 @@ func (d *dockerTrust) keychain() (registry.Keychain, error) {
 	return registry.LoadDockerConfig(d.configDir(), nil)
 }
 
+// serverTransport routes requests to the trust server's origin (scheme,
+// host and port) through the transport configured for it (its CA, client
+// certificate), and every other request through other (the system's
+// roots). A registry whose token realm is the trust server's built-in
+// token service is then reached with the CA the user gave for that server
+// (--tlscacert, or $DOCKER_CONFIG/tls/<host:port>/), as the trust server
+// itself is.
+type serverTransport struct {
+	server       *url.URL
+	trust, other http.RoundTripper
+}
+
+func (t *serverTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if sameOrigin(req.URL, t.server) {
+		return t.trust.RoundTrip(req)
+	}
+	return t.other.RoundTrip(req)
+}
+
+// sameOrigin compares scheme, host and port (default ports made explicit).
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if u.Scheme == "http" {
+			return "80"
+		}
+		return "443"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+// transport returns the transport of ref's trust server, routed as
+// serverTransport: the trust server and its token realm through the trust
+// server's TLS settings, other hosts through the system's.
+func (d *dockerTrust) transport(ref registry.Reference) (http.RoundTripper, *dockerSettings, error) {
+	s, err := d.settings(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	hc, err := s.httpClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := url.Parse(s.server)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &serverTransport{server: u, trust: hc.Transport, other: http.DefaultTransport}, s, nil
+}
+
 // openRepo opens ref's repository; requests the trust server answers with
 // a 401 challenge are retried with the registry's credentials, as docker
 // authenticates to Notary.
@@ -243,8 +298,12 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	if err != nil {
 		return nil, err
 	}
+	base, _, err := d.transport(ref)
+	if err != nil {
+		return nil, err
+	}
 	hc.Transport = &registry.AuthTransport{
-		Base:       hc.Transport,
+		Base:       base,
 		Keychain:   kc,
 		Registry:   ref.Registry,
 		Repository: ref.GUN(),

@@ -154,7 +154,13 @@ func (d *dockerTrust) resolve(ctx context.Context, ref registry.Reference, o sig
 	if err != nil {
 		return registry.Descriptor{}, err
 	}
-	rc := &registry.Client{Keychain: kc, UserAgent: "signet"}
+	// The registry's token realm may be the trust server's own token
+	// service: reach it with the trust server's CA.
+	tr, _, err := d.transport(ref)
+	if err != nil {
+		return registry.Descriptor{}, err
+	}
+	rc := &registry.Client{Keychain: kc, UserAgent: "signet", Transport: tr}
 	desc, err := rc.Resolve(ctx, ref)
 	if err != nil {
 		return registry.Descriptor{}, fmt.Errorf("resolving %s in the registry: %w", ref, err)
