@@ -27,8 +27,9 @@ unit:
 fuzz:
 	scripts/fuzz-all.sh 5s
 
+## build: the three binaries, static (no cgo), into bin/ (signet --version names the commit).
 build:
-	$(GO) build ./...
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o bin/ ./cmd/signet ./cmd/signet-server ./cmd/signet-signer
 
 ## bench: side-by-side benchmark against the reference notary-server, then the soak.
 bench: deps
