@@ -4,6 +4,9 @@ GO ?= go
 export SIGNET_TEST_REQUIRE ?= all
 # The local PostgreSQL that scripts/test-deps.sh starts (trust auth on loopback).
 export SIGNET_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+# The real cosign scripts/test-deps.sh builds into its per-machine tool cache
+# (the interop tests of internal/oci run it).
+export SIGNET_COSIGN_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/signet/tools/cosign@v3.1.3/cosign
 
 .PHONY: test deps vet unit fuzz bench soak build
 
@@ -19,9 +22,12 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags pkcs11 ./...
 
+# The end-to-end tests build ./cmd/... once per source tree into a shared cache
+# (internal/e2e/e2etest; docs/testing.md lists every SIGNET_* variable).
 unit:
 	$(GO) test -race -shuffle=on -timeout 40m ./...
 	$(GO) test -race -shuffle=on -timeout 20m -tags pkcs11 ./internal/keys/pkcs11/... ./internal/e2e/hsm/... ./internal/custody/hsm/... ./internal/signercmd/...
+	$(GO) test -race -shuffle=on -timeout 10m -tags pkcs11 -run 'PKCS11' ./internal/cli/
 
 ## fuzz: run every fuzz target briefly.
 fuzz:

@@ -7,14 +7,13 @@
 # other sections as they are. Run by bench/run.sh (BENCH_ONLY=postgres, and in
 # the default all); it can also be run alone.
 #
-# PostgreSQL: the reference recipe's private instance (notary-local/pg.sh,
-# 127.0.0.1:25432, data in the temporary directory, the reference schema from
-# pg.sh migrate) when its port is free; otherwise the system server on
-# 127.0.0.1:5432 (trust auth, user postgres) with three fresh databases of our
-# own, the reference's two made from the SQL in pg.sh. signet gets a fresh
-# database on the same server either way. Everything listens on 127.0.0.1,
-# every load is bounded in time, the whole run by BENCH_PG_MAX (a watchdog),
-# and every process and database made here is removed on exit.
+# PostgreSQL: the server of SIGNET_TEST_POSTGRES_URL (default the system server
+# on 127.0.0.1:5432, trust auth, user postgres), with fresh databases: signet's
+# made here, the reference's two made by notary-reference (the in-repo recipe,
+# internal/e2e/reference, which applies the reference schema and drops them on
+# exit). Everything listens on 127.0.0.1, every load is bounded in time, the
+# whole run by BENCH_PG_MAX (a watchdog), and every process and database made
+# here is removed on exit.
 #
 # Knobs (environment):
 #   BENCH_PG_CONNS=16  BENCH_PG_DURATION=5s  BENCH_PG_WARMUP=1s  BENCH_PG_REPS=2
@@ -23,14 +22,12 @@
 #   BENCH_PG_REPLICAS="1 2 3"
 #   BENCH_PG_REPOS="1000 10000 100000"   growth: repositories (cumulative sizes)
 #   BENCH_PG_TAGS="1000 10000 100000"    growth: tags of one repository
-#   BENCH_PG_INSTANCE=auto|private|system   (auto: private if 25432 is free)
 #   BENCH_PG_MAX=15m   hard bound on the whole script
-#   BENCH_OUT=path  BENCH_KEEP=1  BENCH_COMMIT=text  SIGNET_SHARED_DIR   (as in run.sh)
+#   BENCH_OUT=path  BENCH_KEEP=1  BENCH_COMMIT=text   (as in run.sh)
+#   SIGNET_TEST_POSTGRES_URL   the PostgreSQL server (an administrative URL)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && git rev-parse --show-toplevel)
-shared=${SIGNET_SHARED_DIR:-$repo/../shared}
-notary_local=$shared/reference/notary-local
 conns=${BENCH_PG_CONNS:-16}
 duration=${BENCH_PG_DURATION:-5s}
 warmup=${BENCH_PG_WARMUP:-1s}
@@ -42,7 +39,7 @@ pub_duration=${BENCH_PG_PUBLISH_DURATION:-10s}
 replica_counts=${BENCH_PG_REPLICAS:-1 2 3}
 repo_sizes=${BENCH_PG_REPOS:-1000 10000 100000}
 tag_sizes=${BENCH_PG_TAGS:-1000 10000 100000}
-instance=${BENCH_PG_INSTANCE:-auto}
+pg_admin=${SIGNET_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 max=${BENCH_PG_MAX:-15m}
 out=${BENCH_OUT:-$repo/docs/benchmarks.md}
 gun=example.com/bench/app
@@ -54,20 +51,17 @@ die() {
   exit 1
 }
 
-[[ -x $notary_local/pg.sh ]] || die "no $notary_local/pg.sh (set SIGNET_SHARED_DIR to the shared directory)"
-for c in notary-server notary-signer psql pg_ctl openssl curl ss go git; do
+for c in notary-server notary-signer psql curl ss go git; do
   command -v "$c" >/dev/null || die "$c is not installed (run scripts/test-deps.sh)"
 done
-case $instance in auto | private | system) ;; *) die "BENCH_PG_INSTANCE=$instance: want auto, private or system" ;; esac
 max_s=$(( $(sed -E 's/m$/*60/; s/s$//' <<<"$max") )) || die "BENCH_PG_MAX=$max: want e.g. 15m or 900s"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench-pg.XXXXXX")
 run_dir=$tmp/reference bin=$tmp/bin results=$tmp/results.jsonl
 mkdir -p "$bin" "$run_dir"
 : >"$results"
-pids=() signet_pids=() pg_private=0 dbs=() watchdog=
+pids=() signet_pids=() dbs=() watchdog= ref_pid=
 suffix=$$_$RANDOM
-pg_admin=
 
 cleanup() {
   local rc=$?
@@ -82,13 +76,11 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     fi
   done
-  if [[ $pg_private == 1 ]]; then
-    RUN_DIR=$run_dir "$notary_local/pg.sh" stop >/dev/null 2>&1 || true
-  else
-    for db in "${dbs[@]}"; do
-      psql "$pg_admin" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-    done
-  fi
+  # notary-reference stops its programs and drops its databases when told to stop
+  # (it is the first of pids).
+  for db in "${dbs[@]}"; do
+    psql "$pg_admin" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
   if [[ $rc -ne 0 || ${BENCH_KEEP:-0} == 1 ]]; then
     say "logs and raw results kept in $tmp"
   else
@@ -133,80 +125,38 @@ wait_ready() {
 }
 
 # ---- build
-say "building bench tools, storefill and signet-server"
+say "building bench tools, storefill, signet-server and notary-reference"
 (cd "$repo/bench" && go build -o "$bin/" ./cmd/notaryload ./cmd/publishload ./cmd/benchreport) || die "bench tools do not build"
 (cd "$repo/bench/storefill" && go build -o "$bin/storefill" .) || die "bench/storefill does not build"
 (cd "$repo" && go build -o "$bin/signet-server" ./cmd/signet-server) || die "signet-server does not build"
+(cd "$repo" && go build -o "$bin/notary-reference" ./internal/e2e/reference/cmd/notary-reference) || die "notary-reference does not build"
 
-# ---- certificates of the reference recipe (one CA; the server's certificate serves signet too)
-"$notary_local/gen-certs.sh" "$run_dir/certs" >/dev/null || die "gen-certs.sh failed"
-cp "$notary_local"/*.json "$run_dir/"
-certs=$run_dir/certs ca=$certs/ca.crt
-
-# ---- PostgreSQL
-if [[ $instance == private || ($instance == auto && -z $(ss -Hltn "sport = :25432")) ]]; then
-  say "PostgreSQL: the recipe's private instance (pg.sh, 127.0.0.1:25432, data in $run_dir/pg)"
-  pg_private=1
-  # pg.sh runs PostgreSQL as user postgres (when we are root) with its data under RUN_DIR:
-  # let it through the private temporary directory (search only, no listing).
-  [[ $(id -u) == 0 ]] && chmod o+x "$tmp"
-  RUN_DIR=$run_dir "$notary_local/pg.sh" start >&2 || die "pg.sh start failed"
-  RUN_DIR=$run_dir "$notary_local/pg.sh" migrate >&2 || die "pg.sh migrate failed"
-  pg_host=127.0.0.1:25432
-  pg_admin="postgres://postgres@$pg_host/postgres?sslmode=disable"
-  ref_db=postgres://server@$pg_host/notaryserver?sslmode=disable
-  ref_signer_db=postgres://signer@$pg_host/notarysigner?sslmode=disable
-  signet_dbname=signet_bench
-  psql "$pg_admin" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $signet_dbname" || die "cannot create $signet_dbname"
-  pg_where="a private PostgreSQL instance made by the recipe's \`pg.sh\` (127.0.0.1:25432, \`initdb\` defaults), reference schema by \`pg.sh migrate\`"
-else
-  pg_host=127.0.0.1:5432
-  pg_admin="postgres://postgres@$pg_host/postgres?sslmode=disable"
-  psql "$pg_admin" -tAc 'select 1' >/dev/null 2>&1 || die "no PostgreSQL on $pg_host (trust auth, user postgres)"
-  say "PostgreSQL: the system server on $pg_host (port 25432 is taken or BENCH_PG_INSTANCE=system)"
-  ref_dbname=notaryserver_bench_$suffix ref_signer_dbname=notarysigner_bench_$suffix signet_dbname=signet_bench_$suffix
-  for db in $ref_dbname $ref_signer_dbname $signet_dbname; do
-    psql "$pg_admin" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" || die "cannot create database $db"
-    dbs+=("$db")
-  done
-  # The reference schema, exactly as pg.sh migrate writes it.
-  schema() { sed -n "/-d $1 .*<<'SQL'\$/,/^SQL\$/p" "$notary_local/pg.sh" | sed '1d;$d'; }
-  [[ -n $(schema notaryserver) && -n $(schema notarysigner) ]] || die "cannot find the reference schema in $notary_local/pg.sh"
-  schema notaryserver | psql "postgres://postgres@$pg_host/$ref_dbname?sslmode=disable" -q -v ON_ERROR_STOP=1 ||
-    die "reference server schema failed"
-  schema notarysigner | psql "postgres://postgres@$pg_host/$ref_signer_dbname?sslmode=disable" -q -v ON_ERROR_STOP=1 ||
-    die "reference signer schema failed"
-  ref_db=postgres://postgres@$pg_host/$ref_dbname?sslmode=disable
-  ref_signer_db=postgres://postgres@$pg_host/$ref_signer_dbname?sslmode=disable
-  pg_where="the system PostgreSQL on 127.0.0.1:5432, fresh databases for each server (the reference schema from the recipe's \`pg.sh\`)"
-fi
+# ---- PostgreSQL: the server of SIGNET_TEST_POSTGRES_URL, a fresh database for signet
+psql "$pg_admin" -tAc 'select 1' >/dev/null 2>&1 || die "no PostgreSQL at $pg_admin (run scripts/test-deps.sh)"
+pg_host=$(sed -E 's|^[a-z]+://([^@/]*@)?([^/?]*).*|\2|' <<<"$pg_admin")
+signet_dbname=signet_bench_$suffix
+psql "$pg_admin" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $signet_dbname" || die "cannot create database $signet_dbname"
+dbs+=("$signet_dbname")
+signet_db=$(sed -E "s|^([a-z]+://[^/]*)/[^?]*|\1/$signet_dbname|" <<<"$pg_admin")
+[[ $signet_db == *\?* ]] || signet_db+="?sslmode=disable"
 pg_version=$(psql "$pg_admin" -tAc 'show server_version')
-signet_db=postgres://postgres@$pg_host/$signet_dbname?sslmode=disable
+pg_where="the PostgreSQL server on $pg_host, fresh databases for each server (the reference's made by the in-repo recipe, internal/e2e/reference, with its schema)"
 
-# ---- the reference: notary-signer + notary-server with the recipe's postgres configs
-free_port
-ref_port=$port
-free_port
-ref_signer_port=$port
-(
-  cd "$run_dir"
-  export NOTARY_SIGNER_PASSWORDALIAS1=bench-$RANDOM$RANDOM
-  NOTARY_SIGNER_SERVER_GRPC_ADDR=127.0.0.1:$ref_signer_port NOTARY_SIGNER_STORAGE_DB_URL=$ref_signer_db \
-    exec notary-signer -config "$run_dir/signer-config.postgres.json" -logf logfmt >signer.log 2>&1
-) &
-pids+=($!)
-sleep 1
-(
-  cd "$run_dir"
-  NOTARY_SERVER_SERVER_HTTP_ADDR=127.0.0.1:$ref_port NOTARY_SERVER_TRUST_SERVICE_PORT=$ref_signer_port \
-    NOTARY_SERVER_STORAGE_DB_URL=$ref_db \
-    exec notary-server -config "$run_dir/server-config.postgres.json" -logf logfmt >server.log 2>&1
-) &
+# ---- the reference: notary-signer + notary-server on PostgreSQL (notary-reference makes their databases)
+"$bin/notary-reference" -dir "$run_dir" -postgres "$pg_admin" >"$tmp/reference.log" 2>&1 &
 ref_pid=$!
 pids+=($ref_pid)
-wait_ready "reference notary-server (postgres)" "$ref_pid" "$ref_port" "$run_dir/server.log" ||
-  die "the reference notary-server did not start on PostgreSQL"
-ref_url=https://127.0.0.1:$ref_port
+for _ in $(seq 1 300); do
+  [[ -f $run_dir/reference.env ]] && break
+  kill -0 "$ref_pid" 2>/dev/null || { cat "$tmp/reference.log" >&2; die "the reference notary-server did not start on PostgreSQL"; }
+  sleep 0.2
+done
+[[ -f $run_dir/reference.env ]] || { cat "$tmp/reference.log" >&2; die "the reference notary-server did not start within 60 s"; }
+# shellcheck disable=SC1091
+. "$run_dir/reference.env"
+say "reference notary-server (postgres) ready on $REFERENCE_URL"
+ca=$REFERENCE_CA server_cert=$REFERENCE_SERVER_CERT server_key=$REFERENCE_SERVER_KEY
+ref_url=$REFERENCE_URL
 
 # ---- signet-server replicas on one database (same passphrase; own data directories)
 passphrase=bench-$RANDOM$RANDOM$RANDOM
@@ -215,7 +165,7 @@ start_signet() { # N
   local n=$1
   free_port
   SIGNET_KEY_PASSPHRASE=$passphrase "$bin/signet-server" --listen "127.0.0.1:$port" --data-dir "$tmp/signet-$n" \
-    --db "$signet_db" --tls-cert "$certs/notary-server.crt" --tls-key "$certs/notary-server.key" \
+    --db "$signet_db" --tls-cert "$server_cert" --tls-key "$server_key" \
     >"$tmp/signet-$n.log" 2>&1 &
   pids+=($!)
   signet_pids+=($!)
@@ -266,7 +216,8 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 # The reference is not needed any more: give its CPU back.
-for pid in "${pids[@]:0:2}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+kill "$ref_pid" 2>/dev/null || true
+wait "$ref_pid" 2>/dev/null || true
 
 # ---- 2. replicas: 1..3 signet-server processes on the one database, round-robin in the load generator
 for n in $replica_counts; do

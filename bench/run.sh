@@ -29,12 +29,11 @@
 #                         the work tree; set it when the *_BIN binaries come from elsewhere)
 #   BENCH_OUT=path        report file (default docs/benchmarks.md)
 #   BENCH_KEEP=1          keep the temporary directory (logs, data, raw JSON lines)
-#   SIGNET_SHARED_DIR     the shared directory (default <repo>/../shared)
+# The reference runs with this repository's recipe (internal/e2e/reference, through its
+# command notary-reference): certificates, configs and free loopback ports of its own.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && git rev-parse --show-toplevel)
-shared=${SIGNET_SHARED_DIR:-$repo/../shared}
-notary_local=$shared/reference/notary-local
 
 conns=${BENCH_CONNS:-32}
 duration=${BENCH_DURATION:-10s}
@@ -74,8 +73,7 @@ run_server=0 run_client=0
 [[ $run_client == 0 || $only == all || -f $out ]] ||
   die "BENCH_ONLY=client replaces the client section of $out, which does not exist (run the whole benchmark once)"
 
-[[ -x $notary_local/start.sh ]] || die "no $notary_local/start.sh (set SIGNET_SHARED_DIR to the shared directory)"
-for c in notary-server notary-signer openssl curl ss go git; do
+for c in notary-server notary-signer curl ss go git; do
   command -v "$c" >/dev/null || die "$c is not installed (run scripts/test-deps.sh)"
 done
 if [[ $run_client == 1 ]]; then
@@ -86,24 +84,23 @@ if [[ $run_client == 1 ]]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench.XXXXXX")
-run_dir=$tmp/reference # RUN_DIR of notary-local: certs, configs, logs, pids
+run_dir=$tmp/reference # notary-reference's directory: certs, configs, logs, reference.env
 bin=$tmp/bin
 results=$tmp/results.jsonl
 mkdir -p "$bin" "$run_dir"
 : >"$results"
-signet_pid= bare_pid=
+signet_pid= bare_pid= ref_pid=
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in $bare_pid $signet_pid; do
+  # notary-reference stops its notary-server and notary-signer when it is told to stop.
+  for pid in $bare_pid $signet_pid $ref_pid; do
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
     fi
   done
-  # stop.sh kills exactly the PIDs recorded in $RUN_DIR (ours, however started).
-  RUN_DIR=$run_dir "$notary_local/stop.sh" >/dev/null 2>&1 || true
   if [[ $rc -ne 0 || ${BENCH_KEEP:-0} == 1 ]]; then
     say "logs, data and raw results kept in $tmp"
   else
@@ -147,8 +144,10 @@ wait_ready() {
 }
 
 # ---- build
-say "building bench tools"
+say "building bench tools and notary-reference"
 (cd "$repo/bench" && go build -o "$bin/" ./cmd/...) || die "bench tools do not build"
+(cd "$repo" && go build -o "$bin/notary-reference" ./internal/e2e/reference/cmd/notary-reference) ||
+  die "notary-reference does not build (go build ./internal/e2e/reference/cmd/notary-reference)"
 if [[ $run_client == 1 ]]; then
   signet_cli=${BENCH_SIGNET_CLI_BIN:-$bin/signet}
   if [[ -z ${BENCH_SIGNET_CLI_BIN:-} ]]; then
@@ -157,38 +156,22 @@ if [[ $run_client == 1 ]]; then
   fi
 fi
 
-# ---- reference notary-server + notary-signer (memory storage)
-if port_free 24443 && port_free 27899; then
-  say "starting the reference via notary-local/start.sh (RUN_DIR=$run_dir)"
-  (cd "$run_dir" && RUN_DIR=$run_dir "$notary_local/start.sh" memory) >"$tmp/reference-start.log" 2>&1 ||
-    { cat "$tmp/reference-start.log" >&2; die "reference notary-server did not start"; }
-  ref_port=24443
-else
-  # Someone else (another test run) holds the recipe's fixed ports. Run the same
-  # binaries with the same configs and certificates on other ports, through the
-  # NOTARY_*_ environment overrides the recipe documents; start.sh cannot, as
-  # its health check is fixed to 24443 and would find the other server.
-  ref_port=$(free_port 24453 24463 24473 24483) || die "no free port for the reference server"
-  signer_port=$(free_port 27909 27919 27929 27939) || die "no free port for the reference signer"
-  say "ports 24443/27899 are busy; starting the reference on $ref_port (signer $signer_port)"
-  "$notary_local/gen-certs.sh" "$run_dir/certs" >/dev/null
-  cp "$notary_local"/*.json "$run_dir/"
-  (
-    cd "$run_dir"
-    NOTARY_SIGNER_SERVER_GRPC_ADDR=127.0.0.1:$signer_port \
-      notary-signer -config "$run_dir/signer-config.json" >signer.log 2>&1 &
-    echo $! >signer.pid
-    sleep 1
-    NOTARY_SERVER_SERVER_HTTP_ADDR=127.0.0.1:$ref_port NOTARY_SERVER_TRUST_SERVICE_PORT=$signer_port \
-      notary-server -config "$run_dir/server-config.json" >server.log 2>&1 &
-    echo $! >server.pid
-  )
-fi
-certs=$run_dir/certs
-ca=$certs/ca.crt
-wait_ready "reference notary-server" "$(cat "$run_dir/server.pid")" "$ref_port" "$run_dir/server.log" ||
-  die "reference notary-server is not serving on 127.0.0.1:$ref_port"
-ref_url=https://127.0.0.1:$ref_port
+# ---- reference notary-server + notary-signer (memory storage), with the in-repo recipe
+say "starting the reference with notary-reference (run dir $run_dir)"
+"$bin/notary-reference" -dir "$run_dir" >"$tmp/reference.log" 2>&1 &
+ref_pid=$!
+for _ in $(seq 1 300); do
+  [[ -f $run_dir/reference.env ]] && break
+  kill -0 "$ref_pid" 2>/dev/null || { cat "$tmp/reference.log" >&2; die "the reference notary-server did not start"; }
+  sleep 0.2
+done
+[[ -f $run_dir/reference.env ]] || { cat "$tmp/reference.log" >&2; die "the reference notary-server did not start within 60 s"; }
+# shellcheck disable=SC1091
+. "$run_dir/reference.env"
+say "reference notary-server ready on $REFERENCE_URL"
+ca=$REFERENCE_CA
+server_cert=$REFERENCE_SERVER_CERT server_key=$REFERENCE_SERVER_KEY
+ref_url=$REFERENCE_URL
 
 # ---- signet-server (same certificate as the reference, from the same CA)
 signet_url=
@@ -207,7 +190,7 @@ else
   fi
   SIGNET_KEY_PASSPHRASE=bench-passphrase-$RANDOM$RANDOM \
     "$signet_bin" --listen "127.0.0.1:$signet_port" --data-dir "$tmp/signet-data" \
-    --tls-cert "$certs/notary-server.crt" --tls-key "$certs/notary-server.key" \
+    --tls-cert "$server_cert" --tls-key "$server_key" \
     >"$tmp/signet.log" 2>&1 &
   signet_pid=$!
   wait_ready "signet-server" "$signet_pid" "$signet_port" "$tmp/signet.log" ||
@@ -235,7 +218,7 @@ if [[ $run_server == 1 ]]; then
   # ---- bare server: the bytes of the server under test (the reference if signet is skipped)
   origin=${signet_url:-$ref_url}
   bare_port=$(free_port 24445 24455 24465 24475) || die "no free port for bareserver"
-  "$bin/bareserver" -listen "127.0.0.1:$bare_port" -cert "$certs/notary-server.crt" -key "$certs/notary-server.key" \
+  "$bin/bareserver" -listen "127.0.0.1:$bare_port" -cert "$server_cert" -key "$server_key" \
     -origin "$origin" -ca "$ca" -gun "$gun" -max-lifetime 2h >"$tmp/bare.log" 2>&1 &
   bare_pid=$!
   wait_ready "bareserver" "$bare_pid" "$bare_port" "$tmp/bare.log" || die "bareserver did not start"
@@ -307,9 +290,6 @@ fi
 notes=(-note "Load average (1/5/15 min) when the loads started: $load_start; when they ended: $load_end. The benchmark's own processes account for part of it; the machine may be shared, so compare the raw figures per repetition.")
 if [[ -z $signet_url ]]; then
   notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")
-fi
-if [[ $ref_port != 24443 ]]; then
-  notes+=(-note "The recipe's ports were taken by another process; the reference ran with the same binaries, configs and certificates on 127.0.0.1:$ref_port.")
 fi
 only_flags=()
 [[ $only == client ]] && only_flags=(-only client)

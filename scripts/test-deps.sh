@@ -3,11 +3,15 @@
 # everything is already present (no apt-get call at all in that case).
 #
 #   Debian packages: notary (client + notary-server + notary-signer),
-#                    docker-registry, skopeo, softhsm2, postgresql
+#                    docker-registry, skopeo, softhsm2, postgresql,
+#                    exim4-daemon-light (the SMTP sink of the notify tests;
+#                    the tests run it on a free loopback port, never as a
+#                    system service)
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
-#   Go tools:        installed from the Go module proxy into ./.tools/bin
+#   Go tools:        built from the Go module proxy into a per-machine cache
+#                    (see "Go tools" below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +38,7 @@ apt_install() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(notary docker-registry skopeo softhsm2 postgresql)
+packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light)
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
@@ -42,8 +46,8 @@ done
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
-for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready; do
-  command -v "$b" >/dev/null 2>&1 || die "$b not found on PATH after installing ${packages[*]}"
+for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4; do
+  command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 
 # systemd-analyze checks deploy/systemd (the systemd package; nothing is started).
@@ -81,15 +85,21 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 
 # --- Go tools --------------------------------------------------------------
-# One "binary module@version" per line; none are needed yet.
-go_tools=()
-if ((${#go_tools[@]})); then
-  tooldir=$PWD/.tools/bin
-  mkdir -p "$tooldir"
-  for entry in "${go_tools[@]}"; do
-    bin=${entry%% *} mod=${entry#* }
-    [[ -x $tooldir/$bin ]] && continue
-    say "go install $mod"
-    GOBIN=$tooldir go install "$mod"
-  done
-fi
+# One "binary module@version" per line.  Each is built from the Go module
+# proxy once per machine into a cache outside the checkout,
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools/<binary>@<version>/<binary>
+# so a fresh clone reuses it.  The Makefile exports the paths to the tests
+# (SIGNET_COSIGN_BIN for cosign).
+go_tools=(
+  "cosign github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+)
+toolcache=${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools
+for entry in "${go_tools[@]}"; do
+  bin=${entry%% *} mod=${entry#* }
+  dir=$toolcache/$bin@${mod##*@}
+  [[ -x $dir/$bin ]] && continue
+  say "go install $mod into $dir (a few minutes, once per machine)"
+  mkdir -p "$dir.tmp"
+  GOBIN=$dir.tmp go install "$mod" || die "go install $mod failed"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+done

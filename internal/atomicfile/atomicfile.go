@@ -1,10 +1,21 @@
 // Package atomicfile writes files so that a crash leaves either the old
 // file or the new one, never a mix: the bytes go to a temporary file in the
-// same directory, are synced, and the temporary file is renamed over the
-// target.
+// same directory, created exclusively with the final permissions, are
+// synced, and the temporary file is renamed over the target. The rename
+// replaces whatever was at the name — a symbolic link is replaced, never
+// followed, and an existing file's permissions are not kept — so a private
+// key written here has exactly the mode asked for.
+//
+// ReadFile is the other half for the small files signet keeps
+// (configuration, key files, cached metadata, changelists): it reads at
+// most a given number of bytes, so a file that is not what it should be (a
+// link to /dev/zero, a runaway file) fails instead of exhausting memory.
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -36,4 +47,25 @@ func Write(name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), name)
+}
+
+// ErrTooLarge reports a file larger than ReadFile's limit.
+var ErrTooLarge = errors.New("atomicfile: file too large")
+
+// ReadFile returns the contents of name, or an error wrapping ErrTooLarge
+// if it holds more than limit bytes (only limit+1 bytes are ever read).
+func ReadFile(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: %s holds more than %d bytes", ErrTooLarge, name, limit)
+	}
+	return b, nil
 }

@@ -2,24 +2,20 @@ package auth
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/signet-trust/signet/internal/jose"
 	"github.com/signet-trust/signet/internal/server"
 )
 
@@ -311,63 +307,19 @@ func SignToken(s crypto.Signer, h Header, c Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	signed := b64(hdr) + "." + b64(claims)
-	sig, err := signJWS(s, h.Algorithm, []byte(signed))
+	signed := jose.B64Encode(hdr) + "." + jose.B64Encode(claims)
+	sig, err := jose.Sign(s, h.Algorithm, []byte(signed))
 	if err != nil {
 		return "", err
 	}
-	return signed + "." + b64(sig), nil
+	return signed + "." + jose.B64Encode(sig), nil
 }
 
 // jwsAlgorithm is the JWS algorithm used with a key.
 func jwsAlgorithm(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve.Params().BitSize {
-		case 256:
-			return "ES256", nil
-		case 384:
-			return "ES384", nil
-		case 521:
-			return "ES512", nil
-		}
-	case *rsa.PublicKey:
-		return "RS256", nil
-	case ed25519.PublicKey:
-		return "EdDSA", nil
+	alg, err := jose.AlgorithmFor(pub)
+	if err != nil {
+		return "", fmt.Errorf("auth: %s", strings.TrimPrefix(err.Error(), "jose: "))
 	}
-	return "", fmt.Errorf("auth: unsupported signing key type %T", pub)
-}
-
-// signJWS signs through crypto.Signer and returns the JWS signature bytes
-// (raw r‖s for ECDSA).
-func signJWS(s crypto.Signer, alg string, signed []byte) ([]byte, error) {
-	var h crypto.Hash
-	switch alg {
-	case "ES256", "RS256":
-		h = crypto.SHA256
-	case "ES384":
-		h = crypto.SHA384
-	case "ES512":
-		h = crypto.SHA512
-	case "EdDSA":
-		return s.Sign(rand.Reader, signed, crypto.Hash(0))
-	default:
-		return nil, fmt.Errorf("auth: cannot sign with %s", alg)
-	}
-	d := h.New()
-	d.Write(signed)
-	sig, err := s.Sign(rand.Reader, d.Sum(nil), h)
-	if err != nil || alg[:2] != "ES" {
-		return sig, err
-	}
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("auth: ECDSA signature is not DER: %v", err)
-	}
-	size := (s.Public().(*ecdsa.PublicKey).Curve.Params().BitSize + 7) / 8
-	out := make([]byte, 2*size)
-	rs.R.FillBytes(out[:size])
-	rs.S.FillBytes(out[size:])
-	return out, nil
+	return alg, nil
 }

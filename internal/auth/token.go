@@ -1,21 +1,17 @@
 package auth
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"math/big"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signet-trust/signet/internal/jose"
 )
 
 // Leeway is the clock skew allowed on exp and nbf, as the reference's
@@ -40,13 +36,7 @@ var (
 const maxTokenBytes = 64 << 10
 
 // Header is the JOSE header of a token.
-type Header struct {
-	Type      string          `json:"typ,omitempty"`
-	Algorithm string          `json:"alg"`
-	KeyID     string          `json:"kid,omitempty"`
-	X5C       []string        `json:"x5c,omitempty"`
-	JWK       json.RawMessage `json:"jwk,omitempty"`
-}
+type Header = jose.Header
 
 // Claims are the claims of a registry token.
 type Claims struct {
@@ -80,65 +70,11 @@ func (c *Claims) Allows(typ, name, action string) bool {
 }
 
 // Audience is the aud claim: one string or an array of strings on the
-// wire. It is written as a string when it holds exactly one value, the
-// form every registry version accepts.
-type Audience []string
+// wire, written as a string when it holds exactly one value.
+type Audience = jose.Audience
 
-// UnmarshalJSON accepts a string, an array of strings, or null.
-func (a *Audience) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		*a = nil
-		return nil
-	}
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = Audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("aud is neither a string nor an array of strings")
-	}
-	*a = many
-	return nil
-}
-
-// MarshalJSON writes a single audience as a string.
-func (a Audience) MarshalJSON() ([]byte, error) {
-	if len(a) == 1 {
-		return json.Marshal(a[0])
-	}
-	return json.Marshal([]string(a))
-}
-
-// NumericDate is a JWT time: seconds since the epoch, integer or not.
-// Zero means absent.
-type NumericDate int64
-
-// UnmarshalJSON accepts any JSON number (fractions are truncated) or null.
-func (d *NumericDate) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		*d = 0
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return errors.New("time claim is not a number")
-	}
-	if i, err := n.Int64(); err == nil {
-		*d = NumericDate(i)
-		return nil
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || f > math.MaxInt64 || f < math.MinInt64 {
-		return errors.New("time claim is not a usable number")
-	}
-	*d = NumericDate(int64(f))
-	return nil
-}
-
-// Time returns d as a time.Time.
-func (d NumericDate) Time() time.Time { return time.Unix(int64(d), 0) }
+// NumericDate is a JWT time: seconds since the epoch. Zero means absent.
+type NumericDate = jose.NumericDate
 
 // Verifier checks tokens the way the reference's registry token access
 // controller does.
@@ -188,33 +124,15 @@ func (v *Verifier) Verify(raw string, now time.Time) (*Claims, error) {
 // parse splits and decodes a compact JWS without checking anything but
 // its shape.
 func parse(raw string) (hdr *Header, claims *Claims, signed []byte, sig []byte, err error) {
-	if len(raw) > maxTokenBytes {
-		return nil, nil, nil, nil, fmt.Errorf("%w: %d bytes", ErrMalformedToken, len(raw))
-	}
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, nil, nil, nil, fmt.Errorf("%w: %d parts, want 3", ErrMalformedToken, len(parts))
-	}
-	hb, err1 := b64url(parts[0])
-	cb, err2 := b64url(parts[1])
-	sig, err3 := b64url(parts[2])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformedToken, err)
-	}
-	hdr = new(Header)
-	if err := json.Unmarshal(hb, hdr); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("%w: header: %v", ErrMalformedToken, err)
+	c, err := jose.Parse(raw, maxTokenBytes)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformedToken, strings.TrimPrefix(err.Error(), "jose: malformed token: "))
 	}
 	claims = new(Claims)
-	if err := json.Unmarshal(cb, claims); err != nil {
+	if err := json.Unmarshal(c.Payload, claims); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("%w: claims: %v", ErrMalformedToken, err)
 	}
-	return hdr, claims, []byte(parts[0] + "." + parts[1]), sig, nil
-}
-
-// b64url decodes unpadded base64url, tolerating padding as libtrust does.
-func b64url(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	return &c.Header, claims, c.SigningInput, c.Signature, nil
 }
 
 // TrustedKeys are the keys tokens may be signed with: the certificates of
@@ -268,23 +186,23 @@ func (k *TrustedKeys) signingKey(h *Header, now time.Time) (crypto.PublicKey, er
 	case len(h.X5C) > 0:
 		return k.verifyChain(h.X5C, now)
 	case len(h.JWK) > 0:
-		jwk, err := parseJWK(h.JWK)
+		jwk, err := jose.ParseJWK(h.JWK)
 		if err != nil {
 			return nil, fmt.Errorf("%w: header jwk: %v", ErrUntrustedKey, err)
 		}
-		if len(jwk.x5c) > 0 {
-			leaf, err := k.verifyChain(jwk.x5c, now)
+		if len(jwk.X5C) > 0 {
+			leaf, err := k.verifyChain(jwk.X5C, now)
 			if err != nil {
 				return nil, err
 			}
-			if !sameKey(leaf, jwk.pub) {
+			if !sameKey(leaf, jwk.Key) {
 				return nil, fmt.Errorf("%w: header jwk differs from its certificate's key", ErrUntrustedKey)
 			}
-			return jwk.pub, nil
+			return jwk.Key, nil
 		}
 		for _, t := range k.byID {
-			if sameKey(t, jwk.pub) {
-				return jwk.pub, nil
+			if sameKey(t, jwk.Key) {
+				return jwk.Key, nil
 			}
 		}
 		return nil, fmt.Errorf("%w: header jwk is not a trusted key and has no certificate chain", ErrUntrustedKey)
@@ -333,56 +251,8 @@ func sameKey(a, b crypto.PublicKey) bool {
 // verifySignature checks sig over signed with key under the JWS algorithm
 // alg; the algorithm must fit the key (no "none", no HMAC).
 func verifySignature(alg string, key crypto.PublicKey, signed, sig []byte) error {
-	var h crypto.Hash
-	switch alg {
-	case "ES256", "RS256", "PS256":
-		h = crypto.SHA256
-	case "ES384", "RS384", "PS384":
-		h = crypto.SHA384
-	case "ES512", "RS512", "PS512":
-		h = crypto.SHA512
-	case "EdDSA":
-	default:
-		return fmt.Errorf("%w: unsupported algorithm %q", ErrSignature, alg)
-	}
-	var digest []byte
-	if h != 0 {
-		d := h.New()
-		d.Write(signed)
-		digest = d.Sum(nil)
-	}
-	ok := false
-	switch k := key.(type) {
-	case *ecdsa.PublicKey:
-		want := map[string]int{"ES256": 256, "ES384": 384, "ES512": 521}[alg]
-		size := (k.Curve.Params().BitSize + 7) / 8
-		if want == 0 || k.Curve.Params().BitSize != want {
-			return fmt.Errorf("%w: algorithm %s does not fit a %s key", ErrSignature, alg, k.Curve.Params().Name)
-		}
-		if len(sig) == 2*size {
-			r := new(big.Int).SetBytes(sig[:size])
-			s := new(big.Int).SetBytes(sig[size:])
-			ok = ecdsa.Verify(k, digest, r, s)
-		}
-	case *rsa.PublicKey:
-		switch alg[:2] {
-		case "RS":
-			ok = rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
-		case "PS":
-			ok = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
-		default:
-			return fmt.Errorf("%w: algorithm %s does not fit an RSA key", ErrSignature, alg)
-		}
-	case ed25519.PublicKey:
-		if alg != "EdDSA" {
-			return fmt.Errorf("%w: algorithm %s does not fit an Ed25519 key", ErrSignature, alg)
-		}
-		ok = ed25519.Verify(k, signed, sig)
-	default:
-		return fmt.Errorf("%w: unsupported key type %T", ErrSignature, key)
-	}
-	if !ok {
-		return fmt.Errorf("%w: %s signature does not verify", ErrSignature, alg)
+	if err := jose.Verify(alg, key, signed, sig); err != nil {
+		return fmt.Errorf("%w: %v", ErrSignature, strings.TrimPrefix(err.Error(), "jose: bad signature: "))
 	}
 	return nil
 }

@@ -18,11 +18,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/policy"
 	"github.com/signet-trust/signet/internal/trustdir"
+	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/version"
 )
@@ -168,7 +170,7 @@ type settings struct {
 func (a *app) readNotaryConfig(path string, explicit bool) (*notaryConfig, error) {
 	path = a.expand(path)
 	var cfg notaryConfig
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &cfg); err != nil {
@@ -222,6 +224,15 @@ func checkServerURL(server string) error {
 	return nil
 }
 
+// maxFile bounds the configuration, certificate, key and PIN files signet
+// reads (each a few kilobytes): a link to /dev/zero fails instead of
+// exhausting memory.
+const maxFile = 16 << 20
+
+// readFile reads a configuration, certificate or key file of at most
+// maxFile bytes.
+func readFile(name string) ([]byte, error) { return atomicfile.ReadFile(name, maxFile) }
+
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {
@@ -237,7 +248,7 @@ func firstNonEmpty(vs ...string) string {
 func (s *settings) httpClient() (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.skipVerify} //nolint:gosec // opt-in only
 	for _, ca := range s.caFiles() {
-		pem, err := os.ReadFile(ca)
+		pem, err := readFile(ca)
 		if err != nil {
 			return nil, fmt.Errorf("trust server CA: %w", err)
 		}
@@ -333,7 +344,7 @@ func (s *settings) explainCertificate(err error) error {
 
 // repo is everything a command needs for one repository.
 type repo struct {
-	gun      string
+	gun      tuf.GUN
 	settings *settings
 	dir      trustdir.Dir
 	remote   *client.Remote
@@ -343,10 +354,22 @@ type repo struct {
 	reader   *client.Reader
 }
 
+// parseGUN validates a repository name given on the command line: every
+// command that names a repository goes through it before the name becomes
+// a path in the trust directory or on the server.
+func parseGUN(s string) (tuf.GUN, error) {
+	gun, err := tuf.ParseGUN(s)
+	if err != nil {
+		return "", usageError("%v", err)
+	}
+	return gun, nil
+}
+
 // openRepo prepares the repository gun with the given settings.
-func (a *app) openRepo(s *settings, gun string) (*repo, error) {
-	if gun == "" || strings.ContainsAny(gun, "*") {
-		return nil, usageError("%q is not a valid repository name (GUN)", gun)
+func (a *app) openRepo(s *settings, name string) (*repo, error) {
+	gun, err := parseGUN(name)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkServerURL(s.server); err != nil {
 		return nil, err
@@ -363,7 +386,15 @@ func (a *app) openRepo(s *settings, gun string) (*repo, error) {
 		return nil, err
 	}
 	dir := trustdir.Dir{Path: s.trustDir}
-	r := &repo{gun: gun, settings: s, dir: dir, remote: remote, cache: dir.Cache(gun), changes: dir.Changelist(gun)}
+	cache, err := dir.Cache(gun)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := dir.Changelist(gun)
+	if err != nil {
+		return nil, err
+	}
+	r := &repo{gun: gun, settings: s, dir: dir, remote: remote, cache: cache, changes: cl}
 	r.keys = a.keyStore(dir, s.docker)
 	r.reader = &client.Reader{Remote: remote, Cache: r.cache, Now: a.now, Pinning: s.trustPinning()}
 	return r, nil

@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/signet-trust/signet/internal/printable"
 )
 
 // Exit codes of signet.
@@ -81,7 +83,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		// one JSON object (the message is also on stderr for a person).
 		_ = app.printJSON(errorJSON(code, err))
 	}
-	fmt.Fprintf(env.Stderr, "* fatal: %v\n", err)
+	fmt.Fprintf(env.Stderr, "* fatal: %s\n", printable.Lines(err.Error()))
 	return code
 }
 

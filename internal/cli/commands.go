@@ -20,5 +20,7 @@ func (a *app) commands() []*cobra.Command {
 		a.expiryCmd(),
 		// the audit log's checks from outside (audit.go)
 		a.auditCommand(),
+		// cosign signatures and attestations in registries (cosign.go)
+		(&cosignCmd{a: a}).command(),
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,8 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
+	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -192,7 +194,7 @@ older than the server's. This client signs with the lifetimes set by
 				if r.Expired {
 					in = "EXPIRED " + formatIn(now.Sub(r.Expires)) + " ago"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GUN, role, version, r.Expires.UTC().Format(time.RFC3339), in)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Quote(r.GUN), printable.Quote(role), version, r.Expires.UTC().Format(time.RFC3339), in)
 			}
 			return tw.Flush()
 		},
@@ -279,7 +281,7 @@ func scanRepo(trustDir, gun, metaDir string, now time.Time) []expiryRow {
 		if !tuf.ValidRole(role) {
 			return nil
 		}
-		raw, err := os.ReadFile(p)
+		raw, err := atomicfile.ReadFile(p, trustdir.MaxMetadataFile)
 		if err != nil {
 			return nil
 		}

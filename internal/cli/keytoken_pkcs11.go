@@ -7,7 +7,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
@@ -60,7 +59,7 @@ func (a *app) tokenPIN(u pkcs11.URI) (string, error) {
 		if f == "" {
 			continue
 		}
-		b, err := os.ReadFile(a.expand(f))
+		b, err := readFile(a.expand(f))
 		if err != nil {
 			return "", fmt.Errorf("reading the PIN of %s: %w", u.TokenName(), err)
 		}

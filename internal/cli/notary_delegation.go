@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -87,7 +87,7 @@ func (a *app) delegationListCmd() *cobra.Command {
 					if i < len(r.KeyIDs) {
 						kid = r.KeyIDs[i]
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, path, kid, th)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable.Quote(name), printable.Quote(path), printable.Quote(kid), th)
 				}
 			}
 			if err := tw.Flush(); err != nil {
@@ -103,7 +103,7 @@ func (a *app) delegationListCmd() *cobra.Command {
 func readPublicKeys(files []string) ([]*keys.PublicKey, error) {
 	var out []*keys.PublicKey
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := readFile(f)
 		if err != nil {
 			return nil, err
 		}

@@ -6,14 +6,15 @@ import (
 	"crypto"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf"
 )
@@ -77,7 +78,7 @@ func (a *app) keyListCmd() *cobra.Command {
 			fmt.Fprintln(a.env.Stdout)
 			tw := table(a.env.Stdout, "ROLE", "GUN", "KEY ID", "LOCATION")
 			for _, k := range ordered {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Role, k.GUN, k.ID, loc(k))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable.Quote(k.Role), printable.Quote(k.GUN), printable.Quote(k.ID), printable.Quote(loc(k)))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -147,10 +148,12 @@ func (a *app) keyGenerateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(output+"-key.pem", privPEM, 0o600); err != nil {
+			// A new file at exactly 0600 (an existing file or symbolic
+			// link at the name is replaced, never written through).
+			if err := atomicfile.Write(output+"-key.pem", privPEM, 0o600); err != nil {
 				return err
 			}
-			if err := os.WriteFile(output+".pem", keys.MarshalPublicKeyPEM(pub, role), 0o644); err != nil {
+			if err := atomicfile.Write(output+".pem", keys.MarshalPublicKeyPEM(pub, role), 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.env.Stdout, "Generated new ecdsa %s key with keyID: %s\n", role, pub.ID())
@@ -259,7 +262,7 @@ func (a *app) rotated(r *repo, staged []changes.Staged, role string) error {
 // keyForRotation returns the new key of a local rotation: from a file
 // (imported) or freshly generated, stored in the trust directory.
 func (a *app) keyForRotation(r *repo, files []string, role string) (*keys.PrivateKey, error) {
-	gun := r.gun
+	gun := r.gun.String()
 	if role == tuf.RoleRoot {
 		gun = ""
 	}
@@ -267,7 +270,7 @@ func (a *app) keyForRotation(r *repo, files []string, role string) (*keys.Privat
 		return nil, usageError("give at most one --key")
 	}
 	if len(files) == 1 {
-		b, err := os.ReadFile(files[0])
+		b, err := readFile(files[0])
 		if err != nil {
 			return nil, err
 		}
@@ -313,7 +316,7 @@ func (a *app) keyImportCmd() *cobra.Command {
 			}
 			var blocks []pemKey
 			for _, f := range args {
-				b, err := os.ReadFile(f)
+				b, err := readFile(f)
 				if err != nil {
 					return err
 				}
@@ -353,7 +356,7 @@ func (a *app) keyImportCmd() *cobra.Command {
 					fmt.Fprintf(a.env.Stderr, "\rimported %d/%d keys", i+1, len(blocks))
 				}
 				if a.verbose {
-					fmt.Fprintf(a.env.Stdout, "Imported %s key %s from %s\n", kr, id, f)
+					fmt.Fprintf(a.env.Stdout, "Imported %s key %s from %s\n", printable.Quote(kr), id, f)
 				}
 			}
 			if len(blocks) > 3 && a.env.Terminal {
@@ -391,7 +394,7 @@ func (a *app) keyExportCmd() *cobra.Command {
 				if len(guns) > 0 && !contains(guns, k.GUN) {
 					continue
 				}
-				b, err := os.ReadFile(k.Path)
+				b, err := readFile(k.Path)
 				if err != nil {
 					return err
 				}
@@ -417,7 +420,7 @@ func (a *app) keyExportCmd() *cobra.Command {
 				return fmt.Errorf("no keys match")
 			}
 			if output != "" {
-				return os.WriteFile(output, buf.Bytes(), 0o600)
+				return atomicfile.Write(output, buf.Bytes(), 0o600)
 			}
 			_, err = a.env.Stdout.Write(buf.Bytes())
 			return err
@@ -502,10 +505,7 @@ func (a *app) keyPasswdCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(info.Path+".new", b, 0o600); err != nil {
-				return err
-			}
-			if err := os.Rename(info.Path+".new", info.Path); err != nil {
+			if err := atomicfile.Write(info.Path, b, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.env.Stdout, "\nSuccessfully updated passphrase for key ID: %s\n", info.ID)

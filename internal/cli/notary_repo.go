@@ -23,6 +23,7 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -118,7 +119,7 @@ func (a *app) initCmd() *cobra.Command {
 			if rootToken == "" {
 				return a.initRepo(cmd.Context(), r, rootKeyFile, rootCertFile, false, publish)
 			}
-			root, err := a.tokenRootKey(cmd.Context(), r, rootToken, "root-"+r.gun)
+			root, err := a.tokenRootKey(cmd.Context(), r, rootToken, "root-"+r.gun.String())
 			if err != nil {
 				return err
 			}
@@ -136,7 +137,7 @@ func (a *app) initCmd() *cobra.Command {
 // the trust directory), else the first local root key, else a new one.
 func (a *app) rootSigner(ctx context.Context, r *repo, rootKeyFile string) (crypto.Signer, error) {
 	if rootKeyFile != "" {
-		b, err := os.ReadFile(rootKeyFile)
+		b, err := readFile(rootKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +192,7 @@ func (a *app) initRepoWith(ctx context.Context, r *repo, root crypto.Signer, roo
 	}
 	var cert *x509.Certificate
 	if rootCertFile != "" {
-		b, err := os.ReadFile(rootCertFile)
+		b, err := readFile(rootCertFile)
 		if err != nil {
 			return err
 		}
@@ -212,7 +213,7 @@ func (a *app) initRepoWith(ctx context.Context, r *repo, root crypto.Signer, roo
 	if err != nil {
 		return err
 	}
-	if _, err := r.keys.Add(targets, tuf.RoleTargets, r.gun); err != nil {
+	if _, err := r.keys.Add(targets, tuf.RoleTargets, r.gun.String()); err != nil {
 		return err
 	}
 	opts := client.InitOptions{Root: root, RootCert: cert, Targets: targets, Expiry: exp}
@@ -221,7 +222,7 @@ func (a *app) initRepoWith(ctx context.Context, r *repo, root crypto.Signer, roo
 		if err != nil {
 			return err
 		}
-		if _, err := r.keys.Add(snap, tuf.RoleSnapshot, r.gun); err != nil {
+		if _, err := r.keys.Add(snap, tuf.RoleSnapshot, r.gun.String()); err != nil {
 			return err
 		}
 		opts.Snapshot = snap
@@ -341,7 +342,7 @@ func (a *app) stageTarget(ctx context.Context, gun, name string, meta tuf.FileMe
 		roles = []string{tuf.RoleTargets}
 	}
 	if custom != "" {
-		b, err := os.ReadFile(custom)
+		b, err := readFile(custom)
 		if err != nil {
 			return err
 		}
@@ -467,7 +468,7 @@ func (a *app) listCmd() *cobra.Command {
 			}
 			tw := table(a.env.Stdout, "NAME", "DIGEST", "SIZE (BYTES)", "ROLE")
 			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Name, hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, t.Role)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, t.Role)
 			}
 			return tw.Flush()
 		},
@@ -493,7 +494,7 @@ func (a *app) lookupCmd() *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(toJSON(t))
 			}
-			fmt.Fprintf(a.env.Stdout, "%s sha256:%x %d\n", t.Name, t.Meta.Hashes["sha256"], t.Meta.Length)
+			fmt.Fprintf(a.env.Stdout, "%s sha256:%x %d\n", printable.Quote(t.Name), t.Meta.Hashes["sha256"], t.Meta.Length)
 			return nil
 		},
 	}
@@ -591,7 +592,7 @@ func (a *app) statusCmd() *cobra.Command {
 			fmt.Fprintf(a.env.Stdout, "Unpublished changes for %s:\n\n", args[0])
 			tw := table(a.env.Stdout, "#", "ACTION", "SCOPE", "TYPE", "PATH")
 			for i, c := range cs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, c.Record.Action, c.Record.Scope, c.Record.Type, c.Record.Path)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i, printable.Quote(c.Record.Action), printable.Quote(c.Record.Scope), printable.Quote(c.Record.Type), printable.Quote(c.Record.Path))
 			}
 			return tw.Flush()
 		},
@@ -693,7 +694,7 @@ func (a *app) deleteCmd() *cobra.Command {
 					return r.settings.explainTLS(err)
 				}
 			}
-			if err := r.dir.RemoveRepo(args[0]); err != nil {
+			if err := r.dir.RemoveRepo(r.gun); err != nil {
 				return err
 			}
 			where := ""

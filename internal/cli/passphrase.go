@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/trustdir"
 )
 
@@ -72,7 +73,7 @@ func (a *app) passphrases(docker bool) trustdir.Passphrases {
 			if attempt > 0 {
 				fmt.Fprintln(a.env.Stderr, "Passphrase incorrect. Please retry.")
 			}
-			fmt.Fprintf(a.env.Stderr, "Enter passphrase for %s key with ID %s: ", roleLabel(role), short)
+			fmt.Fprintf(a.env.Stderr, "Enter passphrase for %s key with ID %s: ", printable.Quote(roleLabel(role)), short)
 			p, err := a.env.ReadPassword()
 			fmt.Fprintln(a.env.Stderr)
 			return bytes.TrimRight(p, "\r\n"), err

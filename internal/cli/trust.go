@@ -171,7 +171,7 @@ func (ds *dockerSettings) httpClient() (*http.Client, error) {
 		pool = x509.NewCertPool()
 	}
 	for _, f := range ds.cas {
-		b, err := os.ReadFile(f)
+		b, err := readFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("trust server CA: %w", err)
 		}
@@ -305,11 +305,12 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	hc.Transport = &registry.AuthTransport{
 		Base:       base,
 		Keychain:   kc,
+		Server:     s.server,
 		Registry:   ref.Registry,
 		Repository: ref.GUN(),
 		Actions:    actions,
 	}
-	remote, err := client.NewRemote(s.server, hc, ref.GUN())
+	remote, err := client.NewRemote(s.server, hc, r.gun)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +411,7 @@ func (d *dockerTrust) initRepo(ctx context.Context, r *repo) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.keys.Add(tk, tuf.RoleTargets, r.gun); err != nil {
+	if _, err := r.keys.Add(tk, tuf.RoleTargets, r.gun.String()); err != nil {
 		return err
 	}
 	opts.Targets = tk

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -62,7 +63,7 @@ func (d *dockerTrust) inspectCommand() *cobra.Command {
 			for _, arg := range args {
 				info, err := d.inspect(ctx, arg)
 				if err != nil {
-					fmt.Fprintln(d.a.env.Stderr, err)
+					fmt.Fprintln(d.a.env.Stderr, printable.Lines(err.Error()))
 					failed = append(failed, arg)
 					continue
 				}
@@ -206,7 +207,19 @@ func delegationKeyIDs(v *trust.Repo, role string) []trustKeyJSON {
 	return out
 }
 
+// quoteAll joins values from metadata for a human, each through
+// printable.Quote.
+func quoteAll(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = printable.Quote(v)
+	}
+	return strings.Join(q, ", ")
+}
+
 // printPrettyInspect prints docker trust inspect --pretty's three tables.
+// Tag names, signer names and key IDs come from metadata anyone with a
+// delegation key writes: each goes through printable.Quote.
 func printPrettyInspect(w io.Writer, r *trustRepoJSON) {
 	var buf bytes.Buffer
 	if len(r.SignedTags) == 0 {
@@ -216,7 +229,7 @@ func printPrettyInspect(w io.Writer, r *trustRepoJSON) {
 		tw := tabwriter.NewWriter(&buf, 0, 4, 3, ' ', 0)
 		fmt.Fprintln(tw, "SIGNED TAG\tDIGEST\tSIGNERS")
 		for _, t := range r.SignedTags {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.SignedTag, t.Digest, strings.Join(t.Signers, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", printable.Quote(t.SignedTag), t.Digest, quoteAll(t.Signers))
 		}
 		tw.Flush()
 	}
@@ -233,7 +246,7 @@ func printPrettyInspect(w io.Writer, r *trustRepoJSON) {
 				}
 				ids = append(ids, id)
 			}
-			fmt.Fprintf(tw, "%s\t%s\n", s.Name, strings.Join(ids, ", "))
+			fmt.Fprintf(tw, "%s\t%s\n", printable.Quote(s.Name), quoteAll(ids))
 		}
 		tw.Flush()
 	} else {
@@ -249,7 +262,7 @@ func printPrettyInspect(w io.Writer, r *trustRepoJSON) {
 			for _, k := range s.Keys {
 				ids = append(ids, k.ID)
 			}
-			fmt.Fprintf(&buf, "  %s Key:\t%s\n", name, strings.Join(ids, ", "))
+			fmt.Fprintf(&buf, "  %s Key:\t%s\n", name, quoteAll(ids))
 		}
 	}
 	_, _ = w.Write(buf.Bytes())

@@ -103,7 +103,7 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 		return err
 	default:
 		if t, ok := releasedTarget(v, ref.Tag); ok {
-			fmt.Fprintf(d.a.env.Stdout, "Existing signatures for tag %s digest %s from:\n%s\n", ref.Tag, hex.EncodeToString(t.Meta.Hashes["sha256"]), strings.Join(tagSigners(v, ref.Tag, t.Meta), ", "))
+			fmt.Fprintf(d.a.env.Stdout, "Existing signatures for tag %s digest %s from:\n%s\n", ref.Tag, hex.EncodeToString(t.Meta.Hashes["sha256"]), quoteAll(tagSigners(v, ref.Tag, t.Meta)))
 			if o.digest == "" && !t.Meta.Equal(meta) && len(t.Meta.Hashes["sha256"]) > 0 && hex.EncodeToString(t.Meta.Hashes["sha256"]) != desc.Hex() {
 				fmt.Fprintf(d.a.env.Stderr, "Note: %s now points to %s in the registry; signing that digest.\n", name, desc.Digest)
 			}

@@ -10,9 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/trustdir"
 )
 
@@ -61,7 +63,7 @@ func (d *dockerTrust) signerAdd(ctx context.Context, name string, repos, keyFile
 	}
 	var pubs []*keys.PublicKey
 	for _, f := range keyFiles {
-		b, err := os.ReadFile(f)
+		b, err := readFile(f)
 		if err != nil {
 			return fmt.Errorf("unable to read public key from file: %w", err)
 		}
@@ -80,7 +82,7 @@ func (d *dockerTrust) signerAdd(ctx context.Context, name string, repos, keyFile
 	for _, repoName := range repos {
 		fmt.Fprintf(d.a.env.Stdout, "Adding signer \"%s\" to %s...\n", name, repoName)
 		if err := d.addSignerToRepo(ctx, name, repoName, pubs); err != nil {
-			fmt.Fprintf(d.a.env.Stderr, "%v\n\n", err)
+			fmt.Fprintf(d.a.env.Stderr, "%s\n\n", printable.Lines(err.Error()))
 			failed = append(failed, repoName)
 			continue
 		}
@@ -131,7 +133,7 @@ func (d *dockerTrust) signerRemove(ctx context.Context, name string, repos []str
 	for _, repoName := range repos {
 		fmt.Fprintf(d.a.env.Stdout, "Removing signer \"%s\" from %s...\n", name, repoName)
 		if err := d.removeSignerFromRepo(ctx, name, repoName, force); err != nil {
-			fmt.Fprintf(d.a.env.Stderr, "%v\n\n", err)
+			fmt.Fprintf(d.a.env.Stderr, "%s\n\n", printable.Lines(err.Error()))
 			failed = append(failed, repoName)
 			continue
 		}
@@ -240,7 +242,7 @@ func (d *dockerTrust) keyGenerate(name, dir string) error {
 		return usageError("key name %q must match the regular expression %s", name, validSignerName)
 	}
 	pubFile := filepath.Join(dir, name+".pub")
-	if _, err := os.Stat(pubFile); err == nil {
+	if _, err := os.Lstat(pubFile); err == nil {
 		return fmt.Errorf("public key file already exists: %q", pubFile)
 	}
 	fmt.Fprintf(d.a.env.Stdout, "Generating key for %s...\n", name)
@@ -255,7 +257,7 @@ func (d *dockerTrust) keyGenerate(name, dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(pubFile, keys.MarshalPublicKeyPEM(pub, name), 0o644); err != nil {
+	if err := atomicfile.Write(pubFile, keys.MarshalPublicKeyPEM(pub, name), 0o644); err != nil {
 		return fmt.Errorf("failed to write the public key: %w", err)
 	}
 	fmt.Fprintf(d.a.env.Stdout, "Successfully generated and loaded private key. Corresponding public key available: %s\n", pubFile)
@@ -274,7 +276,7 @@ func (d *dockerTrust) keyLoad(file, name string) error {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("private key file %s must not be readable or writable by others (chmod 600 %s)", file, file)
 	}
-	b, err := os.ReadFile(file)
+	b, err := readFile(file)
 	if err != nil {
 		return fmt.Errorf("error reading key file: %w", err)
 	}

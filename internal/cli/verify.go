@@ -18,6 +18,7 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/policy"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -26,6 +27,7 @@ type verifyOptions struct {
 	signers      []string
 	threshold    int
 	thresholdSet bool
+	cosignKey    string // --cosign-key (cosign.go)
 	// rootKey pins the repository's root (a PEM file); saveRootKey writes
 	// the verified root's certificates to a file.
 	rootKey, saveRootKey string
@@ -87,6 +89,7 @@ checked against the target and passed on.`,
 	d.addInsecureFlag(c)
 	c.Flags().StringSliceVar(&o.signers, "require-signer", nil, "signers (targets/NAME) that must sign the tag; comma-separated or repeated")
 	c.Flags().IntVar(&o.threshold, "threshold", 0, "how many of the required signers must sign the same digest, at least 1 (default all)")
+	c.Flags().StringVar(&o.cosignKey, "cosign-key", "", "cosign public key `file`: alone, the image's cosign signatures decide; with --require-signer, they must sign the signers' digest too")
 	c.Flags().StringVar(&o.rootKey, "root-key", "", "PEM `file` with the repository's root certificate or public key: the root must be signed by it")
 	c.Flags().StringVar(&o.saveRootKey, "save-root-key", "", "after verifying, write the repository's root certificates (PEM) to `file`, for --root-key elsewhere")
 	c.Flags().StringVarP(&o.input, "input", "i", "", "notary form: file to verify (default standard input)")
@@ -97,6 +100,9 @@ checked against the target and passed on.`,
 
 // notaryVerify runs notary's verify GUN TARGET with this command's flags.
 func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOptions) error {
+	if o.cosignKey != "" {
+		return usageError("--cosign-key checks an image (IMAGE:TAG or IMAGE@DIGEST), not notary's GUN TARGET form")
+	}
 	nc := d.a.verifyTargetCmd()
 	nc.SetContext(cmd.Context())
 	for name, v := range map[string]string{"input": o.input, "output-file": o.outputFile} {
@@ -115,12 +121,15 @@ func (d *dockerTrust) notaryVerify(cmd *cobra.Command, args []string, o verifyOp
 }
 
 func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) error {
+	if o.thresholdSet && o.threshold < 1 {
+		return usageError("--threshold %d: at least 1 of the required signers must sign (leave it out to require all of them)", o.threshold)
+	}
+	if o.cosignKey != "" && len(o.signers) == 0 && o.threshold == 0 {
+		return d.verifyCosign(ctx, arg, o.cosignKey)
+	}
 	ref, err := parseRef(arg)
 	if err != nil {
 		return err
-	}
-	if o.thresholdSet && o.threshold < 1 {
-		return usageError("--threshold %d: at least 1 of the required signers must sign (leave it out to require all of them)", o.threshold)
 	}
 	p, err := policy.New(o.signers, o.threshold, policy.ReleasesDocker)
 	if err != nil {
@@ -173,9 +182,14 @@ func (d *dockerTrust) verify(ctx context.Context, arg string, o verifyOptions) e
 		return err
 	}
 	for _, w := range dec.Warnings {
-		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", w)
+		fmt.Fprintf(d.a.env.Stderr, "WARNING: %s\n", printable.Lines(w))
 	}
 	res := verifyResult{Image: arg, GUN: ref.GUN(), Digest: dec.Digest, Size: dec.Size, Signers: dec.Signers, Threshold: dec.Threshold, Warnings: dec.Warnings}
+	if o.cosignKey != "" {
+		if err := d.cosignAgrees(ctx, &res, o.cosignKey); err != nil {
+			return err
+		}
+	}
 	if ref.Digest != "" {
 		res.Tags = dec.Tags
 	} else {

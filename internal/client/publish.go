@@ -12,6 +12,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -154,7 +155,7 @@ func (w *Working) Apply(cs []changes.Change, now time.Time) error {
 	for i, c := range cs {
 		if err := w.apply(c, now); err != nil {
 			r, _ := changes.Encode(c)
-			return fmt.Errorf("change %d (%s %s %s %s): %w", i+1, r.Action, r.Type, r.Scope, r.Path, err)
+			return fmt.Errorf("change %d (%s %s %s %s): %w", i+1, r.Action, r.Type, r.Scope, printable.Quote(r.Path), err)
 		}
 	}
 	return nil

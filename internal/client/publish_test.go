@@ -47,7 +47,7 @@ type clientEnv struct {
 }
 
 func newClientEnv(t *testing.T, url, gun string) *clientEnv {
-	remote, err := client.NewRemote(url, httptest.NewServer(nil).Client(), gun)
+	remote, err := client.NewRemote(url, httptest.NewServer(nil).Client(), tuf.GUN(gun))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,9 @@ import (
 
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/notaryapi"
+	"github.com/signet-trust/signet/internal/origin"
+	"github.com/signet-trust/signet/internal/printable"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 // Download limits, as the notary client enforces them.
@@ -37,7 +40,9 @@ var (
 )
 
 // ServerError is a refusal from the trust server, decoded from its error
-// envelope.
+// envelope. The fields hold what the server sent; Error quotes them
+// (printable.Quote), so a hostile server cannot put escape sequences or
+// line breaks into the message a person reads.
 type ServerError struct {
 	Status  int
 	Code    string // VERSION, INVALID_UPDATE, …
@@ -52,13 +57,13 @@ func (e *ServerError) Error() string {
 	case e.Code == notaryapi.OldVersion.Name():
 		return "the trust server has newer metadata than this update; update and try again"
 	case e.Msg != "":
-		return fmt.Sprintf("the trust server rejected the update (%s): %s", e.Name, e.Msg)
+		return fmt.Sprintf("the trust server rejected the update (%s): %s", printable.Quote(e.Name), printable.Quote(e.Msg))
 	case e.Code != "":
 		detail := ""
 		if len(e.Detail) > 0 && string(e.Detail) != "{}" && string(e.Detail) != "null" {
-			detail = ": " + string(e.Detail)
+			detail = ": " + printable.Quote(string(e.Detail))
 		}
-		return fmt.Sprintf("the trust server answered %d %s (%s)%s", e.Status, e.Code, strings.TrimSuffix(e.Message, "."), detail)
+		return fmt.Sprintf("the trust server answered %d %s (%s)%s", e.Status, printable.Quote(e.Code), printable.Quote(strings.TrimSuffix(e.Message, ".")), detail)
 	default:
 		return fmt.Sprintf("the trust server answered HTTP %d", e.Status)
 	}
@@ -72,14 +77,24 @@ type Remote struct {
 }
 
 // NewRemote returns a Remote for gun at the server's base URL (which may
-// carry a path prefix).
-func NewRemote(serverURL string, hc *http.Client, gun string) (*Remote, error) {
+// carry a path prefix). Requests follow redirects by origin.Policy: never
+// from https to http, and credentials a transport of hc sets by origin
+// (registry.AuthTransport) stay with their origin; a CheckRedirect hc
+// already has is kept.
+func NewRemote(serverURL string, hc *http.Client, gun tuf.GUN) (*Remote, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("client: trust server URL %q must be https://host[:port]", serverURL)
 	}
+	if gun == "" {
+		return nil, fmt.Errorf("client: no repository name (GUN)")
+	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &Remote{base: u, hc: hc, gun: gun}, nil
+	c := *hc
+	if c.CheckRedirect == nil {
+		c.CheckRedirect = origin.Policy{}.CheckRedirect
+	}
+	return &Remote{base: u, hc: &c, gun: gun.String()}, nil
 }
 
 // GUN returns the repository name.

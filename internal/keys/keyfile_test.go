@@ -2,7 +2,6 @@ package keys
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
 // fixtureRoot holds key files and metadata written by the reference clients.
@@ -591,29 +592,27 @@ func mustFromCrypto(t testing.TB, pub crypto.PublicKey) *PublicKey {
 // SIGNET_TEST_REQUIRE=all (or naming the tool) a missing tool fails it.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
+	e2etest.Need(t, name)
 	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		if f == "all" || f == name {
-			t.Fatalf("%s not found (SIGNET_TEST_REQUIRE=%q makes this an error)", name, os.Getenv("SIGNET_TEST_REQUIRE"))
-		}
-	}
-	t.Skipf("%s not found (set SIGNET_TEST_REQUIRE=all to fail instead; scripts/test-deps.sh installs it)", name)
-	return ""
+	return path
 }
 
 // run runs a reference tool with only the environment given (plus PATH and
-// HOME), with no stdin, and returns its combined output.
+// HOME), with no stdin, and returns its output (stdout, then stderr).
 func run(t *testing.T, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	c := e2etest.Command{Env: append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...), Timeout: 60 * time.Second}
+	r := c.Run(t, append([]string{name}, args...)...)
+	switch {
+	case r.Err != nil:
+		return r.Output(), r.Err
+	case r.Code != 0:
+		return r.Output(), fmt.Errorf("exit status %d", r.Code)
+	}
+	return r.Output(), nil
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

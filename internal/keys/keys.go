@@ -41,6 +41,11 @@ var (
 	// ErrKeyNotHeld is what a key custodian (embedded or remote) reports for
 	// a key it does not hold for the repository asked about.
 	ErrKeyNotHeld = errors.New("keys: key not held")
+	// ErrInvalidRequest is what a key custodian reports for a request it
+	// refuses as malformed: a name it cannot hold a key under, a digest or
+	// message the key's algorithm does not sign. Retrying it unchanged
+	// cannot succeed.
+	ErrInvalidRequest = errors.New("keys: invalid request")
 )
 
 // PublicKey is a public key as Notary metadata carries it: a key type and

@@ -101,18 +101,56 @@ var binaries = map[string][]ban{
 // therefore never import the rest of internal/signer; the ban on
 // internal/signer catches it if it does. (Both sides share the custody
 // core, internal/custody, which the server links anyway.)
+// The CLI reaches keys held by signet-signer the same way (`signet cosign
+// sign --key signet-signer://…`): a crypto.Signer over the client.
 var exempt = map[string][]string{
 	"signet-server": {"internal/signer/signerapi"},
+	"signet":        {"internal/signer/signerapi"},
+}
+
+// onlyThrough are banned packages a binary may link only because an
+// exempt package imports them, and through nothing else: signerapi's
+// client speaks custody's vocabulary (custody.Key, custody.Spec, its
+// errors), so the CLI links the custody package with it, but no package of
+// the CLI may import internal/custody itself. The core cannot hold a key
+// there anyway: its storage is internal/store/sqlstore, which the CLI's
+// budget bans with every SQL driver.
+var onlyThrough = map[string]map[string]string{
+	"signet": {"internal/custody": "internal/signer/signerapi"},
 }
 
 // isExempt reports whether the binary at root may link dep.
 func isExempt(t *testing.T, root, dep string) bool {
-	for _, e := range exempt[strings.TrimPrefix(rel(t, root), "cmd/")] {
+	name := strings.TrimPrefix(rel(t, root), "cmd/")
+	for _, e := range exempt[name] {
 		if rel(t, dep) == e {
 			return true
 		}
 	}
-	return false
+	_, ok := onlyThrough[name][rel(t, dep)]
+	return ok
+}
+
+// checkOnlyThrough reports packages of the binary at root that import an
+// onlyThrough package other than through its one permitted importer.
+func checkOnlyThrough(t *testing.T, pkgs map[string]*goPackage, root, config string) {
+	t.Helper()
+	mod := modulePath(t)
+	name := strings.TrimPrefix(rel(t, root), "cmd/")
+	for dep, via := range onlyThrough[name] {
+		for _, d := range append([]string{root}, pkgs[root].Deps...) {
+			p := pkgs[d]
+			if p == nil || rel(t, d) == via || under(d, mod+"/"+dep) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				if imp == mod+"/"+dep {
+					t.Error(violation(rel(t, root)+config, rel(t, d)+" imports "+dep,
+						"dependency budget of cmd/"+name+": "+dep+" only through "+via, whyBoundary+": the CLI must not use the custody core itself"))
+				}
+			}
+		}
+	}
 }
 
 func concat(lists ...[]ban) []ban {
@@ -253,6 +291,8 @@ func TestBinaryDependencies(t *testing.T) {
 			seen := make(map[string]bool)
 			checkBans(t, mustList(t, defaultList()), root, "", "dependency budget of cmd/"+name, concat(bans, defaultBuildOnly[name]), seen)
 			checkBans(t, mustList(t, pkcs11List()), root, " (-tags pkcs11)", "dependency budget of cmd/"+name, bans, seen)
+			checkOnlyThrough(t, mustList(t, defaultList()), root, "")
+			checkOnlyThrough(t, mustList(t, pkcs11List()), root, " (-tags pkcs11)")
 		})
 	}
 }

@@ -11,9 +11,9 @@
 //     oracle (github.com/docker/go) or the libraries the project refuses
 //     (logrus, gorilla/mux, viper, gorm, testify); signet-server builds
 //     without cgo.
-//   - Pure packages (tuf, tuf/cjson, tuf/trust, keys, notaryapi) do no I/O
-//     and no logging, never read the clock (time.Now, time.Since,
-//     time.Until) and declare no init functions.
+//   - Pure packages (tuf, tuf/cjson, tuf/trust, keys, policy, notaryapi,
+//     jose, printable) do no I/O and no logging, never read the clock
+//     (time.Now, time.Since, time.Until) and declare no init functions.
 //   - Signed bytes come only from tuf/cjson: the rest of internal/tuf never
 //     calls encoding/json's encoders, and internal/keys calls json.Marshal
 //     only inside MarshalJSON methods.

@@ -16,6 +16,8 @@ var purePackages = []string{
 	"internal/keys",
 	"internal/policy",
 	"internal/notaryapi",
+	"internal/jose",
+	"internal/printable", // quoting for the terminal: a function of its input only
 }
 
 const (

@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/signet-trust/signet/internal/atomicfile"
 )
 
 // Credentials are what a registry is given to prove who the user is.
@@ -61,12 +64,16 @@ type DockerConfig struct {
 	helperEnv []string
 }
 
+// MaxConfigSize bounds the Docker configuration file read (Docker's own
+// are a few kilobytes; a link to /dev/zero must not exhaust memory).
+const MaxConfigSize = 4 << 20
+
 // LoadDockerConfig reads dir/config.json (dir is $DOCKER_CONFIG, default
 // ~/.docker). A missing file is an empty configuration. helperEnv is the
 // environment credential helpers run with (nil for the process's own).
 func LoadDockerConfig(dir string, helperEnv []string) (*DockerConfig, error) {
 	cfg := &DockerConfig{helperEnv: helperEnv}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := atomicfile.ReadFile(filepath.Join(dir, "config.json"), MaxConfigSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return cfg, nil
 	}
@@ -127,8 +134,16 @@ func (c *DockerConfig) Credentials(ctx context.Context, registry string) (Creden
 	return Credentials{}, nil
 }
 
+// helperName is what a credential helper's name may be: the suffix of a
+// program name found on PATH, never a path (a name with "/" would run a
+// program of config.json's choosing from anywhere on disk).
+var helperName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
 // helper runs docker-credential-<name> get, as the Docker CLI does.
 func (c *DockerConfig) helper(ctx context.Context, helper, server string) (Credentials, error) {
+	if !helperName.MatchString(helper) {
+		return Credentials{}, fmt.Errorf("registry: docker config: credential helper %q is not a helper name (letters, digits, \".\", \"_\", \"-\"; no path)", helper)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	prog := "docker-credential-" + helper

@@ -10,8 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/signet-trust/signet/internal/origin"
+	"github.com/signet-trust/signet/internal/printable"
 )
 
 // MaxManifestSize bounds the manifests Resolve reads (go-containerregistry
@@ -38,6 +42,10 @@ var (
 	// ErrDigestMismatch: the manifest bytes do not hash to the digest the
 	// registry or the reference named.
 	ErrDigestMismatch = errors.New("registry: manifest digest mismatch")
+	// ErrNotManifest: the registry answered 200 with something that is not
+	// a manifest of a type asked for (a proxy's login page, a schema1
+	// manifest, a body that does not parse as its media type).
+	ErrNotManifest = errors.New("registry: not an image manifest")
 )
 
 // Descriptor is what a tag resolves to.
@@ -67,18 +75,21 @@ type Client struct {
 	UserAgent string
 }
 
-func (c *Client) http() *http.Client {
+// http returns the HTTP client for one kind of request: redirects follow
+// p (credentials never leave the origin they are bound to, never from
+// https to http).
+func (c *Client) http(p origin.Policy) *http.Client {
 	t := c.Transport
 	if t == nil {
 		t = http.DefaultTransport
 	}
-	return &http.Client{Transport: t, Timeout: 2 * time.Minute}
+	return &http.Client{Transport: t, Timeout: 2 * time.Minute, CheckRedirect: p.CheckRedirect}
 }
 
 // baseURL is the registry's API origin: plain HTTP for loopback registries
 // (as Docker allows), TLS for every other.
 func baseURL(registry string) string {
-	if IsLoopback(registry) {
+	if origin.IsLoopback(registry) {
 		return "http://" + registry
 	}
 	return "https://" + registry
@@ -96,30 +107,36 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (Descriptor, error)
 		return Descriptor{}, fmt.Errorf("registry: %s names neither a tag nor a digest", ref)
 	}
 	u := baseURL(ref.Registry) + "/v2/" + ref.Repository + "/manifests/" + id
-	get := func(auth string) (*http.Response, error) {
+	reg, err := origin.Parse(u)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("registry: %s: %w", ref, err)
+	}
+	get := func(auth origin.Auth) (*http.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Accept", strings.Join(ManifestMediaTypes, ", "))
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
+		auth.Set(req)
 		c.agent(req)
-		resp, err := c.http().Do(req)
+		resp, err := c.http(origin.Policy{}).Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("registry: unable to reach %s: %w", ref.Registry, err)
 		}
 		return resp, nil
 	}
-	resp, err := get("")
+	resp, err := get(origin.Auth{})
 	if err != nil {
 		return Descriptor{}, err
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		challenge := resp.Header.Get("WWW-Authenticate")
+		from := origin.Of(resp.Request.URL)
 		drain(resp)
-		auth, err := c.authorizeScope(ctx, ref, challenge, "pull")
+		if from != reg {
+			return Descriptor{}, fmt.Errorf("%w: %s redirected to %s, which asks for credentials; the credentials for %s are sent only to %s", ErrUnauthorized, reg, from, ref.Registry, reg)
+		}
+		auth, err := c.authorizeScope(ctx, ref, from, challenge, "pull")
 		if err != nil {
 			return Descriptor{}, err
 		}
@@ -136,7 +153,7 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (Descriptor, error)
 		return Descriptor{}, fmt.Errorf("%w to read %s (HTTP %d); log in with docker login %s", ErrUnauthorized, ref, resp.StatusCode, ref.Registry)
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return Descriptor{}, fmt.Errorf("registry: GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(b)))
+		return Descriptor{}, fmt.Errorf("registry: GET %s: HTTP %d: %s", u, resp.StatusCode, printable.Quote(strings.TrimSpace(string(b))))
 	}
 	if resp.ContentLength > MaxManifestSize {
 		return Descriptor{}, fmt.Errorf("registry: the manifest of %s is %d bytes, more than %d", ref, resp.ContentLength, MaxManifestSize)
@@ -148,19 +165,86 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (Descriptor, error)
 	if len(body) > MaxManifestSize {
 		return Descriptor{}, fmt.Errorf("registry: the manifest of %s is more than %d bytes", ref, MaxManifestSize)
 	}
+	mediaType := strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0])
+	if err := checkManifest(mediaType, body); err != nil {
+		return Descriptor{}, fmt.Errorf("%w: %s: %w", ErrNotManifest, ref, err)
+	}
 	sum := sha256.Sum256(body)
 	d := Descriptor{
-		MediaType: strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0]),
+		MediaType: mediaType,
 		Digest:    "sha256:" + hex.EncodeToString(sum[:]),
 		Size:      int64(len(body)),
 	}
 	if h := resp.Header.Get("Docker-Content-Digest"); strings.HasPrefix(h, "sha256:") && h != d.Digest {
-		return Descriptor{}, fmt.Errorf("%w: the registry says %s, the manifest of %s hashes to %s", ErrDigestMismatch, h, ref, d.Digest)
+		return Descriptor{}, fmt.Errorf("%w: the registry says %s, the manifest of %s hashes to %s", ErrDigestMismatch, printable.Quote(h), ref, d.Digest)
 	}
 	if ref.Digest != "" && ref.Digest != d.Digest {
 		return Descriptor{}, fmt.Errorf("%w: asked for %s, got bytes hashing to %s", ErrDigestMismatch, ref.Digest, d.Digest)
 	}
 	return d, nil
+}
+
+// checkManifest checks that body is a manifest of one of the types Resolve
+// asks for, as its Content-Type says: schema version 2, the same media
+// type inside when it names one, and the fields of its kind (an image
+// index lists manifests; an image manifest has a config and layers). A
+// proxy's login page, an error document or a schema1 manifest answered
+// with 200 is not signed as an image.
+func checkManifest(mediaType string, body []byte) error {
+	if !slices.Contains(ManifestMediaTypes, mediaType) {
+		return fmt.Errorf("the registry answered with content type %s, not one of the manifest types asked for", printable.Quote(mediaType))
+	}
+	var m struct {
+		SchemaVersion int                `json:"schemaVersion"`
+		MediaType     string             `json:"mediaType"`
+		Config        *manifestDesc      `json:"config"`
+		Layers        *[]manifestDesc    `json:"layers"`
+		Manifests     *[]manifestDesc    `json:"manifests"`
+		FSLayers      *[]json.RawMessage `json:"fsLayers"` // schema1
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return fmt.Errorf("the %s body is not a JSON manifest: %w", mediaType, err)
+	}
+	if m.SchemaVersion != 2 || m.FSLayers != nil {
+		return fmt.Errorf("schema version %d; only schema 2 manifests are signed", m.SchemaVersion)
+	}
+	if m.MediaType != "" && m.MediaType != mediaType {
+		return fmt.Errorf("the body says media type %s, the registry %s", printable.Quote(m.MediaType), mediaType)
+	}
+	var descs []manifestDesc
+	switch mediaType {
+	case "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json":
+		if m.Manifests == nil || m.Config != nil || m.Layers != nil {
+			return fmt.Errorf("a %s lists manifests and has no config or layers", mediaType)
+		}
+		descs = *m.Manifests
+	default:
+		if m.Config == nil || m.Layers == nil || m.Manifests != nil {
+			return fmt.Errorf("a %s has a config and layers and lists no manifests", mediaType)
+		}
+		descs = append([]manifestDesc{*m.Config}, *m.Layers...)
+	}
+	for _, d := range descs {
+		if err := d.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// manifestDesc is a content descriptor inside a manifest.
+type manifestDesc struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+func (d manifestDesc) check() error {
+	alg, enc, ok := strings.Cut(d.Digest, ":")
+	if !ok || alg == "" || enc == "" || d.MediaType == "" || d.Size < 0 {
+		return fmt.Errorf("a descriptor lacks a media type, digest or size (%s)", printable.Quote(d.Digest))
+	}
+	return nil
 }
 
 func (c *Client) agent(req *http.Request) {
@@ -174,50 +258,65 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// authorizeScope answers a 401 challenge: Basic with the keychain's username and
-// password, or Bearer with a token from the realm it names (distribution's
-// token protocol, including OAuth2 refresh tokens for identity tokens).
-func (c *Client) authorizeScope(ctx context.Context, ref Reference, header, actions string) (string, error) {
+// authorizeScope answers a 401 challenge from the origin challenger:
+// Basic with the keychain's username and password, or Bearer with a token
+// from the realm it names (distribution's token protocol, including OAuth2
+// refresh tokens for identity tokens). The answer is bound to challenger:
+// it is sent to no other origin, and never over plain http to a host that
+// is not loopback.
+func (c *Client) authorizeScope(ctx context.Context, ref Reference, challenger origin.Origin, header, actions string) (origin.Auth, error) {
+	if !challenger.Secure() {
+		return origin.Auth{}, fmt.Errorf("%w: %s asks for credentials over plain http; signet sends the credentials for %s only over https (or to a loopback host)", ErrUnauthorized, challenger, ref.Registry)
+	}
 	var cred Credentials
 	if c.Keychain != nil {
 		var err error
 		if cred, err = c.Keychain.Credentials(ctx, ref.Registry); err != nil {
-			return "", err
+			return origin.Auth{}, err
 		}
 	}
 	scheme, params := parseChallenge(header)
 	switch strings.ToLower(scheme) {
 	case "basic":
 		if cred.Username == "" {
-			return "", fmt.Errorf("%w: %s wants a username and password; log in with docker login %s", ErrUnauthorized, ref.Registry, ref.Registry)
+			return origin.Auth{}, fmt.Errorf("%w: %s wants a username and password; log in with docker login %s", ErrUnauthorized, ref.Registry, ref.Registry)
 		}
-		req, _ := http.NewRequest(http.MethodGet, "/", nil)
-		req.SetBasicAuth(cred.Username, cred.Password)
-		return req.Header.Get("Authorization"), nil
+		return origin.Bind(challenger, basicAuth(cred.Username, cred.Password))
 	case "bearer":
 		if cred.RegistryToken != "" {
-			return "Bearer " + cred.RegistryToken, nil
+			return origin.Bind(challenger, "Bearer "+cred.RegistryToken)
 		}
 		tok, err := c.token(ctx, ref, params, cred, actions)
 		if err != nil {
-			return "", err
+			return origin.Auth{}, err
 		}
-		return "Bearer " + tok, nil
+		return origin.Bind(challenger, "Bearer "+tok)
 	}
-	return "", fmt.Errorf("%w: %s answered 401 with an unsupported challenge %q", ErrUnauthorized, ref.Registry, header)
+	return origin.Auth{}, fmt.Errorf("%w: %s answered 401 with an unsupported challenge %s", ErrUnauthorized, ref.Registry, printable.Quote(header))
 }
 
-// token fetches a bearer token from the challenge's realm.
+func basicAuth(user, pass string) string {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(user, pass)
+	return req.Header.Get("Authorization")
+}
+
+// token fetches a bearer token from the challenge's realm. The realm, and
+// every URL a redirect leads the request to, must be https (or http to a
+// loopback host); the username and password go only to the realm's own
+// origin, and a refresh token (in a POST body) is never redirected off it.
 func (c *Client) token(ctx context.Context, ref Reference, params map[string]string, cred Credentials, actions string) (string, error) {
 	realm, err := url.Parse(params["realm"])
-	if err != nil || realm.Host == "" {
-		return "", fmt.Errorf("%w: %s named no usable token realm (%q)", ErrUnauthorized, ref.Registry, params["realm"])
+	if err != nil || realm.Host == "" || (realm.Scheme != "https" && realm.Scheme != "http") {
+		return "", fmt.Errorf("%w: %s named no usable token realm (%s)", ErrUnauthorized, ref.Registry, printable.Quote(params["realm"]))
 	}
-	if realm.Scheme != "https" && !(realm.Scheme == "http" && IsLoopback(realm.Host)) {
-		return "", fmt.Errorf("%w: %s named the token realm %s, which is not https", ErrUnauthorized, ref.Registry, realm)
+	ro := origin.Of(realm)
+	if !ro.Secure() {
+		return "", fmt.Errorf("%w: %s named the token realm %s, which is not https", ErrUnauthorized, ref.Registry, ro)
 	}
 	scope := "repository:" + ref.Repository + ":" + actions
 	var req *http.Request
+	policy := origin.Policy{Secure: true}
 	if cred.IdentityToken != "" {
 		form := url.Values{
 			"grant_type":    {"refresh_token"},
@@ -231,6 +330,7 @@ func (c *Client) token(ctx context.Context, ref Reference, params map[string]str
 			return "", err
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		policy.SameOrigin = true
 	} else {
 		q := realm.Query()
 		if s := params["service"]; s != "" {
@@ -243,11 +343,15 @@ func (c *Client) token(ctx context.Context, ref Reference, params map[string]str
 			return "", err
 		}
 		if cred.Username != "" {
-			req.SetBasicAuth(cred.Username, cred.Password)
+			auth, err := origin.Bind(ro, basicAuth(cred.Username, cred.Password))
+			if err != nil {
+				return "", err
+			}
+			auth.Set(req)
 		}
 	}
 	c.agent(req)
-	resp, err := c.http().Do(req)
+	resp, err := c.http(policy).Do(req)
 	if err != nil {
 		return "", fmt.Errorf("registry: unable to reach the token service %s: %w", realm.Host, err)
 	}

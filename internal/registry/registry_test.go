@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,6 +23,9 @@ func TestParseReference(t *testing.T) {
 		{"127.0.0.1:5000/test/app:v1", "127.0.0.1:5000/test/app", "127.0.0.1:5000", "test/app", "v1", ""},
 		{"example.com/a/b@sha256:" + strings.Repeat("a", 64), "example.com/a/b", "example.com", "a/b", "", "sha256:" + strings.Repeat("a", 64)},
 		{"localhost:5000/x:t@sha256:" + strings.Repeat("b", 64), "localhost:5000/x", "localhost:5000", "x", "t", "sha256:" + strings.Repeat("b", 64)},
+		{"a.b-c__d/e-f:V_1.-x", "a.b-c__d/e-f", "a.b-c__d", "e-f", "V_1.-x", ""},
+		{"[::1]:5000/a:v1", "[::1]:5000/a", "[::1]:5000", "a", "v1", ""},
+		{"a:" + strings.Repeat("x", 128), "docker.io/library/a", "index.docker.io", "library/a", strings.Repeat("x", 128), ""},
 	} {
 		r, err := ParseReference(tc.in)
 		if err != nil {
@@ -31,20 +35,13 @@ func TestParseReference(t *testing.T) {
 			t.Errorf("%s: got %+v (GUN %s)", tc.in, r, r.GUN())
 		}
 	}
-	for _, bad := range []string{"", "UPPER/case", "a:", "a@sha256:short"} {
+	for _, bad := range []string{"", "UPPER/case", "a:", "a@sha256:short",
+		// Docker's grammar: no empty, "." or ".." components, no tag
+		// starting with "-" or ".", at most 128 characters of tag.
+		"../x", "a/../b:v1", "example.com/a/..", "example.com/a/b/.:v", "a//b", "a/", "/a", "..:5000/a", "-a/b", "a/b-", "a/_b", "a___b",
+		"a:-x", "a:.x", "a:" + strings.Repeat("x", 129), "a:v", "a b", strings.Repeat("a", 64), "example.com/" + strings.Repeat("a", 250)} {
 		if _, err := ParseReference(bad); err == nil {
 			t.Errorf("%q: no error", bad)
-		}
-	}
-}
-
-func TestIsLoopback(t *testing.T) {
-	for host, want := range map[string]bool{
-		"localhost": true, "localhost:5000": true, "127.0.0.1:5000": true, "[::1]:5000": true, "::1": true,
-		"example.com:5000": false, "10.0.0.1": false, "localhost.example.com": false,
-	} {
-		if got := IsLoopback(host); got != want {
-			t.Errorf("IsLoopback(%q) = %v", host, got)
 		}
 	}
 }
@@ -97,7 +94,7 @@ func writeDockerConfig(t *testing.T, registry, user, pass string) string {
 }
 
 func TestResolve(t *testing.T) {
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
+	manifest := testManifest
 	sum := sha256.Sum256(manifest)
 	want := "sha256:" + hex.EncodeToString(sum[:])
 	srv := fakeRegistry(t, manifest, "ci", "s3cret", false)
@@ -172,5 +169,53 @@ func TestParseChallenge(t *testing.T) {
 	s, p = parseChallenge(`Basic realm=registry`)
 	if s != "Basic" || p["realm"] != "registry" {
 		t.Fatalf("%s %v", s, p)
+	}
+}
+
+// TestCredentialHelperNames: a credential helper named in config.json runs
+// as docker-credential-<name> from PATH; a name that is a path (which would
+// run any program on disk) is refused without running anything.
+func TestCredentialHelperNames(t *testing.T) {
+	bin := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "ran")
+	script := "#!/bin/sh\nread server\necho ran > " + marker + "\necho '{\"Username\":\"u\",\"Secret\":\"s3cret\"}'\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-good"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH")) // the helper is looked up on the process's PATH
+	// A name with a slash is a path: from a directory holding
+	// docker-credential-x/, "x/evil" would run docker-credential-x/evil.
+	cwd := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cwd, "docker-credential-x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cwd, "docker-credential-x", "evil"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(cwd)
+	env := []string{"PATH=" + bin}
+	for name, ok := range map[string]bool{
+		"good": true, "x/evil": false, "../good": false, "x/../../good": false, "/bin/sh": false, "": false, "-good": false, "good\nx": false,
+	} {
+		dir := t.TempDir()
+		cfg := `{"credHelpers":{"registry.example.com":` + strconv.Quote(name) + `}}`
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadDockerConfig(dir, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(marker)
+		cred, err := c.Credentials(t.Context(), "registry.example.com")
+		_, statErr := os.Stat(marker)
+		switch {
+		case ok && (err != nil || cred.Password != "s3cret"):
+			t.Errorf("helper %q: %+v %v", name, cred, err)
+		case !ok && name == "" && (err != nil || !cred.Empty()):
+			t.Errorf("no helper: %+v %v", cred, err) // an empty name means none
+		case !ok && name != "" && (err == nil || statErr == nil):
+			t.Errorf("helper %q: ran=%v err=%v", name, statErr == nil, err)
+		}
 	}
 }

@@ -8,6 +8,13 @@
 //
 // Files are written through a temporary file and a rename, so a crash
 // leaves the old file or the new one.
+//
+// Invariants: repository paths are built only from a tuf.GUN (no empty,
+// "." or ".." segment), and a repository, metadata or changelist path that
+// a symbolic link inside the directory leads outside tuf/ is refused
+// (ErrOutside) before it is read, written or removed; files are read back
+// with a size bound (MaxKeyFile, MaxMetadataFile), so a link to /dev/zero
+// fails instead of exhausting memory.
 package trustdir
 
 import (
@@ -16,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,31 +40,113 @@ type Dir struct {
 	Path string
 }
 
-func (d Dir) repoDir(gun string) string { return filepath.Join(d.Path, "tuf", filepath.FromSlash(gun)) }
+// ErrOutside reports a path that would leave the trust directory: a
+// repository directory, metadata file or changelist reached through a
+// symbolic link that points elsewhere.
+var ErrOutside = errors.New("trustdir: path leaves the trust directory")
+
+// tufRoot is the directory every repository lives under.
+func (d Dir) tufRoot() string { return filepath.Join(d.Path, "tuf") }
+
+// repoDir returns tuf/<gun>. The GUN is valid (no empty, "." or ".."
+// segment), so the joined path is below tuf/; inside checks that no
+// symbolic link on the way leads out of it.
+func (d Dir) repoDir(gun tuf.GUN) (string, error) {
+	root := d.tufRoot()
+	p := filepath.Join(root, filepath.FromSlash(gun.String()))
+	if err := inside(root, p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// inside checks that p is below root once the symbolic links of the part
+// of p that exists are resolved (a link inside root pointing inside root
+// is fine; root itself may be a link). Nothing resolves when root does
+// not exist yet.
+func inside(root, p string) error {
+	if !below(root, p) {
+		return fmt.Errorf("%w: %s is not below %s", ErrOutside, p, root)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trustdir: %w", err)
+	}
+	for q := p; ; q = filepath.Dir(q) {
+		// The deepest part of p that exists; a dangling link counts as
+		// existing, and does not resolve.
+		if _, err := os.Lstat(q); errors.Is(err, fs.ErrNotExist) && q != root {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("trustdir: %w", err)
+		}
+		real, err := filepath.EvalSymlinks(q)
+		if err != nil {
+			return fmt.Errorf("%w: %s does not resolve: %v", ErrOutside, q, err)
+		}
+		if real != realRoot && !below(realRoot, real) {
+			return fmt.Errorf("%w: %s leads to %s, outside %s", ErrOutside, q, real, root)
+		}
+		return nil
+	}
+}
+
+// below reports whether p is strictly below root, lexically.
+func below(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
 
 // Cache returns the metadata cache of a repository.
-func (d Dir) Cache(gun string) *Cache {
-	return &Cache{dir: filepath.Join(d.repoDir(gun), "metadata")}
+func (d Dir) Cache(gun tuf.GUN) (*Cache, error) {
+	dir, err := d.repoDir(gun)
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{root: d.tufRoot(), dir: filepath.Join(dir, "metadata")}, nil
 }
 
 // Changelist returns the staged changes of a repository.
-func (d Dir) Changelist(gun string) changes.List {
-	return changes.List{Dir: filepath.Join(d.repoDir(gun), "changelist")}
+func (d Dir) Changelist(gun tuf.GUN) (changes.List, error) {
+	dir, err := d.repoDir(gun)
+	if err != nil {
+		return changes.List{}, err
+	}
+	cl := filepath.Join(dir, "changelist")
+	if err := inside(d.tufRoot(), cl); err != nil {
+		return changes.List{}, err
+	}
+	return changes.List{Dir: cl}, nil
 }
 
 // RemoveRepo deletes the local metadata and changelist of a repository.
-func (d Dir) RemoveRepo(gun string) error {
-	return os.RemoveAll(d.repoDir(gun))
+func (d Dir) RemoveRepo(gun tuf.GUN) error {
+	dir, err := d.repoDir(gun)
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 // Cache is a repository's metadata cache; it implements client.Cache.
-type Cache struct{ dir string }
+type Cache struct{ root, dir string }
+
+// MaxMetadataFile bounds a cached metadata file read back (the largest
+// file the client downloads, client.MaxMetadataSize).
+const MaxMetadataFile = 100 << 20
 
 func (c *Cache) path(role string) (string, error) {
 	if !tuf.ValidRole(role) {
 		return "", fmt.Errorf("trustdir: invalid role %q", role)
 	}
-	return filepath.Join(c.dir, filepath.FromSlash(role)+".json"), nil
+	p := filepath.Join(c.dir, filepath.FromSlash(role)+".json")
+	if err := inside(c.root, p); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // Get returns the cached bytes of a role, or nil if none.
@@ -65,7 +155,7 @@ func (c *Cache) Get(role string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(p)
+	b, err := atomicfile.ReadFile(p, MaxMetadataFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -86,6 +176,10 @@ func (c *Cache) Put(role string, data []byte) error {
 // name or a docker signer name); create is set when a passphrase is chosen
 // for a new key file; attempt counts wrong answers.
 type Passphrases func(keyID, role string, create bool, attempt int) ([]byte, error)
+
+// MaxKeyFile bounds a key file or token reference read from private/ (a
+// key file is a few hundred bytes).
+const MaxKeyFile = 1 << 20
 
 // KeyStore is the private/ directory; it implements client.KeyStore.
 type KeyStore struct {
@@ -162,7 +256,7 @@ func (ks *KeyStore) TokenRefs() ([]TokenRef, error) {
 			continue
 		}
 		p := filepath.Join(ks.dir, e.Name())
-		b, err := os.ReadFile(p)
+		b, err := atomicfile.ReadFile(p, MaxKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +338,7 @@ func (ks *KeyStore) List() ([]KeyInfo, error) {
 		if e.IsDir() || !strings.HasSuffix(p, ".key") {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		b, err := atomicfile.ReadFile(p, MaxKeyFile)
 		if err != nil {
 			return err
 		}
@@ -308,7 +402,7 @@ func (ks *KeyStore) Load(id string) (*keys.PrivateKey, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	b, err := os.ReadFile(info.Path)
+	b, err := atomicfile.ReadFile(info.Path, MaxKeyFile)
 	if err != nil {
 		return nil, false, err
 	}

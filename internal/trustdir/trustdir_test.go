@@ -14,6 +14,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/trustdir"
+	"github.com/signet-trust/signet/internal/tuf"
 )
 
 func TestTokenRefs(t *testing.T) {
@@ -85,5 +86,87 @@ func TestTokenRefs(t *testing.T) {
 	}
 	if refs, _ := ks.TokenRefs(); len(refs) != 0 {
 		t.Errorf("after Remove: %v", refs)
+	}
+}
+
+// TestPathsStayInside: repository, metadata and changelist paths that a
+// symbolic link planted in the trust directory leads outside it are
+// refused; links that stay inside are followed.
+func TestPathsStayInside(t *testing.T) {
+	base := t.TempDir()
+	dir := trustdir.Dir{Path: filepath.Join(base, "trust")}
+	outside := filepath.Join(base, "outside")
+	if err := os.MkdirAll(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing exists yet: the paths are fine.
+	if _, err := dir.Cache("example.com/app"); err != nil {
+		t.Fatalf("Cache in a new directory: %v", err)
+	}
+	mk := func(p string) {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tufDir := filepath.Join(dir.Path, "tuf")
+	mk(tufDir)
+	link(outside, filepath.Join(tufDir, "evil.example"))
+	link(filepath.Join(base, "nowhere"), filepath.Join(tufDir, "dangling.example"))
+	mk(filepath.Join(tufDir, "meta.example", "app"))
+	link(outside, filepath.Join(tufDir, "meta.example", "app", "metadata"))
+	mk(filepath.Join(tufDir, "cl.example", "app"))
+	link(outside, filepath.Join(tufDir, "cl.example", "app", "changelist"))
+	mk(filepath.Join(tufDir, "real.example"))
+	link(filepath.Join(tufDir, "real.example"), filepath.Join(tufDir, "alias.example"))
+
+	for _, gun := range []tuf.GUN{"evil.example/app", "dangling.example/app"} {
+		if _, err := dir.Cache(gun); !errors.Is(err, trustdir.ErrOutside) {
+			t.Errorf("Cache(%s): %v", gun, err)
+		}
+		if _, err := dir.Changelist(gun); !errors.Is(err, trustdir.ErrOutside) {
+			t.Errorf("Changelist(%s): %v", gun, err)
+		}
+		if err := dir.RemoveRepo(gun); !errors.Is(err, trustdir.ErrOutside) {
+			t.Errorf("RemoveRepo(%s): %v", gun, err)
+		}
+	}
+	c, err := dir.Cache("meta.example/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put("root", []byte("{}")); !errors.Is(err, trustdir.ErrOutside) {
+		t.Errorf("Put through a metadata link: %v", err)
+	}
+	if _, err := c.Get("root"); !errors.Is(err, trustdir.ErrOutside) {
+		t.Errorf("Get through a metadata link: %v", err)
+	}
+	if _, err := dir.Changelist("cl.example/app"); !errors.Is(err, trustdir.ErrOutside) {
+		t.Errorf("Changelist through a link: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("files appeared outside the trust directory: %v", ents)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "nowhere")); !os.IsNotExist(err) {
+		t.Fatalf("a dangling link's target was created: %v", err)
+	}
+	// Inside links are fine, and so is a trust directory that is itself a link.
+	c, err = dir.Cache("alias.example/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put("root", []byte("{}")); err != nil {
+		t.Fatalf("Put through an inside link: %v", err)
+	}
+	linked := trustdir.Dir{Path: filepath.Join(base, "linked-trust")}
+	link(dir.Path, linked.Path)
+	if c, err := linked.Cache("alias.example/app"); err != nil {
+		t.Fatal(err)
+	} else if b, err := c.Get("root"); err != nil || string(b) != "{}" {
+		t.Fatalf("Get through a linked trust directory: %q %v", b, err)
 	}
 }

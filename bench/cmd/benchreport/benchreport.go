@@ -289,7 +289,7 @@ func render(w io.Writer, m meta, recs []result.Record) {
 	p("- **Servers**, all on 127.0.0.1 with the same ECDSA P-256 certificate, TLS, HTTP/1.1:\n")
 	p("  `signet-server` as built from this commit (`--data-dir` in a temporary directory);\n")
 	p("  the **reference** Debian `notary-server` + `notary-signer` %s with memory storage\n", orNA(m.refVersion))
-	p("  (configs of `shared/reference/notary-local`);\n")
+	p("  (run by this repository's recipe, `internal/e2e/reference`);\n")
 	p("  and **bare**, `bench/cmd/bareserver`, a plain Go `net/http` TLS server answering the same\n")
 	p("  paths with the bytes copied from the server under test — the ceiling this machine and load\n")
 	p("  generator can show, not a target a metadata server could reach.\n")

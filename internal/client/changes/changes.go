@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 )
@@ -277,6 +278,9 @@ func unmarshalOptional(data []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
+// MaxFile bounds a changelist file read back.
+const MaxFile = 16 << 20
+
 // List is a changelist directory.
 type List struct {
 	Dir string
@@ -313,7 +317,7 @@ func (l List) Read() ([]Staged, error) {
 	sort.Strings(names)
 	out := make([]Staged, 0, len(names))
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(l.Dir, n))
+		b, err := atomicfile.ReadFile(filepath.Join(l.Dir, n), MaxFile)
 		if err != nil {
 			return nil, fmt.Errorf("changes: %w", err)
 		}
@@ -366,11 +370,7 @@ func (l List) Add(cs ...Change) error {
 		ts := max(now().UnixNano(), last+1) // files sort in the order staged
 		last = ts
 		name := fmt.Sprintf("%020d_%s.change", ts, uuid())
-		tmp := filepath.Join(l.Dir, "."+name+".tmp")
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			return fmt.Errorf("changes: %w", err)
-		}
-		if err := os.Rename(tmp, filepath.Join(l.Dir, name)); err != nil {
+		if err := atomicfile.Write(filepath.Join(l.Dir, name), b, 0o600); err != nil {
 			return fmt.Errorf("changes: %w", err)
 		}
 	}

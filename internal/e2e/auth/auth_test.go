@@ -1,12 +1,7 @@
 package auth
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	signetauth "github.com/signet-trust/signet/internal/auth"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/inproc"
 )
 
 const (
@@ -36,21 +33,20 @@ const (
 // it, sharing the users alice (user) and root (admin).
 type setup struct {
 	dir        string
-	signet     *proc
+	signet     *inproc.Server
 	signetHost string // 127.0.0.1:port
-	caFile     string // signet's TLS CA
+	caFile     string // signet's TLS CA (its local CA)
 	tokenCert  string // the token signing certificate
 	regHost    string
-	registry   *proc
+	registry   *e2etest.Registry
 }
 
 func password(user string) string { return user + "-e2e-pw" }
 
 func newSetup(t *testing.T) *setup {
 	t.Helper()
-	need(t, "docker-registry")
+	e2etest.Need(t, "docker-registry")
 	s := &setup{dir: t.TempDir()}
-	bin := signetBinary(t)
 
 	// Users, as `htpasswd -B` writes them.
 	var users strings.Builder
@@ -66,7 +62,7 @@ func newSetup(t *testing.T) *setup {
 		t.Fatal(err)
 	}
 
-	s.signetHost = freeAddr(t)
+	s.signetHost = e2etest.FreeAddr(t) // the config names it
 	dataDir := filepath.Join(s.dir, "signet-data")
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
@@ -85,41 +81,21 @@ auth:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.signet = start(t, "signet-server", filepath.Join(s.dir, "signet.log"),
-		append(baseEnv(s.dir), "SIGNET_KEY_PASSPHRASE=e2e-key-passphrase"), bin, "--config", cfgFile)
-	s.caFile = filepath.Join(dataDir, "tls", "ca.crt")
+	s.signet = inproc.StartServer(t, inproc.ServerOptions{
+		LocalCA: true, Listen: s.signetHost, DataDir: dataDir, Flags: []string{"--config", cfgFile},
+		Env: map[string]string{"SIGNET_KEY_PASSPHRASE": "e2e-key-passphrase"},
+	})
+	s.caFile = s.signet.CAFile
 	s.tokenCert = filepath.Join(dataDir, "auth", signetauth.SigningCertFile)
-	waitFile(t, s.signet, s.caFile)
-	waitFile(t, s.signet, s.tokenCert)
-	s.signet.waitHTTP(t, tlsClient(t, s.caFile), "https://"+s.signetHost+"/_notary_server/health", func(c int) bool { return c == 200 })
 
 	// The registry trusts the token service's certificate.
-	s.regHost = freeAddr(t)
-	regCfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-auth:
-  token:
+	s.registry = e2etest.StartRegistry(t, fmt.Sprintf(`  token:
     realm: https://%s/auth/token
     service: %s
     issuer: %s
     rootcertbundle: %s
-`, filepath.Join(s.dir, "registry-storage"), s.regHost, s.signetHost, registryService, issuerName, s.tokenCert)
-	regFile := filepath.Join(s.dir, "registry.yml")
-	if err := os.WriteFile(regFile, []byte(regCfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.registry = start(t, "docker-registry", filepath.Join(s.dir, "registry.log"), baseEnv(s.dir), "docker-registry", "serve", regFile)
-	s.registry.waitHTTP(t, &http.Client{Timeout: 2 * time.Second}, "http://"+s.regHost+"/v2/", func(c int) bool { return c == 401 })
+`, s.signetHost, registryService, issuerName, s.tokenCert))
+	s.regHost = s.registry.Host
 	return s
 }
 
@@ -131,7 +107,7 @@ func (s *setup) token(t *testing.T, user, pass, service string, scopes ...string
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
-	resp, err := tlsClient(t, s.caFile).Do(req)
+	resp, err := e2etest.HTTPSClient(t, s.caFile).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +158,7 @@ func registryHTTP(t *testing.T, s *setup) {
 	}
 	// Authorised: the repository is just unknown.
 	if code, body := get(tok); code != 404 || !strings.Contains(body, "NAME_UNKNOWN") {
-		t.Errorf("registry with a signet token: %d %s, want 404 NAME_UNKNOWN\n%s", code, body, s.registry.log())
+		t.Errorf("registry with a signet token: %d %s, want 404 NAME_UNKNOWN\n%s", code, body, s.registry.Proc.LogTail(40))
 	}
 
 	// The same claims with only kid in the header: the registry finds the
@@ -206,7 +182,7 @@ func registryHTTP(t *testing.T, s *setup) {
 		t.Fatal(err)
 	}
 	if code, body := get(kidTok); code != 404 {
-		t.Errorf("registry with a kid-only token (kid %s): %d %s, want 404\n%s", kid, code, body, s.registry.log())
+		t.Errorf("registry with a kid-only token (kid %s): %d %s, want 404\n%s", kid, code, body, s.registry.Proc.LogTail(40))
 	}
 	wrongIss, _ := signetauth.SignToken(signer, signetauth.Header{Type: "JWT", KeyID: kid}, claims("someone-else"))
 	if code, _ := get(wrongIss); code != 401 {
@@ -224,9 +200,9 @@ func registryHTTP(t *testing.T, s *setup) {
 }
 
 func skopeoPush(t *testing.T, s *setup) {
-	need(t, "skopeo")
-	layout := writeOCILayout(t, filepath.Join(t.TempDir(), "layout"), "v1")
-	env := baseEnv(t.TempDir())
+	e2etest.Need(t, "skopeo")
+	layout := e2etest.WriteOCILayout(t, filepath.Join(t.TempDir(), "layout"), "v1", "hello from the signet auth e2e test\n")
+	env := e2etest.BaseEnv(t.TempDir())
 	// The realm is signet's HTTPS endpoint: give skopeo its CA.
 	certDir := t.TempDir()
 	ca, err := os.ReadFile(s.caFile)
@@ -242,16 +218,16 @@ func skopeoPush(t *testing.T, s *setup) {
 			"--dest-creds", creds, "oci:" + layout + ":v1", dest}
 	}
 	r := mustFail(t, env, "", args("alice:wrong")...)
-	if !strings.Contains(strings.ToLower(r.output()), "unauthorized") && !strings.Contains(r.output(), "401") {
+	if !strings.Contains(strings.ToLower(r.Output()), "unauthorized") && !strings.Contains(r.Output(), "401") {
 		t.Errorf("skopeo with a wrong password failed, but not as unauthorized:\n%s", r)
 	}
 	mustOK(t, env, "", args("alice:"+password("alice"))...)
 	r = mustOK(t, env, "", "skopeo", "inspect", "--tls-verify=false", "--cert-dir", certDir, "--creds", "alice:"+password("alice"), "--raw", dest)
-	if !strings.Contains(r.stdout, `"schemaVersion"`) {
+	if !strings.Contains(r.Stdout, `"schemaVersion"`) {
 		t.Errorf("skopeo inspect: %s", r)
 	}
-	if !strings.Contains(s.signet.log(), `"user":"alice"`) {
-		t.Errorf("signet's log does not show tokens issued to alice:\n%s", s.signet.log())
+	if !strings.Contains(s.signet.Log(), `"user":"alice"`) {
+		t.Errorf("signet's log does not show tokens issued to alice:\n%s", s.signet.Log())
 	}
 }
 
@@ -263,7 +239,7 @@ func dockerEnv(t *testing.T, s *setup) (env []string, config string) {
 	if err := os.MkdirAll(config, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return append(baseEnv(home),
+	return append(e2etest.BaseEnv(home),
 		"DOCKER_CONFIG="+config,
 		"DOCKER_HOST=unix://"+filepath.Join(home, "no-daemon.sock"),
 		"DOCKER_CONTENT_TRUST_SERVER=https://"+s.signetHost,
@@ -284,7 +260,7 @@ func writeDockerAuth(t *testing.T, config, host, user, pass string) {
 }
 
 func dockerTrust(t *testing.T, s *setup) {
-	need(t, "docker")
+	e2etest.Need(t, "docker")
 	gun := s.regHost + "/e2e/docker"
 	env, config := dockerEnv(t, s)
 
@@ -294,12 +270,12 @@ func dockerTrust(t *testing.T, s *setup) {
 	// it would).
 	r := run(t, env, password("alice")+"\n", "docker", "login", s.regHost, "-u", "alice", "--password-stdin")
 	switch {
-	case r.ok():
-		t.Logf("docker login (no daemon) through signet's token service:\n%s", r.output())
+	case r.Succeeded():
+		t.Logf("docker login (no daemon) through signet's token service:\n%s", r.Output())
 		if b, _ := os.ReadFile(filepath.Join(config, "config.json")); !strings.Contains(string(b), s.regHost) {
 			t.Fatalf("docker login succeeded but stored no credentials for %s:\n%s", s.regHost, b)
 		}
-	case strings.Contains(r.output(), "daemon"):
+	case strings.Contains(r.Output(), "daemon"):
 		t.Logf("docker login needs a daemon here; writing config.json instead:\n%s", r)
 		writeDockerAuth(t, config, s.regHost, "alice", password("alice"))
 	default:
@@ -307,7 +283,7 @@ func dockerTrust(t *testing.T, s *setup) {
 	}
 	badEnv, badConfig := dockerEnv(t, s)
 	r = run(t, badEnv, "wrong\n", "docker", "login", s.regHost, "-u", "alice", "--password-stdin")
-	if r.ok() {
+	if r.Succeeded() {
 		t.Errorf("docker login with a wrong password succeeded:\n%s", r)
 	}
 	writeDockerAuth(t, badConfig, s.regHost, "alice", "wrong")
@@ -318,13 +294,13 @@ func dockerTrust(t *testing.T, s *setup) {
 
 	// Wrong credentials: the token service refuses, nothing is written.
 	r = mustFail(t, badEnv, "", "docker", "trust", "signer", "add", "--key", pub, "alice", gun)
-	if !strings.Contains(strings.ToLower(r.output()), "unauthorized") && !strings.Contains(strings.ToLower(r.output()), "authenticat") {
+	if !strings.Contains(strings.ToLower(r.Output()), "unauthorized") && !strings.Contains(strings.ToLower(r.Output()), "authenticat") {
 		t.Errorf("docker trust signer add with a wrong password failed, but not for authentication:\n%s", r)
 	}
-	t.Logf("docker trust signer add with a wrong password:\n%s", r.output())
+	t.Logf("docker trust signer add with a wrong password:\n%s", r.Output())
 
 	r = mustOK(t, env, "", "docker", "trust", "signer", "add", "--key", pub, "alice", gun)
-	if !strings.Contains(r.stdout, "Successfully added signer: alice to "+gun) {
+	if !strings.Contains(r.Stdout, "Successfully added signer: alice to "+gun) {
 		t.Errorf("docker trust signer add:\n%s", r)
 	}
 	r = mustOK(t, env, "", "docker", "trust", "inspect", gun)
@@ -332,26 +308,26 @@ func dockerTrust(t *testing.T, s *setup) {
 		Name    string
 		Signers []struct{ Name string }
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &repos); err != nil || len(repos) != 1 || len(repos[0].Signers) != 1 || repos[0].Signers[0].Name != "alice" {
+	if err := json.Unmarshal([]byte(r.Stdout), &repos); err != nil || len(repos) != 1 || len(repos[0].Signers) != 1 || repos[0].Signers[0].Name != "alice" {
 		t.Errorf("docker trust inspect: want signer alice (%v)\n%s", err, r)
 	}
 	r = run(t, badEnv, "", "docker", "trust", "inspect", gun)
-	if r.ok() && strings.Contains(r.stdout, "alice") {
+	if r.Succeeded() && strings.Contains(r.Stdout, "alice") {
 		t.Errorf("docker trust inspect with a wrong password read the repository:\n%s", r)
 	}
-	log := s.signet.log()
+	log := s.signet.Log()
 	if !strings.Contains(log, `"msg":"token issued"`) || !strings.Contains(log, notaryService) {
 		t.Errorf("signet's log shows no token issued for %s:\n%s", notaryService, log)
 	}
 }
 
 func notaryPublish(t *testing.T, s *setup) {
-	need(t, "notary")
+	e2etest.Need(t, "notary")
 	home := t.TempDir()
 	trustDir := filepath.Join(home, "trust")
 	gun := s.regHost + "/e2e/notary"
 	notaryEnv := func(user, pass string) []string {
-		return append(baseEnv(home),
+		return append(e2etest.BaseEnv(home),
 			"NOTARY_AUTH="+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)),
 			"NOTARY_ROOT_PASSPHRASE="+rootPass, "NOTARY_TARGETS_PASSPHRASE="+repoPass,
 			"NOTARY_SNAPSHOT_PASSPHRASE="+repoPass, "NOTARY_DELEGATION_PASSPHRASE="+repoPass)
@@ -368,25 +344,25 @@ func notaryPublish(t *testing.T, s *setup) {
 	mustOK(t, alice, "", notary("init", gun)...)
 	mustOK(t, alice, "", notary("add", gun, "v1", payload)...)
 	r := mustFail(t, wrong, "", notary("publish", gun)...)
-	if !strings.Contains(r.output(), "401") && !strings.Contains(strings.ToLower(r.output()), "unauthorized") {
+	if !strings.Contains(r.Output(), "401") && !strings.Contains(strings.ToLower(r.Output()), "unauthorized") {
 		t.Errorf("notary publish with a wrong password failed, but not as unauthorized:\n%s", r)
 	}
 	mustOK(t, alice, "", notary("publish", gun)...)
 	r = run(t, alice, "", notary("list", gun)...)
-	if !r.ok() {
-		t.Fatalf("notary list failed:\n%s\n--- signet log ---\n%s", r, s.signet.log())
+	if !r.Succeeded() {
+		t.Fatalf("notary list failed:\n%s\n--- signet log ---\n%s", r, s.signet.Log())
 	}
-	if !strings.Contains(r.stdout, "v1") {
+	if !strings.Contains(r.Stdout, "v1") {
 		t.Errorf("notary list after publish:\n%s", r)
 	}
 
 	// Deleting the repository on the server needs "*": alice (a user) is
 	// refused, root (an admin) may.
 	r = mustFail(t, alice, "", notary("delete", gun, "--remote")...)
-	if !strings.Contains(r.output(), "401") && !strings.Contains(strings.ToLower(r.output()), "not authorized") {
+	if !strings.Contains(r.Output(), "401") && !strings.Contains(strings.ToLower(r.Output()), "not authorized") {
 		t.Errorf("notary delete --remote as a user failed, but not as unauthorized:\n%s", r)
 	}
-	c := tlsClient(t, s.caFile)
+	c := e2etest.HTTPSClient(t, s.caFile)
 	tok, _ := s.token(t, "alice", password("alice"), notaryService, "repository:"+gun+":pull")
 	getRoot := func() int {
 		req, _ := http.NewRequest("GET", "https://"+s.signetHost+"/v2/"+gun+"/_trust/tuf/root.json", nil)
@@ -405,54 +381,4 @@ func notaryPublish(t *testing.T, s *setup) {
 	if code := getRoot(); code != 404 {
 		t.Errorf("root.json after an admin's delete: %d, want 404", code)
 	}
-}
-
-// writeOCILayout writes a one-layer image as an OCI image layout with tag.
-func writeOCILayout(t *testing.T, dir, tag string) string {
-	t.Helper()
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	type desc struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int               `json:"size"`
-		Annotations map[string]string `json:"annotations,omitempty"`
-	}
-	blob := func(mt string, b []byte) desc {
-		sum := sha256.Sum256(b)
-		if err := os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return desc{MediaType: mt, Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: len(b)}
-	}
-	var tarBuf bytes.Buffer
-	tw := tar.NewWriter(&tarBuf)
-	content := []byte("hello from the signet auth e2e test\n")
-	_ = tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(content)), ModTime: time.Unix(0, 0)})
-	_, _ = tw.Write(content)
-	_ = tw.Close()
-	diff := sha256.Sum256(tarBuf.Bytes())
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(tarBuf.Bytes())
-	_ = zw.Close()
-	layer := blob("application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes())
-	cfg, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux", "config": map[string]any{},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diff[:])}},
-	})
-	config := blob("application/vnd.oci.image.config.v1+json", cfg)
-	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": config, "layers": []desc{layer}})
-	md := blob("application/vnd.oci.image.manifest.v1+json", man)
-	md.Annotations = map[string]string{"org.opencontainers.image.ref.name": tag}
-	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []desc{md}})
-	for name, b := range map[string][]byte{"index.json": index, "oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`)} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }

@@ -1,234 +1,22 @@
 package client
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/signet-trust/signet/internal/cli"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/inproc"
 )
-
-func requireAll(name string) bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		if f == "all" || f == name {
-			return true
-		}
-	}
-	return false
-}
-
-// need skips (or, with SIGNET_TEST_REQUIRE, fails) unless every program is
-// on PATH.
-func need(t *testing.T, programs ...string) {
-	t.Helper()
-	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			if requireAll(p) {
-				t.Fatalf("%s not found on PATH (SIGNET_TEST_REQUIRE=%q)", p, os.Getenv("SIGNET_TEST_REQUIRE"))
-			}
-			t.Skipf("%s not found on PATH (set SIGNET_TEST_REQUIRE=all to fail instead)", p)
-		}
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startProcess runs a daemon with its output in logFile until the test ends.
-func startProcess(t *testing.T, dir, logFile string, env []string, args ...string) <-chan struct{} {
-	t.Helper()
-	lf, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...), lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", args[0], err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("%s log:\n%s", filepath.Base(args[0]), b)
-		}
-	})
-	return done
-}
-
-func waitOK(t *testing.T, hc *http.Client, url string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("process serving %s exited", url)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within 30s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// startServer runs signet-server on 127.0.0.1 with a new CA; it returns
-// the server's host:port and the CA file.
-func startServer(t *testing.T) (host, caFile string) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := os.Getenv("SIGNET_SERVER_BIN")
-	if bin == "" {
-		bin = filepath.Join(dir, "signet-server")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/signet-server")
-		build.Dir = filepath.Join("..", "..", "..")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building signet-server: %v\n%s", err, out)
-		}
-	}
-	caFile, certFile, keyFile := writePKI(t, dir)
-	host = freeAddr(t)
-	done := startProcess(t, dir, filepath.Join(dir, "server.log"), []string{"SIGNET_KEY_PASSPHRASE=e2e-client-key-passphrase"},
-		bin, "--listen", host, "--data-dir", filepath.Join(dir, "data"), "--tls-cert", certFile, "--tls-key", keyFile)
-	pool := x509.NewCertPool()
-	b, _ := os.ReadFile(caFile)
-	pool.AppendCertsFromPEM(b)
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	waitOK(t, hc, "https://"+host+"/_notary_server/health", done)
-	return host, caFile
-}
-
-func writePKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	now := time.Now()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "signet e2e CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "signet-server"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	for f, blk := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(blk), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return caFile, certFile, keyFile
-}
-
-// startRegistry runs docker-registry over plain HTTP on 127.0.0.1.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	done := startProcess(t, dir, filepath.Join(dir, "registry.log"), nil, "docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	waitOK(t, &http.Client{Timeout: 2 * time.Second}, "http://"+addr+"/v2/", done)
-	return addr
-}
-
-// writeOCILayout writes a one-layer image tagged tag as an OCI layout.
-func writeOCILayout(t *testing.T, dir, tag string) {
-	t.Helper()
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	type desc struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int               `json:"size"`
-		Annotations map[string]string `json:"annotations,omitempty"`
-	}
-	blob := func(mt string, b []byte) desc {
-		s := sha256.Sum256(b)
-		h := hex.EncodeToString(s[:])
-		if err := os.WriteFile(filepath.Join(blobs, h), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return desc{MediaType: mt, Digest: "sha256:" + h, Size: len(b)}
-	}
-	js := func(v any) []byte { b, _ := json.Marshal(v); return b }
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	content := []byte("signed by signet without a docker daemon\n")
-	_ = tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(content)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg})
-	_, _ = tw.Write(content)
-	_ = tw.Close()
-	diffID := sha256.Sum256(tb.Bytes())
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(tb.Bytes())
-	_ = zw.Close()
-	layer := blob("application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes())
-	config := blob("application/vnd.oci.image.config.v1+json", js(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
-	}))
-	m := blob("application/vnd.oci.image.manifest.v1+json", js(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config, "layers": []desc{layer},
-	}))
-	m.Annotations = map[string]string{"org.opencontainers.image.ref.name": tag}
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), js(map[string]any{"schemaVersion": 2, "manifests": []desc{m}}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // manifestDigest asks the registry for the tag's manifest and hashes it.
 func manifestDigest(t *testing.T, host, repo, tag string) (string, int) {
@@ -248,35 +36,28 @@ func manifestDigest(t *testing.T, host, repo, tag string) (string, int) {
 	return hex.EncodeToString(s[:]), len(b)
 }
 
+// run runs a client program and returns its standard output; a failure
+// fails the test.
 func run(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader("")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return e2etest.Command{Env: env}.OK(t, args...).Stdout
 }
 
 // TestSignDaemonless pushes an image to a real registry, signs it with
 // `signet trust sign` (the digest comes from the registry), and checks
 // what the real docker and notary clients see.
 func TestSignDaemonless(t *testing.T) {
-	need(t, "docker-registry", "skopeo", "docker", "notary", "go")
+	e2etest.Need(t, "docker-registry", "skopeo", "docker", "notary")
 	home := t.TempDir()
-	reg := startRegistry(t)
-	layout := filepath.Join(home, "oci")
-	writeOCILayout(t, layout, "v1")
+	reg := e2etest.StartRegistry(t, "").Host
+	layout := e2etest.WriteOCILayout(t, filepath.Join(home, "oci"), "v1", "signed by signet without a docker daemon\n")
 	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_RUNTIME_DIR=" + home}
 	run(t, baseEnv, "skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", "oci:"+layout+":v1", "docker://"+reg+"/test/app:v1")
 	digest, size := manifestDigest(t, reg, "test/app", "v1")
 	gun := reg + "/test/app"
 
-	srvHost, caFile := startServer(t)
+	srv := inproc.StartServer(t, inproc.ServerOptions{})
+	srvHost, caFile := srv.Host, srv.CAFile
 	dockerConfig := filepath.Join(home, "docker")
 	tlsDir := filepath.Join(dockerConfig, "tls", srvHost)
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {

@@ -14,14 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	cleanupSignetBuild()
-	cleanupSignetCLIBuild()
-	os.Exit(code)
-}
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
+)
 
 // A scenario is one client workflow, run once per target with fresh
 // GUNs, trust directories and Docker configs.
@@ -44,8 +39,9 @@ var scenarios = []scenario{
 }
 
 // TestCompat starts each selected target once and runs every scenario
-// against it; afterwards it compares what the clients printed for the
-// same scenario on different targets.
+// against it, the targets side by side (each scenario has its own GUNs,
+// trust directories and Docker configs); afterwards it compares what the
+// clients printed for the same scenario on different targets.
 func TestCompat(t *testing.T) {
 	targets := selectedTargets(t)
 	var mu sync.Mutex
@@ -59,14 +55,17 @@ func TestCompat(t *testing.T) {
 			labels[i] = fmt.Sprintf("%s#%d", name, i+1)
 		}
 	}
+	// Runs when every target's subtests are done.
+	t.Cleanup(func() { compareTranscripts(t, labels, transcripts) })
 	for i, name := range targets {
 		label := labels[i]
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			start := time.Now()
 			tg := startTarget(t, name)
 			for _, sc := range scenarios {
 				t.Run(sc.name, func(t *testing.T) {
-					need(t, sc.needs...)
+					e2etest.Need(t, sc.needs...)
 					e := newScenarioEnv(t, tg, sc.name)
 					scStart := time.Now()
 					sc.run(e)
@@ -85,7 +84,6 @@ func TestCompat(t *testing.T) {
 			t.Logf("target %s: all scenarios took %v", name, time.Since(start).Round(time.Millisecond))
 		})
 	}
-	compareTranscripts(t, labels, transcripts)
 }
 
 // dumpTranscript writes a scenario's normalized transcript to
@@ -277,8 +275,8 @@ func (e *scenarioEnv) notary(name string) *notaryClient {
 }
 
 func (e *scenarioEnv) notaryWithTrustDir(trustDir string, passphrases []string) *notaryClient {
-	env := append(baseEnv(e.dir), passphrases...)
-	return &notaryClient{e: e, trustDir: trustDir, cmd: command{env: env, extra: passphrases, dir: e.dir}}
+	env := append(e2etest.BaseEnv(e.dir), passphrases...)
+	return &notaryClient{e: e, trustDir: trustDir, cmd: command{Env: env, Extra: passphrases, Dir: e.dir}}
 }
 
 func (n *notaryClient) args(args []string) []string {
@@ -287,22 +285,22 @@ func (n *notaryClient) args(args []string) []string {
 
 func (n *notaryClient) run(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.run(n.e.t, n.args(args)...)
+	return n.cmd.Run(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) ok(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.mustOK(n.e.t, n.args(args)...)
+	return n.cmd.OK(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) fail(args ...string) *cmdResult {
 	n.e.t.Helper()
-	return n.cmd.mustFail(n.e.t, n.args(args)...)
+	return n.cmd.Fail(n.e.t, n.args(args)...)
 }
 
 func (n *notaryClient) stdin(s string) *notaryClient {
 	c := *n
-	c.cmd = n.cmd.withStdin(s)
+	c.cmd = n.cmd.WithStdin(s)
 	return &c
 }
 
@@ -311,7 +309,7 @@ func (n *notaryClient) list(gun string, want [][]string, extra ...string) *cmdRe
 	n.e.t.Helper()
 	r := n.ok(append([]string{"list", gun}, extra...)...)
 	if len(want) == 0 {
-		if strings.Contains(r.stdout, "NAME") {
+		if strings.Contains(r.Stdout, "NAME") {
 			tb := mustTable(n.e.t, r, listHeader...)
 			if len(tb.rows) != 0 {
 				n.e.t.Fatalf("expected no targets:\n%s", r)
@@ -329,7 +327,7 @@ func (n *notaryClient) keyIDs() map[string][]string {
 	n.e.t.Helper()
 	r := n.ok("key", "list")
 	out := map[string][]string{}
-	if !strings.Contains(r.stdout, "KEY ID") {
+	if !strings.Contains(r.Stdout, "KEY ID") {
 		return out
 	}
 	tb := mustTable(n.e.t, r, keyListHeader...)
@@ -380,23 +378,23 @@ func (e *scenarioEnv) docker(name string, withCA bool) *dockerClient {
 		"DOCKER_CLI_HINTS=false",
 	}
 	// A daemon is never wanted; point at nothing so no local one is used.
-	env := append(baseEnv(e.dir), append(extra, "DOCKER_HOST=unix://"+filepath.Join(e.dir, "no-docker-daemon.sock"))...)
-	return &dockerClient{e: e, config: cfg, cmd: command{env: env, extra: extra, dir: e.dir}}
+	env := append(e2etest.BaseEnv(e.dir), append(extra, "DOCKER_HOST=unix://"+filepath.Join(e.dir, "no-docker-daemon.sock"))...)
+	return &dockerClient{e: e, config: cfg, cmd: command{Env: env, Extra: extra, Dir: e.dir}}
 }
 
 func (d *dockerClient) run(args ...string) *cmdResult {
 	d.e.t.Helper()
-	return d.cmd.run(d.e.t, append([]string{"docker"}, args...)...)
+	return d.cmd.Run(d.e.t, append([]string{"docker"}, args...)...)
 }
 
 func (d *dockerClient) ok(args ...string) *cmdResult {
 	d.e.t.Helper()
-	return d.cmd.mustOK(d.e.t, append([]string{"docker"}, args...)...)
+	return d.cmd.OK(d.e.t, append([]string{"docker"}, args...)...)
 }
 
 func (d *dockerClient) stdin(s string) *dockerClient {
 	c := *d
-	c.cmd = d.cmd.withStdin(s)
+	c.cmd = d.cmd.WithStdin(s)
 	return &c
 }
 

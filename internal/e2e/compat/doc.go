@@ -8,12 +8,12 @@
 // a comma-separated list of "signet" and "reference" (default: both):
 //
 //   - reference starts the Debian notary-server and notary-signer with the
-//     scripts in the shared notary-local directory (found at
-//     ../../../../shared/reference/notary-local or under SIGNET_SHARED_DIR).
-//     Its ports are fixed (127.0.0.1:24443 and 127.0.0.1:27899).
-//   - signet builds ./cmd/signet-server once per test binary (or uses
-//     SIGNET_SERVER_BIN) and runs it on a free 127.0.0.1 port with a
-//     throw-away CA made by the test.
+//     recipe of internal/e2e/reference (memory backends, free ports).
+//   - signet runs signet-server in the test process (internal/e2e/inproc)
+//     on a free 127.0.0.1 port with a throw-away CA made by the test.
+//
+// The signet client (./cmd/signet) is built once for all test binaries by
+// internal/e2e/e2etest (or taken from SIGNET_CLI_BIN).
 //
 // Invariants: every server the tests start listens on 127.0.0.1 only and is
 // stopped by the test that started it; every client runs with its own HOME,

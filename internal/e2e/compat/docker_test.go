@@ -18,7 +18,7 @@ func dockerSigner(e *scenarioEnv) {
 	admin := e.docker("admin", true)
 
 	r := admin.ok("trust", "key", "generate", "alice", "--dir", e.dir)
-	wantContains(t, r, r.stdout, "Successfully generated and loaded private key.")
+	wantContains(t, r, r.Stdout, "Successfully generated and loaded private key.")
 	pub := filepath.Join(e.dir, "alice.pub")
 	pubPEM, err := os.ReadFile(pub)
 	if err != nil {
@@ -34,7 +34,7 @@ func dockerSigner(e *scenarioEnv) {
 
 	mark := e.tg.logMark()
 	r = admin.ok("trust", "signer", "add", "--key", pub, "alice", gun)
-	wantContains(t, r, r.stdout,
+	wantContains(t, r, r.Stdout,
 		`Initializing signed repository for `+gun,
 		`Successfully added signer: alice to `+gun)
 	e.expectRequests(mark, "docker trust signer add (new repository)", gun,
@@ -65,7 +65,7 @@ func dockerSigner(e *scenarioEnv) {
 	if ids := admin.notary().keyIDs(); len(ids["snapshot"]) != 0 {
 		t.Errorf("docker trust signer add should leave the snapshot key with the server; local keys %v", ids)
 	}
-	e.record("inspect after signer add", r.stdout)
+	e.record("inspect after signer add", r.Stdout)
 
 	// Put the tag into targets as the repository admin (what `docker trust
 	// sign` does with a daemon), so that `docker trust sign` re-signs it.
@@ -79,7 +79,7 @@ func dockerSigner(e *scenarioEnv) {
 
 	mark = e.tg.logMark()
 	r = admin.ok("trust", "sign", gun+":v1")
-	wantContains(t, r, r.stdout,
+	wantContains(t, r, r.Stdout,
 		"Existing signatures for tag v1 digest "+digest,
 		"Successfully signed "+gun+":v1")
 	e.expectRequests(mark, "docker trust sign (existing tag)", gun, "POST /v2/<gun>/_trust/tuf/ 200")
@@ -87,22 +87,22 @@ func dockerSigner(e *scenarioEnv) {
 	if got := repo.signedTags(); !slices.Equal(got, []string{"v1 " + digest + " alice"}) {
 		t.Fatalf("inspect after docker trust sign: signed tags %q\n%s", got, r)
 	}
-	e.record("inspect after sign", r.stdout)
+	e.record("inspect after sign", r.Stdout)
 	for _, role := range []string{"targets/alice", "targets/releases"} {
 		nd.list(gun, [][]string{{"v1", digest, "1234", role}}, "--roles", role)
 	}
 
 	r = admin.ok("trust", "inspect", "--pretty", gun)
-	wantContains(t, r, r.stdout,
+	wantContains(t, r, r.Stdout,
 		"Signatures for "+gun,
 		"List of signers and their keys for "+gun,
 		"Administrative keys for "+gun,
 		"Repository Key:\t"+repoIDs[0],
 		"Root Key:\t"+rootIDs[0])
-	if !regexp.MustCompile(`(?m)^v1\s+` + digest + `\s+alice\s*$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^v1\s+` + digest + `\s+alice\s*$`).MatchString(r.Stdout) {
 		t.Fatalf("pretty inspect lacks the row v1/%s/alice\n%s", digest, r)
 	}
-	if !regexp.MustCompile(`(?m)^alice\s+` + aliceID[:12] + `\s*$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^alice\s+` + aliceID[:12] + `\s*$`).MatchString(r.Stdout) {
 		t.Fatalf("pretty inspect lacks the signer row alice/%s\n%s", aliceID[:12], r)
 	}
 
@@ -112,32 +112,32 @@ func dockerSigner(e *scenarioEnv) {
 	// trusted (example.com is not a loopback registry).
 	noCA := e.docker("noca", false)
 	r = noCA.run("-D", "trust", "inspect", gun)
-	if r.ok() {
+	if r.Succeeded() {
 		t.Fatalf("inspect without the CA should fail:\n%s", r)
 	}
-	wantContains(t, r, r.output(), "x509: certificate signed by unknown authority")
+	wantContains(t, r, r.Output(), "x509: certificate signed by unknown authority")
 
 	// A repository the server does not know.
 	r = admin.run("trust", "inspect", "example.com/compat/nothing")
-	if r.ok() || strings.TrimSpace(r.stdout) != "[]" {
+	if r.Succeeded() || strings.TrimSpace(r.Stdout) != "[]" {
 		t.Fatalf("inspect of an unknown repository should print [] and fail:\n%s", r)
 	}
-	wantContains(t, r, r.stderr, "no signatures or cannot access example.com/compat/nothing")
+	wantContains(t, r, r.Stderr, "no signatures or cannot access example.com/compat/nothing")
 
 	r = admin.ok("trust", "revoke", "-y", gun+":v1")
-	wantContains(t, r, r.stdout, "Successfully deleted signature for "+gun+":v1")
+	wantContains(t, r, r.Stdout, "Successfully deleted signature for "+gun+":v1")
 	repo, r = admin.inspect(gun)
 	if got := repo.signedTags(); !slices.Equal(got, []string{"v1 " + digest + " Repo Admin"}) {
 		t.Fatalf("inspect after revoke (tag still in targets): signed tags %q\n%s", got, r)
 	}
 	nd.list(gun, nil, "--roles", "targets/alice")
-	e.record("inspect after revoke", r.stdout)
+	e.record("inspect after revoke", r.Stdout)
 
 	// Docker 28.2.2 removes a signer only when it is the last signer of
 	// targets/releases and the prompt is answered "y" (with -f, or when it
 	// is not the last signer, it silently does nothing — a CLI bug).
 	r = admin.stdin("y\n").ok("trust", "signer", "remove", "alice", gun)
-	wantContains(t, r, r.stdout, "Successfully removed alice from "+gun)
+	wantContains(t, r, r.Stdout, "Successfully removed alice from "+gun)
 	repo, r = admin.inspect(gun)
 	if len(repo.Signers) != 0 {
 		t.Fatalf("inspect after signer remove: signers left\n%s", r)
@@ -165,28 +165,28 @@ func flatten(rows [][]string) []string {
 // client has no CA at all.
 func dockerRegistry(e *scenarioEnv) {
 	t := e.t
-	reg := startRegistry(t, filepath.Join(e.dir, "registry"))
-	e.norm.replace(reg.host, "<registry>")
+	reg := startRegistry(t)
+	e.norm.replace(reg.Host, "<registry>")
 	layout := writeOCILayout(t, filepath.Join(e.dir, "oci"), "v1")
 	reg.push(t, e.dir, layout, "test/app", "v1")
 	digest, size := reg.manifest(t, "test/app", "v1")
 	e.norm.keep[digest] = true
-	gun := reg.host + "/test/app"
+	gun := reg.Host + "/test/app"
 
 	d := e.docker("loopback", false)
 	d.ok("trust", "key", "generate", "bob", "--dir", e.dir)
 	r := d.ok("trust", "signer", "add", "--key", filepath.Join(e.dir, "bob.pub"), "bob", gun)
-	wantContains(t, r, r.stdout, "Successfully added signer: bob to "+gun)
+	wantContains(t, r, r.Stdout, "Successfully added signer: bob to "+gun)
 
 	d.notary().ok("addhash", gun, "v1", size, "--sha256", digest, "-p")
 	r = d.ok("trust", "sign", gun+":v1")
-	wantContains(t, r, r.stdout, "Successfully signed "+gun+":v1")
+	wantContains(t, r, r.Stdout, "Successfully signed "+gun+":v1")
 
 	repo, r := d.inspect(gun + ":v1")
 	if got := repo.signedTags(); !slices.Equal(got, []string{"v1 " + digest + " bob"}) {
 		t.Fatalf("inspect: signed tags %q, want v1 → the registry's manifest digest %s signed by bob\n%s", got, digest, r)
 	}
-	e.record("inspect", r.stdout)
+	e.record("inspect", r.Stdout)
 	d.notary().list(gun, [][]string{{"v1", digest, size, "targets/releases"}}, "--roles", "targets/releases")
 
 	e.capture("docker-trust", "registry", gun, map[string]string{"private": filepath.Join(d.config, "trust")},

@@ -24,7 +24,7 @@ func (e *scenarioEnv) capture(kind, name, gun string, trustDirs map[string]strin
 	if os.Getenv("SIGNET_CAPTURE_FIXTURES") != "1" || e.tg.name != targetReference {
 		return
 	}
-	out := filepath.Join(moduleRoot(t), "internal", "tuf", "testdata", kind, name)
+	out := filepath.Join(mustModuleRoot(t), "internal", "tuf", "testdata", kind, name)
 	if err := os.RemoveAll(out); err != nil {
 		t.Fatal(err)
 	}

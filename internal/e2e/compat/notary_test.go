@@ -23,9 +23,9 @@ func notaryBasic(e *scenarioEnv) {
 		"GET /v2/<gun>/_trust/tuf/timestamp.key 200")
 
 	r := owner.ok("add", gun, "v1", payload)
-	wantContains(t, r, r.stdout, `Addition of target "v1" to repository "`+gun+`" staged for next publish.`)
+	wantContains(t, r, r.Stdout, `Addition of target "v1" to repository "`+gun+`" staged for next publish.`)
 	r = owner.ok("addhash", gun, "v2", "123", "--sha256", fake)
-	wantContains(t, r, r.stdout, `Addition of target "v2" by sha256 hash to repository "`+gun+`" staged for next publish.`)
+	wantContains(t, r, r.Stdout, `Addition of target "v2" by sha256 hash to repository "`+gun+`" staged for next publish.`)
 	r = owner.ok("status", gun)
 	wantRows(t, r, mustTable(t, r, statusHeader...), statusHeader, [][]string{
 		{"0", "create", "targets", "target", "v1"},
@@ -34,7 +34,7 @@ func notaryBasic(e *scenarioEnv) {
 
 	mark = e.tg.logMark()
 	r = owner.ok("publish", gun)
-	wantContains(t, r, r.stdout, "Successfully published changes for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully published changes for repository "+gun)
 	e.expectRequests(mark, "first notary publish", gun,
 		"GET /v2/ 200",
 		"GET /v2/<gun>/_trust/tuf/root.json 404",
@@ -43,34 +43,34 @@ func notaryBasic(e *scenarioEnv) {
 		t.Errorf("timestamp version after the first publish = %d, want 1", v)
 	}
 	r = owner.ok("status", gun)
-	wantContains(t, r, r.stdout, "No unpublished changes for "+gun)
+	wantContains(t, r, r.Stdout, "No unpublished changes for "+gun)
 
 	mark = e.tg.logMark()
 	r = owner.list(gun, [][]string{{"v1", digest, sz, "targets"}, {"v2", fake, "123", "targets"}})
-	e.record("owner list", r.stdout)
+	e.record("owner list", r.Stdout)
 	e.expectRequests(mark, "notary list", gun,
 		"GET /v2/ 200",
 		"GET /v2/<gun>/_trust/tuf/timestamp.json 200")
 
 	r = owner.ok("lookup", gun, "v1")
-	if got, want := strings.TrimSpace(r.stdout), "v1 sha256:"+digest+" "+sz; got != want {
+	if got, want := strings.TrimSpace(r.Stdout), "v1 sha256:"+digest+" "+sz; got != want {
 		t.Fatalf("lookup = %q, want %q\n%s", got, want, r)
 	}
 	r = owner.fail("lookup", gun, "nope")
-	wantContains(t, r, r.output(), "No valid trust data for nope")
+	wantContains(t, r, r.Output(), "No valid trust data for nope")
 
 	content := "signet compat payload: notary-basic\n"
 	r = owner.stdin(content).ok("verify", gun, "v1")
-	if r.stdout != content {
+	if r.Stdout != content {
 		t.Fatalf("verify should copy the verified input to stdout\n%s", r)
 	}
 	r = owner.stdin("tampered\n").fail("verify", gun, "v1")
 	// The client checks sha256 or sha512 first, at random (map order).
-	wantContains(t, r, r.output(), "data not present in the trusted collection", "checksum for v1 did not match")
+	wantContains(t, r, r.Output(), "data not present in the trusted collection", "checksum for v1 did not match")
 
 	// remove + add, then reset one change and then all.
 	r = owner.ok("remove", gun, "v2")
-	wantContains(t, r, r.stdout, "Removal of v2 from "+gun+" staged for next publish.")
+	wantContains(t, r, r.Stdout, "Removal of v2 from "+gun+" staged for next publish.")
 	owner.ok("add", gun, "v3", payload)
 	owner.ok("reset", gun, "-n", "1")
 	r = owner.ok("status", gun)
@@ -78,9 +78,9 @@ func notaryBasic(e *scenarioEnv) {
 		{"0", "delete", "targets", "target", "v2"},
 	})
 	r = owner.ok("reset", gun, "--all")
-	wantContains(t, r, r.stdout, "Successfully reset specified changes for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully reset specified changes for repository "+gun)
 	r = owner.ok("status", gun)
-	wantContains(t, r, r.stdout, "No unpublished changes for "+gun)
+	wantContains(t, r, r.Stdout, "No unpublished changes for "+gun)
 
 	owner.ok("remove", gun, "v2")
 	owner.ok("publish", gun)
@@ -89,7 +89,7 @@ func notaryBasic(e *scenarioEnv) {
 	// witness re-signs targets without changing it.
 	before := e.roleVersion(gun, "targets")
 	r = owner.ok("witness", gun, "targets")
-	wantContains(t, r, r.stdout, "- targets")
+	wantContains(t, r, r.Stdout, "- targets")
 	r = owner.ok("status", gun)
 	wantRows(t, r, mustTable(t, r, statusHeader...), statusHeader, [][]string{
 		{"0", "update", "targets", "witness", ""},
@@ -103,7 +103,7 @@ func notaryBasic(e *scenarioEnv) {
 	fresh := e.notary("fresh")
 	mark = e.tg.logMark()
 	r = fresh.list(gun, [][]string{{"v1", digest, sz, "targets"}})
-	e.record("fresh list", r.stdout)
+	e.record("fresh list", r.Stdout)
 	e.expectRequests(mark, "notary list (empty trust dir)", gun,
 		"GET /v2/ 200",
 		"GET /v2/<gun>/_trust/tuf/root.json 200",
@@ -129,9 +129,9 @@ func notaryDelegations(e *scenarioEnv) {
 	owner.ok("publish", gun)
 
 	r := owner.ok("delegation", "add", gun, "targets/releases", rel.certFile, "--all-paths")
-	wantContains(t, r, r.stdout, "Addition of delegation role targets/releases with keys ["+rel.id+"]")
+	wantContains(t, r, r.Stdout, "Addition of delegation role targets/releases with keys ["+rel.id+"]")
 	r = owner.ok("delegation", "add", gun, "targets/team", team.certFile, "--paths", "team/")
-	wantContains(t, r, r.stdout, `with paths [team/]`)
+	wantContains(t, r, r.Stdout, `with paths [team/]`)
 	owner.ok("publish", gun)
 
 	r = owner.ok("delegation", "list", gun)
@@ -139,12 +139,12 @@ func notaryDelegations(e *scenarioEnv) {
 		{"targets/releases", `"" <all paths>`, rel.id, "1"},
 		{"targets/team", "team/", team.id, "1"},
 	})
-	e.record("delegation list", r.stdout)
+	e.record("delegation list", r.Stdout)
 
 	// Make the snapshot server-managed so that delegates need no snapshot key.
 	mark := e.tg.logMark()
 	r = owner.ok("key", "rotate", gun, "snapshot", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated snapshot key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated snapshot key for repository "+gun)
 	e.expectRequests(mark, "notary key rotate snapshot -r", gun,
 		"POST /v2/<gun>/_trust/tuf/snapshot.key 200",
 		"POST /v2/<gun>/_trust/tuf/ 200")
@@ -173,13 +173,13 @@ func notaryDelegations(e *scenarioEnv) {
 		{"team/v1", digest, sz, "targets/team"},
 		{"v1", digest, sz, "targets"},
 	})
-	e.record("owner list after delegate publish", r.stdout)
+	e.record("owner list after delegate publish", r.Stdout)
 	deleg.list(gun, [][]string{{"team/v1", digest, sz, "targets/team"}}, "--roles", "targets/team")
 
 	// A path outside the delegation's paths is refused (by the client).
 	deleg.ok("add", gun, "outside", payload, "--roles", "targets/team")
 	r = deleg.fail("publish", gun)
-	wantContains(t, r, r.output(), "Could not add all targets")
+	wantContains(t, r, r.Output(), "Could not add all targets")
 	deleg.ok("reset", gun, "--all")
 
 	e.capture("notary-0.7", "delegations", gun, map[string]string{
@@ -189,7 +189,7 @@ func notaryDelegations(e *scenarioEnv) {
 
 	// Removing the team role drops its targets from listings.
 	r = owner.ok("delegation", "remove", gun, "targets/team", "-y")
-	wantContains(t, r, r.stdout, "Forced removal (including all keys and paths) of delegation role targets/team")
+	wantContains(t, r, r.Stdout, "Forced removal (including all keys and paths) of delegation role targets/team")
 	owner.ok("publish", gun)
 	r = owner.ok("delegation", "list", gun)
 	wantRows(t, r, mustTable(t, r, delegationHeader...), delegationHeader, [][]string{
@@ -199,7 +199,7 @@ func notaryDelegations(e *scenarioEnv) {
 		{"rel-v1", digest, sz, "targets/releases"},
 		{"v1", digest, sz, "targets"},
 	})
-	e.record("owner list after delegation remove", r.stdout)
+	e.record("owner list after delegation remove", r.Stdout)
 }
 
 // notaryRotate: key rotation of snapshot and timestamp (server-managed) and
@@ -229,7 +229,7 @@ func notaryRotate(e *scenarioEnv) {
 
 	mark := e.tg.logMark()
 	r := owner.ok("key", "rotate", gun, "timestamp", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated timestamp key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated timestamp key for repository "+gun)
 	e.expectRequests(mark, "notary key rotate timestamp -r", gun,
 		"POST /v2/<gun>/_trust/tuf/timestamp.key 200",
 		"POST /v2/<gun>/_trust/tuf/ 200")
@@ -242,7 +242,7 @@ func notaryRotate(e *scenarioEnv) {
 
 	before := owner.keyIDs()["targets"]
 	r = owner.ok("key", "rotate", gun, "targets")
-	wantContains(t, r, r.stdout, "Successfully rotated targets key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated targets key for repository "+gun)
 	after := owner.keyIDs()["targets"]
 	if len(after) != 1 || slices.Equal(before, after) {
 		t.Fatalf("targets key before %v, after %v: want one new key", before, after)
@@ -258,12 +258,12 @@ func notaryRotate(e *scenarioEnv) {
 	// clients holding the old root must accept it.
 	oldRoot := e.rootRoleKeys(gun, "root")
 	r = owner.ok("key", "rotate", gun, "root")
-	wantContains(t, r, r.stdout, "Aborting action.")
+	wantContains(t, r, r.Stdout, "Aborting action.")
 	if v := e.roleVersion(gun, "root"); v != 4 {
 		t.Fatalf("root version after an aborted root rotation = %d, want 4", v)
 	}
 	r = owner.stdin("yes\n").ok("key", "rotate", gun, "root")
-	wantContains(t, r, r.stdout, "Successfully rotated root key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated root key for repository "+gun)
 	if v := e.roleVersion(gun, "root"); v != 5 {
 		t.Errorf("root version after root rotation = %d, want 5", v)
 	}
@@ -278,18 +278,18 @@ func notaryRotate(e *scenarioEnv) {
 	owner.ok("publish", gun)
 	want := [][]string{{"v1", digest, sz, "targets"}, {"v2", digest, sz, "targets"}}
 	r = owner.list(gun, want)
-	e.record("owner list after rotations", r.stdout)
+	e.record("owner list after rotations", r.Stdout)
 
 	// The early client holds root v1 and must walk to root v5.
 	mark = e.tg.logMark()
 	r = early.list(gun, want)
-	e.record("early client list after rotations", r.stdout)
+	e.record("early client list after rotations", r.Stdout)
 	e.expectRequests(mark, "notary list with a stale cached root", gun,
 		"GET /v2/<gun>/_trust/tuf/timestamp.json 200")
 
 	fresh := e.notary("fresh")
 	r = fresh.list(gun, want)
-	e.record("fresh client list after rotations", r.stdout)
+	e.record("fresh client list after rotations", r.Stdout)
 
 	e.capture("notary-0.7", "rotate", gun, map[string]string{"private": owner.trustDir})
 }
@@ -311,7 +311,7 @@ func notaryDelete(e *scenarioEnv) {
 
 	mark := e.tg.logMark()
 	r := owner.ok("delete", gun, "--remote")
-	wantContains(t, r, r.stdout, "Successfully deleted local and remote trust data for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully deleted local and remote trust data for repository "+gun)
 	e.expectRequests(mark, "notary delete --remote", gun, "DELETE /v2/<gun>/_trust/tuf/ 200")
 
 	for _, role := range []string{"root", "timestamp", "targets", "snapshot"} {
@@ -322,27 +322,27 @@ func notaryDelete(e *scenarioEnv) {
 
 	wantNoTrust := "does not have trust data for " + gun
 	r = e.notary("never").fail("list", "example.com/compat/never-existed")
-	wantContains(t, r, r.output(), "does not have trust data for example.com/compat/never-existed")
+	wantContains(t, r, r.Output(), "does not have trust data for example.com/compat/never-existed")
 	r = owner.fail("list", gun)
-	wantContains(t, r, r.output(), wantNoTrust)
-	e.record("owner list after delete", r.output())
+	wantContains(t, r, r.Output(), wantNoTrust)
+	e.record("owner list after delete", r.Output())
 	r = e.notary("fresh").fail("list", gun)
-	wantContains(t, r, r.output(), wantNoTrust)
-	e.record("fresh list after delete", r.output())
+	wantContains(t, r, r.Output(), wantNoTrust)
+	e.record("fresh list after delete", r.Output())
 
 	// A client that cached the repository falls back to its cache when the
 	// server answers 404 (observed with the reference; logged only).
 	r = cached.run("list", gun)
-	t.Logf("client with a cache, after delete: exit %d (0 on the reference: it falls back to its cached metadata)", r.code)
+	t.Logf("client with a cache, after delete: exit %d (0 on the reference: it falls back to its cached metadata)", r.Code)
 
 	// The GUN can be created again, with a new root.
 	r = owner.ok("init", gun, "-p")
-	wantContains(t, r, r.stdout, "Successfully published changes for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully published changes for repository "+gun)
 	r = e.notary("fresh2").list(gun, nil)
-	wantContains(t, r, r.stdout, "No targets present in this repository.")
+	wantContains(t, r, r.Stdout, "No targets present in this repository.")
 	owner.ok("add", gun, "again", payload, "-p")
 	r = e.notary("fresh3").list(gun, [][]string{{"again", digest, sz, "targets"}})
-	e.record("list after re-init", r.stdout)
+	e.record("list after re-init", r.Stdout)
 }
 
 // notaryTwoWriters: two clients holding the same keys publish one after
@@ -377,6 +377,6 @@ func notaryTwoWriters(e *scenarioEnv) {
 		{"from-second", digest, sz, "targets"},
 	}
 	r := first.list(gun, want)
-	e.record("first writer list", r.stdout)
+	e.record("first writer list", r.Stdout)
 	second.list(gun, want)
 }

@@ -94,7 +94,7 @@ func (tb table) project(t testing.TB, names ...string) [][]string {
 // mustTable parses the command's stdout as a table and checks the header.
 func mustTable(t testing.TB, r *cmdResult, header ...string) table {
 	t.Helper()
-	tb, err := parseTable(r.stdout)
+	tb, err := parseTable(r.Stdout)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, r)
 	}
@@ -144,7 +144,7 @@ type trustSigner struct {
 func parseInspect(t testing.TB, r *cmdResult) []trustRepo {
 	t.Helper()
 	var repos []trustRepo
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&repos); err != nil {
 		t.Fatalf("docker trust inspect output is not the expected JSON: %v\n%s", err, r)

@@ -12,64 +12,11 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
-
-// testPKI is a throw-away CA and a server certificate for 127.0.0.1.
-type testPKI struct {
-	caFile, certFile, keyFile string
-}
-
-func writeTestPKI(t testing.TB, dir string) testPKI {
-	t.Helper()
-	now := time.Now()
-	caKey := newECKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(t),
-		Subject:               pkix.Name{CommonName: "signet compat test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey := newECKey(t)
-	leafTmpl := &x509.Certificate{
-		SerialNumber: randomSerial(t),
-		Subject:      pkix.Name{CommonName: "signet-server"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, leafKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPKI{
-		caFile:   filepath.Join(dir, "ca.crt"),
-		certFile: filepath.Join(dir, "server.crt"),
-		keyFile:  filepath.Join(dir, "server.key"),
-	}
-	writePEM(t, p.caFile, "CERTIFICATE", caDER, 0o644)
-	writePEM(t, p.certFile, "CERTIFICATE", leafDER, 0o644)
-	writePEM(t, p.keyFile, "PRIVATE KEY", pkcs8(t, leafKey), 0o600)
-	return p
-}
 
 // delegationKey is a key pair for a notary delegation: notary's
 // `delegation add` wants an X.509 certificate, `key import` a PKCS#8 key.

@@ -31,17 +31,17 @@ func (e *scenarioEnv) signetDocker(name string) *signetDocker {
 
 func (s *signetDocker) run(args ...string) *cmdResult {
 	s.e.t.Helper()
-	return s.cmd.run(s.e.t, append([]string{s.bin}, args...)...)
+	return s.cmd.Run(s.e.t, append([]string{s.bin}, args...)...)
 }
 
 func (s *signetDocker) ok(args ...string) *cmdResult {
 	s.e.t.Helper()
-	return s.cmd.mustOK(s.e.t, append([]string{s.bin}, args...)...)
+	return s.cmd.OK(s.e.t, append([]string{s.bin}, args...)...)
 }
 
 func (s *signetDocker) fail(args ...string) *cmdResult {
 	s.e.t.Helper()
-	return s.cmd.mustFail(s.e.t, append([]string{s.bin}, args...)...)
+	return s.cmd.Fail(s.e.t, append([]string{s.bin}, args...)...)
 }
 
 func (s *signetDocker) stdin(in string) *signetDocker {
@@ -83,7 +83,7 @@ func signetRotations(e *scenarioEnv) {
 	alicePub := filepath.Join(e.dir, "alice.pub")
 	aliceID := canonicalKeyIDFromPEM(t, alicePub)
 	r = admin.ok("trust", "signer", "add", "--key", alicePub, "alice", gun)
-	wantContains(t, r, r.stdout, "Successfully added signer: alice to "+gun)
+	wantContains(t, r, r.Stdout, "Successfully added signer: alice to "+gun)
 
 	st := &rotationState{digests: map[string]string{}, signers: map[string][]string{"alice": {aliceID}}}
 	signer := admin // who signs new tags: alice's keys are moved to her laptop in step 6
@@ -91,7 +91,7 @@ func signetRotations(e *scenarioEnv) {
 		t.Helper()
 		d := e.fakeDigest("rotations " + tag)
 		r := signer.ok("trust", "sign", gun+":"+tag, "--digest", "sha256:"+d, "--size", size)
-		wantContains(t, r, r.stdout, "Successfully signed "+gun+":"+tag)
+		wantContains(t, r, r.Stdout, "Successfully signed "+gun+":"+tag)
 		st.tags = append(st.tags, tag)
 		st.digests[tag] = d
 	}
@@ -111,7 +111,7 @@ func signetRotations(e *scenarioEnv) {
 		n.list(gun, rows, "--roles", releasesRole)
 		lr := n.ok("list", gun)
 		for _, tag := range st.tags {
-			if !strings.Contains(lr.stdout, st.digests[tag]) {
+			if !strings.Contains(lr.Stdout, st.digests[tag]) {
 				t.Errorf("%s: notary list lacks %s\n%s", step, tag, lr)
 			}
 		}
@@ -163,7 +163,7 @@ func signetRotations(e *scenarioEnv) {
 	// 1. Server-managed snapshot key: a new one.
 	before := e.rootRoleKeys(gun, "snapshot")
 	r = nc.ok("key", "rotate", gun, "snapshot", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated snapshot key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated snapshot key for repository "+gun)
 	if now := e.rootRoleKeys(gun, "snapshot"); len(now) != 1 || slices.Equal(now, before) {
 		t.Errorf("snapshot keys in root: before %v, after %v; want one new key", before, now)
 	}
@@ -172,7 +172,7 @@ func signetRotations(e *scenarioEnv) {
 	// 2. Server-managed timestamp key.
 	before = e.rootRoleKeys(gun, "timestamp")
 	r = nc.ok("key", "rotate", gun, "timestamp", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated timestamp key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated timestamp key for repository "+gun)
 	if now := e.rootRoleKeys(gun, "timestamp"); len(now) != 1 || slices.Equal(now, before) {
 		t.Errorf("timestamp keys in root: before %v, after %v; want one new key", before, now)
 	}
@@ -181,7 +181,7 @@ func signetRotations(e *scenarioEnv) {
 	// 3. targets key (held by the client).
 	before = e.rootRoleKeys(gun, "targets")
 	r = nc.ok("key", "rotate", gun, "targets")
-	wantContains(t, r, r.stdout, "Successfully rotated targets key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated targets key for repository "+gun)
 	now := e.rootRoleKeys(gun, "targets")
 	if len(now) != 1 || slices.Equal(now, before) || !slices.Contains(nc.keyIDs()["targets"], now[0]) {
 		t.Errorf("targets keys in root: before %v, after %v (local: %v); want one new key held locally", before, now, nc.keyIDs()["targets"])
@@ -192,7 +192,7 @@ func signetRotations(e *scenarioEnv) {
 	before = e.rootRoleKeys(gun, "root")
 	v := e.roleVersion(gun, "root")
 	r = nc.stdin("yes\n").ok("key", "rotate", gun, "root")
-	wantContains(t, r, r.stdout, "Successfully rotated root key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated root key for repository "+gun)
 	if now := e.rootRoleKeys(gun, "root"); len(now) != 1 || slices.Equal(now, before) {
 		t.Errorf("root keys: before %v, after %v; want one new key", before, now)
 	}
@@ -210,7 +210,7 @@ func signetRotations(e *scenarioEnv) {
 	alice2Pub := filepath.Join(e.dir, "alice2.pub")
 	alice2ID := canonicalKeyIDFromPEM(t, alice2Pub)
 	r = admin.ok("trust", "signer", "add", "--key", alice2Pub, "alice", gun)
-	wantContains(t, r, r.stdout, "Successfully added signer: alice to "+gun)
+	wantContains(t, r, r.Stdout, "Successfully added signer: alice to "+gun)
 	st.signers["alice"] = sortedIDs(aliceID, alice2ID)
 	after("delegation key add")
 
@@ -218,8 +218,8 @@ func signetRotations(e *scenarioEnv) {
 	// one of targets/releases.
 	state := e.serverState(gun)
 	r = admin.fail("trust", "signer", "remove", "alice", gun)
-	wantContains(t, r, r.output(), "targets/releases", "needs 1 signatures", "Add another signer first")
-	t.Logf("signer remove of the last signer: %s", strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "targets/releases", "needs 1 signatures", "Add another signer first")
+	t.Logf("signer remove of the last signer: %s", strings.TrimSpace(r.Output()))
 	e.wantUnchanged("signet trust signer remove of the last signer", gun, state)
 	// One of its two keys can go, but not while the roles are signed only
 	// by that key: clients would then reject them and the whole repository
@@ -228,8 +228,8 @@ func signetRotations(e *scenarioEnv) {
 	nc.ok("delegation", "remove", gun, "targets/alice", aliceID)
 	nc.ok("delegation", "remove", gun, releasesRole, aliceID)
 	r = nc.fail("publish", gun)
-	wantContains(t, r, r.output(), "signed only by keys this change removes", "signet witness "+gun+" targets/alice targets/releases -p")
-	t.Logf("removing the key that signed the roles: %s", strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "signed only by keys this change removes", "signet witness "+gun+" targets/alice targets/releases -p")
+	t.Logf("removing the key that signed the roles: %s", strings.TrimSpace(r.Output()))
 	e.wantUnchanged("removing the only key that signed targets/alice", gun, state)
 	// The laptop (holding the remaining key) re-signs both roles, then the
 	// removal goes through.
@@ -249,8 +249,8 @@ func signetRotations(e *scenarioEnv) {
 	state = e.serverState(gun)
 	nc.ok("delegation", "remove", gun, releasesRole, alice2ID)
 	r = nc.fail("publish", gun)
-	wantContains(t, r, r.output(), releasesRole, "threshold")
-	t.Logf("removing the last key of %s: %s", releasesRole, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), releasesRole, "threshold")
+	t.Logf("removing the last key of %s: %s", releasesRole, strings.TrimSpace(r.Output()))
 	e.wantUnchanged("removing the last key of "+releasesRole, gun, state)
 	nc.ok("reset", gun, "--all")
 
@@ -276,12 +276,12 @@ func signetRotations(e *scenarioEnv) {
 	bob := newDelegationKey(t, e.dir, "bob")
 	state = e.serverState(gun)
 	r = admin.fail("trust", "signer", "add", "--key", bob.certFile, "bob", gun)
-	wantContains(t, r, r.output(), "targets")
-	t.Logf("signer add without the targets key: %s", strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "targets")
+	t.Logf("signer add without the targets key: %s", strings.TrimSpace(r.Output()))
 	e.wantUnchanged("signer add without the targets key", gun, state)
 
 	r = nc.ok("key", "rotate", gun, "targets")
-	wantContains(t, r, r.stdout, "Successfully rotated targets key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated targets key for repository "+gun)
 	now = e.rootRoleKeys(gun, "targets")
 	if len(now) != 1 || now[0] == targetsID || !slices.Contains(nc.keyIDs()["targets"], now[0]) {
 		t.Errorf("targets keys in root after recovery: %v (lost %s, local %v); want one new key held locally", now, targetsID, nc.keyIDs()["targets"])
@@ -289,21 +289,21 @@ func signetRotations(e *scenarioEnv) {
 	after("targets key loss")
 	// The new targets key signs: another signer can be added.
 	r = admin.ok("trust", "signer", "add", "--key", bob.certFile, "bob", gun)
-	wantContains(t, r, r.stdout, "Successfully added signer: bob to "+gun)
+	wantContains(t, r, r.Stdout, "Successfully added signer: bob to "+gun)
 	st.signers["bob"] = []string{bob.id}
 	check("adding a signer with the new targets key", oldNotary, oldDocker)
 
 	// Fresh clients trust the repository as it is now.
 	check("all rotations (fresh clients)", e.notary("fresh"), e.docker("fresh", true))
 	e.record("inspect after all rotations", mustInspect(oldDocker, gun))
-	e.record("notary list --roles targets/releases after all rotations", oldNotary.ok("list", gun, "--roles", releasesRole).stdout)
+	e.record("notary list --roles targets/releases after all rotations", oldNotary.ok("list", gun, "--roles", releasesRole).Stdout)
 }
 
 const releasesRole = "targets/releases"
 
 func mustInspect(d *dockerClient, gun string) string {
 	_, r := d.inspect(gun)
-	return r.stdout
+	return r.Stdout
 }
 
 func sortedIDs(ids ...string) []string {

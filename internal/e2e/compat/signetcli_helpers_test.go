@@ -3,15 +3,13 @@ package compat
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
 // The signet client (./cmd/signet) is driven exactly like the notary CLI:
@@ -19,56 +17,8 @@ import (
 // variables, the same trust directories. cliClient runs either program, so
 // that a scenario can hand one trust directory from one tool to the other.
 
-var signetCLIBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-// cleanupSignetCLIBuild removes the build directory of ./cmd/signet.
-func cleanupSignetCLIBuild() {
-	if signetCLIBuild.dir != "" {
-		os.RemoveAll(signetCLIBuild.dir)
-	}
-}
-
-// signetCLIBinary builds ./cmd/signet once per test binary, or returns
-// SIGNET_CLI_BIN.
-func signetCLIBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SIGNET_CLI_BIN"); p != "" {
-		return p
-	}
-	root := moduleRoot(t)
-	signetCLIBuild.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			signetCLIBuild.err = fmt.Errorf("go not found on PATH: %w", err)
-			return
-		}
-		dir, err := os.MkdirTemp("", "signet-compat-cli-build-")
-		if err != nil {
-			signetCLIBuild.err = err
-			return
-		}
-		signetCLIBuild.dir = dir
-		out := filepath.Join(dir, "signet")
-		c := command{env: os.Environ(), dir: root, timeout: 5 * time.Minute}
-		start := time.Now()
-		r := c.run(t, goTool, "build", "-o", out, "./cmd/signet")
-		if !r.ok() {
-			signetCLIBuild.err = fmt.Errorf("building ./cmd/signet failed:\n%s", r)
-			return
-		}
-		t.Logf("built signet in %v", time.Since(start).Round(time.Millisecond))
-		signetCLIBuild.path = out
-	})
-	if signetCLIBuild.err != nil {
-		t.Fatal(signetCLIBuild.err)
-	}
-	return signetCLIBuild.path
-}
+// signetCLIBinary is ./cmd/signet built for the tests (or SIGNET_CLI_BIN).
+func signetCLIBinary(t *testing.T) string { return e2etest.Binary(t, "signet") }
 
 // cliClient runs `notary` or `signet` on one trust directory against the
 // target, with the CA given on the command line (no config file).
@@ -112,8 +62,8 @@ func (e *scenarioEnv) cliOn(tool, trustDir string) *cliClient {
 		bin = signetCLIBinary(e.t)
 	}
 	pass := notaryPassphrases()
-	env := append(baseEnv(e.dir), pass...)
-	return &cliClient{e: e, tool: tool, bin: bin, trustDir: trustDir, cmd: command{env: env, extra: pass, dir: e.dir}}
+	env := append(e2etest.BaseEnv(e.dir), pass...)
+	return &cliClient{e: e, tool: tool, bin: bin, trustDir: trustDir, cmd: command{Env: env, Extra: pass, Dir: e.dir}}
 }
 
 // other returns the other tool on the same trust directory.
@@ -136,24 +86,24 @@ func (c *cliClient) args(args []string) []string {
 
 func (c *cliClient) run(args ...string) *cmdResult {
 	c.e.t.Helper()
-	return c.cmd.run(c.e.t, c.args(args)...)
+	return c.cmd.Run(c.e.t, c.args(args)...)
 }
 
 func (c *cliClient) ok(args ...string) *cmdResult {
 	c.e.t.Helper()
-	return c.cmd.mustOK(c.e.t, c.args(args)...)
+	return c.cmd.OK(c.e.t, c.args(args)...)
 }
 
 func (c *cliClient) fail(args ...string) *cmdResult {
 	c.e.t.Helper()
-	return c.cmd.mustFail(c.e.t, c.args(args)...)
+	return c.cmd.Fail(c.e.t, c.args(args)...)
 }
 
 // failCode runs args and fails the test unless they exit with code.
 func (c *cliClient) failCode(code int, args ...string) *cmdResult {
 	c.e.t.Helper()
 	r := c.run(args...)
-	if r.err != nil || r.code != code {
+	if r.Err != nil || r.Code != code {
 		c.e.t.Fatalf("%s should have exited %d:\n%s", c.tool, code, r)
 	}
 	return r
@@ -161,7 +111,7 @@ func (c *cliClient) failCode(code int, args ...string) *cmdResult {
 
 func (c *cliClient) stdin(s string) *cliClient {
 	n := *c
-	n.cmd = c.cmd.withStdin(s)
+	n.cmd = c.cmd.WithStdin(s)
 	return &n
 }
 
@@ -169,7 +119,7 @@ func (c *cliClient) stdin(s string) *cliClient {
 // win over the default passphrases).
 func (c *cliClient) withEnv(kv ...string) *cliClient {
 	n := *c
-	n.cmd = c.cmd.withEnv(kv...)
+	n.cmd = c.cmd.WithEnv(kv...)
 	return &n
 }
 
@@ -185,7 +135,7 @@ func (c *cliClient) list(gun string, want [][]string, extra ...string) *cmdResul
 	c.e.t.Helper()
 	r := c.ok(append([]string{"list", gun}, extra...)...)
 	if len(want) == 0 {
-		wantContains(c.e.t, r, r.stdout, "No targets present in this repository.")
+		wantContains(c.e.t, r, r.Stdout, "No targets present in this repository.")
 		return r
 	}
 	wantRows(c.e.t, r, mustTable(c.e.t, r, listHeader...), listHeader, want)
@@ -198,7 +148,7 @@ func (c *cliClient) list(gun string, want [][]string, extra ...string) *cmdResul
 func (c *cliClient) keyRows() []string {
 	c.e.t.Helper()
 	r := c.ok("key", "list")
-	if !strings.Contains(r.stdout, "KEY ID") {
+	if !strings.Contains(r.Stdout, "KEY ID") {
 		return nil
 	}
 	var out []string
@@ -240,7 +190,7 @@ func (c *cliClient) delegations(gun string, want [][]string) *cmdResult {
 	c.e.t.Helper()
 	r := c.ok("delegation", "list", gun)
 	if len(want) == 0 {
-		wantContains(c.e.t, r, r.stdout, "No delegations present in this repository.")
+		wantContains(c.e.t, r, r.Stdout, "No delegations present in this repository.")
 		return r
 	}
 	wantRows(c.e.t, r, mustTable(c.e.t, r, delegationHeader...), delegationHeader, want)
@@ -253,7 +203,7 @@ func (c *cliClient) status(gun string, want [][]string) *cmdResult {
 	c.e.t.Helper()
 	r := c.ok("status", gun)
 	if len(want) == 0 {
-		wantContains(c.e.t, r, r.stdout, "No unpublished changes for "+gun)
+		wantContains(c.e.t, r, r.Stdout, "No unpublished changes for "+gun)
 		return r
 	}
 	wantRows(c.e.t, r, mustTable(c.e.t, r, statusHeader...), statusHeader, want)
@@ -298,16 +248,16 @@ func (e *scenarioEnv) wantUnchanged(what, gun string, before map[string]string) 
 // normalization (key IDs → <id>, registered content digests kept).
 func (e *scenarioEnv) sameOutput(what string, notary, signet *cmdResult) {
 	e.t.Helper()
-	if notary.stdout == signet.stdout {
-		e.record(what, signet.stdout)
+	if notary.Stdout == signet.Stdout {
+		e.record(what, signet.Stdout)
 		return
 	}
-	a := strings.Split(e.norm.apply(notary.stdout), "\n")
-	b := strings.Split(e.norm.apply(signet.stdout), "\n")
+	a := strings.Split(e.norm.apply(notary.Stdout), "\n")
+	b := strings.Split(e.norm.apply(signet.Stdout), "\n")
 	if d := lineDiff(a, b); d != "" {
 		e.t.Errorf("%s: signet's output differs from notary's (- notary, + signet):\n%s\n%s\n%s", what, d, notary, signet)
 	}
-	e.record(what, signet.stdout)
+	e.record(what, signet.Stdout)
 	e.t.Errorf("%s: signet's output is not byte-identical to notary's, only after normalization\n%s\n%s", what, notary, signet)
 }
 
@@ -323,7 +273,7 @@ type signetTargetJSON struct {
 func parseListJSON(t testing.TB, r *cmdResult) []signetTargetJSON {
 	t.Helper()
 	var out []signetTargetJSON
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
 		t.Fatalf("signet -o json list: not the expected JSON: %v\n%s", err, r)

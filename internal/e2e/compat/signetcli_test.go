@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
 // The signet client scenarios run in TestCompat after the notary and
@@ -44,20 +46,20 @@ func signetBasic(e *scenarioEnv) {
 
 	owner.ok("init", gun)
 	r := owner.ok("add", gun, "v1", payload)
-	wantContains(t, r, r.stdout, `Addition of target "v1" to repository "`+gun+`" staged for next publish.`)
+	wantContains(t, r, r.Stdout, `Addition of target "v1" to repository "`+gun+`" staged for next publish.`)
 	r = owner.ok("addhash", gun, "v2", "123", "--sha256", fake)
-	wantContains(t, r, r.stdout, `Addition of target "v2" by sha256 hash to repository "`+gun+`" staged for next publish.`)
+	wantContains(t, r, r.Stdout, `Addition of target "v2" by sha256 hash to repository "`+gun+`" staged for next publish.`)
 	r = owner.ok("addhash", gun, "v3", sz2, "--sha256", digest2, "--sha512", digest512)
-	wantContains(t, r, r.stdout, `Addition of target "v3" by sha256, sha512 hash to repository "`+gun+`" staged for next publish.`)
+	wantContains(t, r, r.Stdout, `Addition of target "v3" by sha256, sha512 hash to repository "`+gun+`" staged for next publish.`)
 	r = owner.status(gun, [][]string{
 		{"0", "create", "targets", "target", "v1"},
 		{"1", "create", "targets", "target", "v2"},
 		{"2", "create", "targets", "target", "v3"},
 	})
-	e.record("status before the first publish", r.stdout)
+	e.record("status before the first publish", r.Stdout)
 
 	r = owner.ok("publish", gun)
-	wantContains(t, r, r.stdout, "Successfully published changes for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully published changes for repository "+gun)
 	if v := e.roleVersion(gun, "timestamp"); v != 1 {
 		t.Errorf("timestamp version after the first publish = %d, want 1", v)
 	}
@@ -65,7 +67,7 @@ func signetBasic(e *scenarioEnv) {
 
 	want := [][]string{{"v1", digest, sz, "targets"}, {"v2", fake, "123", "targets"}, {"v3", digest2, sz2, "targets"}}
 	r = owner.list(gun, want)
-	e.record("signet list", r.stdout)
+	e.record("signet list", r.Stdout)
 	// notary (a fresh trust dir) sees what signet published.
 	e.notaryCLI("reader").list(gun, want)
 
@@ -90,34 +92,34 @@ func signetBasic(e *scenarioEnv) {
 
 	r = owner.ok("lookup", gun, "v1")
 	nr := e.notaryCLI("reader").ok("lookup", gun, "v1")
-	if got, want := strings.TrimSpace(r.stdout), "v1 sha256:"+digest+" "+sz; got != want {
-		t.Errorf("signet lookup = %q, want %q (notary prints %q)\n%s", got, want, strings.TrimSpace(nr.stdout), r)
+	if got, want := strings.TrimSpace(r.Stdout), "v1 sha256:"+digest+" "+sz; got != want {
+		t.Errorf("signet lookup = %q, want %q (notary prints %q)\n%s", got, want, strings.TrimSpace(nr.Stdout), r)
 	}
 	r = owner.fail("lookup", gun, "nope")
-	wantContains(t, r, r.output(), "nope")
+	wantContains(t, r, r.Output(), "nope")
 
 	r = owner.stdin(content).ok("verify", gun, "v1")
-	if r.stdout != content {
+	if r.Stdout != content {
 		t.Fatalf("verify should copy the verified input to stdout\n%s", r)
 	}
 	r = owner.ok("verify", gun, "v3", "-i", payload2, "-q")
-	if r.stdout != "" {
+	if r.Stdout != "" {
 		t.Errorf("verify -q printed something\n%s", r)
 	}
 	r = owner.stdin("tampered\n").failCode(1, "verify", gun, "v1")
-	wantContains(t, r, r.output(), "data not present in the trusted collection", "v1")
-	if strings.Contains(r.stdout, "tampered") {
+	wantContains(t, r, r.Output(), "data not present in the trusted collection", "v1")
+	if strings.Contains(r.Stdout, "tampered") {
 		t.Errorf("verify passed on unverified data\n%s", r)
 	}
 
 	// remove + add, then reset one change and then all.
 	r = owner.ok("remove", gun, "v2")
-	wantContains(t, r, r.stdout, "Removal of v2 from "+gun+" staged for next publish.")
+	wantContains(t, r, r.Stdout, "Removal of v2 from "+gun+" staged for next publish.")
 	owner.ok("add", gun, "v4", payload)
 	owner.ok("reset", gun, "-n", "1")
 	owner.status(gun, [][]string{{"0", "delete", "targets", "target", "v2"}})
 	r = owner.ok("reset", gun, "--all")
-	wantContains(t, r, r.stdout, "Successfully reset specified changes for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully reset specified changes for repository "+gun)
 	owner.status(gun, nil)
 
 	owner.ok("remove", gun, "v2", "-p")
@@ -127,7 +129,7 @@ func signetBasic(e *scenarioEnv) {
 	// witness re-signs targets without changing it.
 	before := e.roleVersion(gun, "targets")
 	r = owner.ok("witness", gun, "targets")
-	wantContains(t, r, r.stdout, "- targets")
+	wantContains(t, r, r.Stdout, "- targets")
 	owner.status(gun, [][]string{{"0", "update", "targets", "witness", ""}})
 	owner.ok("publish", gun)
 	if after := e.roleVersion(gun, "targets"); after != before+1 {
@@ -135,11 +137,11 @@ func signetBasic(e *scenarioEnv) {
 	}
 	e.notaryCLI("reader").list(gun, want)
 	r = e.signetCLI("fresh").list(gun, want)
-	e.record("fresh signet list", r.stdout)
+	e.record("fresh signet list", r.Stdout)
 
 	// delete --remote: the server forgets the repository.
 	r = owner.ok("delete", gun, "--remote")
-	wantContains(t, r, r.stdout, "Successfully deleted local and remote trust data for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully deleted local and remote trust data for repository "+gun)
 	for _, role := range []string{"root", "timestamp", "targets", "snapshot"} {
 		if status, body := e.tg.get(t, "/v2/"+gun+"/_trust/tuf/"+role+".json"); status != 404 {
 			t.Errorf("GET %s.json after signet delete --remote: status %d, want 404: %s", role, status, body)
@@ -150,7 +152,7 @@ func signetBasic(e *scenarioEnv) {
 	}
 	e.notaryCLI("after-delete").fail("list", gun)
 	r = e.signetCLI("after-delete").fail("list", gun)
-	e.record("signet list after delete", r.output())
+	e.record("signet list after delete", r.Output())
 }
 
 // signetDelegations: delegation add (all paths, path-restricted, a second
@@ -170,9 +172,9 @@ func signetDelegations(e *scenarioEnv) {
 	owner.ok("add", gun, "v1", payload, "-p")
 
 	r := owner.ok("delegation", "add", gun, "targets/releases", rel.certFile, rel2.certFile, "--all-paths")
-	wantContains(t, r, r.stdout, "Addition of delegation role targets/releases with keys [", rel.id, rel2.id)
+	wantContains(t, r, r.Stdout, "Addition of delegation role targets/releases with keys [", rel.id, rel2.id)
 	r = owner.ok("delegation", "add", gun, "targets/team", team.certFile, "--paths", "team/")
-	wantContains(t, r, r.stdout, `with paths [team/]`)
+	wantContains(t, r, r.Stdout, `with paths [team/]`)
 	owner.status(gun, [][]string{
 		{"0", "create", "targets/releases", "delegation", ""},
 		{"1", "create", "targets/team", "delegation", ""},
@@ -194,13 +196,13 @@ func signetDelegations(e *scenarioEnv) {
 		{"", "", relIDs[1], ""},
 		{"targets/team", "team/", team.id, "1"},
 	})
-	e.record("delegation list", r.stdout)
+	e.record("delegation list", r.Stdout)
 	nr := e.notaryCLI("reader").ok("delegation", "list", gun)
 	e.sameOutput("delegation list, notary vs signet", nr, r)
 
 	// Remove one key of targets/releases.
 	r = owner.ok("delegation", "remove", gun, "targets/releases", rel2.id)
-	wantContains(t, r, r.stdout, "targets/releases", rel2.id)
+	wantContains(t, r, r.Stdout, "targets/releases", rel2.id)
 	owner.ok("publish", gun)
 	owner.delegations(gun, [][]string{
 		{"targets/releases", `"" <all paths>`, rel.id, "1"},
@@ -209,14 +211,14 @@ func signetDelegations(e *scenarioEnv) {
 	e.notaryCLI("reader").ok("delegation", "list", gun)
 
 	r = owner.ok("-o", "json", "delegation", "list", gun)
-	wantContains(t, r, r.stdout, `"targets/releases"`, rel.id, `"team/"`)
-	if strings.Contains(r.stdout, rel2.id) {
+	wantContains(t, r, r.Stdout, `"targets/releases"`, rel.id, `"team/"`)
+	if strings.Contains(r.Stdout, rel2.id) {
 		t.Errorf("removed key %s still listed\n%s", rel2.id, r)
 	}
 
 	// Server-managed snapshot, so that delegates need no snapshot key.
 	r = owner.ok("key", "rotate", gun, "snapshot", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated snapshot key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated snapshot key for repository "+gun)
 	ids := owner.keyIDs()
 	if len(ids["targets"]) != 1 || len(ids["root"]) != 1 {
 		t.Fatalf("owner keys after key rotate snapshot -r: %v", ids)
@@ -243,7 +245,7 @@ func signetDelegations(e *scenarioEnv) {
 		{"v1", digest, sz, "targets"},
 	}
 	r = owner.list(gun, want)
-	e.record("owner list after delegate publish", r.stdout)
+	e.record("owner list after delegate publish", r.Stdout)
 	e.notaryCLI("reader").list(gun, want)
 	deleg.list(gun, [][]string{{"team/v1", digest, sz, "targets/team"}}, "--roles", "targets/team")
 
@@ -256,7 +258,7 @@ func signetDelegations(e *scenarioEnv) {
 
 	// Removing the team role drops its targets from listings.
 	r = owner.ok("delegation", "remove", gun, "targets/team", "-y")
-	wantContains(t, r, r.stdout, "Forced removal (including all keys and paths) of delegation role targets/team")
+	wantContains(t, r, r.Stdout, "Forced removal (including all keys and paths) of delegation role targets/team")
 	owner.ok("publish", gun)
 	owner.delegations(gun, [][]string{{"targets/releases", `"" <all paths>`, rel.id, "1"}})
 	want = [][]string{
@@ -264,7 +266,7 @@ func signetDelegations(e *scenarioEnv) {
 		{"v1", digest, sz, "targets"},
 	}
 	r = owner.list(gun, want)
-	e.record("owner list after delegation remove", r.stdout)
+	e.record("owner list after delegation remove", r.Stdout)
 	e.notaryCLI("reader").list(gun, want)
 }
 
@@ -293,7 +295,7 @@ func signetRotate(e *scenarioEnv) {
 	}
 
 	r := owner.ok("key", "rotate", gun, "snapshot", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated snapshot key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated snapshot key for repository "+gun)
 	if v := e.roleVersion(gun, "root"); v != 2 {
 		t.Errorf("root version after snapshot rotation = %d, want 2", v)
 	}
@@ -301,7 +303,7 @@ func signetRotate(e *scenarioEnv) {
 
 	tsKeys := e.rootRoleKeys(gun, "timestamp")
 	r = owner.ok("key", "rotate", gun, "timestamp", "-r")
-	wantContains(t, r, r.stdout, "Successfully rotated timestamp key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated timestamp key for repository "+gun)
 	if now := e.rootRoleKeys(gun, "timestamp"); slices.Equal(now, tsKeys) || len(now) != 1 {
 		t.Errorf("timestamp keys in root: before %v, after %v; want one new key", tsKeys, now)
 	}
@@ -309,7 +311,7 @@ func signetRotate(e *scenarioEnv) {
 
 	before := owner.keyIDs()["targets"]
 	r = owner.ok("key", "rotate", gun, "targets")
-	wantContains(t, r, r.stdout, "Successfully rotated targets key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated targets key for repository "+gun)
 	after := owner.keyIDs()["targets"]
 	if got := e.rootRoleKeys(gun, "targets"); len(after) == 0 || !slices.Contains(after, got[0]) || slices.Contains(before, got[0]) {
 		t.Errorf("root lists targets keys %v; the client held %v before and %v after", got, before, after)
@@ -319,12 +321,12 @@ func signetRotate(e *scenarioEnv) {
 	oldRoot := e.rootRoleKeys(gun, "root")
 	v := e.roleVersion(gun, "root")
 	r = owner.ok("key", "rotate", gun, "root")
-	wantContains(t, r, r.stdout, "Aborting action.")
+	wantContains(t, r, r.Stdout, "Aborting action.")
 	if got := e.roleVersion(gun, "root"); got != v {
 		t.Fatalf("root version after an aborted root rotation = %d, want %d", got, v)
 	}
 	r = owner.stdin("yes\n").ok("key", "rotate", gun, "root")
-	wantContains(t, r, r.stdout, "Successfully rotated root key for repository "+gun)
+	wantContains(t, r, r.Stdout, "Successfully rotated root key for repository "+gun)
 	if got := e.roleVersion(gun, "root"); got != v+1 {
 		t.Errorf("root version after root rotation = %d, want %d", got, v+1)
 	}
@@ -339,7 +341,7 @@ func signetRotate(e *scenarioEnv) {
 	owner.ok("add", gun, "v2", payload, "-p")
 	want = append(want, []string{"v2", digest, sz, "targets"})
 	r = owner.list(gun, want)
-	e.record("owner list after rotations", r.stdout)
+	e.record("owner list after rotations", r.Stdout)
 	earlySignet.list(gun, want)
 	earlyNotary.list(gun, want)
 	e.signetCLI("fresh").list(gun, want)
@@ -369,7 +371,7 @@ func signetInterop(e *scenarioEnv) {
 	want := [][]string{{"by-notary", digest, sz, "targets"}, {"by-signet", digest, sz, "targets"}}
 	signet.list(gunN, want)
 	r := notary.list(gunN, want)
-	e.record("notary list after signet published in notary's trust dir", r.stdout)
+	e.record("notary list after signet published in notary's trust dir", r.Stdout)
 	// Changes staged by one tool are published by the other.
 	notary.ok("add", gunN, "staged-by-notary", payload)
 	signet.status(gunN, [][]string{{"0", "create", "targets", "target", "staged-by-notary"}})
@@ -389,7 +391,7 @@ func signetInterop(e *scenarioEnv) {
 	nt.ok("delegation", "add", gunS, "targets/releases", rel.certFile, "--all-paths", "-p")
 	sig.list(gunS, [][]string{{"by-notary", digest, sz, "targets"}})
 	r = sig.delegations(gunS, [][]string{{"targets/releases", `"" <all paths>`, rel.id, "1"}})
-	e.record("signet delegation list of notary's delegation", r.stdout)
+	e.record("signet delegation list of notary's delegation", r.Stdout)
 	sig.ok("add", gunS, "by-signet", payload, "-p")
 	nt.list(gunS, [][]string{{"by-notary", digest, sz, "targets"}, {"by-signet", digest, sz, "targets"}})
 
@@ -406,7 +408,7 @@ func signetInterop(e *scenarioEnv) {
 
 	// key generate / export / import across the tools.
 	r = sig.ok("key", "generate", "ecdsa", "--role", "targets/ci")
-	id := lastField(r.stdout)
+	id := lastField(r.Stdout)
 	if ids := nt.keyIDs()["targets/ci"]; !slices.Equal(ids, []string{id}) {
 		t.Errorf("notary key list: targets/ci keys %v, want [%s] (generated by signet)\n%s", ids, id, r)
 	}
@@ -415,7 +417,7 @@ func signetInterop(e *scenarioEnv) {
 	// own: "invalid key pem block"), signet can, from either tool.
 	r = sig.ok("key", "generate", "--role", "targets/ext", "-o", filepath.Join(e.dir, "sext"))
 	sextID := canonicalKeyIDFromPEM(t, filepath.Join(e.dir, "sext.pem"))
-	wantContains(t, r, r.stdout, sextID)
+	wantContains(t, r, r.Stdout, sextID)
 	nt.ok("key", "generate", "--role", "targets/ext", "-o", filepath.Join(e.dir, "next"))
 	nextID := canonicalKeyIDFromPEM(t, filepath.Join(e.dir, "next.pem"))
 	for _, f := range []string{"sext", "next"} {
@@ -547,27 +549,27 @@ func signetBadInput(e *scenarioEnv) {
 
 	// A role that is not targets or a delegation: refused when staging.
 	r := owner.fail("add", gun, "v2", payload, "-r", "releases")
-	wantContains(t, r, r.output(), `"releases"`)
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), `"releases"`)
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	r = owner.fail("list", gun, "-r", "snapshot")
-	wantContains(t, r, r.output(), `"snapshot"`)
+	wantContains(t, r, r.Output(), `"snapshot"`)
 	owner.status(gun, nil)
 	// A delegation that does not exist: staged, but publish fails.
 	owner.ok("add", gun, "v2", payload, "-r", "targets/nope")
 	r = owner.failCode(1, "publish", gun)
-	wantContains(t, r, r.output(), "targets/nope")
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "targets/nope")
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	e.wantUnchanged("publish to a delegation that does not exist", gun, state)
 	owner.ok("reset", gun, "--all")
 	// key rotate of a role that has no key to rotate.
 	r = owner.fail("key", "rotate", gun, "targets/nope")
-	wantContains(t, r, r.output(), "targets/nope")
+	wantContains(t, r, r.Output(), "targets/nope")
 	e.wantUnchanged("key rotate targets/nope", gun, state)
 
 	// addhash without hashes.
 	r = owner.fail("addhash", gun, "v2", "10")
-	wantContains(t, r, r.output(), "--sha256", "--sha512")
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "--sha256", "--sha512")
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	r = owner.fail("addhash", gun, "v2", "10", "--sha256", "abc")
 	owner.status(gun, nil)
 
@@ -577,37 +579,37 @@ func signetBadInput(e *scenarioEnv) {
 	targetsID := owner.keyIDs()["targets"][0]
 	wrong := owner.withEnv("NOTARY_TARGETS_PASSPHRASE=not-the-passphrase")
 	r = wrong.failCode(1, "publish", gun)
-	wantContains(t, r, r.output(), "targets key", targetsID[:7], "NOTARY_TARGETS_PASSPHRASE")
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "targets key", targetsID[:7], "NOTARY_TARGETS_PASSPHRASE")
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	e.wantUnchanged("publish with a wrong targets passphrase", gun, state)
 	owner.status(gun, [][]string{{"0", "create", "targets", "target", "v2"}})
 	// notary says the same kind of thing for the same trust dir.
 	nr := owner.other().withEnv("NOTARY_TARGETS_PASSPHRASE=not-the-passphrase").run("publish", gun)
-	t.Logf("notary with a wrong passphrase: exit %d: %s", nr.code, strings.TrimSpace(nr.output()))
+	t.Logf("notary with a wrong passphrase: exit %d: %s", nr.Code, strings.TrimSpace(nr.Output()))
 	e.wantUnchanged("notary publish with a wrong targets passphrase", gun, state)
 
 	// No --tlscacert against a server with a private CA: the message tells
 	// which flag (or config setting) gives the CA.
 	noCA := owner.withoutCA()
 	r = noCA.failCode(1, "publish", gun)
-	wantContains(t, r, r.output(), "--tlscacert")
+	wantContains(t, r, r.Output(), "--tlscacert")
 	e.wantUnchanged("publish without --tlscacert", gun, state)
 	r = noCA.failCode(1, "list", gun)
-	wantContains(t, r, r.output(), "--tlscacert", "root_ca")
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "--tlscacert", "root_ca")
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	r = e.signetCLI("no-ca").withoutCA().failCode(1, "init", "example.com/compat/signet-bad-input-new", "-p")
-	wantContains(t, r, r.output(), "--tlscacert")
+	wantContains(t, r, r.Output(), "--tlscacert")
 	if status, _ := e.tg.get(t, "/v2/example.com/compat/signet-bad-input-new/_trust/tuf/root.json"); status != 404 {
 		t.Errorf("init -p without --tlscacert published something (root.json: %d)", status)
 	}
 	// A --tlscacert that does not exist names the file.
 	missingCA := filepath.Join(e.dir, "no-such-ca.crt")
 	r = owner.run("--tlscacert", missingCA, "list", gun)
-	if r.ok() {
+	if r.Succeeded() {
 		t.Errorf("a missing --tlscacert file was accepted:\n%s", r)
 	}
-	wantContains(t, r, r.output(), "no-such-ca.crt")
-	t.Logf("%s: exit %d: %s", cmdline(r), r.code, strings.TrimSpace(r.output()))
+	wantContains(t, r, r.Output(), "no-such-ca.crt")
+	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 
 	// Still publishable with the right settings; the list is as before.
 	owner.status(gun, [][]string{{"0", "create", "targets", "target", "v2"}})
@@ -633,15 +635,15 @@ func keyList(e *scenarioEnv, notary, signet *cmdResult) {
 	if want := nt.project(t, keyListHeader...); !slices.EqualFunc(want, got, slices.Equal) {
 		t.Errorf("key list: signet's rows (GUN and LOCATION cut as notary does) differ from notary's:\n got  %q\n want %q\n%s\n%s", got, want, notary, signet)
 	}
-	e.record("key list", signet.stdout)
+	e.record("key list", signet.Stdout)
 }
 
 // cmdline is a command without the program and the global flags before -d.
 func cmdline(r *cmdResult) string {
-	for i, a := range r.args {
-		if a == "-d" && i+2 <= len(r.args) {
-			return shellQuote(r.args[i+2:])
+	for i, a := range r.Args {
+		if a == "-d" && i+2 <= len(r.Args) {
+			return e2etest.ShellQuote(r.Args[i+2:])
 		}
 	}
-	return shellQuote(r.args)
+	return e2etest.ShellQuote(r.Args)
 }

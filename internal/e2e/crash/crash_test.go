@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"runtime"
@@ -20,14 +18,12 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
-
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -38,13 +34,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("crash tests need Unix signals; skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-crash-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -57,7 +46,7 @@ type server struct{ *e2etest.Server }
 // its first start.
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
-	return &server{e2etest.Start(t, e2etest.Options{Bin: serverBin, DataDir: dataDir, Flags: flags})}
+	return &server{e2etest.Start(t, e2etest.Options{DataDir: dataDir, Flags: flags})}
 }
 
 // signal sends sig and waits (bounded) for the process to exit.
@@ -76,45 +65,8 @@ func (s *server) signal(sig os.Signal) {
 // get fetches path from the server (test goroutine only).
 func (s *server) get(path string) (int, []byte) {
 	s.T.Helper()
-	status, body, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
-	if err != nil {
-		s.T.Fatalf("GET %s: %v", path, err)
-	}
-	return status, body
-}
-
-func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// part is one file of an upload.
-type part struct {
-	role string
-	data []byte
-}
-
-func multipartBody(parts []part) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, p := range parts {
-		w, _ := mw.CreateFormFile("files", p.role)
-		w.Write(p.data)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
+	r := tufhttp.Get(s.T, s.Client, s.Base+path)
+	return r.Status, r.Body
 }
 
 // version is one publish of a GUN: the targets and snapshot bytes of a
@@ -172,10 +124,10 @@ func (g *gunState) prepare() {
 	g.pending = &version{n: n, targets: r.Signed[tuf.RoleTargets], snapshot: r.Signed[tuf.RoleSnapshot]}
 }
 
-func (v *version) parts() []part {
-	ps := []part{{tuf.RoleTargets, v.targets}, {tuf.RoleSnapshot, v.snapshot}}
+func (v *version) parts() []tufhttp.Part {
+	ps := []tufhttp.Part{{Role: tuf.RoleTargets, Data: v.targets}, {Role: tuf.RoleSnapshot, Data: v.snapshot}}
 	if v.root != nil {
-		ps = append([]part{{tuf.RoleRoot, v.root}}, ps...)
+		ps = append([]tufhttp.Part{{Role: tuf.RoleRoot, Data: v.root}}, ps...)
 	}
 	return ps
 }
@@ -189,7 +141,8 @@ var errTransport = errors.New("no answer")
 func (g *gunState) step(ctx context.Context, t *testing.T, c *http.Client, base string) error {
 	path := base + "/v2/" + g.gun + "/_trust/tuf/"
 	if g.key == nil {
-		status, body, err := httpDo(ctx, c, http.MethodGet, path+"timestamp.key", nil, "")
+		r, err := tufhttp.Do(ctx, c, http.MethodGet, path+"timestamp.key", nil, "")
+		status, body := r.Status, r.Body
 		if err != nil {
 			return fmt.Errorf("%w: %v", errTransport, err)
 		}
@@ -208,8 +161,9 @@ func (g *gunState) step(ctx context.Context, t *testing.T, c *http.Client, base 
 	if g.pending == nil {
 		g.prepare()
 	}
-	body, ct := multipartBody(g.pending.parts())
-	status, resp, err := httpDo(ctx, c, http.MethodPost, path, body, ct)
+	body, ct := tufhttp.Upload(g.pending.parts()...)
+	r, err := tufhttp.Do(ctx, c, http.MethodPost, path, body, ct)
+	status, resp := r.Status, r.Body
 	if err != nil {
 		return fmt.Errorf("%w: %v", errTransport, err)
 	}
@@ -347,29 +301,11 @@ func verify(t *testing.T, s *server, guns []*gunState) {
 	}
 }
 
-// verifyRepo downloads gun the way the notary client does and runs it
-// through the verification state machine.
+// verifyRepo downloads gun from s as the notary client does and verifies
+// it (tufhttp.VerifyRepo).
 func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
 	t.Helper()
-	v := trust.New(gun, time.Now(), trust.Options{})
-	base := "/v2/" + gun + "/_trust/tuf/"
-	load := func(path string, f func([]byte) error) {
-		t.Helper()
-		status, body := s.get(base + path)
-		if status != 200 {
-			t.Fatalf("%s: GET %s: %d %s", gun, path, status, body)
-		}
-		if err := f(body); err != nil {
-			t.Fatalf("%s: %v", gun, err)
-		}
-	}
-	load("root.json", v.LoadRoot)
-	load("timestamp.json", v.LoadTimestamp)
-	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
-	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
-	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
-	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
-	return v
+	return tufhttp.VerifyRepo(t, s.Client, s.Base, gun)
 }
 
 func newGUN(i int) *gunState { return &gunState{gun: fmt.Sprintf("example.com/crash/app%d", i)} }
@@ -391,6 +327,7 @@ func summary(guns []*gunState) (acked, confirmedLater int) {
 // during a stream of publishes, several times, and checks after each
 // restart that nothing acknowledged was lost.
 func TestKillMidStream(t *testing.T) {
+	t.Parallel()
 	killMidStream(t, t.TempDir())
 }
 
@@ -445,6 +382,7 @@ func killMidStream(t *testing.T, dataDir string, flags ...string) {
 // must finish what it answers, exit 0, say "stopped", and keep everything
 // it acknowledged.
 func TestTermMidStream(t *testing.T) {
+	t.Parallel()
 	const cycles = 2
 	dataDir := t.TempDir()
 	guns := []*gunState{newGUN(0), newGUN(1), newGUN(2), newGUN(3)}

@@ -1,6 +1,6 @@
 // Package crash checks that signet-server never loses an acknowledged
-// publish: its tests build ./cmd/signet-server once per test binary (or use
-// SIGNET_SERVER_BIN), run it as a subprocess on a 127.0.0.1 port with a
+// publish: its tests run ./cmd/signet-server (built once by e2etest, or
+// SIGNET_SERVER_BIN) as a subprocess on a 127.0.0.1 port with a
 // throw-away data directory, publish a stream of new targets versions to
 // several GUNs, and stop the process mid-stream, either with SIGKILL (a
 // crash) or SIGTERM (a graceful stop, which must exit 0). After every

@@ -13,5 +13,6 @@ import (
 // dropped after it. The server's transactions die with its connections, so
 // PostgreSQL rolls back whatever the kill interrupted.
 func TestKillMidStreamPostgres(t *testing.T) {
+	t.Parallel()
 	killMidStream(t, t.TempDir(), "--db", e2etest.PostgresDB(t, "signet_crash_"))
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 )
 
 // startBehindProxy creates a PostgreSQL database for the test and runs
@@ -38,12 +40,12 @@ func TestDatabaseUnavailable(t *testing.T) {
 	wantUnavailable(t, "GET timestamp.key of a new repository", s.get(b.path()+"timestamp.key"))
 	wantUnavailable(t, "GET a version not in memory", s.get(a.path()+"1.targets.json"))
 	wantUnavailable(t, "GET the changefeed", s.get("/v2/"+a.gun+"/_trust/changefeed?records=10"))
-	if r := s.get(a.path() + "targets.json"); r.status != 200 && r.status != 503 {
+	if r := s.get(a.path() + "targets.json"); r.Status != 200 && r.Status != 503 {
 		t.Errorf("GET current targets.json while the database is down: %v, want 200 from memory or 503", r)
 	} else {
-		t.Logf("GET current targets.json of a cached repository while the database is down: %d", r.status)
+		t.Logf("GET current targets.json of a cached repository while the database is down: %d", r.Status)
 	}
-	if r := s.get("/_notary_server/health"); r.status != 503 {
+	if r := s.get("/_notary_server/health"); r.Status != 503 {
 		t.Errorf("health while the database is down: %v, want 503", r)
 	}
 	// A publish, twice (the second on a connection pool already emptied).
@@ -53,9 +55,9 @@ func TestDatabaseUnavailable(t *testing.T) {
 			t.Fatalf("publish %d while the database is down: %v", i, err)
 		}
 		if !failedWrite(r) {
-			t.Errorf("publish %d while the database is down: %v (Retry-After %q), want 503 UNAVAILABLE with Retry-After or 500 UPDATING", i, r, r.header.Get("Retry-After"))
+			t.Errorf("publish %d while the database is down: %v (Retry-After %q), want 503 UNAVAILABLE with Retry-After or 500 UPDATING", i, r, r.Header.Get("Retry-After"))
 		}
-		t.Logf("publish %d while the database is down: %d %s", i, r.status, r.code())
+		t.Logf("publish %d while the database is down: %d %s", i, r.Status, r.Code())
 	}
 
 	s.alive()
@@ -64,7 +66,7 @@ func TestDatabaseUnavailable(t *testing.T) {
 	// Recovery: no restart, and at most the requests that find a pooled
 	// connection broken may still fail.
 	fails, err := eventually(10*time.Second, func() error {
-		if r := s.get("/_notary_server/health"); r.status != 200 {
+		if r := s.get("/_notary_server/health"); r.Status != 200 {
 			return fmt.Errorf("health: %v", r)
 		}
 		return nil
@@ -121,14 +123,14 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 				case err != nil:
 					t.Errorf("%s: publish: %v", g.gun, err)
 					return
-				case r.status == 200:
+				case r.Status == 200:
 					count("publish 200")
 					failed = false
 				case failedWrite(r):
-					count(fmt.Sprintf("publish %d %s", r.status, r.code()))
+					count(fmt.Sprintf("publish %d %s", r.Status, r.Code()))
 					failed = true
 					time.Sleep(20 * time.Millisecond)
-				case failed && r.status == 400 && r.code() == "VERSION":
+				case failed && r.Status == 400 && r.Code() == "VERSION":
 					// The connection broke at COMMIT, after PostgreSQL
 					// committed: the error answer was ambiguous, and
 					// reconcile below must find the publish whole.
@@ -152,14 +154,14 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 				if i%2 == 1 {
 					path = fmt.Sprintf("/v2/%s/_trust/changefeed?records=1", g.gun)
 				}
-				r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
+				r, err := tufhttp.Do(t.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
 				switch {
 				case err != nil:
 					t.Errorf("GET %s: %v", path, err)
 					return
-				case r.status == 200:
+				case r.Status == 200:
 					count("read 200")
-				case r.status == 503 && r.code() == "UNAVAILABLE" && r.header.Get("Retry-After") != "":
+				case r.Status == 503 && r.Code() == "UNAVAILABLE" && r.Header.Get("Retry-After") != "":
 					count("read 503")
 					time.Sleep(20 * time.Millisecond)
 				default:
@@ -191,7 +193,7 @@ func TestDatabaseUnavailableMidStream(t *testing.T) {
 		before := g.lastN()
 		if _, err := eventually(10*time.Second, func() error {
 			r, err := g.publish(t.Context(), s.Client, s.Base)
-			if err != nil || r.status != 200 {
+			if err != nil || r.Status != 200 {
 				return fmt.Errorf("publish: %v %v", r, err)
 			}
 			return nil
@@ -221,7 +223,7 @@ func TestDatabaseSlow(t *testing.T) {
 	start := time.Now()
 	a.mustPublish(t, s)
 	b.mustPublish(t, s)
-	if r := s.get(a.path() + "1.targets.json"); r.status != 200 {
+	if r := s.get(a.path() + "1.targets.json"); r.Status != 200 {
 		t.Fatalf("slow database: GET 1.targets.json: %v", r)
 	}
 	t.Logf("25ms per chunk: two publishes, a key and an uncached read took %v", time.Since(start).Round(time.Millisecond))
@@ -239,7 +241,7 @@ func TestDatabaseSlow(t *testing.T) {
 		t.Fatalf("publish against a very slow database: %v, want a client timeout", err)
 	}
 	t.Logf("1.5s per chunk: the client gave up after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	_, err = httpDo(t.Context(), impatient, http.MethodGet, s.Base+a.path()+"2.targets.json", nil, "")
+	_, err = tufhttp.Do(t.Context(), impatient, http.MethodGet, s.Base+a.path()+"2.targets.json", nil, "")
 	if err == nil {
 		t.Log("an uncached read answered within 1s despite the delay")
 	}
@@ -248,7 +250,7 @@ func TestDatabaseSlow(t *testing.T) {
 	// What the abandoned publish left is all or nothing; in-flight
 	// statements may hold the GUN's lock for a while, so wait (bounded).
 	if _, err := eventually(30*time.Second, func() error {
-		if r := s.get("/_notary_server/health"); r.status != 200 {
+		if r := s.get("/_notary_server/health"); r.Status != 200 {
 			return fmt.Errorf("health: %v", r)
 		}
 		return nil

@@ -18,7 +18,7 @@ import (
 func goroutines(t *testing.T, s *server) int {
 	t.Helper()
 	r := s.get("/metrics")
-	m := regexp.MustCompile(`(?m)^go_goroutines (\d+)`).FindSubmatch(r.body)
+	m := regexp.MustCompile(`(?m)^go_goroutines (\d+)`).FindSubmatch(r.Body)
 	if m == nil {
 		t.Fatalf("no go_goroutines in /metrics: %v", r)
 	}
@@ -101,7 +101,7 @@ func TestClientDisconnectMidUpload(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	a, b := newGUN("a"), newGUN("b")
 	a.mustPublish(t, s)
-	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.status != 200 {
+	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.Status != 200 {
 		t.Fatalf("b: timestamp.key: %v %v", r, err)
 	}
 	h2 := s.newClient(10*time.Second, true)
@@ -127,11 +127,11 @@ func TestClientDisconnectMidUpload(t *testing.T) {
 		if g.reconcile(t, s) {
 			t.Fatalf("%s: a half upload was stored", g.gun)
 		}
-		if r := s.get(g.path() + fmt.Sprintf("%d.targets.json", g.pending.n)); r.status != 404 {
+		if r := s.get(g.path() + fmt.Sprintf("%d.targets.json", g.pending.n)); r.Status != 404 {
 			t.Fatalf("%s: half-uploaded version %d is retrievable: %v", g.gun, g.pending.n, r)
 		}
 	}
-	if r := s.get("/v2/" + b.gun + "/_trust/changefeed?records=10"); r.status != 200 || !bytes.Contains(r.body, []byte(`"count":0`)) {
+	if r := s.get("/v2/" + b.gun + "/_trust/changefeed?records=10"); r.Status != 200 || !bytes.Contains(r.Body, []byte(`"count":0`)) {
 		t.Fatalf("%s: changefeed after aborted uploads: %v", b.gun, r)
 	}
 	// Connections and their goroutines are gone (bounded wait: the server

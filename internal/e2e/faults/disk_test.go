@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
@@ -25,7 +26,7 @@ func mountTmpfs(t *testing.T, size int) string {
 	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size))
 	if err != nil {
 		msg := fmt.Sprintf("cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN; uid %d): %v", os.Getuid(), err)
-		if requiredByName("diskfull") || e2etest.Required("all") && os.Getuid() == 0 {
+		if e2etest.RequiredByName("diskfull") || e2etest.Required("all") && os.Getuid() == 0 {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -82,7 +83,7 @@ func TestDiskFull(t *testing.T) {
 	// SQLite may still have room in pages it already owns (the WAL is
 	// reused after a checkpoint), so publish until the disk-full error
 	// shows; every answer must be 200 or a clean 5xx.
-	var failure response
+	var failure tufhttp.Response
 	for i := 0; ; i++ {
 		if i == 100 {
 			t.Fatalf("100 publishes of ~16 KiB succeeded on a full file system")
@@ -91,33 +92,33 @@ func TestDiskFull(t *testing.T) {
 		if err != nil {
 			t.Fatalf("publish on a full disk: %v", err)
 		}
-		if r.status == 200 {
+		if r.Status == 200 {
 			continue
 		}
-		if r.status != 500 && r.status != 503 || r.code() != "UPDATING" && r.code() != "UNAVAILABLE" {
+		if r.Status != 500 && r.Status != 503 || r.Code() != "UPDATING" && r.Code() != "UNAVAILABLE" {
 			t.Fatalf("publish on a full disk: %v, want 500 UPDATING or 503 UNAVAILABLE", r)
 		}
 		failure = r
-		t.Logf("publish %d on a full disk: %d %s (after %d more succeeded)", a.pending.n, r.status, r.code(), i)
+		t.Logf("publish %d on a full disk: %d %s (after %d more succeeded)", a.pending.n, r.Status, r.Code(), i)
 		break
 	}
 	s.alive()
 	if a.reconcile(t, s) {
-		t.Fatalf("%s: a publish answered %d was stored", a.gun, failure.status)
+		t.Fatalf("%s: a publish answered %d was stored", a.gun, failure.Status)
 	}
 	// A second try fails the same way, and a new repository cannot get a
 	// key (the custodian cannot store it).
-	if r, err := a.publish(t.Context(), s.Client, s.Base); err != nil || r.status < 500 {
+	if r, err := a.publish(t.Context(), s.Client, s.Base); err != nil || r.Status < 500 {
 		t.Fatalf("second publish on a full disk: %v %v", r, err)
 	}
-	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.status < 500 {
+	if r, err := b.fetchKey(t, s.Client, s.Base); err != nil || r.Status < 500 {
 		t.Errorf("GET timestamp.key of a new repository on a full disk: %v %v, want 5xx", r, err)
 	} else {
-		t.Logf("GET timestamp.key of a new repository on a full disk: %d %s", r.status, r.code())
+		t.Logf("GET timestamp.key of a new repository on a full disk: %d %s", r.Status, r.Code())
 	}
 	// Reads go on, from memory and from the database.
 	a.verify(t, s)
-	if r := s.get("/_notary_server/health"); r.status != 200 {
+	if r := s.get("/_notary_server/health"); r.Status != 200 {
 		t.Logf("health on a full disk: %v", r)
 	}
 	s.alive()

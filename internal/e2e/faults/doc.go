@@ -1,7 +1,7 @@
 // Package faults checks that signet-server meets failures of what it depends
 // on with a clean error, no partial state, and recovery without manual
-// steps. Its tests build ./cmd/signet-server once per test binary (or use
-// SIGNET_SERVER_BIN) and run it as a subprocess on 127.0.0.1:
+// steps. Its tests run ./cmd/signet-server (built once by e2etest, or
+// SIGNET_SERVER_BIN) as a subprocess on 127.0.0.1:
 //
 //   - database unavailable: PostgreSQL reached through a TCP proxy in the
 //     test, which is cut and restored while the server runs; requests that

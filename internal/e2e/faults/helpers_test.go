@@ -12,13 +12,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +23,12 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
-
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -44,13 +39,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("fault tests need Linux (tmpfs, /proc); skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-faults-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -65,7 +53,7 @@ type server struct {
 func startServer(t *testing.T, dataDir string, flags ...string) *server {
 	t.Helper()
 	s := &server{Server: e2etest.Start(t, e2etest.Options{
-		Bin: serverBin, DataDir: dataDir, Flags: flags,
+		DataDir: dataDir, Flags: flags,
 		Env: []string{"SIGNET_KEY_PASSPHRASE=faults-test-passphrase"}, LogTailOnFailure: true,
 	})}
 	s.pool = e2etest.CAPool(t, dataDir)
@@ -112,49 +100,10 @@ func (s *server) alive() {
 	}
 }
 
-// response is one HTTP answer.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// code is the first error code of an error envelope, "" for none.
-func (r response) code() string {
-	var env struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(r.body, &env) != nil || len(env.Errors) == 0 {
-		return ""
-	}
-	return env.Errors[0].Code
-}
-
-func (r response) String() string { return fmt.Sprintf("%d %.300s", r.status, r.body) }
-
-func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, b}, err
-}
-
 // get fetches path (test goroutine only); a transport error fails the test.
-func (s *server) get(path string) response {
+func (s *server) get(path string) tufhttp.Response {
 	s.T.Helper()
-	r, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
+	r, err := tufhttp.Do(s.T.Context(), s.Client, http.MethodGet, s.Base+path, nil, "")
 	if err != nil {
 		s.T.Fatalf("GET %s: %v", path, err)
 	}
@@ -162,10 +111,10 @@ func (s *server) get(path string) response {
 }
 
 // wantUnavailable checks that r is 503 UNAVAILABLE with a Retry-After.
-func wantUnavailable(t *testing.T, what string, r response) {
+func wantUnavailable(t *testing.T, what string, r tufhttp.Response) {
 	t.Helper()
-	if r.status != http.StatusServiceUnavailable || r.code() != "UNAVAILABLE" || r.header.Get("Retry-After") == "" {
-		t.Errorf("%s: got %v (Retry-After %q), want 503 UNAVAILABLE with Retry-After", what, r, r.header.Get("Retry-After"))
+	if r.Status != http.StatusServiceUnavailable || r.Code() != "UNAVAILABLE" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("%s: got %v (Retry-After %q), want 503 UNAVAILABLE with Retry-After", what, r, r.Header.Get("Retry-After"))
 	}
 }
 
@@ -173,26 +122,9 @@ func wantUnavailable(t *testing.T, what string, r response) {
 // database is down: 503 UNAVAILABLE with Retry-After when a read of the
 // validation failed, or 500 UPDATING when the write of an accepted upload
 // did (docs/notary-compat.md, "503 UNAVAILABLE when a dependency is down").
-func failedWrite(r response) bool {
-	return r.status == http.StatusServiceUnavailable && r.code() == "UNAVAILABLE" && r.header.Get("Retry-After") != "" ||
-		r.status == http.StatusInternalServerError && r.code() == "UPDATING"
-}
-
-// part is one file of an upload.
-type part struct {
-	role string
-	data []byte
-}
-
-func multipartBody(parts []part) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, p := range parts {
-		w, _ := mw.CreateFormFile("files", p.role)
-		w.Write(p.data)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
+func failedWrite(r tufhttp.Response) bool {
+	return r.Status == http.StatusServiceUnavailable && r.Code() == "UNAVAILABLE" && r.Header.Get("Retry-After") != "" ||
+		r.Status == http.StatusInternalServerError && r.Code() == "UPDATING"
 }
 
 // version is one publish of a GUN.
@@ -228,16 +160,16 @@ func (g *gunState) lastN() int {
 }
 
 // fetchKey asks for the server's timestamp key and starts the repository.
-func (g *gunState) fetchKey(t *testing.T, c *http.Client, base string) (response, error) {
-	r, err := httpDo(t.Context(), c, http.MethodGet, base+g.path()+"timestamp.key", nil, "")
-	if err != nil || r.status != 200 {
+func (g *gunState) fetchKey(t *testing.T, c *http.Client, base string) (tufhttp.Response, error) {
+	r, err := tufhttp.Do(t.Context(), c, http.MethodGet, base+g.path()+"timestamp.key", nil, "")
+	if err != nil || r.Status != 200 {
 		return r, err
 	}
 	var k keys.PublicKey
-	if err := json.Unmarshal(r.body, &k); err != nil {
-		t.Fatalf("timestamp key %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &k); err != nil {
+		t.Fatalf("timestamp key %s: %v", r.Body, err)
 	}
-	g.key = r.body
+	g.key = r.Body
 	g.repo = tuftest.NewRepo(t, g.gun, time.Now())
 	g.repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &k})
 	return r, nil
@@ -273,19 +205,19 @@ func (g *gunState) prepare() *version {
 }
 
 func (v *version) body() ([]byte, string) {
-	ps := []part{{tuf.RoleTargets, v.targets}, {tuf.RoleSnapshot, v.snapshot}}
+	ps := []tufhttp.Part{{Role: tuf.RoleTargets, Data: v.targets}, {Role: tuf.RoleSnapshot, Data: v.snapshot}}
 	if v.root != nil {
-		ps = append([]part{{tuf.RoleRoot, v.root}}, ps...)
+		ps = append([]tufhttp.Part{{Role: tuf.RoleRoot, Data: v.root}}, ps...)
 	}
-	return multipartBody(ps)
+	return tufhttp.Upload(ps...)
 }
 
 // publish sends the pending publish (preparing one if none is); a 200
 // moves it to done.
-func (g *gunState) publish(ctx context.Context, c *http.Client, base string) (response, error) {
+func (g *gunState) publish(ctx context.Context, c *http.Client, base string) (tufhttp.Response, error) {
 	body, ct := g.prepare().body()
-	r, err := httpDo(ctx, c, http.MethodPost, base+g.path(), body, ct)
-	if err == nil && r.status == 200 {
+	r, err := tufhttp.Do(ctx, c, http.MethodPost, base+g.path(), body, ct)
+	if err == nil && r.Status == 200 {
 		g.done = append(g.done, *g.pending)
 		g.pending = nil
 	}
@@ -297,12 +229,12 @@ func (g *gunState) publish(ctx context.Context, c *http.Client, base string) (re
 func (g *gunState) mustPublish(t *testing.T, s *server) {
 	t.Helper()
 	if g.key == nil {
-		if r, err := g.fetchKey(t, s.Client, s.Base); err != nil || r.status != 200 {
+		if r, err := g.fetchKey(t, s.Client, s.Base); err != nil || r.Status != 200 {
 			t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
 		}
 	}
 	n := g.prepare().n
-	if r, err := g.publish(t.Context(), s.Client, s.Base); err != nil || r.status != 200 {
+	if r, err := g.publish(t.Context(), s.Client, s.Base); err != nil || r.Status != 200 {
 		t.Fatalf("%s: publish version %d: %v %v", g.gun, n, r, err)
 	}
 }
@@ -317,9 +249,9 @@ func (g *gunState) reconcile(t *testing.T, s *server) (committed bool) {
 	}
 	r := s.get(g.path() + "targets.json")
 	current := 0
-	switch r.status {
+	switch r.Status {
 	case 200:
-		m, err := tuf.ParseTargets(tuf.RoleTargets, r.body)
+		m, err := tuf.ParseTargets(tuf.RoleTargets, r.Body)
 		if err != nil {
 			t.Fatalf("%s: current targets: %v", g.gun, err)
 		}
@@ -330,7 +262,7 @@ func (g *gunState) reconcile(t *testing.T, s *server) (committed bool) {
 	}
 	switch current {
 	case g.pending.n:
-		if !bytes.Equal(r.body, g.pending.targets) {
+		if !bytes.Equal(r.Body, g.pending.targets) {
 			t.Fatalf("%s: targets version %d differs from what was sent", g.gun, current)
 		}
 		g.done = append(g.done, *g.pending)
@@ -338,7 +270,7 @@ func (g *gunState) reconcile(t *testing.T, s *server) (committed bool) {
 		return true
 	case g.lastN():
 		// Not applied: the version and its snapshot must be absent too.
-		if r := s.get(fmt.Sprintf("%s%d.targets.json", g.path(), g.pending.n)); r.status != 404 {
+		if r := s.get(fmt.Sprintf("%s%d.targets.json", g.path(), g.pending.n)); r.Status != 404 {
 			t.Fatalf("%s: unapplied targets version %d is retrievable: %v", g.gun, g.pending.n, r)
 		}
 		return false
@@ -362,7 +294,7 @@ func (g *gunState) verify(t *testing.T, s *server) {
 				continue
 			}
 			r := s.get(fmt.Sprintf("%s%d.%s.json", g.path(), v.n, role))
-			if r.status != 200 || !bytes.Equal(r.body, want) {
+			if r.Status != 200 || !bytes.Equal(r.Body, want) {
 				t.Fatalf("%s: %s version %d not retrievable: %v", g.gun, role, v.n, r)
 			}
 		}
@@ -379,29 +311,11 @@ func (g *gunState) verify(t *testing.T, s *server) {
 	}
 }
 
-// verifyRepo downloads gun the way the notary client does and runs it
-// through the verification state machine.
+// verifyRepo downloads gun from s as the notary client does and verifies
+// it (tufhttp.VerifyRepo).
 func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
 	t.Helper()
-	v := trust.New(gun, time.Now(), trust.Options{})
-	base := "/v2/" + gun + "/_trust/tuf/"
-	load := func(path string, f func([]byte) error) {
-		t.Helper()
-		r := s.get(base + path)
-		if r.status != 200 {
-			t.Fatalf("%s: GET %s: %v", gun, path, r)
-		}
-		if err := f(r.body); err != nil {
-			t.Fatalf("%s: %v", gun, err)
-		}
-	}
-	load("root.json", v.LoadRoot)
-	load("timestamp.json", v.LoadTimestamp)
-	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
-	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
-	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
-	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
-	return v
+	return tufhttp.VerifyRepo(t, s.Client, s.Base, gun)
 }
 
 // eventually retries f (bounded) until it returns nil, and returns the
@@ -418,14 +332,6 @@ func eventually(within time.Duration, f func() error) (failures int, err error) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// requiredByName reports whether SIGNET_TEST_REQUIRE names component
-// itself (not through "all").
-func requiredByName(component string) bool {
-	return slices.Contains(strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
-		return r == ',' || r == ' '
-	}), component)
 }
 
 // pgDB is a PostgreSQL database created for one test.

@@ -1,6 +1,7 @@
 // Package hsm runs the Docker Content Trust YubiKey workflow end to end
 // with the root key on a PKCS#11 token: SoftHSM2 stands in for the token,
-// `signet` is built with -tags pkcs11, and a signet-server subprocess serves
+// `signet` is built with -tags pkcs11 (once, by internal/e2e/e2etest), and
+// signet-server, in the test process (internal/e2e/inproc), serves
 // the repository. A repository is initialised with its root key inside the
 // token, targets are published, the targets and root keys are rotated with
 // the token-held root, and the real `notary` CLI and `docker trust inspect`,

@@ -3,25 +3,11 @@ package replicas
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
-	"mime/multipart"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 	"github.com/signet-trust/signet/internal/tuf"
@@ -41,94 +28,11 @@ import (
 // so meeting it shows the invalidation itself arrived.
 const propagationBound = 2 * time.Second
 
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
-
-func TestMain(m *testing.M) { os.Exit(runMain(m)) }
-
-func runMain(m *testing.M) int {
-	bin, cleanup, err := e2etest.BuildServer("signet-replicas-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
-	return m.Run()
-}
-
-// certificate writes a self-signed certificate for 127.0.0.1 and its key
-// into dir, and returns their paths and a pool trusting it.
-func certificate(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "signet replicas test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
-// syncBuffer collects a subprocess's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // replica is one signet-server process.
 type replica struct {
-	name           string
-	cmd            *exec.Cmd
-	base           string
-	client         *http.Client
-	stdout, stderr *syncBuffer
-	exited         chan struct{}
+	name string
+	*e2etest.Server
 }
-
-var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 
 // startReplicas starts n signet-server processes at once on dbURL, each
 // with a data directory of its own, the same key passphrase and the same
@@ -136,73 +40,27 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
 func startReplicas(t *testing.T, n int, dbURL string) []*replica {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, keyFile, pool := certificate(t, dir)
+	caFile, certFile, keyFile := e2etest.ServerPKI(t, filepath.Join(dir, "pki"))
 	rs := make([]*replica, n)
 	for i := range rs {
-		data := filepath.Join(dir, fmt.Sprintf("replica%d", i))
-		r := &replica{name: fmt.Sprintf("replica %d", i), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-		r.cmd = exec.Command(serverBin, "--listen", "127.0.0.1:0", "--data-dir", data, "--db", dbURL,
-			"--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
-		r.cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "SIGNET_KEY_PASSPHRASE=replicas test passphrase"}
-		r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
-		r.cmd.WaitDelay = 5 * time.Second
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { r.cmd.Wait(); close(r.exited) }()
-		t.Cleanup(func() {
-			r.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-r.exited:
-			case <-time.After(30 * time.Second):
-				r.cmd.Process.Kill()
-				<-r.exited
-			}
-			if t.Failed() {
-				t.Logf("%s stderr:\n%s", r.name, r.stderr)
-			}
-		})
-		r.client = &http.Client{
-			Timeout:   20 * time.Second,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8},
-		}
-		t.Cleanup(r.client.CloseIdleConnections)
-		rs[i] = r
+		name := fmt.Sprintf("replica %d", i)
+		rs[i] = &replica{name, e2etest.Spawn(t, e2etest.Options{
+			Name: name, DataDir: filepath.Join(dir, fmt.Sprintf("replica%d", i)), CAFile: caFile,
+			Flags:         []string{"--db", dbURL, "--tls-cert", certFile, "--tls-key", keyFile},
+			Env:           []string{"SIGNET_KEY_PASSPHRASE=replicas test passphrase"},
+			ClientTimeout: 20 * time.Second, MaxIdleConns: 8, LogTailOnFailure: true,
+		})}
 	}
-	deadline := time.After(60 * time.Second)
 	for _, r := range rs {
-		for r.base == "" {
-			if m := listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
-				r.base = "https://" + m[1]
-				break
-			}
-			select {
-			case <-r.exited:
-				t.Fatalf("%s exited before listening: %v\nstdout:\n%s\nstderr:\n%s", r.name, r.cmd.ProcessState, r.stdout, r.stderr)
-			case <-deadline:
-				t.Fatalf("%s did not listen within 60s\nstdout:\n%s\nstderr:\n%s", r.name, r.stdout, r.stderr)
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+		r.WaitListening(60 * time.Second)
 	}
 	return rs
 }
 
+// do sends one request to r (tufhttp.Do).
 func (r *replica) do(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	resp, err := tufhttp.Do(ctx, r.Client, method, r.Base+path, body, contentType)
+	return resp.Status, resp.Body, err
 }
 
 func (r *replica) get(t *testing.T, path string) (int, []byte) {
@@ -214,30 +72,6 @@ func (r *replica) get(t *testing.T, path string) (int, []byte) {
 	return status, body
 }
 
-func upload(parts map[string][]byte) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for role, data := range parts {
-		w, _ := mw.CreateFormFile("files", role)
-		w.Write(data)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
-}
-
-// errorCode returns the first code of a Notary error envelope.
-func errorCode(body []byte) string {
-	var env struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
-		return ""
-	}
-	return env.Errors[0].Code
-}
-
 func timestampVersion(t *testing.T, body []byte) int {
 	t.Helper()
 	m, err := tuf.ParseTimestamp(body)
@@ -247,33 +81,11 @@ func timestampVersion(t *testing.T, body []byte) int {
 	return int(m.Signed.Version)
 }
 
-// verify downloads the repository from r as the notary client does and
-// runs it through the verification state machine; it returns the
-// timestamp version.
+// verify downloads gun from r as the notary client does and verifies it
+// (tufhttp.VerifyRepo).
 func verify(t *testing.T, r *replica, gun string) *trust.Repo {
 	t.Helper()
-	base := "/v2/" + gun + "/_trust/tuf/"
-	must := func(what string, status int, body []byte, load func([]byte) error) {
-		t.Helper()
-		if status != 200 {
-			t.Fatalf("%s: GET %s: %d %s", r.name, what, status, body)
-		}
-		if err := load(body); err != nil {
-			t.Fatalf("%s: %s: %v", r.name, what, err)
-		}
-	}
-	v := trust.New(gun, time.Now(), trust.Options{})
-	status, body := r.get(t, base+"root.json")
-	must("root", status, body, v.LoadRoot)
-	status, body = r.get(t, base+"timestamp.json")
-	must("timestamp", status, body, v.LoadTimestamp)
-	sm := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
-	status, body = r.get(t, fmt.Sprintf("%ssnapshot.%x.json", base, sm.Hashes["sha256"]))
-	must("snapshot", status, body, v.LoadSnapshot)
-	tm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
-	status, body = r.get(t, fmt.Sprintf("%stargets.%x.json", base, tm.Hashes["sha256"]))
-	must("targets", status, body, func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
-	return v
+	return tufhttp.VerifyRepo(t, r.Client, r.Base, gun)
 }
 
 // propagation polls every replica at once until each serves timestamp
@@ -346,7 +158,7 @@ func TestThreeReplicas(t *testing.T) {
 	repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &tsKey})
 	repo.AddTarget(tuf.RoleTargets, "v1", []byte("v1"))
 	repo.SignAll()
-	b, ct := upload(map[string][]byte{"root": repo.Signed[tuf.RoleRoot], "targets": repo.Signed[tuf.RoleTargets], "snapshot": repo.Signed[tuf.RoleSnapshot]})
+	b, ct := tufhttp.Upload(tufhttp.Part{Role: tuf.RoleRoot, Data: repo.Signed[tuf.RoleRoot]}, tufhttp.Part{Role: tuf.RoleTargets, Data: repo.Signed[tuf.RoleTargets]}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: repo.Signed[tuf.RoleSnapshot]})
 	if status, body, err := rs[1].do(t.Context(), http.MethodPost, base, b, ct); err != nil || status != 200 {
 		t.Fatalf("first publish: %d %s %v", status, body, err)
 	}
@@ -386,7 +198,7 @@ func TestThreeReplicas(t *testing.T) {
 			a.targets = repo.Sign(tuf.RoleTargets)
 			a.snapshot = repo.SignSnapshot()
 			delete(repo.Targets[tuf.RoleTargets].Targets, targetName(i))
-			b, ct := upload(map[string][]byte{"targets": a.targets, "snapshot": a.snapshot})
+			b, ct := tufhttp.Upload(tufhttp.Part{Role: tuf.RoleTargets, Data: a.targets}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: a.snapshot})
 			attempts[i] = a
 			wg.Go(func() {
 				<-start
@@ -407,7 +219,7 @@ func TestThreeReplicas(t *testing.T) {
 					t.Fatalf("round %d: %s and %s both accepted version %d", round, rs[winner].name, rs[i].name, round)
 				}
 				winner = i
-			case a.status == 400 && errorCode(a.body) == "VERSION":
+			case a.status == 400 && tufhttp.ErrorCode(a.body) == "VERSION":
 			default:
 				t.Fatalf("round %d, %s: %d %s, want 200 or 400 VERSION", round, rs[i].name, a.status, a.body)
 			}
@@ -473,7 +285,7 @@ WHERE application_name = $1 AND datname = current_database()`, sqlstore.Listener
 	repo.Bump(tuf.RoleTargets)
 	repo.Bump(tuf.RoleSnapshot)
 	repo.AddTarget(tuf.RoleTargets, "after the cut", []byte("after the cut"))
-	b, ct = upload(map[string][]byte{"targets": repo.Sign(tuf.RoleTargets), "snapshot": repo.SignSnapshot()})
+	b, ct = tufhttp.Upload(tufhttp.Part{Role: tuf.RoleTargets, Data: repo.Sign(tuf.RoleTargets)}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: repo.SignSnapshot()})
 	status, body, err = rs[0].do(t.Context(), http.MethodPost, base, b, ct)
 	if err != nil || status != 200 {
 		t.Fatalf("publish after the cut: %d %s %v", status, body, err)

@@ -4,7 +4,7 @@
 // (VmRSS of /proc/<pid>/status, sampled every second) in the last third of
 // the run, after a warm-up, may not exceed 1.3 × that of the first third.
 //
-// The test builds ./cmd/signet-server once per test binary (or uses
+// The test runs ./cmd/signet-server (built once by e2etest, or
 // SIGNET_SERVER_BIN). It runs for SIGNET_SOAK_DURATION (default 30 s, or
 // 3 min with SIGNET_SOAK=1) and stops by itself; -short skips it unless
 // SIGNET_SOAK=1. With SIGNET_SOAK_REPORT=<file> it writes its figures

@@ -3,12 +3,8 @@ package soak
 // Helpers adapted from internal/e2e/crash (test files cannot be imported).
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"regexp"
@@ -20,14 +16,12 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
-
-// serverBin is the signet-server binary under test, set by TestMain.
-var serverBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -38,13 +32,6 @@ func runMain(m *testing.M) int {
 		fmt.Println("the soak test reads /proc; skipped")
 		return 0
 	}
-	bin, cleanup, err := e2etest.BuildServer("signet-soak-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cleanup()
-	serverBin = bin
 	return m.Run()
 }
 
@@ -56,7 +43,7 @@ type server struct{ *e2etest.Server }
 func startServer(t *testing.T, dataDir string) *server {
 	t.Helper()
 	return &server{e2etest.Start(t, e2etest.Options{
-		Bin: serverBin, DataDir: dataDir,
+		DataDir:       dataDir,
 		Env:           []string{"SIGNET_KEY_PASSPHRASE=soak-test-passphrase"},
 		ClientTimeout: 30 * time.Second, MaxIdleConns: 64, LogTailOnFailure: true,
 	})}
@@ -78,57 +65,15 @@ func (s *server) rssKiB() (int64, error) {
 
 // metric reads one unlabelled value from the server's /metrics.
 func (s *server) metric(name string) (float64, error) {
-	r, err := httpDo(s.T.Context(), s.Client, http.MethodGet, s.Base+"/metrics", nil, "")
+	r, err := tufhttp.Do(s.T.Context(), s.Client, http.MethodGet, s.Base+"/metrics", nil, "")
 	if err != nil {
 		return 0, err
 	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)`).FindSubmatch(r.body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)`).FindSubmatch(r.Body)
 	if m == nil {
 		return 0, fmt.Errorf("no %s in /metrics", name)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-// response is one HTTP answer.
-type response struct {
-	status int
-	body   []byte
-}
-
-func (r response) String() string { return fmt.Sprintf("%d %.300s", r.status, r.body) }
-
-func httpDo(ctx context.Context, c *http.Client, method, url string, body []byte, contentType string) (response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, b}, err
-}
-
-// part is one file of an upload.
-type part struct {
-	role string
-	data []byte
-}
-
-func multipartBody(parts []part) ([]byte, string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, p := range parts {
-		w, _ := mw.CreateFormFile("files", p.role)
-		w.Write(p.data)
-	}
-	mw.Close()
-	return buf.Bytes(), mw.FormDataContentType()
 }
 
 // gunState is the client side of one GUN, owned by one publisher.
@@ -166,13 +111,13 @@ const keep = 16
 
 // init fetches the server's timestamp key and starts the repository.
 func (g *gunState) init(t *testing.T, s *server) {
-	r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"timestamp.key", nil, "")
-	if err != nil || r.status != 200 {
+	r, err := tufhttp.Do(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"timestamp.key", nil, "")
+	if err != nil || r.Status != 200 {
 		t.Fatalf("%s: GET timestamp.key: %v %v", g.gun, r, err)
 	}
 	var k keys.PublicKey
-	if err := json.Unmarshal(r.body, &k); err != nil {
-		t.Fatalf("timestamp key %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &k); err != nil {
+		t.Fatalf("timestamp key %s: %v", r.Body, err)
 	}
 	g.repo = tuftest.NewRepo(t, g.gun, time.Now())
 	g.repo.SetRoleKeys(tuf.RoleTimestamp, tuftest.Key{Key: &k})
@@ -188,40 +133,22 @@ func (g *gunState) next() (n int, targets []byte, body []byte, contentType strin
 	}
 	r.AddTarget(tuf.RoleTargets, fmt.Sprintf("v%d", n), []byte(fmt.Sprintf("%s v%d", g.gun, n)))
 	delete(r.Targets[tuf.RoleTargets].Targets, fmt.Sprintf("v%d", n-keep))
-	var parts []part
+	var parts []tufhttp.Part
 	if n == 1 {
 		r.SignAll()
-		parts = append(parts, part{tuf.RoleRoot, r.Signed[tuf.RoleRoot]})
+		parts = append(parts, tufhttp.Part{Role: tuf.RoleRoot, Data: r.Signed[tuf.RoleRoot]})
 	} else {
 		r.Sign(tuf.RoleTargets)
 		r.SignSnapshot()
 	}
-	parts = append(parts, part{tuf.RoleTargets, r.Signed[tuf.RoleTargets]}, part{tuf.RoleSnapshot, r.Signed[tuf.RoleSnapshot]})
-	body, contentType = multipartBody(parts)
+	parts = append(parts, tufhttp.Part{Role: tuf.RoleTargets, Data: r.Signed[tuf.RoleTargets]}, tufhttp.Part{Role: tuf.RoleSnapshot, Data: r.Signed[tuf.RoleSnapshot]})
+	body, contentType = tufhttp.Upload(parts...)
 	return n, r.Signed[tuf.RoleTargets], body, contentType
 }
 
-// verifyRepo downloads gun the way the notary client does and runs it
-// through the verification state machine.
+// verifyRepo downloads gun from s as the notary client does and verifies
+// it (tufhttp.VerifyRepo).
 func verifyRepo(t *testing.T, s *server, gun string) *trust.Repo {
 	t.Helper()
-	v := trust.New(gun, time.Now(), trust.Options{})
-	base := s.Base + "/v2/" + gun + "/_trust/tuf/"
-	load := func(path string, f func([]byte) error) {
-		t.Helper()
-		r, err := httpDo(t.Context(), s.Client, http.MethodGet, base+path, nil, "")
-		if err != nil || r.status != 200 {
-			t.Fatalf("%s: GET %s: %v %v", gun, path, r, err)
-		}
-		if err := f(r.body); err != nil {
-			t.Fatalf("%s: %v", gun, err)
-		}
-	}
-	load("root.json", v.LoadRoot)
-	load("timestamp.json", v.LoadTimestamp)
-	snap := v.Timestamp().Signed.Meta[tuf.RoleSnapshot]
-	load(fmt.Sprintf("snapshot.%x.json", snap.Hashes["sha256"]), v.LoadSnapshot)
-	fm := v.Snapshot().Signed.Meta[tuf.RoleTargets]
-	load(fmt.Sprintf("targets.%x.json", fm.Hashes["sha256"]), func(b []byte) error { return v.LoadTargets(tuf.RoleTargets, b) })
-	return v
+	return tufhttp.VerifyRepo(t, s.Client, s.Base, gun)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/e2e/tufhttp"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -104,15 +105,15 @@ func TestSoak(t *testing.T) {
 			errMu.Unlock()
 		}
 	}
-	do := func(kind, method, path string, body []byte, ct string) (response, bool) {
+	do := func(kind, method, path string, body []byte, ct string) (tufhttp.Response, bool) {
 		start := time.Now()
-		r, err := httpDo(t.Context(), s.Client, method, s.Base+path, body, ct)
+		r, err := tufhttp.Do(t.Context(), s.Client, method, s.Base+path, body, ct)
 		lat.add(kind, time.Since(start))
 		if err != nil {
 			fail("%s %s: %v", method, path, err)
 			return r, false
 		}
-		if r.status != 200 {
+		if r.Status != 200 {
 			fail("%s %s: %v", method, path, r)
 			return r, false
 		}
@@ -153,7 +154,7 @@ func TestSoak(t *testing.T) {
 				var tsm struct {
 					Signed tuf.Timestamp `json:"signed"`
 				}
-				if err := json.Unmarshal(ts.body, &tsm); err != nil {
+				if err := json.Unmarshal(ts.Body, &tsm); err != nil {
 					fail("%s timestamp: %v", g.gun, err)
 					continue
 				}
@@ -164,14 +165,14 @@ func TestSoak(t *testing.T) {
 				var sm struct {
 					Signed tuf.Snapshot `json:"signed"`
 				}
-				if err := json.Unmarshal(snap.body, &sm); err != nil {
+				if err := json.Unmarshal(snap.Body, &sm); err != nil {
 					fail("%s snapshot: %v", g.gun, err)
 					continue
 				}
 				do("targets by checksum", http.MethodGet, fmt.Sprintf("%stargets.%x.json", p, sm.Signed.Meta[tuf.RoleTargets].Hashes["sha256"]), nil, "")
 				do("root", http.MethodGet, p+"root.json", nil, "")
 				if cur, ok := do("targets current", http.MethodGet, p+"targets.json", nil, ""); ok {
-					m, err := tuf.ParseTargets(tuf.RoleTargets, cur.body)
+					m, err := tuf.ParseTargets(tuf.RoleTargets, cur.Body)
 					if err != nil || int(m.Signed.Version) < n {
 						fail("%s: current targets older than acknowledged version %d: %v", g.gun, n, err)
 					}
@@ -219,8 +220,8 @@ func TestSoak(t *testing.T) {
 		if got := int(tr.Targets(tuf.RoleTargets).Signed.Version); got != n {
 			t.Errorf("%s: verified targets version %d, last acknowledged %d", g.gun, got, n)
 		}
-		r, err := httpDo(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"targets.json", nil, "")
-		if err != nil || !bytes.Equal(r.body, targets) {
+		r, err := tufhttp.Do(t.Context(), s.Client, http.MethodGet, s.Base+g.path()+"targets.json", nil, "")
+		if err != nil || !bytes.Equal(r.Body, targets) {
 			t.Errorf("%s: current targets are not the last acknowledged: %v %v", g.gun, r, err)
 		}
 	}

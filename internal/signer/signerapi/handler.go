@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys"
 )
@@ -36,7 +38,7 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{svc: svc, log: log}
+	h := &handler{svc: svc, log: log, bodies: semaphore.NewWeighted(maxBodiesInFlight)}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/keys", h.wrap("CreateKey", h.create))
 	mux.Handle("POST /v1/keys/import", h.wrap("ImportKey", h.importKey))
@@ -54,9 +56,16 @@ func Handler(svc Service, log *slog.Logger) http.Handler {
 }
 
 type handler struct {
-	svc Service
-	log *slog.Logger
+	svc    Service
+	log    *slog.Logger
+	bodies *semaphore.Weighted // bytes of request bodies in flight
 }
+
+// maxBodiesInFlight bounds the request bodies the handler reads at once
+// (each decoded JSON body takes at most about as much again): four sign
+// requests of unknown length at their 16 MiB limit, or thousands of the
+// few-hundred-byte digests a signer mostly sees.
+const maxBodiesInFlight = 4 * maxSignBody
 
 // apiError is an error answer; err is the internal cause, for the log.
 type apiError struct {
@@ -142,8 +151,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON body of at most limit bytes, refusing unknown fields
-// and trailing data.
-func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+// and trailing data. It first reserves room for the body among the bodies
+// in flight (what the request declares, or limit), waiting while there is
+// none; release gives it back once the request is answered.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, limit int64, v any) (release func(), err error) {
+	n := limit
+	if r.ContentLength > limit {
+		return func() {}, invalid("request body: %d bytes, at most %d", r.ContentLength, limit)
+	}
+	if r.ContentLength >= 0 {
+		n = max(r.ContentLength, 1)
+	}
+	if err := h.bodies.Acquire(r.Context(), n); err != nil {
+		return func() {}, &apiError{http.StatusServiceUnavailable, CodeUnavailable, "the signer is busy; try again", err}
+	}
+	release = func() { h.bodies.Release(n) }
+	if err := decodeBody(w, r, limit, v); err != nil {
+		release()
+		return func() {}, err
+	}
+	return release, nil
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -157,9 +187,11 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	var req CreateKeyRequest
-	if err := decode(w, r, maxSmallBody, &req); err != nil {
+	release, err := h.decode(w, r, maxSmallBody, &req)
+	if err != nil {
 		return err
 	}
+	defer release()
 	spec, err := req.spec()
 	if err != nil {
 		return err
@@ -181,9 +213,11 @@ func writeKey(w http.ResponseWriter, status int) func(custody.Key, error) error 
 
 func (h *handler) importKey(w http.ResponseWriter, r *http.Request) error {
 	var req ImportKeyRequest
-	if err := decode(w, r, maxSmallBody, &req); err != nil {
+	release, err := h.decode(w, r, maxSmallBody, &req)
+	if err != nil {
 		return err
 	}
+	defer release()
 	spec, err := req.spec()
 	if err != nil {
 		return err
@@ -250,9 +284,11 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) sign(w http.ResponseWriter, r *http.Request) error {
 	var req SignRequest
-	if err := decode(w, r, maxSignBody, &req); err != nil {
+	release, err := h.decode(w, r, maxSignBody, &req)
+	if err != nil {
 		return err
 	}
+	defer release()
 	var input []byte
 	var opts crypto.Hash
 	switch {

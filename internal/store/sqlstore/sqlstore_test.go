@@ -18,6 +18,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/custody/storagetest"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/store/storetest"
 )
@@ -90,55 +91,11 @@ func TestPostgres(t *testing.T) {
 	})
 }
 
-func required(component string) bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool {
-		return r == ',' || r == ' '
-	}) {
-		if f == "all" || f == component {
-			return true
-		}
-	}
-	return false
-}
-
-// postgresURL creates a database for this test and returns its URL.
+// postgresURL creates a database for this test (e2etest.PostgresDB) and
+// returns its URL.
 func postgresURL(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv("SIGNET_TEST_POSTGRES_URL")
-	if admin == "" {
-		if required("postgres") {
-			t.Fatal("SIGNET_TEST_REQUIRE asks for PostgreSQL but SIGNET_TEST_POSTGRES_URL is not set")
-		}
-		t.Skip("SIGNET_TEST_POSTGRES_URL not set")
-	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("SIGNET_TEST_POSTGRES_URL must be a postgres:// URL: %q", admin)
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := "signet_test_" + randomHex(t)
-	if _, err := db.ExecContext(t.Context(), "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database: %v", err)
-		}
-	})
-	u.Path = "/" + name
-	return u.String()
+	return e2etest.PostgresDB(t, "signet_test_")
 }
 
 // postgresSchema creates a fresh schema in the database at base and returns

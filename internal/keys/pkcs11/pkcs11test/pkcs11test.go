@@ -12,13 +12,14 @@ package pkcs11test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
 // ModuleCandidates are where Debian and others install SoftHSM2's module;
@@ -33,14 +34,7 @@ var ModuleCandidates = []string{
 
 // Required reports whether SIGNET_TEST_REQUIRE asks for PKCS#11 tests
 // ("all" or "pkcs11", comma or space separated).
-func Required() bool {
-	for _, f := range strings.FieldsFunc(os.Getenv("SIGNET_TEST_REQUIRE"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		if f == "all" || f == "pkcs11" {
-			return true
-		}
-	}
-	return false
-}
+func Required() bool { return e2etest.Required("pkcs11") }
 
 // Module returns the SoftHSM2 module path, skipping (or failing, see
 // Required) the test when there is none.
@@ -61,11 +55,7 @@ func Module(t testing.TB) string {
 
 func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if Required() {
-		t.Fatalf("%s (SIGNET_TEST_REQUIRE=%q makes this an error; apt-get install softhsm2)", msg, os.Getenv("SIGNET_TEST_REQUIRE"))
-	}
-	t.Skipf("%s (set SIGNET_TEST_REQUIRE=pkcs11 to fail instead; scripts/test-deps.sh installs softhsm2)", msg)
+	e2etest.Missing(t, "pkcs11", format, args...)
 }
 
 // SoftHSM is a SoftHSM2 configuration private to one test.

@@ -1,53 +1,19 @@
-// Package e2etest runs signet-server as a subprocess for end-to-end tests:
-// it builds the binary once per test binary (or takes SIGNET_SERVER_BIN),
-// starts it on a free 127.0.0.1 port with its local CA, waits until it
-// listens, and gives an HTTPS client that trusts that CA. It is imported
-// only from _test.go files.
 package e2etest
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
-
-// BuildServer builds cmd/signet-server into a new temporary directory, or
-// returns $SIGNET_SERVER_BIN when set; call it from TestMain and call
-// cleanup when the tests are done.
-func BuildServer(prefix string) (bin string, cleanup func(), err error) {
-	if p := os.Getenv("SIGNET_SERVER_BIN"); p != "" {
-		return p, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(dir) }
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin = filepath.Join(dir, "signet-server")
-	build := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/signet-trust/signet/cmd/signet-server")
-	if out, err := build.CombinedOutput(); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("building signet-server: %v\n%s", err, out)
-	}
-	return bin, cleanup, nil
-}
 
 // SyncBuffer collects a subprocess's output for polling.
 type SyncBuffer struct {
@@ -69,6 +35,7 @@ func (b *SyncBuffer) String() string {
 
 // Options configure one server start.
 type Options struct {
+	// Bin defaults to Binary(t, "signet-server").
 	Bin     string
 	DataDir string
 	// Env is added to a minimal environment (HOME=DataDir, PATH).
@@ -81,6 +48,11 @@ type Options struct {
 	// LogTailOnFailure logs the end of the server's stderr when the test
 	// failed.
 	LogTailOnFailure bool
+	// CAFile is the CA Server.Client trusts; default the local CA the
+	// server makes in DataDir (when Flags give no --tls-cert).
+	CAFile string
+	// Name is used in messages (default "signet-server").
+	Name string
 }
 
 // Server is one run of the signet-server subprocess.
@@ -93,15 +65,52 @@ type Server struct {
 	Stdout *SyncBuffer
 	Stderr *SyncBuffer
 	Exited chan struct{} // closed when Wait returned
+	Name   string
+	opts   Options
 }
 
 var listeningRE = regexp.MustCompile(`listening on https://(\S+) `)
+
+// WaitListeningLine waits (bounded) until out holds the line signet-server
+// and signet-signer print once they listen ("…: listening on https://ADDR
+// …"), and returns ADDR; exited closed first is an error.
+func WaitListeningLine(out *SyncBuffer, exited <-chan struct{}, timeout time.Duration) (string, error) {
+	deadline := time.After(timeout)
+	for {
+		if m := listeningRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1], nil
+		}
+		select {
+		case <-exited:
+			return "", errors.New("exited before listening")
+		case <-deadline:
+			return "", fmt.Errorf("did not listen within %v", timeout)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
 
 // Start runs signet-server and waits (bounded) until it listens; the
 // process is killed at the end of the test if still running.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{T: t, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Exited: make(chan struct{})}
+	s := Spawn(t, o)
+	s.WaitListening(30 * time.Second)
+	return s
+}
+
+// Spawn starts signet-server without waiting for it (so that several can
+// start at once); WaitListening waits. The process is killed at the end
+// of the test if still running.
+func Spawn(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Name == "" {
+		o.Name = "signet-server"
+	}
+	s := &Server{T: t, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, Exited: make(chan struct{}), Name: o.Name, opts: o}
+	if o.Bin == "" {
+		o.Bin = Binary(t, "signet-server")
+	}
 	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", o.DataDir, "--log-level", "warn"}, o.Flags...)
 	s.Cmd = exec.Command(o.Bin, args...)
 	s.Cmd.Env = append([]string{"HOME=" + o.DataDir, "PATH=/usr/bin:/bin"}, o.Env...)
@@ -117,7 +126,7 @@ func Start(t testing.TB, o Options) *Server {
 			if len(out) > 4000 {
 				out = "…" + out[len(out)-4000:]
 			}
-			t.Logf("signet-server stderr (tail):\n%s", out)
+			t.Logf("%s stderr (tail):\n%s", s.Name, out)
 		}
 		select {
 		case <-s.Exited:
@@ -126,21 +135,21 @@ func Start(t testing.TB, o Options) *Server {
 			<-s.Exited
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for s.Addr == "" {
-		if m := listeningRE.FindStringSubmatch(s.Stdout.String()); m != nil {
-			s.Addr = m[1]
-			break
-		}
-		select {
-		case <-s.Exited:
-			t.Fatalf("signet-server exited before listening: %v\nstdout:\n%s\nstderr:\n%s", s.Cmd.ProcessState, s.Stdout, s.Stderr)
-		case <-deadline:
-			t.Fatalf("signet-server did not listen within 30s\nstdout:\n%s\nstderr:\n%s", s.Stdout, s.Stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
+	return s
+}
+
+// WaitListening waits (bounded) until the server prints the address it
+// listens on, then makes Base and Client.
+func (s *Server) WaitListening(timeout time.Duration) {
+	t := s.T
+	t.Helper()
+	addr, err := WaitListeningLine(s.Stdout, s.Exited, timeout)
+	if err != nil {
+		t.Fatalf("%s %v\nstdout:\n%s\nstderr:\n%s", s.Name, err, s.Stdout, s.Stderr)
 	}
+	s.Addr = addr
 	s.Base = "https://" + s.Addr
+	o := s.opts
 	timeout, idle := o.ClientTimeout, o.MaxIdleConns
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -148,21 +157,25 @@ func Start(t testing.TB, o Options) *Server {
 	if idle == 0 {
 		idle = 16
 	}
-	s.Client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: CAPool(t, o.DataDir)}, MaxIdleConnsPerHost: idle}}
+	var pool *x509.CertPool
+	if o.CAFile != "" {
+		var err error
+		if pool, err = CertPool(o.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		pool = CAPool(t, o.DataDir)
+	}
+	s.Client = &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: idle}}
 	t.Cleanup(s.Client.CloseIdleConnections)
-	return s
 }
 
 // CAPool reads the local CA the server made in dataDir.
 func CAPool(t testing.TB, dataDir string) *x509.CertPool {
 	t.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", "ca.crt"))
+	pool, err := CertPool(filepath.Join(dataDir, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("ca.crt holds no certificate")
 	}
 	return pool
 }
