@@ -28,6 +28,8 @@ var dockerGlobals = globalUse{
 var globalUses = map[string]globalUse{
 	"trust":  dockerGlobals,
 	"verify": with(dockerGlobals, "output", "output format: table (the digest) or json"),
+	// cosign talks to registries only (credentials from $DOCKER_CONFIG).
+	"cosign": {"output": "output format: table or json"},
 }
 
 func with(u globalUse, name, usage string) globalUse {
