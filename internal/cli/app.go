@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +21,7 @@ import (
 	"github.com/signet-trust/signet/internal/client/changes"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/policy"
+	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
@@ -48,6 +47,10 @@ type app struct {
 
 	// tokens are the PKCS#11 tokens this run logged in to.
 	tokens tokenSessions
+
+	// scope is the token scope the command asks a trust server for
+	// (login.go).
+	scope string
 }
 
 func newApp(env Env) *app { return &app{env: env, now: time.Now} }
@@ -87,6 +90,7 @@ func (a *app) rootCommand() *cobra.Command {
 			return err
 		},
 	})
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) { a.noteCommand(c) }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v (see '%s --help')", err, c.CommandPath())
 	})
@@ -211,6 +215,8 @@ func (a *app) notarySettings() (*settings, error) {
 	return s, nil
 }
 
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
 // checkServerURL refuses a trust server that is not https: trust data
 // and credentials never travel over plain HTTP.
 func checkServerURL(server string) error {
@@ -290,7 +296,17 @@ func (s *settings) explainTLS(err error) error {
 	if err == nil {
 		return nil
 	}
-	return s.explainGuess(s.explainCertificate(err))
+	return s.explainLogin(s.explainGuess(s.explainCertificate(err)))
+}
+
+// explainLogin says how to log in when the trust server (or its token
+// service) refused the credentials, or their absence.
+func (s *settings) explainLogin(err error) error {
+	if !errors.Is(err, client.ErrUnauthorized) && !errors.Is(err, registry.ErrUnauthorized) {
+		return err
+	}
+	how := "set NOTARY_AUTH to base64 of user:password (NOTARY_AUTH=$(printf %s 'user:password' | base64)), or log in with docker login to the registry whose credentials it shares, or run on a terminal to be asked"
+	return fmt.Errorf("%w\nThe trust server %s refused the request: it wants credentials this command did not have or that were wrong; %s", err, s.server, how)
 }
 
 // explainGuess adds, to an error of a trust server guessed from the
@@ -303,22 +319,8 @@ func (s *settings) explainGuess(err error) error {
 	return fmt.Errorf("%w\nThe trust server %s was guessed from the image's registry. If the registry keeps its trust data elsewhere, name that server: export DOCKER_CONTENT_TRUST_SERVER=https://HOST:PORT (or pass -s https://HOST:PORT)", err, s.server)
 }
 
-// unreachable reports an error of the connection itself: no answer, a
-// refused or reset connection, a name that does not resolve, a peer that
-// does not speak TLS, or a certificate not trusted. A server that answered
-// (with a refusal or an error) was reached.
-func unreachable(err error) bool {
-	var op *net.OpError
-	var dns *net.DNSError
-	var rh tls.RecordHeaderError
-	var ua x509.UnknownAuthorityError
-	var ci x509.CertificateInvalidError
-	var hn x509.HostnameError
-	var ne net.Error
-	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &rh) || errors.As(err, &ua) ||
-		errors.As(err, &ci) || errors.As(err, &hn) || (errors.As(err, &ne) && ne.Timeout()) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
+// unreachable reports an error of the connection itself (client.Unreachable).
+func unreachable(err error) bool { return client.Unreachable(err) }
 
 // explainCertificate turns a certificate error into steps a person can
 // follow.
@@ -378,6 +380,11 @@ func (a *app) openRepo(s *settings, name string) (*repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	scope := a.scope
+	if scope == "" {
+		scope = "pull"
+	}
+	hc.Transport = a.withLogin(hc.Transport, s.server, gun.String(), registryHost(gun.String(), s.server), scope)
 	remote, err := client.NewRemote(s.server, hc, gun)
 	if err != nil {
 		return nil, err

@@ -290,10 +290,6 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	if err != nil {
 		return nil, err
 	}
-	kc, err := d.keychain()
-	if err != nil {
-		return nil, err
-	}
 	hc, err := s.httpClient()
 	if err != nil {
 		return nil, err
@@ -304,7 +300,7 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	}
 	hc.Transport = &registry.AuthTransport{
 		Base:       base,
-		Keychain:   kc,
+		Keychain:   d.a.keychain(),
 		Server:     s.server,
 		Registry:   ref.Registry,
 		Repository: ref.GUN(),
