@@ -89,9 +89,9 @@ func runScript(t *testing.T, dir string, env []string, blocks, headings []string
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
 	for i, b := range blocks {
-		fmt.Fprintf(&script, "echo \"@@block %d $(date +%%s.%%N)\"\n%s", i, b)
+		fmt.Fprintf(&script, "printf '\\n@@block %d %%s\\n' \"$(date +%%s.%%N)\"\n%s", i, b)
 	}
-	fmt.Fprintf(&script, "echo \"@@block %d $(date +%%s.%%N)\"\n", len(blocks))
+	fmt.Fprintf(&script, "printf '\\n@@block %d %%s\\n' \"$(date +%%s.%%N)\"\n", len(blocks))
 	cmd := exec.Command("bash", "-c", script.String())
 	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
