@@ -290,6 +290,15 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	if err != nil {
 		return nil, err
 	}
+	// Docker's configuration is read now, as docker reads it at start: a
+	// broken config.json is an error even before a server asks for
+	// credentials.
+	dc, err := d.keychain()
+	if err != nil {
+		return nil, err
+	}
+	kc := d.a.keychain()
+	kc.Docker = func() (registry.Keychain, error) { return dc, nil }
 	hc, err := s.httpClient()
 	if err != nil {
 		return nil, err
@@ -300,7 +309,7 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	}
 	hc.Transport = &registry.AuthTransport{
 		Base:       base,
-		Keychain:   d.a.keychain(),
+		Keychain:   kc,
 		Server:     s.server,
 		Registry:   ref.Registry,
 		Repository: ref.GUN(),
