@@ -322,6 +322,16 @@ func (s *settings) explainGuess(err error) error {
 // unreachable reports an error of the connection itself (client.Unreachable).
 func unreachable(err error) bool { return client.Unreachable(err) }
 
+// certificateError reports a trust server whose certificate did not
+// verify: a setting to fix (the CA), never a reason to go offline.
+func certificateError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &hn) || errors.As(err, &ve)
+}
+
 // explainCertificate turns a certificate error into steps a person can
 // follow.
 func (s *settings) explainCertificate(err error) error {

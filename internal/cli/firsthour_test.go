@@ -168,6 +168,12 @@ func TestListOffline(t *testing.T) {
 	if code == 0 || strings.Contains(errOut, "cached on this machine") {
 		t.Fatalf("offline list of an uncached repository: exit %d %q", code, errOut)
 	}
+	// A certificate that does not verify is a setting to fix, not a
+	// reason to list the cache.
+	code, _, errOut = u.run("-d", trustDir, "-s", srv.url, "list", gun)
+	if code == 0 || strings.Contains(errOut, "cached on this machine") || !strings.Contains(errOut, "--tlscacert") {
+		t.Fatalf("list without the CA: exit %d %q", code, errOut)
+	}
 }
 
 // TestCommandLineErrors: one line and a pointer to --help for a bad flag;

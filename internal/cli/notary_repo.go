@@ -441,7 +441,7 @@ func (a *app) listCmd() *cobra.Command {
 				return err
 			}
 			v, err := r.update(cmd.Context())
-			if err != nil && unreachable(err) {
+			if err != nil && unreachable(err) && !certificateError(err) {
 				// As notary: the server cannot be reached, so list what
 				// this machine verified last, and say so.
 				cached, cerr := r.reader.Cached()
