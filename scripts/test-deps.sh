@@ -6,7 +6,8 @@
 #                    docker-registry, skopeo, softhsm2, postgresql,
 #                    exim4-daemon-light (the SMTP sink of the notify tests;
 #                    the tests run it on a free loopback port, never as a
-#                    system service)
+#                    system service), etcd-server (under the kube-apiserver
+#                    of the webhook tests; never started as a system service)
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
@@ -38,7 +39,7 @@ apt_install() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light)
+packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
@@ -46,7 +47,7 @@ done
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
-for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4; do
+for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4 etcd; do
   command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 
@@ -92,6 +93,7 @@ fi
 # (SIGNET_COSIGN_BIN for cosign).
 go_tools=(
   "cosign github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
+  "staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 )
 toolcache=${XDG_CACHE_HOME:-$HOME/.cache}/signet/tools
 for entry in "${go_tools[@]}"; do
@@ -103,3 +105,35 @@ for entry in "${go_tools[@]}"; do
   GOBIN=$dir.tmp go install "$mod" || die "go install $mod failed"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
 done
+
+# --- kube-apiserver --------------------------------------------------------
+# The admission webhook's tests register it with a real kube-apiserver. The
+# module proxy serves k8s.io/kubernetes, but its zip lacks staging/: a small
+# build module requires it and replaces every k8s.io/<staging module> its
+# go.mod names with the published v0.<minor>.<patch>. Built once per machine
+# (6-9 minutes) into the same tool cache; the Makefile exports the path
+# (SIGNET_KUBE_APISERVER_BIN).
+kube_version=v1.37.2 kube_staging=v0.37.2
+kube_dir=$toolcache/kube-apiserver@$kube_version
+if [[ ! -x $kube_dir/kube-apiserver ]]; then
+  say "building kube-apiserver $kube_version into $kube_dir (6-9 minutes, once per machine)"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (
+    cd "$work"
+    modfile=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kube_version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    [[ -f $modfile ]] || die "go mod download k8s.io/kubernetes@$kube_version gave no go.mod"
+    {
+      echo "module signet.test/kubeapiserver"
+      echo "go 1.26"
+      echo "require k8s.io/kubernetes $kube_version"
+      sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$modfile" |
+        while read -r m; do echo "replace $m => $m $kube_staging"; done
+    } > go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > tools.go
+    GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+    mkdir -p "$kube_dir.tmp"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$kube_dir.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  ) || die "building kube-apiserver $kube_version failed"
+  rm -rf "$kube_dir" && mv "$kube_dir.tmp" "$kube_dir"
+fi

@@ -57,11 +57,17 @@ const (
 	TUFDelete EventType = "tuf.delete"
 )
 
-// Admission decisions posted by the webhook.
+// Admission decisions posted by the webhook (signet-admission): the
+// images in Images (and the first in Subject.Image), the namespace, the
+// Kubernetes user in Subject.User and the request in Origin (kind, name,
+// operation, uid, username, groups).
 const (
-	AdmissionAllow      EventType = "admission.allow"
-	AdmissionDeny       EventType = "admission.deny"
-	AdmissionBreakGlass EventType = "admission.break_glass"
+	AdmissionAllow      EventType = "admission.allow"       // admitted: verified, or unverified in warn/audit mode (Reason)
+	AdmissionDeny       EventType = "admission.deny"        // refused, with the reason
+	AdmissionBreakGlass EventType = "admission.break_glass" // admitted unverified by break-glass: Comment is the reason given
+	// AdmissionUnverified is an admitted image that no longer verifies
+	// (continuous validation: a signature revoked or expired since).
+	AdmissionUnverified EventType = "admission.unverified"
 )
 
 // EventTypes lists every event type, in the order above.
@@ -71,12 +77,12 @@ var EventTypes = []EventType{
 	ProjectCreate, ProjectUpdate, ProjectDelete, PolicyCreate, PolicyUpdate, PolicyDelete,
 	KeyCreate, KeyRotate, KeyRekey,
 	TUFPublish, TUFResign, TUFDelete,
-	AdmissionAllow, AdmissionDeny, AdmissionBreakGlass,
+	AdmissionAllow, AdmissionDeny, AdmissionBreakGlass, AdmissionUnverified,
 }
 
 // AdmissionTypes are the event types the webhook may post through the
 // append API.
-var AdmissionTypes = []EventType{AdmissionAllow, AdmissionDeny, AdmissionBreakGlass}
+var AdmissionTypes = []EventType{AdmissionAllow, AdmissionDeny, AdmissionBreakGlass, AdmissionUnverified}
 
 // Known reports whether t is one of EventTypes.
 func (t EventType) Known() bool {
@@ -202,7 +208,7 @@ type Event struct {
 	// Roles: tuf.publish, tuf.resign, request.sign.
 	Roles []RoleVersion `json:"roles,omitempty"`
 	// Origin: the origin claims of request.submit (CI repository, ref,
-	// workflow, run …).
+	// workflow, run …); for admission.*, the Kubernetes request.
 	Origin map[string]string `json:"origin,omitempty"`
 	// Comment: request.deny, request.approve, admission.break_glass.
 	Comment string `json:"comment,omitempty"`
@@ -210,6 +216,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Changes: the names of the fields an update changed.
 	Changes []string `json:"changes,omitempty"`
+	// Images: the images an admission event is about.
+	Images []string `json:"images,omitempty"`
 }
 
 // ErrInvalidEvent reports an event that cannot go into the log.
@@ -261,6 +269,11 @@ func (e *Event) Validate() error {
 		}
 	case "admission":
 		err = need("image", s.Image)
+		for _, img := range e.Images {
+			if img == "" {
+				err = bad("an empty image")
+			}
+		}
 	}
 	if err != nil {
 		return err

@@ -286,6 +286,10 @@ func (c *lru) put(key string, body []byte) {
 	}
 }
 
+// AppendPath is where signet-server serves the append API (AppendHandler),
+// and where signet-admission posts its decisions.
+const AppendPath = "/audit/append"
+
 // AppendHandlerConfig configures the append API.
 type AppendHandlerConfig struct {
 	Log *Log

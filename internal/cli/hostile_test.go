@@ -176,7 +176,7 @@ func TestHostileMetadataOutput(t *testing.T) {
 		t.Errorf("delegation list does not quote the path:\n%s", out)
 	}
 
-	code, out, errOut = notary("list", errGUN)
+	code, _, errOut = notary("list", errGUN)
 	if code != ExitError {
 		t.Fatalf("list of the erroring repository: %d", code)
 	}

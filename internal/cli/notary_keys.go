@@ -250,12 +250,55 @@ func (a *app) keyRotateCmd() *cobra.Command {
 	return cmd
 }
 
-// rotated clears the changes published with a rotation and says so.
+// rotated clears the changes published with a rotation, removes the
+// private keys the rotation replaced, and says so.
 func (a *app) rotated(r *repo, staged []changes.Staged, role string) error {
 	if err := r.changes.Remove(staged); err != nil {
 		return err
 	}
+	if err := removeReplacedKeys(r, role); err != nil {
+		return err
+	}
 	fmt.Fprintf(a.env.Stdout, "Successfully rotated %s key for repository %s\n", role, r.gun)
+	return nil
+}
+
+// removeReplacedKeys deletes the private keys of role for this repository
+// that the published root no longer lists, as notary removes a rotated-out
+// targets or snapshot key from its key store (root keys are kept, as by
+// notary, to sign later rotations). Unlike notary, which deletes them
+// before it uploads, this runs only once the new root is published.
+func removeReplacedKeys(r *repo, role string) error {
+	if role == tuf.RoleRoot {
+		return nil
+	}
+	b, err := r.cache.Get(tuf.RoleRoot)
+	if err != nil || b == nil {
+		return err
+	}
+	root, err := tuf.ParseRoot(b)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, rk := range root.Signed.Roles {
+		for _, id := range rk.KeyIDs {
+			if k := root.Signed.Keys[id]; k != nil {
+				listed[k.CanonicalID()] = true
+			}
+		}
+	}
+	held, err := r.keys.List()
+	if err != nil {
+		return err
+	}
+	for _, k := range held {
+		if k.Role == role && k.GUN == r.gun.String() && !listed[k.ID] {
+			if err := r.keys.Remove(k.ID); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

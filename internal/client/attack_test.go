@@ -106,11 +106,20 @@ func (e *attackEnv) onlineTimestampOnly() {
 	e.srv.Serve(tuf.RoleTimestamp, e.repo.Signed[tuf.RoleTimestamp])
 }
 
-// wantRefused checks that err is the step error of role for rule.
+// wantRefused checks that err is the step error of role for rule — or,
+// for client.ErrChecksum (a file substituted under the checksum its parent
+// lists, refused as it downloads, before it is parsed), that error for a
+// file of role.
 func wantRefused(t *testing.T, err error, role string, rule error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("attack accepted; want %v at step %s", rule, role)
+	}
+	if rule == client.ErrChecksum {
+		if !errors.Is(err, client.ErrChecksum) || !strings.HasPrefix(err.Error(), role+": ") {
+			t.Fatalf("error %v; want %v for a %s file", err, rule, role)
+		}
+		return
 	}
 	var se *trust.StepError
 	if !errors.As(err, &se) || se.Role != role || !errors.Is(err, rule) {
@@ -127,6 +136,31 @@ func (e *attackEnv) keepsCache(attack func()) {
 	if !maps.EqualFunc(before, e.cache.m, bytes.Equal) {
 		e.t.Fatal("a refused update changed the client's trusted metadata")
 	}
+}
+
+// wantSkipped runs attack and checks that the update succeeds with the
+// delegation role left out for rule — as notary's client leaves out a
+// delegation whose signatures do not meet its threshold or that expired —
+// so that nothing it lists is trusted, and that the client's cached copy
+// of the role did not change.
+func (e *attackEnv) wantSkipped(role string, rule error, attack func()) *trust.Repo {
+	e.t.Helper()
+	before := e.cache.m[role]
+	attack()
+	v, err := e.update()
+	if err != nil {
+		e.t.Fatalf("update refused (%v); want %s left out for %v", err, role, rule)
+	}
+	if why := v.Skipped()[role]; !errors.Is(why, rule) {
+		e.t.Fatalf("%s skipped for %v; want %v", role, why, rule)
+	}
+	if v.Targets(role) != nil {
+		e.t.Fatalf("%s is loaded although it was refused", role)
+	}
+	if !bytes.Equal(before, e.cache.m[role]) {
+		e.t.Fatalf("the refused %s replaced the cached one", role)
+	}
+	return v
 }
 
 func digestOf(t client.Target) []byte { return t.Meta.Hashes["sha256"] }
@@ -146,7 +180,7 @@ func TestAttackArbitrarySoftware(t *testing.T) {
 			// with a swizzled targets file.
 			fm := e.repo.Snapshot.Meta[tuf.RoleTargets]
 			e.srv.ServeAt(tuf.RoleTargets, fm.Hashes["sha256"], tuftest.SwapTarget(e.t, e.repo.Signed[tuf.RoleTargets], "v1", []byte("evil")))
-		}, tuf.RoleTargets, trust.ErrHashMismatch},
+		}, tuf.RoleTargets, client.ErrChecksum},
 		{"target hash swapped, snapshot and timestamp re-signed by the online keys", func(e *attackEnv) {
 			e.repo.Signed[tuf.RoleTargets] = tuftest.SwapTarget(e.t, e.repo.Signed[tuf.RoleTargets], "v1", []byte("evil"))
 			e.online()
@@ -172,7 +206,7 @@ func TestAttackArbitrarySoftware(t *testing.T) {
 		{"delegation rewritten by the online keys", func(e *attackEnv) {
 			e.repo.Signed["targets/releases"] = tuftest.SwapTarget(e.t, e.repo.Signed["targets/releases"], "v1", []byte("evil"))
 			e.online()
-		}, "targets/releases", trust.ErrSignatures},
+		}, "targets/releases", trust.ErrThreshold},
 		{"snapshot signed by the attacker's key", func(e *attackEnv) {
 			e.repo.Bump(tuf.RoleSnapshot)
 			e.repo.SignSnapshot()
@@ -188,6 +222,22 @@ func TestAttackArbitrarySoftware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tuf.IsDelegation(tt.role) {
+				// A delegation that does not verify is left out, as by
+				// notary: the evil digest is never seen, v1 resolves to
+				// what targets lists.
+				for _, prior := range []bool{true, false} {
+					e := newAttackEnv(t)
+					if prior {
+						e.mustUpdate()
+					}
+					v := e.wantSkipped(tt.role, tt.rule, func() { tt.attack(e) })
+					if tg, ok := client.Lookup(v, "v1"); !ok || tg.Role != tuf.RoleTargets || !bytes.Equal(digestOf(tg), sha("image one")) {
+						t.Fatalf("v1 resolves to %+v", tg)
+					}
+				}
+				return
+			}
 			// A client that trusted the honest state before: its cache
 			// stays as it was.
 			e := newAttackEnv(t)
@@ -332,6 +382,10 @@ func TestAttackIndefiniteFreeze(t *testing.T) {
 			e.srv.Publish(e.repo)
 			e.mustUpdate()
 			e.now = e.now.Add(48 * time.Hour)
+			if tuf.IsDelegation(role) {
+				e.wantSkipped(role, trust.ErrExpired, e.onlineTimestampOnly)
+				return
+			}
 			e.keepsCache(func() {
 				e.onlineTimestampOnly()
 				_, err := e.update()
@@ -408,7 +462,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 		e.keepsCache(func() {
 			e.srv.ServeAt(tuf.RoleTargets, e.repo.Snapshot.Meta[tuf.RoleTargets].Hashes["sha256"], old[tuf.RoleTargets])
 			_, err := e.update()
-			wantRefused(t, err, tuf.RoleTargets, trust.ErrHashMismatch)
+			wantRefused(t, err, tuf.RoleTargets, client.ErrChecksum)
 		})
 	})
 	t.Run("old snapshot under the new timestamp", func(t *testing.T) {
@@ -416,7 +470,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 		e.keepsCache(func() {
 			e.srv.ServeAt(tuf.RoleSnapshot, e.repo.Timestamp.Meta[tuf.RoleSnapshot].Hashes["sha256"], old[tuf.RoleSnapshot])
 			_, err := e.update()
-			wantRefused(t, err, tuf.RoleSnapshot, trust.ErrHashMismatch)
+			wantRefused(t, err, tuf.RoleSnapshot, client.ErrChecksum)
 		})
 	})
 	t.Run("new targets with old releases in a snapshot the online keys sign", func(t *testing.T) {
@@ -619,6 +673,10 @@ func TestAttackKeyBelowThreshold(t *testing.T) {
 			e.repo.SignAll()
 			e.srv.Publish(e.repo)
 			e.mustUpdate() // both keys sign: accepted
+			if tuf.IsDelegation(tt.role) {
+				e.wantSkipped(tt.role, trust.ErrThreshold, func() { tt.attack(e, k1) })
+				return
+			}
 			e.keepsCache(func() {
 				tt.attack(e, k1)
 				_, err := e.update()
@@ -762,13 +820,14 @@ func TestAttackRewriteAnotherDelegatesTag(t *testing.T) {
 		}
 	})
 	t.Run("bob writes into targets/alice", func(t *testing.T) {
-		e.keepsCache(func() {
+		v := e.wantSkipped("targets/alice", trust.ErrThreshold, func() {
 			r.AddTarget("targets/alice", "v1", []byte("bob's image"))
 			r.Bump("targets/alice")
 			r.Sign("targets/alice", bob)
 			e.online()
-			_, err := e.update()
-			wantRefused(t, err, "targets/alice", trust.ErrSignatures)
 		})
+		if signer, ok := client.RoleTarget(v, "targets/alice", "v1"); ok {
+			t.Fatalf("alice's role, rewritten by bob, still answers: %+v", signer)
+		}
 	})
 }

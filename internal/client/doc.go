@@ -6,8 +6,11 @@
 // KeyStore and uploads atomically — including root key rotation.
 //
 // Invariants: nothing is trusted that did not pass tuf/trust; downloads are
-// bounded by the lengths the verified metadata gives (or by notary's
-// limits); the local cache only ever holds verified metadata; notary's
+// bounded by the lengths the verified metadata gives and never exceed the
+// role's cap (MaxSize), files fetched by checksum are hashed as they stream
+// in; an update follows at most trust.MaxRootRotations root versions, each
+// exactly the version asked for, and ends at Reader.Timeout; the local cache
+// only ever holds verified metadata; notary's
 // changelist JSON is met only in package changes, where files are read and
 // written.
 package client

@@ -39,10 +39,18 @@ type Reader struct {
 	// sets it: it is how expired metadata is renewed instead of locking the
 	// repository.
 	AllowExpiredSigned bool
+	// Timeout bounds a whole Update, every download and root rotation of
+	// it (zero: DefaultUpdateTimeout), so that no server can keep a client
+	// busy longer, however slowly or endlessly it answers.
+	Timeout time.Duration
 }
 
 // errNoNewerRoot: the server's newest root is the one trusted already.
 var errNoNewerRoot = errors.New("the server has no root newer")
+
+// DefaultUpdateTimeout bounds an Update when Reader.Timeout is zero: enough
+// to download the largest files the client accepts over a slow link.
+const DefaultUpdateTimeout = 5 * time.Minute
 
 // ErrNoTrustData reports a repository the server does not have.
 var ErrNoTrustData = errors.New("client: no trust data: the repository has not been published on this trust server")
@@ -54,10 +62,18 @@ var ErrNoTrustData = errors.New("client: no trust data: the repository has not b
 //     every intermediate root version is walked, each signed by the one
 //     before, then the timestamp is tried again;
 //  3. the snapshot the timestamp names (by hash and length);
-//  4. targets and every delegation the snapshot lists, by hash.
+//  4. targets and every delegation the snapshot lists, by hash; a
+//     delegation not signed by its threshold, or expired, is left out as
+//     notary leaves it out (trust.Repo.Skipped says which and why).
 //
 // Versions never go below the cached ones. Verified files are cached.
 func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
+	timeout := rd.Timeout
+	if timeout <= 0 {
+		timeout = DefaultUpdateTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	now := time.Now
 	if rd.Now != nil {
 		now = rd.Now
@@ -131,7 +147,7 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 		case errors.Is(uerr, errNoNewerRoot):
 			return nil, err
 		case uerr != nil:
-			return nil, fmt.Errorf("%w (a newer root was looked for: %v)", err, uerr)
+			return nil, fmt.Errorf("%w (a newer root was looked for: %w)", err, uerr)
 		}
 		files, err = rd.fetch(ctx, v)
 	}
@@ -304,6 +320,13 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 			return nil, fmt.Errorf("%s: %w", role, err)
 		}
 		if err := v.LoadTargets(role, b); err != nil {
+			// As notary's client: a delegation not signed by its threshold,
+			// or expired, is left out (its targets untrusted, its
+			// delegations not followed); any other failure fails the update.
+			if tuf.IsDelegation(role) && (errors.Is(err, trust.ErrThreshold) || errors.Is(err, trust.ErrExpired)) {
+				v.Skip(role, err)
+				continue
+			}
 			return nil, err
 		}
 		files[role] = b
@@ -314,9 +337,17 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 	return files, nil
 }
 
+// ErrTooManyRotations reports a server root more root rotations ahead of
+// the trusted one than one update follows (trust.MaxRootRotations).
+var ErrTooManyRotations = errors.New("client: too many root rotations")
+
 // updateRoot fetches the newest root and walks every version between the
-// trusted one and it, each of which must be signed by its predecessor's
-// keys (and its own).
+// trusted one and it, each of which must be exactly the version asked for
+// and signed by its predecessor's keys (and its own). At most
+// trust.MaxRootRotations versions are followed: a server claiming a root
+// far ahead (an unsigned root.json of version 2^40, say) is refused before
+// anything else is downloaded, and one answering every n.root.json with
+// another version is refused at the first.
 func (rd *Reader) updateRoot(ctx context.Context, v *trust.Repo) error {
 	newest, err := rd.Remote.GetCurrent(ctx, tuf.RoleRoot, MaxMetadataSize)
 	if err != nil {
@@ -330,19 +361,23 @@ func (rd *Reader) updateRoot(ctx context.Context, v *trust.Repo) error {
 	if c.Version <= have {
 		return fmt.Errorf("%w than version %d", errNoNewerRoot, have)
 	}
+	if c.Version-have > trust.MaxRootRotations {
+		return fmt.Errorf("%w: the server's root is version %d, %d versions ahead of the trusted version %d; one update follows at most %d root rotations",
+			ErrTooManyRotations, c.Version, c.Version-have, have, trust.MaxRootRotations)
+	}
 	for n := have + 1; n < c.Version; n++ {
 		b, err := rd.Remote.GetVersion(ctx, tuf.RoleRoot, n, MaxMetadataSize)
 		if err != nil {
 			return fmt.Errorf("downloading root version %d: %w", n, err)
 		}
 		v.SetAllowExpired(tuf.RoleRoot, true) // intermediate roots may have expired
-		err = v.LoadRoot(b)
+		err = v.LoadRootVersion(b, n)
 		v.SetAllowExpired(tuf.RoleRoot, false)
 		if err != nil {
 			return err
 		}
 	}
-	if err := v.LoadRoot(newest); err != nil {
+	if err := v.LoadRootVersion(newest, c.Version); err != nil {
 		return err
 	}
 	return rd.Cache.Put(tuf.RoleRoot, newest)

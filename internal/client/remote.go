@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,13 +25,25 @@ import (
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
-// Download limits, as the notary client enforces them.
+// Download limits. The notary client reads at most MaxMetadataSize of a
+// file of unknown length and MaxTimestampSize of a timestamp; a file whose
+// length the metadata lists (snapshot, targets, delegations) is read up to
+// that length — and, unlike notary, never beyond the cap of its role,
+// whatever length the metadata claims.
 const (
-	MaxMetadataSize  = 100 << 20 // any metadata file of unknown length
+	MaxMetadataSize  = 100 << 20 // root, snapshot, targets, each delegation
 	MaxTimestampSize = 1 << 20
 	maxKeySize       = 256 << 10
 	maxErrorSize     = 64 << 10
 )
+
+// MaxSize returns the most bytes the client reads of a role's file.
+func MaxSize(role string) int64 {
+	if role == tuf.RoleTimestamp {
+		return MaxTimestampSize
+	}
+	return MaxMetadataSize
+}
 
 // Errors of the remote.
 var (
@@ -40,6 +53,8 @@ var (
 	ErrUnauthorized = errors.New("client: not authorized by the trust server")
 	// ErrMaliciousServer: a response broke a limit the metadata set.
 	ErrMaliciousServer = errors.New("client: the trust server sent more data than the metadata allows")
+	// ErrChecksum: a file asked for by its SHA-256 has another one.
+	ErrChecksum = errors.New("client: the trust server sent a file that does not match the checksum it was asked for")
 )
 
 // ServerError is a refusal from the trust server, decoded from its error
@@ -172,7 +187,9 @@ func responseError(resp *http.Response) error {
 }
 
 // get downloads a file at an API path, refusing more than limit bytes.
-func (r *Remote) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+// With a checksum, the SHA-256 of the body is computed as it streams in and
+// a file that does not match is refused before anything parses it.
+func (r *Remote) get(ctx context.Context, path string, limit int64, checksum []byte) ([]byte, error) {
 	file := strings.TrimPrefix(path, notaryapi.TUFPath(r.gun))
 	resp, err := r.do(ctx, http.MethodGet, r.url(path), nil, "")
 	if err != nil {
@@ -185,30 +202,56 @@ func (r *Remote) get(ctx context.Context, path string, limit int64) ([]byte, err
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d expected", ErrMaliciousServer, file, resp.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	var body io.Reader = io.LimitReader(resp.Body, limit+1)
+	h := sha256.New()
+	if len(checksum) > 0 {
+		body = io.TeeReader(body, h)
+	}
+	b, err := io.ReadAll(body)
 	if err != nil {
 		return nil, fmt.Errorf("client: reading %s: %w", file, err)
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%w: %s exceeds %d bytes", ErrMaliciousServer, file, limit)
 	}
+	if len(checksum) > 0 && !bytes.Equal(h.Sum(nil), checksum) {
+		return nil, fmt.Errorf("%w: %s", ErrChecksum, file)
+	}
 	return b, nil
 }
 
-// GetCurrent downloads the current version of a role.
+// GetCurrent downloads the current version of a role, refusing more than
+// limit bytes (and never more than MaxSize(role)).
 func (r *Remote) GetCurrent(ctx context.Context, role string, limit int64) ([]byte, error) {
-	return r.get(ctx, notaryapi.CurrentPath(r.gun, role), limit)
+	return r.get(ctx, notaryapi.CurrentPath(r.gun, role), min(limit, MaxSize(role)), nil)
 }
 
 // GetVersion downloads one version of a role (used to walk root rotations).
 func (r *Remote) GetVersion(ctx context.Context, role string, version int, limit int64) ([]byte, error) {
-	return r.get(ctx, notaryapi.VersionPath(r.gun, role, version), limit)
+	return r.get(ctx, notaryapi.VersionPath(r.gun, role, version), min(limit, MaxSize(role)), nil)
 }
 
-// GetChecksum downloads a role by the SHA-256 its parent lists, refusing
-// more than length bytes.
-func (r *Remote) GetChecksum(ctx context.Context, role string, sha256 []byte, length int64) ([]byte, error) {
-	return r.get(ctx, notaryapi.ChecksumPath(r.gun, role, sha256), length)
+// GetChecksum downloads a role by the SHA-256 its parent lists, reading at
+// most length bytes — the length the parent lists, which must be within
+// MaxSize(role): a parent claiming a larger file is refused before anything
+// is downloaded. The body is hashed as it arrives (ErrChecksum). A file
+// listed without a SHA-256 (only a SHA-512) is fetched by name, as notary
+// does; the state machine checks its hashes.
+func (r *Remote) GetChecksum(ctx context.Context, role string, sum []byte, length int64) ([]byte, error) {
+	path := notaryapi.CurrentPath(r.gun, role)
+	if len(sum) > 0 {
+		path = notaryapi.ChecksumPath(r.gun, role, sum)
+	}
+	file := strings.TrimPrefix(path, notaryapi.TUFPath(r.gun))
+	switch {
+	case length > MaxSize(role):
+		return nil, fmt.Errorf("%w: %s is listed with %d bytes, more than the %d this client reads of a %s file", ErrMaliciousServer, file, length, MaxSize(role), role)
+	case length < 1:
+		return nil, fmt.Errorf("%w: %s is listed with %d bytes", ErrMaliciousServer, file, length)
+	case len(sum) > 0 && len(sum) != sha256.Size:
+		return nil, fmt.Errorf("%w: %s is listed with a %d-byte SHA-256", ErrChecksum, role, len(sum))
+	}
+	return r.get(ctx, path, length, sum)
 }
 
 func (r *Remote) key(ctx context.Context, method, role string) (*keys.PublicKey, error) {

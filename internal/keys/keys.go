@@ -52,11 +52,12 @@ var (
 // the bytes of keyval.public (DER SubjectPublicKeyInfo for ecdsa and rsa, a
 // PEM certificate chain for the x509 types, 32 raw bytes for ed25519).
 type PublicKey struct {
-	typ    string
-	public []byte
-	id     string
-	key    crypto.PublicKey
-	certs  []*x509.Certificate // x509 types only: leaf first
+	typ       string
+	public    []byte
+	id        string
+	canonical string // CanonicalID
+	key       crypto.PublicKey
+	certs     []*x509.Certificate // x509 types only: leaf first
 }
 
 // New parses a key of the given type. It fails for unknown types and for
@@ -95,6 +96,18 @@ func New(keytype string, public []byte) (*PublicKey, error) {
 		}
 	}
 	k.id = computeID(keytype, k.public)
+	k.canonical = k.id
+	if len(k.certs) > 0 {
+		der, err := x509.MarshalPKIXPublicKey(k.key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s key: %v", ErrInvalidKey, keytype, err)
+		}
+		plain := TypeECDSA
+		if keytype == TypeRSAX509 {
+			plain = TypeRSA
+		}
+		k.canonical = computeID(plain, der)
+	}
 	return k, nil
 }
 
@@ -175,17 +188,9 @@ func (k *PublicKey) ID() string { return k.id }
 
 // CanonicalID returns the ID Notary names private-key files by: for an x509
 // key, the ID of the plain key inside the leaf certificate; for any other
-// key, its ID.
-func (k *PublicKey) CanonicalID() string {
-	if len(k.certs) == 0 {
-		return k.id
-	}
-	plain, err := FromCrypto(k.key)
-	if err != nil {
-		return k.id
-	}
-	return plain.id
-}
+// key, its ID. Two keys with the same CanonicalID are one private key,
+// however they are written.
+func (k *PublicKey) CanonicalID() string { return k.canonical }
 
 // CryptoKey returns the parsed public key.
 func (k *PublicKey) CryptoKey() crypto.PublicKey { return k.key }

@@ -27,6 +27,7 @@ const (
 // refused are libraries no binary may link (style-anchors §6.3 deny list).
 var refused = []ban{
 	{"github.com/docker/go", "it is a test-only oracle for canonical JSON (the cjson differential test); signed bytes come only from internal/tuf/cjson (STYLE rules 3 and 15, §6.3)"},
+	{"github.com/theupdateframework/notary", "it is a test-only oracle (internal/tuf/tuftest/notarytest: the differential tests against notary 0.7's builder and client library); verification is internal/tuf/trust's alone (STYLE rules 9 and 18)"},
 	{"github.com/sirupsen/logrus", "logging is log/slog only, injected (STYLE rule 12, §6.3 deny list)"},
 	{"github.com/gorilla/mux", "routing uses net/http ServeMux patterns (§6.3 deny list)"},
 	{"github.com/spf13/viper", "configuration is a strict decode with no global config (STYLE rule 7, §6.3 deny list)"},
@@ -86,6 +87,10 @@ var binaries = map[string][]ban{
 		{"internal/registry", whyBoundary + ": the signer must not contain the registry client"},
 	},
 	"signet-admission": concat(sqlBans, pkcs11Bans, []ban{
+		{"internal/store", whyBoundary + ": the webhook keeps nothing but bounded caches in memory; storage contracts and their implementations are the server's"},
+		{"internal/servercmd", whyBoundary + ": the webhook must not contain the server's command"},
+		{"internal/signercmd", whyBoundary + ": the webhook must not contain signet-signer's command"},
+		{"internal/cli", whyBoundary + ": the webhook decides through internal/client and internal/policy, not through the CLI"},
 		{"internal/custody", whyBoundary + ": the webhook verifies and holds no private keys"},
 		{"internal/signer", whyBoundary + ": the webhook verifies and holds no private keys"},
 		{"internal/server", whyBoundary + ": the webhook must not contain server code"},
@@ -300,7 +305,8 @@ func TestBinaryDependencies(t *testing.T) {
 // TestNoRefusedLibraries keeps the refused libraries out of every non-test
 // package, so a library picks nothing up that a binary would later inherit.
 // Test-helper packages may use them (the cjson differential test imports
-// github.com/docker/go); they are kept out of binaries by
+// github.com/docker/go; tuftest/notarytest imports the notary library and
+// with it logrus); they are kept out of binaries by
 // TestTestHelpersOnlyInTests.
 func TestNoRefusedLibraries(t *testing.T) {
 	t.Parallel()

@@ -39,7 +39,7 @@ func TestParseReference(t *testing.T) {
 		// Docker's grammar: no empty, "." or ".." components, no tag
 		// starting with "-" or ".", at most 128 characters of tag.
 		"../x", "a/../b:v1", "example.com/a/..", "example.com/a/b/.:v", "a//b", "a/", "/a", "..:5000/a", "-a/b", "a/b-", "a/_b", "a___b",
-		"a:-x", "a:.x", "a:" + strings.Repeat("x", 129), "a:v", "a b", strings.Repeat("a", 64), "example.com/" + strings.Repeat("a", 250)} {
+		"a:-x", "a:.x", "a:" + strings.Repeat("x", 129), "a:v\x1b", "a b", strings.Repeat("a", 64), "example.com/" + strings.Repeat("a", 250)} {
 		if _, err := ParseReference(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

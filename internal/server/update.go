@@ -57,6 +57,9 @@ func readUpload(r *http.Request, limit int64) (map[string]upload, error) {
 		if !tuf.ValidRole(role) {
 			return nil, apierr.New(notaryapi.InvalidRole, role)
 		}
+		if err := trust.CheckUploadRoles(len(out) + 1); err != nil {
+			return nil, apierr.New(notaryapi.MalformedUpload, trust.Message(err))
+		}
 		data, err := io.ReadAll(part)
 		if err != nil {
 			return nil, uploadReadErr(err, limit)

@@ -86,6 +86,13 @@ type Meta[T any] struct {
 	SignedRaw  json.RawMessage // the "signed" value, as given
 	Signatures []Signature
 	Signed     T
+
+	// canonical is what signatures are verified over: the canonical form of
+	// SignedRaw as Notary computes it (SignedRaw itself when it already is
+	// canonical, as every file Notary writes); canonErr is why there is
+	// none.
+	canonical []byte
+	canonErr  error
 }
 
 // Common returns the _type, expiry and version of any role object.

@@ -7,6 +7,7 @@ import (
 	"path"
 
 	"github.com/signet-trust/signet/internal/keys"
+	"github.com/signet-trust/signet/internal/tuf/cjson"
 )
 
 // envelope is the outer object of every metadata file.
@@ -32,6 +33,17 @@ func Peek(raw []byte) (Common, error) {
 	return c, nil
 }
 
+// canonical returns the bytes Notary verifies signatures over: it decodes
+// the signed value into a generic value (numbers as float64) and encodes it
+// canonically. A value already in canonical form is its own encoding, which
+// cjson.IsCanonical proves in one pass without re-encoding.
+func canonical(signed []byte) ([]byte, error) {
+	if cjson.IsCanonical(signed) {
+		return signed, nil
+	}
+	return cjson.Canonicalize(signed)
+}
+
 func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
@@ -47,6 +59,7 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 	out.Raw = raw
 	out.SignedRaw = env.Signed
 	out.Signatures = env.Signatures
+	out.canonical, out.canonErr = canonical(env.Signed)
 	c := out.Common()
 	if c.Type != wantType {
 		return invalid(role, "_type is %q, want %q", c.Type, wantType)
@@ -54,14 +67,14 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 	if c.Version < 1 {
 		return invalid(role, "version %d is below 1", c.Version)
 	}
-	if c.Expires.IsZero() {
-		return invalid(role, "no expiry")
+	// A missing expiry is the zero time, long expired: the expiry check
+	// refuses it, as notary's does (a reader skips such a delegation).
+	if len(env.Signatures) > MaxSignatures {
+		return limit(role, "carries %d signatures, more than the limit of %d", len(env.Signatures), MaxSignatures)
 	}
-	for _, s := range env.Signatures {
-		if s.KeyID == "" || len(s.Sig) == 0 {
-			return invalid(role, "signature without key ID or value")
-		}
-	}
+	// A signature without a key ID or bytes is not refused here: like any
+	// other signature that does not verify, it counts for nothing (as in
+	// notary, whose verdict on such a file is the same).
 	return nil
 }
 
@@ -70,6 +83,9 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 func ParseRoot(raw []byte) (*Meta[Root], error) {
 	m := new(Meta[Root])
 	if err := parse(RoleRoot, raw, TypeRoot, m); err != nil {
+		return nil, err
+	}
+	if err := checkKeyMap(RoleRoot, m.Signed.Keys); err != nil {
 		return nil, err
 	}
 	for _, name := range BaseRoles {
@@ -84,9 +100,31 @@ func ParseRoot(raw []byte) (*Meta[Root], error) {
 	return m, nil
 }
 
+// checkKeyMap applies the rules every key map (root keys, delegation keys)
+// obeys: at most MaxKeys entries, each a key whose content ID is the ID it
+// is listed under — so that a key ID names one key, and one key cannot
+// count twice towards a threshold under two IDs.
+func checkKeyMap(file string, ks map[string]*keys.PublicKey) error {
+	if len(ks) > MaxKeys {
+		return limit(file, "lists %d keys, more than the limit of %d", len(ks), MaxKeys)
+	}
+	for id, k := range ks {
+		if k == nil {
+			return invalid(file, "key %s is null", id)
+		}
+		if k.ID() != id {
+			return invalid(file, "key ID %s is not valid for key content (the key's ID is %s)", id, k.ID())
+		}
+	}
+	return nil
+}
+
 func checkRoleKeys(file, name string, ids []string, threshold int, ks map[string]*keys.PublicKey) error {
 	if threshold < 1 {
 		return invalid(file, "role %s has threshold %d, must be at least 1", name, threshold)
+	}
+	if len(ids) > MaxRoleKeys {
+		return limit(file, "role %s lists %d keys, more than the limit of %d", name, len(ids), MaxRoleKeys)
 	}
 	for _, id := range ids {
 		if k, ok := ks[id]; !ok || k == nil {
@@ -108,7 +146,13 @@ func ParseTargets(role string, raw []byte) (*Meta[Targets], error) {
 	if err := parse(role, raw, TypeTargets, m); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
+	if n := len(m.Signed.Delegations.Roles); n > MaxDelegations {
+		return nil, limit(role, "delegates to %d roles, more than the limit of %d", n, MaxDelegations)
+	}
+	if err := checkKeyMap(role, m.Signed.Delegations.Keys); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(m.Signed.Delegations.Roles))
 	for _, d := range m.Signed.Delegations.Roles {
 		if d == nil || !IsDelegation(d.Name) || path.Dir(d.Name) != role {
 			name := ""
@@ -123,6 +167,9 @@ func ParseTargets(role string, raw []byte) (*Meta[Targets], error) {
 		seen[d.Name] = true
 		if err := checkRoleKeys(role, d.Name, d.KeyIDs, d.Threshold, m.Signed.Delegations.Keys); err != nil {
 			return nil, err
+		}
+		if len(d.Paths) > MaxPaths {
+			return nil, limit(role, "delegation role %s lists %d paths, more than the limit of %d", d.Name, len(d.Paths), MaxPaths)
 		}
 	}
 	for name, fm := range m.Signed.Targets {

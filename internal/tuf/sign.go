@@ -90,6 +90,10 @@ func appendJSONString(b []byte, s string) []byte {
 // Errors of signature verification.
 var (
 	ErrThreshold = errors.New("tuf: valid signatures did not meet threshold")
+	// ErrInvalidKeyID reports a signature naming a key listed under an ID
+	// that is not the key's own (Notary: "key ID is not valid for key
+	// content"); the whole role is refused, as Notary refuses it.
+	ErrInvalidKeyID = errors.New("tuf: key ID is not valid for key content")
 )
 
 // ThresholdError reports how many valid signatures a role had and needed.
@@ -106,47 +110,65 @@ func (e *ThresholdError) Error() string {
 func (e *ThresholdError) Unwrap() error { return ErrThreshold }
 
 // VerifySignatures checks that at least threshold distinct keys among ids
-// (looked up in ks) made valid signatures over the canonical form of the
-// file's signed value. Signatures by other keys are ignored.
+// (looked up in ks) made valid signatures over the file's signed value.
+// Signatures by other keys are ignored.
 //
-// Notary writes the signed value in canonical form, so the received bytes
-// are tried first: a signature valid over exactly the bytes that were
-// parsed binds them at least as tightly as one over their re-encoding, and
-// it spares decoding a large targets file a second time. Only when that
-// falls short is the value re-encoded canonically and checked again.
+// What is verified is what Notary 0.7 verifies: the signed value decoded
+// into a generic value (numbers as float64) and encoded canonically, never
+// the received bytes as such (they agree exactly when the file is
+// canonical, as Notary writes it; parse proves that in one pass, and only
+// other files are re-encoded, once). A key counts once towards the
+// threshold whatever IDs or encodings (plain or certificate) it is listed
+// under; a signature naming a key listed under an ID that is not its
+// content ID refuses the role (ErrInvalidKeyID).
 func VerifySignatures[T any](m *Meta[T], ids []string, threshold int, ks map[string]*keys.PublicKey) error {
 	if threshold < 1 {
 		return fmt.Errorf("tuf: %s: threshold %d is below 1", m.Role, threshold)
 	}
-	if countValid(m.Signatures, m.SignedRaw, ids, ks) >= threshold {
-		return nil
+	msg, err := m.canonical, m.canonErr
+	if err == nil && msg == nil {
+		// A Meta not made by parse: compute what parse would have.
+		msg, err = canonical(m.SignedRaw)
 	}
-	canon, err := cjson.Canonicalize(m.SignedRaw)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrInvalidMetadata, m.Role, err)
 	}
-	have := countValid(m.Signatures, canon, ids, ks)
+	have, err := countValid(m.Signatures, msg, ids, ks)
+	if err != nil {
+		return fmt.Errorf("%w (role %s)", err, m.Role)
+	}
 	if have < threshold {
 		return &ThresholdError{Role: m.Role, Have: have, Threshold: threshold}
 	}
 	return nil
 }
 
-// countValid counts the distinct keys among ids with a valid signature
-// over msg.
-func countValid(sigs []Signature, msg []byte, ids []string, ks map[string]*keys.PublicKey) int {
+// countValid counts the distinct keys (by canonical key ID) among ids with
+// a valid signature over msg.
+func countValid(sigs []Signature, msg []byte, ids []string, ks map[string]*keys.PublicKey) (int, error) {
+	listed := func(id string) bool { return slices.Contains(ids, id) }
+	if len(ids) > 8 {
+		set := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			set[id] = true
+		}
+		listed = func(id string) bool { return set[id] }
+	}
 	valid := map[string]bool{}
 	for _, s := range sigs {
-		if valid[s.KeyID] || !slices.Contains(ids, s.KeyID) {
+		k := ks[s.KeyID]
+		if k == nil || !listed(s.KeyID) {
 			continue
 		}
-		k := ks[s.KeyID]
-		if k == nil {
+		if k.ID() != s.KeyID {
+			return 0, ErrInvalidKeyID
+		}
+		if valid[k.CanonicalID()] {
 			continue
 		}
 		if k.Verify(s.Method, msg, s.Sig) == nil {
-			valid[s.KeyID] = true
+			valid[k.CanonicalID()] = true
 		}
 	}
-	return len(valid)
+	return len(valid), nil
 }

@@ -5,9 +5,13 @@
 //
 // Invariants: parsing keeps the exact bytes it was given (Meta.Raw) and the
 // bytes of the "signed" value (Meta.SignedRaw); signatures are verified over
-// the canonical form of the signed value (package cjson), never over a
-// re-encoding of the parsed structs; the package is pure (no I/O, no clock:
-// every time-dependent check takes now).
+// the canonical form of the signed value exactly as Notary computes it
+// (package cjson: the value decoded, numbers as float64, re-encoded), never
+// over the received bytes as such nor over a re-encoding of the parsed
+// structs; every key map lists each key under its own content ID; files
+// beyond the documented limits (MaxDelegations, MaxRoleKeys, MaxKeys,
+// MaxPaths, MaxSignatures) are refused; the package is pure (no I/O, no
+// clock: every time-dependent check takes now).
 package tuf
 
 import (
@@ -39,6 +43,32 @@ const (
 
 // ErrInvalidMetadata reports metadata whose bytes or structure are wrong.
 var ErrInvalidMetadata = errors.New("tuf: invalid metadata")
+
+// ErrLimit reports metadata beyond one of the documented limits below; it
+// always comes wrapped with ErrInvalidMetadata.
+var ErrLimit = errors.New("tuf: limit exceeded")
+
+// Limits on what one metadata file may define. Notary sets none; without
+// them one upload or download could make a verifier parse and index
+// unbounded numbers of keys and roles. They are far above what Notary and
+// Docker write (one delegation per signer plus targets/releases, one key
+// per signer, one more root key per root rotation) and are documented in
+// docs/notary-compat.md.
+const (
+	// MaxDelegations is the most delegated roles one targets role lists.
+	MaxDelegations = 1000
+	// MaxRoleKeys is the most key IDs one role (base or delegated) lists.
+	MaxRoleKeys = 100
+	// MaxKeys is the most entries of one key map: root's keys, or a
+	// targets role's delegation keys.
+	MaxKeys = 1000
+	// MaxPaths is the most path prefixes one delegation lists (checking
+	// a role's targets against its paths costs targets × paths).
+	MaxPaths = 100
+	// MaxSignatures is the most signatures one file carries (each may cost
+	// a signature verification).
+	MaxSignatures = 256
+)
 
 // ErrInvalidRole reports a role name that is neither a base role nor a valid
 // delegation name.
@@ -99,6 +129,19 @@ func IntersectPaths(parent, child []string) []string {
 		}
 	}
 	return out
+}
+
+// limitError is invalid metadata that broke a limit: it is both
+// ErrInvalidMetadata and ErrLimit.
+type limitError struct{ role, msg string }
+
+func (e *limitError) Error() string {
+	return ErrInvalidMetadata.Error() + ": " + e.role + ": " + e.msg
+}
+func (e *limitError) Unwrap() []error { return []error{ErrInvalidMetadata, ErrLimit} }
+
+func limit(role, format string, args ...any) error {
+	return &limitError{role: role, msg: fmt.Sprintf(format, args...)}
 }
 
 func invalid(role, format string, args ...any) error {

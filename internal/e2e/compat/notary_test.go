@@ -154,8 +154,8 @@ func notaryDelegations(e *scenarioEnv) {
 
 	// The delegate holds nothing but the two delegation keys.
 	deleg := e.notary("delegate")
-	r = deleg.ok("key", "import", rel.keyFile, "--role", "targets/releases")
-	r = deleg.ok("key", "import", team.keyFile, "--role", "targets/team")
+	deleg.ok("key", "import", rel.keyFile, "--role", "targets/releases")
+	deleg.ok("key", "import", team.keyFile, "--role", "targets/team")
 	ids := deleg.keyIDs()
 	if !slices.Equal(ids["targets/releases"], []string{rel.id}) || !slices.Equal(ids["targets/team"], []string{team.id}) || len(ids) != 2 {
 		t.Fatalf("delegate key list = %v, want only %s (releases) and %s (team)", ids, rel.id, team.id)

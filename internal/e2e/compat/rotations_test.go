@@ -29,11 +29,6 @@ func (e *scenarioEnv) signetDocker(name string) *signetDocker {
 	return &signetDocker{dockerClient: e.docker(name, true), bin: signetCLIBinary(e.t)}
 }
 
-func (s *signetDocker) run(args ...string) *cmdResult {
-	s.e.t.Helper()
-	return s.cmd.Run(s.e.t, append([]string{s.bin}, args...)...)
-}
-
 func (s *signetDocker) ok(args ...string) *cmdResult {
 	s.e.t.Helper()
 	return s.cmd.OK(s.e.t, append([]string{s.bin}, args...)...)
@@ -42,10 +37,6 @@ func (s *signetDocker) ok(args ...string) *cmdResult {
 func (s *signetDocker) fail(args ...string) *cmdResult {
 	s.e.t.Helper()
 	return s.cmd.Fail(s.e.t, append([]string{s.bin}, args...)...)
-}
-
-func (s *signetDocker) stdin(in string) *signetDocker {
-	return &signetDocker{dockerClient: s.dockerClient.stdin(in), bin: s.bin}
 }
 
 // notaryCmds is signet's notary-style command set on the same trust
@@ -79,10 +70,10 @@ func signetRotations(e *scenarioEnv) {
 	nc := admin.notaryCmds()
 	const size = "1234"
 
-	r := admin.ok("trust", "key", "generate", "alice", "--dir", e.dir)
+	admin.ok("trust", "key", "generate", "alice", "--dir", e.dir)
 	alicePub := filepath.Join(e.dir, "alice.pub")
 	aliceID := canonicalKeyIDFromPEM(t, alicePub)
-	r = admin.ok("trust", "signer", "add", "--key", alicePub, "alice", gun)
+	r := admin.ok("trust", "signer", "add", "--key", alicePub, "alice", gun)
 	wantContains(t, r, r.Stdout, "Successfully added signer: alice to "+gun)
 
 	st := &rotationState{digests: map[string]string{}, signers: map[string][]string{"alice": {aliceID}}}

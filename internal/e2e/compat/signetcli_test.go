@@ -571,6 +571,7 @@ func signetBadInput(e *scenarioEnv) {
 	wantContains(t, r, r.Output(), "--sha256", "--sha512")
 	t.Logf("%s: exit %d: %s", cmdline(r), r.Code, strings.TrimSpace(r.Output()))
 	r = owner.fail("addhash", gun, "v2", "10", "--sha256", "abc")
+	wantContains(t, r, r.Output(), `--sha256 "abc" is not hex`)
 	owner.status(gun, nil)
 
 	// A wrong targets passphrase: exit 1 naming the key, nothing published,

@@ -60,13 +60,6 @@ func startTarget(t *testing.T, name string) *target {
 	return nil
 }
 
-// logTail returns the last lines of the target's log.
-func (tg *target) logTail() string {
-	return fileTail(tg.logFile, 40)
-}
-
-func fileTail(path string, n int) string { return e2etest.FileTail(path, n) }
-
 // logMark is the current end of the server log, for requests.
 func (tg *target) logMark() int64 { return e2etest.LogSize(tg.logFile) }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +24,7 @@ var programs = map[string]string{
 	"signet-server":        "SIGNET_SERVER_BIN",
 	"signet":               "SIGNET_CLI_BIN",
 	"signet-signer":        "SIGNET_SIGNER_BIN",
+	"signet-admission":     "SIGNET_ADMISSION_BIN",
 	"signet+pkcs11":        "SIGNET_CLI_PKCS11_BIN",
 	"signet-signer+pkcs11": "SIGNET_SIGNER_PKCS11_BIN",
 }
@@ -35,7 +35,8 @@ const buildTimeout = 10 * time.Minute
 // Binary returns the path of ./cmd/name built for the tests (with the
 // build tags given, e.g. "pkcs11"), or the binary named by its variable
 // (SIGNET_SERVER_BIN, SIGNET_CLI_BIN, SIGNET_SIGNER_BIN,
-// SIGNET_CLI_PKCS11_BIN, SIGNET_SIGNER_PKCS11_BIN) when that is set.
+// SIGNET_ADMISSION_BIN, SIGNET_CLI_PKCS11_BIN, SIGNET_SIGNER_PKCS11_BIN)
+// when that is set.
 //
 // Binaries are built once per source tree, not once per test binary: the
 // first test process that needs them builds every program of cmd/ with one
@@ -92,9 +93,10 @@ func buildAll(tags string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// go test puts its own GOROOT/bin first on the test's PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("e2etest: the go command is not on PATH: %w", err)
 	}
 	key, err := sourceKey(goTool, root, tags)
 	if err != nil {

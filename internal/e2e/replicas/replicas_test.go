@@ -72,15 +72,6 @@ func (r *replica) get(t *testing.T, path string) (int, []byte) {
 	return status, body
 }
 
-func timestampVersion(t *testing.T, body []byte) int {
-	t.Helper()
-	m, err := tuf.ParseTimestamp(body)
-	if err != nil {
-		t.Fatalf("timestamp: %v", err)
-	}
-	return int(m.Signed.Version)
-}
-
 // verify downloads gun from r as the notary client does and verifies it
 // (tufhttp.VerifyRepo).
 func verify(t *testing.T, r *replica, gun string) *trust.Repo {

@@ -97,12 +97,18 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 }
 
-// appendNumber writes an integer. Notary decodes numbers as float64 before
-// re-encoding them, so 1e3 and 1000.0 are the integer 1000 and a number with
-// a fraction is refused.
+// exactDigits is how many decimal digits an integer may have and still be
+// exactly a float64 (10^15 < 2^53).
+const exactDigits = 15
+
+// appendNumber writes a number as Notary's verifier does: it decodes every
+// number into a float64 and writes int64 of it. So 1e3 and 1000.0 are the
+// integer 1000, an integer beyond 2^53 becomes the nearest float64 (2^53+1
+// is written 9007199254740992), and a number with a fraction, or one at or
+// beyond ±2^63 (whose conversion Go leaves to the platform), is refused.
 func appendNumber(b []byte, n json.Number) ([]byte, error) {
 	s := string(n)
-	if !strings.ContainsAny(s, ".eE") {
+	if digits := strings.TrimPrefix(s, "-"); len(digits) <= exactDigits && !strings.ContainsAny(digits, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return strconv.AppendInt(b, i, 10), nil
 		}
@@ -110,7 +116,7 @@ func appendNumber(b []byte, n json.Number) ([]byte, error) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || math.Floor(f) != f ||
 		f >= math.MaxInt64 || f < math.MinInt64 {
-		return nil, fmt.Errorf("%w: number %s is not an integer", ErrNotCanonical, s)
+		return nil, fmt.Errorf("%w: number %s is not an integer notary can represent", ErrNotCanonical, s)
 	}
 	return strconv.AppendInt(b, int64(f), 10), nil
 }

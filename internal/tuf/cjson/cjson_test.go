@@ -92,3 +92,79 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+// Numbers are read as Notary's verifier reads them: as float64.
+func TestCanonicalizeNumbersAsNotary(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"v":9007199254740993}`, `{"v":9007199254740992}`}, // 2^53+1 rounds to even
+		{`{"v":9007199254740995}`, `{"v":9007199254740996}`},
+		{`{"v":123456789012345678}`, `{"v":123456789012345680}`},
+		{`{"v":-9223372036854775808}`, `{"v":-9223372036854775808}`},
+		{`{"v":999999999999999}`, `{"v":999999999999999}`},
+		{`{"v":-0}`, `{"v":0}`},
+		{`{"v":1E2}`, `{"v":100}`},
+	}
+	for _, tt := range tests {
+		got, err := Canonicalize([]byte(tt.in))
+		if err != nil {
+			t.Errorf("Canonicalize(%s): %v", tt.in, err)
+			continue
+		}
+		if string(got) != tt.want {
+			t.Errorf("Canonicalize(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+	// 2^63 and beyond have no portable int64 conversion: refused.
+	for _, in := range []string{`{"v":9223372036854775807}`, `{"v":9223372036854775808}`, `{"v":1e19}`, `{"v":-1e19}`} {
+		if got, err := Canonicalize([]byte(in)); !errors.Is(err, ErrNotCanonical) {
+			t.Errorf("Canonicalize(%s) = %s, %v; want ErrNotCanonical", in, got, err)
+		}
+	}
+}
+
+func TestIsCanonical(t *testing.T) {
+	yes := []string{
+		`{}`, `[]`, `{"a":1}`, `{"_type":"Root","a":[1,-2,true,false,null],"b":{"c":"d"}}`,
+		`"x"`, `0`, `-1`, `999999999999999`, `{"s":"a\"b\\c"}`, "{\"s\":\"\u00e9\U0001F600\ufffd\"}",
+		`{"A":0,"B":0,"a":0}`,
+	}
+	no := []string{
+		``, ` {}`, `{} `, `{ }`, `{"a": 1}`, `{"b":1,"a":2}`, `{"a":1,"a":1}`, `[1, 2]`,
+		`{"s":"\n"}`, `{"s":"\u0041"}`, `{"s":"\/"}`, `{"s":"<\u003c"}`, "{\"s\":\"\n\"}",
+		`{"v":1.0}`, `{"v":1e3}`, `{"v":-0}`, `{"v":01}`, `{"v":1234567890123456}`,
+		"{\"s\":\"\xff\"}", "{\"s\":\"\xed\xa0\x80\"}", `{"a\"":1}`, `{"a":1`, `{"a":1}}`, `tru`, `nul`,
+	}
+	for _, in := range yes {
+		if !IsCanonical([]byte(in)) {
+			t.Errorf("IsCanonical(%q) = false, want true", in)
+		}
+		if got, err := Canonicalize([]byte(in)); err != nil || string(got) != in {
+			t.Errorf("test case %q is not canonical: %q, %v", in, got, err)
+		}
+	}
+	for _, in := range no {
+		if IsCanonical([]byte(in)) {
+			t.Errorf("IsCanonical(%q) = true, want false", in)
+		}
+	}
+}
+
+// FuzzIsCanonical checks the one property the verifier relies on: whatever
+// IsCanonical accepts, Canonicalize returns unchanged.
+func FuzzIsCanonical(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":[1,"x",{"b":null}],"c":true}`, `{"s":"a\"b"}`, `{"v":-12}`, `[{"a":{}}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !IsCanonical(data) {
+			return
+		}
+		got, err := Canonicalize(data)
+		if err != nil {
+			t.Fatalf("IsCanonical accepted %q, which does not canonicalize: %v", data, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("IsCanonical accepted %q, canonical form is %q", data, got)
+		}
+	})
+}

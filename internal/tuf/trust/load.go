@@ -22,10 +22,21 @@ import (
 // certificates fail are not counted. With a RootPin, only the certificates
 // it accepts count towards the root's own threshold, as notary's
 // ValidateRoot prunes them.
-func (r *Repo) LoadRoot(raw []byte) error {
+func (r *Repo) LoadRoot(raw []byte) error { return r.loadRoot(raw, 0) }
+
+// LoadRootVersion is LoadRoot for one step of a root rotation walk: the
+// root fetched as version n must be exactly version n, so that a server
+// answering every n with the same (or any other) root cannot keep a client
+// walking.
+func (r *Repo) LoadRootVersion(raw []byte, n int) error { return r.loadRoot(raw, n) }
+
+func (r *Repo) loadRoot(raw []byte, want int) error {
 	m, err := tuf.ParseRoot(raw)
 	if err != nil {
 		return malformed(tuf.RoleRoot, err)
+	}
+	if want > 0 && m.Signed.Version != want {
+		return fail(tuf.RoleRoot, ErrRollback, "root version %d was asked for, the server sent version %d", want, m.Signed.Version)
 	}
 	role := m.Signed.Roles[tuf.RoleRoot]
 	valid, reasons := r.validRootKeys(m, role.KeyIDs, !r.opts.AllowExpired[tuf.RoleRoot])
@@ -72,7 +83,7 @@ func (r *Repo) LoadRoot(raw []byte) error {
 	r.root, r.rootKeys = m, valid
 	// A new root invalidates everything signed under the old one.
 	r.timestamp, r.snapshot = nil, nil
-	clear(r.targets)
+	r.clearTargets()
 	return nil
 }
 
@@ -249,8 +260,14 @@ func (r *Repo) LoadTargets(role string, raw []byte) error {
 	if err != nil {
 		return malformed(role, err)
 	}
+	// A delegation is checked for rollback before its signatures, as
+	// notary's builder does (so a rolled-back delegation fails the update
+	// rather than being skipped as one whose threshold is not met).
+	if min := r.opts.MinVersions[role]; tuf.IsDelegation(role) && m.Signed.Version < min {
+		return fail(role, ErrRollback, "%s version %d is lower than the trusted version %d", role, m.Signed.Version, min)
+	}
 	if err := tuf.VerifySignatures(m, ids, threshold, ks); err != nil {
-		return fail(role, ErrSignatures, "%v", err)
+		return signatureError(role, err)
 	}
 	if err := r.checkCommon(role, m.Signed.Common); err != nil {
 		return err
@@ -272,24 +289,45 @@ func (r *Repo) LoadTargets(role string, raw []byte) error {
 		}
 	}
 	// Replacing a role invalidates what was loaded beneath it.
+	if r.targets[role] != nil {
+		r.forgetBelow(role)
+	}
+	r.setTargets(role, m)
+	return nil
+}
+
+// forgetBelow forgets every targets role loaded beneath role.
+func (r *Repo) forgetBelow(role string) {
+	prefix := role + "/"
 	for name := range r.targets {
-		if strings.HasPrefix(name, role+"/") {
+		if strings.HasPrefix(name, prefix) {
 			delete(r.targets, name)
+			delete(r.delegs, name)
+			delete(r.paths, name)
 		}
 	}
-	r.targets[role] = m
-	return nil
 }
 
 // verifyBase checks a timestamp or snapshot against the root's keys for it.
 func verifyBase[T any](r *Repo, role string, m *tuf.Meta[T]) error {
 	rk := r.root.Signed.Roles[role]
 	if err := tuf.VerifySignatures(m, rk.KeyIDs, rk.Threshold, r.root.Signed.Keys); err != nil {
-		var te *tuf.ThresholdError
-		if errors.As(err, &te) {
-			return fail(role, ErrSignatures, "%v", err)
-		}
-		return malformed(role, err)
+		return signatureError(role, err)
 	}
 	return nil
+}
+
+// signatureError classifies an error of tuf.VerifySignatures: too few valid
+// signatures (ErrThreshold), a signed value without the canonical form
+// notary verifies over (ErrMalformed), or a signature naming a key under a
+// foreign ID (ErrSignatures).
+func signatureError(role string, err error) error {
+	switch {
+	case errors.Is(err, tuf.ErrThreshold):
+		return fail(role, ErrThreshold, "%v", err)
+	case errors.Is(err, tuf.ErrInvalidMetadata):
+		return malformed(role, err)
+	default:
+		return fail(role, ErrSignatures, "%v", err)
+	}
 }

@@ -19,7 +19,7 @@ func (r *Repo) TrustRoot(raw []byte) error {
 	valid, _ := r.validRootKeys(m, m.Signed.Roles[tuf.RoleRoot].KeyIDs, false)
 	r.root, r.rootKeys = m, valid
 	r.timestamp, r.snapshot = nil, nil
-	clear(r.targets)
+	r.clearTargets()
 	return nil
 }
 
@@ -41,7 +41,10 @@ func (r *Repo) TrustTargets(role string, raw []byte) error {
 	if err != nil {
 		return malformed(role, err)
 	}
-	r.targets[role] = m
+	if r.targets[role] != nil {
+		r.forgetBelow(role)
+	}
+	r.setTargets(role, m)
 	return nil
 }
 

@@ -10,7 +10,10 @@
 // parent role; when the file that lists another's hashes is already loaded
 // (timestamp → snapshot → targets roles) the hashes are checked. Errors are
 // *StepError values naming the step (the role) that failed, wrapping the
-// sentinel of the rule that failed.
+// sentinel of the rule that failed. Loading costs time linear in the number
+// of roles and delegations (indexes by role name); what one file or upload
+// may define is bounded (package tuf's limits, MaxUploadRoles,
+// MaxRootRotations).
 //
 // The package is pure: the time is given to New and never read from a clock.
 package trust
@@ -28,17 +31,44 @@ import (
 
 // Sentinels for the rules a step can break. Every error wraps ErrVerify.
 var (
-	ErrVerify         = errors.New("trust: verification failed")
-	ErrOrder          = fmt.Errorf("%w: step out of order", ErrVerify)
-	ErrRootCert       = fmt.Errorf("%w: root certificate", ErrVerify)
-	ErrSignatures     = fmt.Errorf("%w: signatures", ErrVerify)
+	ErrVerify     = errors.New("trust: verification failed")
+	ErrOrder      = fmt.Errorf("%w: step out of order", ErrVerify)
+	ErrRootCert   = fmt.Errorf("%w: root certificate", ErrVerify)
+	ErrSignatures = fmt.Errorf("%w: signatures", ErrVerify)
+	// ErrThreshold is ErrSignatures because too few valid signatures were
+	// found (Notary's ErrRoleThreshold): a client skips a delegation that
+	// fails so, as notary does, where other signature errors fail the
+	// whole update.
+	ErrThreshold      = fmt.Errorf("%w: threshold not met", ErrSignatures)
 	ErrExpired        = fmt.Errorf("%w: expired", ErrVerify)
 	ErrRollback       = fmt.Errorf("%w: version rollback", ErrVerify)
 	ErrHashMismatch   = fmt.Errorf("%w: hash mismatch", ErrVerify)
 	ErrUnknownRole    = fmt.Errorf("%w: role not delegated", ErrVerify)
 	ErrPathNotAllowed = fmt.Errorf("%w: target outside delegated paths", ErrVerify)
 	ErrMalformed      = fmt.Errorf("%w: malformed metadata", ErrVerify)
+	// ErrLimit is metadata beyond a documented limit (tuf.MaxDelegations,
+	// tuf.MaxRoleKeys, tuf.MaxKeys, MaxUploadRoles, MaxRootRotations).
+	ErrLimit = fmt.Errorf("%w: limit exceeded", ErrVerify)
 )
+
+// Limits of one verification run, besides the per-file limits of package
+// tuf; docs/notary-compat.md lists them all.
+const (
+	// MaxUploadRoles is the most metadata files one upload may carry.
+	MaxUploadRoles = 1000
+	// MaxRootRotations is the most root versions a client follows in one
+	// update (TUF's maximum number of root rotations; go-tuf and
+	// python-tuf default to 256 as well). Notary sets none.
+	MaxRootRotations = 256
+)
+
+// CheckUploadRoles refuses an upload of more than MaxUploadRoles files.
+func CheckUploadRoles(n int) error {
+	if n > MaxUploadRoles {
+		return &StepError{Role: "upload", Err: &ruleError{rule: ErrLimit, msg: fmt.Sprintf("the upload holds %d metadata files, more than the limit of %d", n, MaxUploadRoles)}}
+	}
+	return nil
+}
 
 // StepError is the error of one step: the role being loaded and the cause.
 type StepError struct {
@@ -103,6 +133,14 @@ type Repo struct {
 	timestamp *tuf.Meta[tuf.Timestamp]
 	snapshot  *tuf.Meta[tuf.Snapshot]
 	targets   map[string]*tuf.Meta[tuf.Targets]
+	// delegs indexes the delegations of each loaded targets role by name,
+	// so that loading n delegations costs O(n), not O(n²).
+	delegs map[string]map[string]*tuf.DelegatedRole
+	// paths are the effective path prefixes of each loaded delegation,
+	// computed once as it is installed (readers share a Repo).
+	paths map[string][]string
+	// skipped are delegations a reader refused and left out, and why.
+	skipped map[string]error
 
 	allowExpiredTargets bool
 }
@@ -111,7 +149,7 @@ type Repo struct {
 func New(gun string, now time.Time, opts Options) *Repo {
 	opts.MinVersions = maps.Clone(opts.MinVersions)
 	opts.AllowExpired = maps.Clone(opts.AllowExpired)
-	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}}
+	return &Repo{gun: gun, now: now, opts: opts, targets: map[string]*tuf.Meta[tuf.Targets]{}, delegs: map[string]map[string]*tuf.DelegatedRole{}, paths: map[string][]string{}}
 }
 
 // GUN returns the repository name.
@@ -152,7 +190,30 @@ func (r *Repo) checkCommon(role string, c tuf.Common) error {
 func malformed(role string, err error) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, tuf.ErrInvalidMetadata.Error()+": ")
+	if errors.Is(err, tuf.ErrLimit) {
+		return fail(role, ErrLimit, "%s", msg)
+	}
 	return fail(role, ErrMalformed, "%s", msg)
+}
+
+// setTargets installs a targets role and indexes its delegations.
+func (r *Repo) setTargets(role string, m *tuf.Meta[tuf.Targets]) {
+	r.targets[role] = m
+	idx := make(map[string]*tuf.DelegatedRole, len(m.Signed.Delegations.Roles))
+	for _, d := range m.Signed.Delegations.Roles {
+		idx[d.Name] = d
+	}
+	r.delegs[role] = idx
+	if tuf.IsDelegation(role) {
+		r.paths[role] = r.Paths(role)
+	}
+}
+
+// clearTargets forgets every targets role.
+func (r *Repo) clearTargets() {
+	clear(r.targets)
+	clear(r.delegs)
+	clear(r.paths)
 }
 
 // RoleKeys returns the key IDs, threshold and key set that sign role, as the
@@ -169,30 +230,16 @@ func (r *Repo) RoleKeys(role string) (ids []string, threshold int, ks map[string
 		}
 		return rk.KeyIDs, rk.Threshold, r.root.Signed.Keys, true
 	}
-	parent := r.targets[tuf.Parent(role)]
-	if parent == nil {
+	d := r.Delegation(role)
+	if d == nil {
 		return nil, 0, nil, false
 	}
-	for _, d := range parent.Signed.Delegations.Roles {
-		if d.Name == role {
-			return d.KeyIDs, d.Threshold, parent.Signed.Delegations.Keys, true
-		}
-	}
-	return nil, 0, nil, false
+	return d.KeyIDs, d.Threshold, r.targets[tuf.Parent(role)].Signed.Delegations.Keys, true
 }
 
 // Delegation returns the delegation entry of role in its loaded parent.
 func (r *Repo) Delegation(role string) *tuf.DelegatedRole {
-	parent := r.targets[tuf.Parent(role)]
-	if parent == nil {
-		return nil
-	}
-	for _, d := range parent.Signed.Delegations.Roles {
-		if d.Name == role {
-			return d
-		}
-	}
-	return nil
+	return r.delegs[tuf.Parent(role)][role]
 }
 
 // Paths returns the effective path prefixes of a targets role: everything
@@ -201,10 +248,14 @@ func (r *Repo) Paths(role string) []string {
 	if role == tuf.RoleTargets {
 		return []string{""}
 	}
+	if p, ok := r.paths[role]; ok {
+		return p
+	}
 	d := r.Delegation(role)
 	if d == nil {
 		return nil
 	}
+	// The parent is loaded, so its paths are known: one intersection.
 	return tuf.IntersectPaths(r.Paths(tuf.Parent(role)), d.Paths)
 }
 
@@ -238,6 +289,20 @@ func (r *Repo) RoleTarget(role, name string) (tuf.FileMeta, bool) {
 	}
 	return fm, true
 }
+
+// Skip records that a reader refused the delegation role (err) and left it
+// out, as notary's client leaves out a delegation whose signatures do not
+// meet its threshold or that expired: none of its targets is trusted and
+// none of its delegations followed.
+func (r *Repo) Skip(role string, err error) {
+	if r.skipped == nil {
+		r.skipped = map[string]error{}
+	}
+	r.skipped[role] = err
+}
+
+// Skipped returns the delegations left out (Skip) and why.
+func (r *Repo) Skipped() map[string]error { return maps.Clone(r.skipped) }
 
 // AllowExpiredTargets sets whether expired targets and delegations are
 // accepted by the following steps (for a publisher renewing them).
