@@ -39,10 +39,10 @@ unit:
 fuzz:
 	scripts/fuzz-all.sh 5s
 
-## build: the three binaries into bin/ (signet --version names the commit); with the
+## build: every binary of cmd/ into bin/ (signet --version names the commit); with the
 ## settings of go run and go test, so it reuses their build cache. Static: CGO_ENABLED=0 make build.
 build:
-	$(GO) build -buildvcs=auto -o bin/ ./cmd/signet ./cmd/signet-server ./cmd/signet-signer
+	$(GO) build -buildvcs=auto -o bin/ ./cmd/...
 
 ## bench: side-by-side benchmark against the reference notary-server, then the soak.
 bench: deps
