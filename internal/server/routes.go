@@ -518,13 +518,17 @@ func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 	s.m.observe(rt.op, time.Since(start))
 }
 
-// hostRoutes are signet-server's own public routes beside the Notary API.
+// hostRoutes are signet-server's own routes beside the Notary API: health
+// and readiness for anyone; metrics for anyone without an Authorizer, else
+// only with a token for the registry catalog (an admin's), so that a
+// server with auth does not show its traffic to the world (serve them on
+// a separate address for a scraper: Metrics.Handler).
 func (s *Server) hostRoutes() Group {
 	return Group{Name: "server", Routes: []Route{
 		{"", "/_notary_server/health", "Health", Public(), http.HandlerFunc(s.handleHealth)},
 		{"", "/_signet/ready", "Ready", Public(), http.HandlerFunc(s.handleReady)},
-		{"", "/metrics", "Metrics", Public(), s.m.Handler()},
-	}}
+		{"", "/metrics", "Metrics", Catalog(), s.m.Handler()},
+	}, WriteError: func(w http.ResponseWriter, _ *http.Request, err error) { apierr.Write(w, err) }}
 }
 
 // Routes returns the route table: the Notary API's routes, the server's
