@@ -22,5 +22,7 @@ func (a *app) commands() []*cobra.Command {
 		a.auditCommand(),
 		// cosign signatures and attestations in registries (cosign.go)
 		(&cosignCmd{a: a}).command(),
+		// a repository's history from another Notary server (mirror.go)
+		(&mirrorCmd{a: a}).command(),
 	}
 }
