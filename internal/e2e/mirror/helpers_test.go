@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -268,4 +269,97 @@ func copyDir(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// dockerCLI is the real Docker CLI (no daemon) with its own DOCKER_CONFIG,
+// pointed at one trust server, whose CA is in tls/<host:port>/ca.crt.
+type dockerCLI struct {
+	t      *testing.T
+	dir    string
+	config string
+	cmd    e2etest.Command
+}
+
+// Docker's passphrases for every key the Docker clients make.
+const (
+	dockerRootPass = "mirror-docker-root-pass"
+	dockerRepoPass = "mirror-docker-repo-pass"
+)
+
+func newDocker(t *testing.T, dir, name string, s trustServer) *dockerCLI {
+	t.Helper()
+	cfg := filepath.Join(dir, "docker-"+name)
+	d := &dockerCLI{t: t, dir: dir, config: cfg}
+	d.point(s)
+	return d
+}
+
+// point makes the client use trust server s (its URL and CA), keeping its
+// configuration and trust directory.
+func (d *dockerCLI) point(s trustServer) {
+	d.t.Helper()
+	host := strings.TrimPrefix(s.url, "https://")
+	tlsDir := filepath.Join(d.config, "tls", host)
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		d.t.Fatal(err)
+	}
+	ca, err := os.ReadFile(s.caFile)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tlsDir, "ca.crt"), ca, 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	extra := []string{
+		"DOCKER_CONFIG=" + d.config,
+		"DOCKER_CONTENT_TRUST_SERVER=" + s.url,
+		"DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE=" + dockerRootPass,
+		"DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE=" + dockerRepoPass,
+		"DOCKER_CLI_HINTS=false",
+	}
+	env := append(e2etest.BaseEnv(d.dir), append(extra, "DOCKER_HOST=unix://"+filepath.Join(d.dir, "no-docker-daemon.sock"))...)
+	d.cmd = e2etest.Command{Env: env, Extra: extra, Dir: d.dir}
+}
+
+func (d *dockerCLI) ok(args ...string) *e2etest.Result {
+	d.t.Helper()
+	return d.cmd.OK(d.t, append([]string{"docker"}, args...)...)
+}
+
+// notary is the notary CLI on this Docker trust directory, with Docker's
+// passphrases (the repository passphrase protects targets, snapshot and
+// signer keys).
+func (d *dockerCLI) notary() *notaryCLI {
+	return notaryAt(d.t, d.dir, filepath.Join(d.config, "trust"), []string{
+		"NOTARY_ROOT_PASSPHRASE=" + dockerRootPass,
+		"NOTARY_TARGETS_PASSPHRASE=" + dockerRepoPass,
+		"NOTARY_SNAPSHOT_PASSPHRASE=" + dockerRepoPass,
+		"NOTARY_DELEGATION_PASSPHRASE=" + dockerRepoPass,
+	})
+}
+
+// signedTags runs docker trust inspect and returns "tag signer,signer…"
+// lines and the signer names.
+func (d *dockerCLI) signedTags(ref string) (tags, signers []string) {
+	d.t.Helper()
+	r := d.ok("trust", "inspect", ref)
+	var repos []struct {
+		SignedTags []struct {
+			SignedTag string
+			Signers   []string
+		}
+		Signers []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &repos); err != nil || len(repos) != 1 {
+		d.t.Fatalf("docker trust inspect %s: %v\n%s", ref, err, r)
+	}
+	for _, st := range repos[0].SignedTags {
+		tags = append(tags, st.SignedTag+" "+strings.Join(st.Signers, ","))
+	}
+	for _, s := range repos[0].Signers {
+		signers = append(signers, s.Name)
+	}
+	sort.Strings(tags)
+	sort.Strings(signers)
+	return tags, signers
 }

@@ -1,6 +1,9 @@
 package mirror
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,4 +104,76 @@ func TestMirrorFromReference(t *testing.T) {
 	out = sc.mirror(ref, sig, 1, gun)
 	wantIn(t, "a diverged mirror", out, gun+": not mirrored", "conflicts with the source's: snapshot version", "Nothing was imported")
 	sameBytes(t, "a refused mirror", moved, sig.state(t, gun, roles...))
+}
+
+// TestMirrorDockerRepository: a repository docker trust set up on the
+// reference — the snapshot key held by the server, signers in delegations.
+// Neither key of the old server can move on its own: each new root needs a
+// snapshot the old server's key must sign and a timestamp only its key
+// can. So, as docs/migrate.md says, the owner first takes the snapshot key
+// back on the old server, then mirrors, then moves the timestamp key (and
+// hands the snapshot key to signet-server, as docker expects). Without that
+// first step the move is refused, and nothing changes.
+func TestMirrorDockerRepository(t *testing.T) {
+	e2etest.Need(t, "docker", "notary")
+	ref := startReference(t)
+	sig := startSignet(t, inproc.ServerOptions{})
+	dir := t.TempDir()
+	sc := newSignet(t, dir)
+
+	setup := func(gun string) *dockerCLI {
+		t.Helper()
+		name := strings.ReplaceAll(gun, "/", "_")
+		admin := newDocker(t, dir, name, ref)
+		keyDir := filepath.Join(dir, "keys-"+name)
+		if err := os.MkdirAll(keyDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		admin.ok("trust", "key", "generate", "alice", "--dir", keyDir)
+		admin.ok("trust", "signer", "add", "--key", filepath.Join(keyDir, "alice.pub"), "alice", gun)
+		sum := sha256.Sum256([]byte(gun))
+		admin.notary().ok(ref, "addhash", gun, "v1", "1234", "--sha256", hex.EncodeToString(sum[:]), "-p")
+		admin.ok("trust", "sign", gun+":v1") // the tag is known: daemonless
+		return admin
+	}
+	wantTags := []string{"v1 alice"}
+
+	gun := "example.com/mirror/docker"
+	admin := setup(gun)
+	// Step 1, on the old server: the snapshot key comes to the owner.
+	r := admin.notary().ok(ref, "key", "rotate", gun, "snapshot")
+	wantIn(t, "snapshot key taken back", r.Stdout, "Successfully rotated snapshot key for repository "+gun)
+	// Step 2: mirror.
+	out := sc.mirror(ref, sig, 0, gun)
+	wantIn(t, "mirror", out, gun+": copied")
+	sameBytes(t, "after the mirror", ref.state(t, gun, "targets/releases", "targets/alice"), sig.state(t, gun, "targets/releases", "targets/alice"))
+	fresh := newDocker(t, dir, "fresh", sig)
+	if tags, signers := fresh.signedTags(gun); strings.Join(tags, ";") != strings.Join(wantTags, ";") || strings.Join(signers, ",") != "alice" {
+		t.Fatalf("a fresh docker client on signet: tags %q, signers %q", tags, signers)
+	}
+	// Step 3, on signet-server: the timestamp key, then the snapshot key.
+	admin.point(sig)
+	r = admin.notary().ok(sig, "key", "rotate", gun, "timestamp", "-r")
+	wantIn(t, "timestamp rotation", r.Stdout, "Successfully rotated timestamp key")
+	r = admin.notary().ok(sig, "key", "rotate", gun, "snapshot", "-r")
+	wantIn(t, "snapshot rotation", r.Stdout, "Successfully rotated snapshot key")
+	// docker trust goes on as before.
+	admin.ok("trust", "key", "generate", "bob", "--dir", dir)
+	admin.ok("trust", "signer", "add", "--key", filepath.Join(dir, "bob.pub"), "bob", gun)
+	if tags, signers := fresh.signedTags(gun); strings.Join(tags, ";") != strings.Join(wantTags, ";") || strings.Join(signers, ",") != "alice,bob" {
+		t.Fatalf("the fresh docker client after the move: tags %q, signers %q", tags, signers)
+	}
+	if tags, _ := admin.signedTags(gun); strings.Join(tags, ";") != strings.Join(wantTags, ";") {
+		t.Fatalf("the owner's docker client after the move: tags %q", tags)
+	}
+
+	// Without step 1: the timestamp key cannot move, and nothing changes.
+	stuck := "example.com/mirror/docker-stuck"
+	admin2 := setup(stuck)
+	out = sc.mirror(ref, sig, 0, stuck)
+	wantIn(t, "mirror", out, stuck+": copied", "if the old server held the snapshot key too, see docs/migrate.md")
+	before := sig.state(t, stuck, "targets/releases", "targets/alice")
+	r = admin2.notary().fail(sig, "key", "rotate", stuck, "timestamp", "-r")
+	wantIn(t, "a timestamp rotation without the snapshot key", r.Output(), "snapshot")
+	sameBytes(t, "after a refused rotation", before, sig.state(t, stuck, "targets/releases", "targets/alice"))
 }
