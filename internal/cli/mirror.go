@@ -183,7 +183,7 @@ func (m *mirrorCmd) one(ctx context.Context, gun string, src, dst *http.Client, 
 		if errors.As(err, &ua) {
 			err = fmt.Errorf("%w\nThe source's certificate is not signed by a CA this machine trusts; pass its CA with --from-ca FILE", err)
 		}
-		if errors.Is(err, client.ErrUnauthorized) {
+		if errors.Is(err, client.ErrUnauthorized) || errors.Is(err, registry.ErrUnauthorized) {
 			err = fmt.Errorf("%w: the source wants credentials for %s; log in with docker login (Docker Hub's for notary.docker.io)", err, gun)
 		}
 		return nil, nil, fmt.Errorf("reading %s from %s: %w", gun, m.from, err)
@@ -194,7 +194,7 @@ func (m *mirrorCmd) one(ctx context.Context, gun string, src, dst *http.Client, 
 	}
 	ir, err := dr.Import(ctx, hist.Files)
 	if err != nil {
-		if errors.Is(err, client.ErrUnauthorized) {
+		if errors.Is(err, client.ErrUnauthorized) || errors.Is(err, registry.ErrUnauthorized) {
 			err = fmt.Errorf("%w: importing needs the admin scope (\"*\") on %s; give an admin's credentials in %s (base64 of user:password) or docker login %s", err, gun, envNotaryAuth, hostOf(s.server))
 		}
 		return nil, hist, fmt.Errorf("importing into %s: %w", s.server, s.explainTLS(err))

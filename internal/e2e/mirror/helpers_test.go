@@ -191,6 +191,7 @@ func (s *signetCLI) mirror(src, dst trustServer, want int, guns ...string) strin
 	if code != want {
 		s.t.Fatalf("signet %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errOut)
 	}
+	s.t.Logf("signet mirror (exit %d):\n%s%s", code, out, errOut)
 	return out + errOut
 }
 
