@@ -22,6 +22,8 @@ func (a *app) commands() []*cobra.Command {
 		a.auditCommand(),
 		// cosign signatures and attestations in registries (cosign.go)
 		(&cosignCmd{a: a}).command(),
+		// DCT signatures carried over to cosign's formats (migrate.go)
+		(&migrateCmd{a: a}).command(),
 		// a repository's history from another Notary server (mirror.go)
 		(&mirrorCmd{a: a}).command(),
 	}

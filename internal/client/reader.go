@@ -39,6 +39,12 @@ type Reader struct {
 	// sets it: it is how expired metadata is renewed instead of locking the
 	// repository.
 	AllowExpiredSigned bool
+	// SkipDelegation, when set, applies notary's rule to a delegation that
+	// expired or lacks a threshold of valid signatures: it is left out,
+	// with every role it delegates, and SkipDelegation is told why; the
+	// update goes on. Without it such a delegation fails the update.
+	// (Targets itself, and any other failure, always fail it.)
+	SkipDelegation func(role string, err error)
 }
 
 // ErrNoTrustData reports a repository the server does not have.
@@ -239,6 +245,10 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 			return nil, fmt.Errorf("%s: %w", role, err)
 		}
 		if err := v.LoadTargets(role, b); err != nil {
+			if rd.SkipDelegation != nil && tuf.IsDelegation(role) && (errors.Is(err, trust.ErrExpired) || errors.Is(err, trust.ErrSignatures)) {
+				rd.SkipDelegation(role, err)
+				continue
+			}
 			return nil, err
 		}
 		files[role] = b
