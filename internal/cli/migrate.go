@@ -258,6 +258,26 @@ func (m *migrateCmd) sign(ctx context.Context, repo *registry.Repository, key cr
 	)
 	stopProgress := m.progress(len(work), &done, &fails)
 	defer stopProgress()
+	record := func(w *migrateDigest, result string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, i := range w.tags {
+			rep.Tags[i].Result = result
+			if err != nil {
+				rep.Tags[i].Error = err.Error()
+			}
+		}
+		if result == migrateFailed {
+			inRow++
+			fails.Add(1)
+			if inRow >= migrateGiveUp {
+				cancel()
+			}
+		} else {
+			inRow = 0
+		}
+		done.Add(1)
+	}
 	next := make(chan *migrateDigest)
 	var wg sync.WaitGroup
 	for range min(m.workers, max(len(work), 1)) {
@@ -265,29 +285,27 @@ func (m *migrateCmd) sign(ctx context.Context, repo *registry.Repository, key cr
 		go func() {
 			defer wg.Done()
 			for w := range next {
-				result, err := m.signDigest(ctx, repo, key, w.digest)
-				mu.Lock()
-				for _, i := range w.tags {
-					rep.Tags[i].Result = result
-					if err != nil {
-						rep.Tags[i].Error = err.Error()
-					}
-				}
-				if result == migrateFailed {
-					inRow++
-					fails.Add(1)
-					if inRow >= migrateGiveUp {
-						cancel()
-					}
-				} else {
-					inRow = 0
-				}
-				mu.Unlock()
-				done.Add(1)
+				result, err := m.signOne(ctx, repo, key, w.digest)
+				record(w, result, err)
 			}
 		}()
 	}
+	// The first digests go one at a time until one is signed: then the
+	// blobs every signature shares (cosign's empty config) are in the
+	// repository before parallel uploads could race on them, which
+	// distribution 2.8 fails (HTTP 500, or a manifest whose blob is
+	// "unknown").
+	warmed := m.dryRun // a dry run writes nothing
 	for _, w := range work {
+		if !warmed {
+			result, err := m.signOne(ctx, repo, key, w.digest)
+			record(w, result, err)
+			warmed = result == migrateSigned || result == migrateExisting
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
 		select {
 		case next <- w:
 			continue
@@ -297,6 +315,29 @@ func (m *migrateCmd) sign(ctx context.Context, repo *registry.Repository, key cr
 	}
 	close(next)
 	wg.Wait()
+}
+
+// signOne signs one digest, trying again (twice, after a pause) when it
+// fails: signing is idempotent, so a retry writes only what the failed
+// attempt did not.
+func (m *migrateCmd) signOne(ctx context.Context, repo *registry.Repository, key crypto.Signer, digest string) (string, error) {
+	var (
+		result string
+		err    error
+	)
+	for attempt, pause := range []time.Duration{0, 250 * time.Millisecond, time.Second} {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return migratePending, nil
+			case <-time.After(pause):
+			}
+		}
+		if result, err = m.signDigest(ctx, repo, key, digest); result != migrateFailed {
+			break
+		}
+	}
+	return result, err
 }
 
 // signDigest signs one digest (or, with --dry-run, looks whether it is

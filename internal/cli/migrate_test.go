@@ -11,12 +11,18 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +116,15 @@ func cosignVerifies(t *testing.T, cosign string, dir, pub, ref string) (bundle, 
 			t.Fatalf("cosign did not run:\n%s", r)
 		}
 		*form = r.Code == 0
+		// A refusal must be cosign's verdict on the image, not a mistake
+		// of the test (a key file not found …).
+		verdict := false
+		for _, v := range []string{"no signatures found", "no matching signatures", "no matching attestations", "MANIFEST_UNKNOWN"} {
+			verdict = verdict || strings.Contains(r.Stderr, v)
+		}
+		if r.Code != 0 && !verdict {
+			t.Fatalf("cosign verify failed for another reason than the image's signatures:\n%s", r)
+		}
 	}
 	return bundle, legacy
 }
@@ -346,4 +361,134 @@ func mustPublicKey(t *testing.T, file string) any {
 		t.Fatal(err)
 	}
 	return pub
+}
+
+// flakyRegistry is a proxy in front of a registry that can go away: while
+// down it drops every connection without an answer, as an unreachable
+// registry does; it goes down by itself after a number of requests.
+type flakyRegistry struct {
+	host      string
+	requests  atomic.Int64
+	downAfter atomic.Int64 // 0: never
+	down      atomic.Bool
+}
+
+func newFlakyRegistry(t *testing.T, target string) *flakyRegistry {
+	t.Helper()
+	f := &flakyRegistry{}
+	u, _ := url.Parse("http://" + target)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.requests.Add(1)
+		if after := f.downAfter.Load(); after > 0 && n > after {
+			f.down.Store(true)
+		}
+		if f.down.Load() {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.host = strings.TrimPrefix(srv.URL, "http://")
+	return f
+}
+
+// TestMigrateResumes: the registry goes away in the middle of a migration;
+// the run stops, reports what it did and what it did not, and the same
+// command run again finishes the work without writing anything twice.
+func TestMigrateResumes(t *testing.T) {
+	cosign := e2etest.CosignBin(t)
+	reg := e2etest.StartRegistry(t, "")
+	flaky := newFlakyRegistry(t, reg.Host)
+	srv := startTrustTestServer(t)
+	dir := t.TempDir()
+	const path, n = "team/many", 60
+	gun := flaky.host + "/" + path
+	env := map[string]string{"HOME": dir, "DOCKER_CONFIG": filepath.Join(dir, "docker"), "DOCKER_CONTENT_TRUST_SERVER": srv.url,
+		"NOTARY_ROOT_PASSPHRASE": "resume-root", "NOTARY_TARGETS_PASSPHRASE": "resume-targets", "NOTARY_SNAPSHOT_PASSPHRASE": "resume-snapshot", envCosignPassword: "test"}
+	sargs := []string{"-s", srv.url, "--tlscacert", srv.caFile, "-d", filepath.Join(dir, "trust")}
+	signet := func(args ...string) {
+		t.Helper()
+		if code, out, errOut := runAt(t, time.Now(), env, append(slices.Clone(sargs), args...)...); code != 0 {
+			t.Fatalf("signet %v: %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	signet("init", gun)
+	img := map[string]registry.Descriptor{}
+	for i := range n {
+		tag := fmt.Sprintf("v%02d", i)
+		img[tag] = pushTestImage(t, reg.Host, path, tag)
+		signet("addhash", gun, tag, strconv.FormatInt(img[tag].Size, 10), "--sha256", img[tag].Hex())
+	}
+	signet("publish", gun)
+	keyFile, pubFile := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
+	for _, f := range []string{keyFile, pubFile} {
+		b, _ := os.ReadFile(cosignFixtures + filepath.Base(f))
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mrun := func(want int) migrateReport {
+		t.Helper()
+		return migrateRun(t, time.Now(), env, want, gun, "--key", keyFile, "--tlscacert", srv.caFile, "--workers", "4")
+	}
+
+	// About a third of the way in, the registry goes away.
+	flaky.downAfter.Store(250)
+	rep := mrun(ExitError)
+	count := map[string]int{}
+	for _, tg := range rep.Tags {
+		count[tg.Result]++
+		if tg.Result == migrateFailed && !strings.Contains(tg.Error, "unable to reach "+flaky.host) && !strings.Contains(tg.Error, "EOF") {
+			t.Errorf("%s failed: %s", tg.Tag, tg.Error)
+		}
+	}
+	t.Logf("interrupted run: %v", count)
+	if count[migrateSigned] == 0 || count[migrateFailed] == 0 || count[migratePending] == 0 || count[migrateSigned]+count[migrateFailed]+count[migratePending] != n {
+		t.Fatalf("interrupted run: %v; want some signed, some failed, the rest pending", count)
+	}
+	if count[migrateFailed] > migrateGiveUp+2*4 {
+		t.Errorf("%d digests failed: the run should stop after %d failures in a row (4 workers)", count[migrateFailed], migrateGiveUp)
+	}
+
+	// The registry is back: the same command finishes the work.
+	flaky.downAfter.Store(0)
+	flaky.down.Store(false)
+	rep = mrun(0)
+	again := map[string]int{}
+	for _, tg := range rep.Tags {
+		again[tg.Result]++
+	}
+	t.Logf("resumed run: %v", again)
+	if again[migrateExisting] < count[migrateSigned] || again[migrateSigned]+again[migrateExisting] != n {
+		t.Fatalf("resumed run: %v after %v", again, count)
+	}
+	rep = mrun(0)
+	if got := results(rep); len(got) != n || slices.ContainsFunc(got, func(s string) bool { return !strings.HasSuffix(s, " existing") }) {
+		t.Fatalf("a third run: %q", got)
+	}
+	// Exactly one signature per form for every digest, as cosign and
+	// signet see them.
+	pub := mustPublicKey(t, pubFile)
+	repo := (&registry.Client{Keychain: registry.Anonymous}).Repository(registry.Reference{Registry: reg.Host, Repository: path}, "pull")
+	for tag, d := range img {
+		tg, err := oci.Resolve(context.Background(), repo, d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vr, err := oci.Verify(context.Background(), tg, pub, oci.Options{Now: time.Now()})
+		if err != nil || len(vr.Verified) != 2 || vr.Verified[0].Form == vr.Verified[1].Form {
+			t.Errorf("%s: %v, %+v; want one signature in each form", tag, err, vr)
+		}
+	}
+	for _, tag := range []string{"v00", fmt.Sprintf("v%02d", n-1)} {
+		if b, l := cosignVerifies(t, cosign, dir, pubFile, gun+":"+tag); !b || !l {
+			t.Errorf("cosign verify %s after the resumed migration: bundle %v, legacy %v", tag, b, l)
+		}
+	}
 }
