@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-trust/signet/internal/cli"
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
 )
 
@@ -160,26 +158,26 @@ func (n *notaryCLI) wantList(s trustServer, gun, who string, want ...string) {
 	}
 }
 
-// signet runs the signet CLI in this process.
+// signetCLI runs the signet binary (built once by e2etest.Binary), as a
+// user runs it, with its own HOME and DOCKER_CONFIG.
 type signetCLI struct {
 	t   *testing.T
-	env map[string]string
+	bin string
+	cmd e2etest.Command
 }
 
 func newSignet(t *testing.T, dir string, env ...string) *signetCLI {
-	m := map[string]string{"HOME": dir, "DOCKER_CONFIG": filepath.Join(dir, "signet-docker")}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return &signetCLI{t: t, env: m}
+	extra := append([]string{"DOCKER_CONFIG=" + filepath.Join(dir, "signet-docker")}, env...)
+	return &signetCLI{t: t, bin: e2etest.Binary(t, "signet"), cmd: e2etest.Command{Dir: dir, Env: e2etest.BaseEnv(dir)}.WithEnv(extra...)}
 }
 
 func (s *signetCLI) run(args ...string) (int, string, string) {
 	s.t.Helper()
-	var out, errOut bytes.Buffer
-	code := cli.Main(s.t.Context(), args, cli.Env{Getenv: func(k string) string { return s.env[k] }, Stdout: &out, Stderr: &errOut})
-	return code, out.String(), errOut.String()
+	r := s.cmd.Run(s.t, append([]string{s.bin}, args...)...)
+	if r.Err != nil {
+		s.t.Fatalf("signet did not run:\n%s", r)
+	}
+	return r.Code, r.Stdout, r.Stderr
 }
 
 // mirror runs signet mirror from src into dst and returns its output;
