@@ -35,17 +35,25 @@ import (
 // Main would: the exit code and the output.
 func runAt(t *testing.T, now time.Time, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	a := newApp(Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")})
+	var errOut bytes.Buffer
+	code, out := runWith(t, now, env, &errOut, args...)
+	return code, out, errOut.String()
+}
+
+// runWith is runAt with the standard error given.
+func runWith(t *testing.T, now time.Time, env map[string]string, stderr io.Writer, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	a := newApp(Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: stderr, Stdin: strings.NewReader("")})
 	a.now = func() time.Time { return now }
 	defer a.tokens.close()
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(&out)
-	root.SetErr(&errOut)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(t.Context())
 	if err == nil {
-		return ExitOK, out.String(), errOut.String()
+		return ExitOK, out.String()
 	}
 	code := ExitError
 	var ee *exitError
@@ -54,8 +62,8 @@ func runAt(t *testing.T, now time.Time, env map[string]string, args ...string) (
 	} else if isUsageError(err) {
 		code = ExitUsage
 	}
-	fmt.Fprintf(&errOut, "* fatal: %v\n", err)
-	return code, out.String(), errOut.String()
+	fmt.Fprintf(stderr, "* fatal: %v\n", err)
+	return code, out.String()
 }
 
 // migrateRun runs signet migrate cosign -o json and decodes its report.
@@ -332,6 +340,21 @@ func TestMigrateCosign(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "v1    ") || !strings.Contains(out, "4 tags: 3 existing, 1 missing") ||
 		!strings.Contains(errOut, "WARNING: targets/bob: targets/bob expired") || !strings.Contains(errOut, "gone: the registry no longer holds") {
 		t.Errorf("table output: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// A progress bar on a terminal, never with -o json.
+	tty, output := openPTY(t)
+	if code, _ := runWith(t, later, env, tty, "migrate", "cosign", gun, "--key", keyFile); code != 0 {
+		t.Fatalf("migrate with a terminal: exit %d\n%s", code, output())
+	}
+	if got := output(); !strings.Contains(got, "\r[==============================] 4/4 digests, 0 failed") {
+		t.Errorf("no progress bar on the terminal:\n%q", got)
+	}
+	tty, output = openPTY(t)
+	if code, _ := runWith(t, later, env, tty, "-o", "json", "migrate", "cosign", gun, "--key", keyFile); code != 0 {
+		t.Fatalf("migrate -o json with a terminal: exit %d\n%s", code, output())
+	}
+	if got := output(); strings.Contains(got, "digests") {
+		t.Errorf("a progress bar with -o json:\n%q", got)
 	}
 	// Bad command lines.
 	for _, args := range [][]string{

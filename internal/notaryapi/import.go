@@ -5,20 +5,12 @@ package notaryapi
 // mirror`), POSTed to ImportPath. Listed in docs/notary-compat.md; no
 // Notary client ever calls it.
 
-import "strings"
-
 // ImportPrefix is the path under which signet-server takes imports; the
 // GUN follows it (ImportPath).
 const ImportPrefix = "/_signet/import/"
 
 // ImportPath is the path of the import of gun.
 func ImportPath(gun string) string { return ImportPrefix + gun }
-
-// ImportGUN returns the GUN of an import path, and whether p is one.
-func ImportGUN(p string) (string, bool) {
-	gun, ok := strings.CutPrefix(p, ImportPrefix)
-	return gun, ok && ValidGUN(gun)
-}
 
 // ImportRequest is the body of an import (JSON): the metadata files of a
 // repository as its source server served them, byte for byte. It holds

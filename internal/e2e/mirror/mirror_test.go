@@ -32,7 +32,8 @@ func startSignet(t *testing.T, o inproc.ServerOptions) trustServer {
 func TestMirrorFromReference(t *testing.T) {
 	e2etest.Need(t, "notary")
 	ref := startReference(t)
-	sig := startSignet(t, inproc.ServerOptions{})
+	// signet-server on PostgreSQL here (SQLite in the other tests).
+	sig := startSignet(t, inproc.ServerOptions{Flags: []string{"--db", e2etest.PostgresDB(t, "signet_mirror_")}})
 	dir := t.TempDir()
 	gun := "example.com/mirror/notary"
 	p1 := writeFile(t, dir, "p1.txt", "mirror payload one\n")

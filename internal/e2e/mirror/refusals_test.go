@@ -197,6 +197,19 @@ func TestMirrorTokenAuth(t *testing.T) {
 	out = admin.mirror(src, dst, 0, gun)
 	wantIn(t, "mirror with credentials", out, gun+": copied")
 	newNotary(t, dir, "reader").wantList(dst, gun, "an anonymous reader of the new server", "v1 targets")
-	out = admin.mirror(src, dst, 0, gun)
-	wantIn(t, "mirror again", out, gun+": already up to date")
+	code, stdout, stderr := admin.run("-o", "json", "mirror", "--from", src.url, "--from-ca", src.caFile, "-s", dst.url, "--tlscacert", dst.caFile, gun, "example.com/mirror/none")
+	var rep []struct {
+		GUN, From, Error, Outcome string
+		Added                     []struct{ Role string }
+		Source                    *struct{ Roots [2]int }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 1 || len(rep) != 2 {
+		t.Fatalf("mirror -o json of a repository and a missing one: exit %d, %v\n%s%s", code, err, stdout, stderr)
+	}
+	if r := rep[0]; r.GUN != gun || r.From != src.url || r.Outcome != "up-to-date" || len(r.Added) != 0 || r.Source == nil || r.Source.Roots != [2]int{1, 1} || r.Error != "" {
+		t.Errorf("mirror -o json, first repository: %+v", r)
+	}
+	if r := rep[1]; r.Outcome != "" || !strings.Contains(r.Error, "no trust data") {
+		t.Errorf("mirror -o json, missing repository: %+v", r)
+	}
 }
