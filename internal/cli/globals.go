@@ -85,4 +85,3 @@ func globalsFor(c *cobra.Command, show func()) {
 	}()
 	show()
 }
-

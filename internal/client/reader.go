@@ -43,6 +43,11 @@ type Reader struct {
 	// it (zero: DefaultUpdateTimeout), so that no server can keep a client
 	// busy longer, however slowly or endlessly it answers.
 	Timeout time.Duration
+	// SkipDelegation, when set, is told of every delegation the update
+	// leaves out by notary's rule (expired, or lacking a threshold of valid
+	// signatures: it is left out with every role it delegates, and the
+	// update goes on; trust.Repo.Skipped lists them too).
+	SkipDelegation func(role string, err error)
 }
 
 // errNoNewerRoot: the server's newest root is the one trusted already.
@@ -325,6 +330,9 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 			// delegations not followed); any other failure fails the update.
 			if tuf.IsDelegation(role) && (errors.Is(err, trust.ErrThreshold) || errors.Is(err, trust.ErrExpired)) {
 				v.Skip(role, err)
+				if rd.SkipDelegation != nil {
+					rd.SkipDelegation(role, err)
+				}
 				continue
 			}
 			return nil, err

@@ -74,6 +74,7 @@ func TestNotaryRouteTable(t *testing.T) {
 		"* /_notary_server/health Health public",
 		"* /_signet/ready Ready public",
 		"* /metrics Metrics registry:catalog:*",
+		"POST /_signet/import/{gun...} ImportTUF repository:{gun}:*",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("route table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
