@@ -51,6 +51,11 @@ for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util
   command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 
+# systemd-analyze checks deploy/systemd (the systemd package; nothing is started).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt_install systemd
+fi
+
 # --- Docker CLI ------------------------------------------------------------
 if ! command -v docker >/dev/null 2>&1; then
   # The machine image ships a static Docker CLI in /usr/local/bin.  Without

@@ -11,10 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/signet-trust/signet/internal/daemon"
 )
 
 const usage = `Usage: signet-admission --tls-cert FILE --tls-key FILE --policy FILE [flags]
@@ -52,7 +53,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stdout, "signet-admission", buildVersion()) // TODO(version): use internal/version once it lands on main
+		daemon.Version(stdout, "signet-admission")
 		return 0
 	}
 	if fs.NArg() > 0 {
@@ -148,14 +149,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return 1
 	}
 	return 0
-}
-
-// buildVersion is the module version the binary was built from.
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // printPolicy prints the order in which namespace entries and rules are

@@ -19,10 +19,13 @@ import (
 	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/client/changes"
+	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/policy"
+	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/trustdir"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
+	"github.com/signet-trust/signet/internal/version"
 )
 
 // app holds the global flags and the environment of one run.
@@ -44,6 +47,10 @@ type app struct {
 
 	// tokens are the PKCS#11 tokens this run logged in to.
 	tokens tokenSessions
+
+	// scope is the token scope the command asks a trust server for
+	// (login.go).
+	scope string
 }
 
 func newApp(env Env) *app { return &app{env: env, now: time.Now} }
@@ -71,7 +78,32 @@ func (a *app) rootCommand() *cobra.Command {
 	f.BoolVarP(&a.debug, "debug", "D", false, "debug output")
 	f.BoolVarP(&a.verbose, "verbose", "v", false, "verbose output")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.Version = version.String("signet")
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(a.commands()...)
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this signet (module version, VCS revision, modified or not)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(a.env.Stdout, version.String("signet"))
+			return err
+		},
+	})
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) { a.noteCommand(c) }
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError("%v (see '%s --help')", err, c.CommandPath())
+	})
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		globalsFor(c, func() { help(c, args) })
+	})
+	usage := root.UsageFunc()
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		var err error
+		globalsFor(c, func() { err = usage(c) })
+		return err
+	})
 	return root
 }
 
@@ -128,7 +160,31 @@ type settings struct {
 	keyFile    string
 	skipVerify bool
 	pinning    *notaryConfig
-	docker     bool // docker trust conventions (passphrases, messages)
+	// rootKeys pin every repository's root to these keys (signet verify
+	// --root-key), ahead of the configuration's trust_pinning.
+	rootKeys []*keys.PublicKey
+	docker   bool // docker trust conventions (passphrases, messages)
+	// guessed: the trust server was guessed from the registry's name (no
+	// -s, no DOCKER_CONTENT_TRUST_SERVER).
+	guessed bool
+}
+
+// readNotaryConfig reads notary's config.json at path (a missing file is
+// an empty configuration unless explicit).
+func (a *app) readNotaryConfig(path string, explicit bool) (*notaryConfig, error) {
+	path = a.expand(path)
+	var cfg notaryConfig
+	b, err := readFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		cfg.dir = filepath.Dir(path)
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return &cfg, nil
 }
 
 // notarySettings resolves flags over config.json over defaults, as notary.
@@ -138,17 +194,9 @@ func (a *app) notarySettings() (*settings, error) {
 	if !explicit {
 		cfgPath = filepath.Join(a.home(), ".notary", "config.json")
 	}
-	cfgPath = a.expand(cfgPath)
-	var cfg notaryConfig
-	b, err := readFile(cfgPath)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			return nil, fmt.Errorf("config file %s: %w", cfgPath, err)
-		}
-		cfg.dir = filepath.Dir(cfgPath)
-	case explicit || !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("config file: %w", err)
+	cfg, err := a.readNotaryConfig(cfgPath, explicit)
+	if err != nil {
+		return nil, err
 	}
 	rel := func(p string) string { // config paths are relative to the config file
 		p = a.expand(p)
@@ -157,7 +205,7 @@ func (a *app) notarySettings() (*settings, error) {
 		}
 		return p
 	}
-	s := &settings{pinning: &cfg}
+	s := &settings{pinning: cfg}
 	s.trustDir = firstNonEmpty(a.trustDir, a.expand(cfg.TrustDir), filepath.Join(a.home(), ".notary"))
 	s.server = firstNonEmpty(a.server, cfg.RemoteServer.URL, defaultServer)
 	s.caFile = firstNonEmpty(a.tlsCACert, rel(cfg.RemoteServer.RootCA))
@@ -165,6 +213,21 @@ func (a *app) notarySettings() (*settings, error) {
 	s.keyFile = firstNonEmpty(a.tlsKey, rel(cfg.RemoteServer.TLSClientKey))
 	s.skipVerify = cfg.RemoteServer.SkipTLSVerify
 	return s, nil
+}
+
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
+// checkServerURL refuses a trust server that is not https: trust data
+// and credentials never travel over plain HTTP.
+func checkServerURL(server string) error {
+	u, err := url.Parse(server)
+	switch {
+	case err != nil || u.Host == "":
+		return usageError("the trust server URL %q is not valid; give https://HOST[:PORT] with -s or remote_server.url", server)
+	case u.Scheme != "https":
+		return usageError("the trust server must be https: %s (signet sends no trust data or credentials over plain %s; give https://%s)", server, u.Scheme, u.Host)
+	}
+	return nil
 }
 
 // maxFile bounds the configuration, certificate, key and PIN files signet
@@ -226,8 +289,52 @@ func (s *settings) caFiles() []string {
 	return strings.Split(s.caFile, string(os.PathListSeparator))
 }
 
-// explainTLS turns a certificate error into steps a person can follow.
+// explainTLS turns a certificate error into steps a person can follow,
+// and says how to name the trust server when it was guessed and could not
+// be used.
 func (s *settings) explainTLS(err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.explainLogin(s.explainGuess(s.explainCertificate(err)))
+}
+
+// explainLogin says how to log in when the trust server (or its token
+// service) refused the credentials, or their absence.
+func (s *settings) explainLogin(err error) error {
+	if !errors.Is(err, client.ErrUnauthorized) && !errors.Is(err, registry.ErrUnauthorized) {
+		return err
+	}
+	how := "set NOTARY_AUTH to base64 of user:password (NOTARY_AUTH=$(printf %s 'user:password' | base64)), or log in with docker login to the registry whose credentials it shares, or run on a terminal to be asked"
+	return fmt.Errorf("%w\nThe trust server %s refused the request: it wants credentials this command did not have or that were wrong; %s", err, s.server, how)
+}
+
+// explainGuess adds, to an error of a trust server guessed from the
+// registry's name (unreachable, not TLS, or without the repository), how
+// to name the right one.
+func (s *settings) explainGuess(err error) error {
+	if !s.guessed || !(unreachable(err) || errors.Is(err, client.ErrNoTrustData)) {
+		return err
+	}
+	return fmt.Errorf("%w\nThe trust server %s was guessed from the image's registry. If the registry keeps its trust data elsewhere, name that server: export DOCKER_CONTENT_TRUST_SERVER=https://HOST:PORT (or pass -s https://HOST:PORT)", err, s.server)
+}
+
+// unreachable reports an error of the connection itself (client.Unreachable).
+func unreachable(err error) bool { return client.Unreachable(err) }
+
+// certificateError reports a trust server whose certificate did not
+// verify: a setting to fix (the CA), never a reason to go offline.
+func certificateError(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &hn) || errors.As(err, &ve)
+}
+
+// explainCertificate turns a certificate error into steps a person can
+// follow.
+func (s *settings) explainCertificate(err error) error {
 	var ua x509.UnknownAuthorityError
 	var ci x509.CertificateInvalidError
 	var hn x509.HostnameError
@@ -276,10 +383,18 @@ func (a *app) openRepo(s *settings, name string) (*repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkServerURL(s.server); err != nil {
+		return nil, err
+	}
 	hc, err := s.httpClient()
 	if err != nil {
 		return nil, err
 	}
+	scope := a.scope
+	if scope == "" {
+		scope = "pull"
+	}
+	hc.Transport = a.withLogin(hc.Transport, s.server, gun.String(), registryHost(gun.String(), s.server), scope)
 	remote, err := client.NewRemote(s.server, hc, gun)
 	if err != nil {
 		return nil, err
@@ -333,10 +448,10 @@ func (a *app) publisher(r *repo) *client.Publisher {
 func (s *settings) trustPinning() policy.Pinning {
 	cfg := s.pinning
 	if cfg == nil {
-		return policy.Pinning{}
+		return policy.Pinning{RootKeys: s.rootKeys}
 	}
 	tp := cfg.TrustPinning
-	p := policy.Pinning{Certs: tp.Certs, DisableTOFU: tp.DisableTOFU}
+	p := policy.Pinning{Certs: tp.Certs, DisableTOFU: tp.DisableTOFU, RootKeys: s.rootKeys}
 	for prefix, f := range tp.CA {
 		if !filepath.IsAbs(f) && cfg.dir != "" {
 			f = filepath.Join(cfg.dir, f)

@@ -78,8 +78,37 @@ func Main(ctx context.Context, args []string, env Env) int {
 	} else if isUsageError(err) {
 		code = ExitUsage
 	}
+	if app.jsonOutput() {
+		// -o json: a program reads stdout, so the failure is there too, as
+		// one JSON object (the message is also on stderr for a person).
+		_ = app.printJSON(errorJSON(code, err))
+	}
 	fmt.Fprintf(env.Stderr, "* fatal: %s\n", printable.Lines(err.Error()))
 	return code
+}
+
+// jsonError is the object -o json prints on stdout when a command fails:
+// {"error":{"code":"NOT_SIGNED","message":"…","exit_code":3}}.
+type jsonError struct {
+	Error struct {
+		Code     string `json:"code"`
+		Message  string `json:"message"`
+		ExitCode int    `json:"exit_code"`
+	} `json:"error"`
+}
+
+// errorCodes name the exit codes in a JSON error.
+var errorCodes = map[int]string{
+	ExitError:    "ERROR",
+	ExitUsage:    "USAGE",
+	ExitVerify:   "NOT_SIGNED",
+	ExitNotFound: "NO_TRUST_DATA",
+}
+
+func errorJSON(code int, err error) jsonError {
+	var e jsonError
+	e.Error.Code, e.Error.Message, e.Error.ExitCode = errorCodes[code], err.Error(), code
+	return e
 }
 
 func isUsageError(err error) bool {

@@ -25,5 +25,9 @@ func (a *app) commands() []*cobra.Command {
 		a.adminCommand(),
 		// cosign signatures and attestations in registries (cosign.go)
 		(&cosignCmd{a: a}).command(),
+		// DCT signatures carried over to cosign's formats (migrate.go)
+		(&migrateCmd{a: a}).command(),
+		// a repository's history from another Notary server (mirror.go)
+		(&mirrorCmd{a: a}).command(),
 	}
 }

@@ -436,7 +436,21 @@ func (a *app) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := a.verifiedRepo(cmd.Context(), args[0])
+			r, err := a.notaryRepo(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := r.update(cmd.Context())
+			if err != nil && unreachable(err) && !certificateError(err) {
+				// As notary: the server cannot be reached, so list what
+				// this machine verified last, and say so.
+				cached, cerr := r.reader.Cached()
+				if cerr != nil {
+					return err
+				}
+				fmt.Fprintf(a.env.Stderr, "WARNING: %v\nWARNING: listing the trust data of %s cached on this machine; it may not be the latest\n", err, args[0])
+				v, err = cached, nil
+			}
 			if err != nil {
 				return err
 			}

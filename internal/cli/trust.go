@@ -48,6 +48,10 @@ type dockerTrust struct {
 	// insecure skips verification of the trust server's certificate; only
 	// ever set by --insecure-skip-tls-verify.
 	insecure bool
+	// rootKeys pin the root of the repository (signet verify --root-key).
+	rootKeys []*keys.PublicKey
+	// warnedInsecure: the --insecure-skip-tls-verify warning was printed.
+	warnedInsecure bool
 }
 
 func (d *dockerTrust) command() *cobra.Command {
@@ -83,22 +87,23 @@ func (d *dockerTrust) configDir() string {
 }
 
 // serverURL finds the trust server of a registry as docker does, unless
-// --server is given.
-func (d *dockerTrust) serverURL(ref registry.Reference) (string, error) {
+// --server is given; guessed reports the last resort, the registry's own
+// host.
+func (d *dockerTrust) serverURL(ref registry.Reference) (server string, guessed bool, err error) {
 	if d.a.server != "" {
-		return d.a.server, nil
+		return d.a.server, false, nil
 	}
 	if v := d.a.env.Getenv("DOCKER_CONTENT_TRUST_SERVER"); v != "" {
 		u, err := url.Parse(v)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return "", usageError("valid https URL required for trust server, got %s", v)
+			return "", false, usageError("valid https URL required for trust server, got DOCKER_CONTENT_TRUST_SERVER=%s", v)
 		}
-		return v, nil
+		return v, false, nil
 	}
 	if ref.IsDockerHub() {
-		return dockerHubNotary, nil
+		return dockerHubNotary, false, nil
 	}
-	return "https://" + ref.Registry, nil
+	return "https://" + ref.Registry, true, nil
 }
 
 // dockerSettings are settings plus the CA files of the Docker tls/
@@ -112,19 +117,28 @@ type dockerSettings struct {
 // settings are the connection settings for ref's repository: flags, then
 // the Docker configuration.
 func (d *dockerTrust) settings(ref registry.Reference) (*dockerSettings, error) {
-	server, err := d.serverURL(ref)
+	server, guessed, err := d.serverURL(ref)
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(server)
-	if err != nil || u.Host == "" {
-		return nil, usageError("trust server URL %q is not valid", server)
+	if err := checkServerURL(server); err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(server)
 	s := &settings{
 		trustDir:   firstNonEmpty(d.a.trustDir, filepath.Join(d.configDir(), "trust")),
 		server:     server,
 		docker:     true,
 		skipVerify: d.insecure,
+		guessed:    guessed,
+		rootKeys:   d.rootKeys,
+	}
+	if d.a.configFile != "" {
+		// -c: notary's configuration, for its trust_pinning (docker has
+		// none; nothing else of it applies to docker's commands).
+		if s.pinning, err = d.a.readNotaryConfig(d.a.configFile, true); err != nil {
+			return nil, err
+		}
 	}
 	cas, cert, key, err := readCertsDir(filepath.Join(d.configDir(), "tls", u.Host))
 	if err != nil {
@@ -138,7 +152,8 @@ func (d *dockerTrust) settings(ref registry.Reference) (*dockerSettings, error) 
 	}
 	s.certFile = firstNonEmpty(d.a.tlsCert, cert)
 	s.keyFile = firstNonEmpty(d.a.tlsKey, key)
-	if d.insecure {
+	if d.insecure && !d.warnedInsecure {
+		d.warnedInsecure = true
 		fmt.Fprintf(d.a.env.Stderr, "WARNING: not verifying the TLS certificate of the trust server %s (--insecure-skip-tls-verify)\n", u.Host)
 	}
 	return ds, nil
@@ -211,6 +226,58 @@ func (d *dockerTrust) keychain() (registry.Keychain, error) {
 	return registry.LoadDockerConfig(d.configDir(), nil)
 }
 
+// serverTransport routes requests to the trust server's origin (scheme,
+// host and port) through the transport configured for it (its CA, client
+// certificate), and every other request through other (the system's
+// roots). A registry whose token realm is the trust server's built-in
+// token service is then reached with the CA the user gave for that server
+// (--tlscacert, or $DOCKER_CONFIG/tls/<host:port>/), as the trust server
+// itself is.
+type serverTransport struct {
+	server       *url.URL
+	trust, other http.RoundTripper
+}
+
+func (t *serverTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if sameOrigin(req.URL, t.server) {
+		return t.trust.RoundTrip(req)
+	}
+	return t.other.RoundTrip(req)
+}
+
+// sameOrigin compares scheme, host and port (default ports made explicit).
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if u.Scheme == "http" {
+			return "80"
+		}
+		return "443"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+// transport returns the transport of ref's trust server, routed as
+// serverTransport: the trust server and its token realm through the trust
+// server's TLS settings, other hosts through the system's.
+func (d *dockerTrust) transport(ref registry.Reference) (http.RoundTripper, *dockerSettings, error) {
+	s, err := d.settings(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	hc, err := s.httpClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := url.Parse(s.server)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &serverTransport{server: u, trust: hc.Transport, other: http.DefaultTransport}, s, nil
+}
+
 // openRepo opens ref's repository; requests the trust server answers with
 // a 401 challenge are retried with the registry's credentials, as docker
 // authenticates to Notary.
@@ -223,16 +290,25 @@ func (d *dockerTrust) openRepo(ref registry.Reference, actions string) (*repo, e
 	if err != nil {
 		return nil, err
 	}
-	kc, err := d.keychain()
+	// Docker's configuration is read now, as docker reads it at start: a
+	// broken config.json is an error even before a server asks for
+	// credentials.
+	dc, err := d.keychain()
 	if err != nil {
 		return nil, err
 	}
+	kc := d.a.keychain()
+	kc.Docker = func() (registry.Keychain, error) { return dc, nil }
 	hc, err := s.httpClient()
 	if err != nil {
 		return nil, err
 	}
+	base, _, err := d.transport(ref)
+	if err != nil {
+		return nil, err
+	}
 	hc.Transport = &registry.AuthTransport{
-		Base:       hc.Transport,
+		Base:       base,
 		Keychain:   kc,
 		Server:     s.server,
 		Registry:   ref.Registry,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +27,9 @@ func (d *dockerTrust) signCommand() *cobra.Command {
 		Short: "Sign an image's tag (the digest comes from the registry; no Docker daemon)",
 		Long: `Sign IMAGE:TAG into every role docker would sign it into: each delegation directly under
 targets whose key is in the trust directory (targets/releases and targets/<signer>), or
-targets itself when the repository has no delegations.
+targets itself when the repository has no delegations. With --signer NAME, only NAME's keys
+sign, into the roles they are in (targets/NAME and targets/releases), even when the trust
+directory holds other signers' keys too.
 
 The digest and size signed are those of the manifest the registry serves for the tag now
 (resolved with the registry credentials of the Docker configuration; loopback registries over
@@ -42,7 +45,7 @@ the Docker configuration. Its key is the local key with that role, or a new one.
 			return d.sign(cmd.Context(), args[0], o)
 		},
 	}
-	c.Flags().StringVar(&o.signer, "signer", "", "signer name for a repository that has no trust data yet")
+	c.Flags().StringVar(&o.signer, "signer", "", "sign only as this signer: its own role targets/NAME and targets/releases, with its keys only (for a repository without trust data: its first signer)")
 	c.Flags().StringVar(&o.digest, "digest", "", "sign this manifest digest (sha256:…) instead of asking the registry; needs --size")
 	c.Flags().Int64Var(&o.size, "size", 0, "manifest size in bytes, with --digest")
 	return c
@@ -78,6 +81,7 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 	}
 	v, err := r.update(ctx)
 	var cs []changes.Change
+	var signWith client.KeyStore // nil: every key held
 	switch {
 	case errors.Is(err, client.ErrNoTrustData):
 		signer, key, err := d.pickSigner(ctx, r, ref, o.signer, held)
@@ -100,8 +104,15 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 	default:
 		if t, ok := releasedTarget(v, ref.Tag); ok {
 			fmt.Fprintf(d.a.env.Stdout, "Existing signatures for tag %s digest %s from:\n%s\n", ref.Tag, hex.EncodeToString(t.Meta.Hashes["sha256"]), quoteAll(tagSigners(v, ref.Tag, t.Meta)))
-			if !t.Meta.Equal(meta) && len(t.Meta.Hashes["sha256"]) > 0 && hex.EncodeToString(t.Meta.Hashes["sha256"]) != desc.Hex() {
+			if o.digest == "" && !t.Meta.Equal(meta) && len(t.Meta.Hashes["sha256"]) > 0 && hex.EncodeToString(t.Meta.Hashes["sha256"]) != desc.Hex() {
 				fmt.Fprintf(d.a.env.Stderr, "Note: %s now points to %s in the registry; signing that digest.\n", name, desc.Digest)
+			}
+		}
+		if o.signer != "" {
+			// --signer: only that signer's keys sign, in the roles its
+			// keys are in (targets/NAME, targets/releases).
+			if held, signWith, err = onlySigner(v, held, r.keys, o.signer); err != nil {
+				return err
 			}
 		}
 		roles, err := signableRoles(v, held, ref.Tag)
@@ -113,7 +124,11 @@ func (d *dockerTrust) sign(ctx context.Context, arg string, o signOptions) error
 		}
 	}
 	fmt.Fprintf(d.a.env.Stdout, "Signing and pushing trust metadata for %s\n", name)
-	if err := d.a.publisher(r).Publish(ctx, cs); err != nil {
+	pub := d.a.publisher(r)
+	if signWith != nil {
+		pub.Keys = signWith
+	}
+	if err := pub.Publish(ctx, cs); err != nil {
 		return fmt.Errorf("failed to sign %s: %w", name, r.settings.explainTLS(err))
 	}
 	fmt.Fprintf(d.a.env.Stdout, "Successfully signed %s\n", name)
@@ -139,7 +154,13 @@ func (d *dockerTrust) resolve(ctx context.Context, ref registry.Reference, o sig
 	if err != nil {
 		return registry.Descriptor{}, err
 	}
-	rc := &registry.Client{Keychain: kc, UserAgent: "signet"}
+	// The registry's token realm may be the trust server's own token
+	// service: reach it with the trust server's CA.
+	tr, _, err := d.transport(ref)
+	if err != nil {
+		return registry.Descriptor{}, err
+	}
+	rc := &registry.Client{Keychain: kc, UserAgent: "signet", Transport: tr}
 	desc, err := rc.Resolve(ctx, ref)
 	if err != nil {
 		return registry.Descriptor{}, fmt.Errorf("resolving %s in the registry: %w", ref, err)
@@ -324,4 +345,75 @@ func (d *dockerTrust) revoke(ctx context.Context, arg string, yes bool) error {
 		fmt.Fprintf(d.a.env.Stdout, "Successfully deleted signature for %s\n", ref.GUN())
 	}
 	return nil
+}
+
+// onlySigner narrows a signature to one signer of an existing repository:
+// the held keys that are the signer's (targets/NAME's), and a key store
+// that gives no other delegation key. It fails when NAME is not a signer
+// of the repository or none of its keys is held.
+func onlySigner(v *trust.Repo, held map[string]trustdir.KeyInfo, ks client.KeyStore, name string) (map[string]trustdir.KeyInfo, client.KeyStore, error) {
+	t := v.Targets(tuf.RoleTargets)
+	role := tuf.RoleTargets + "/" + name
+	mine := map[string]bool{}
+	delegated := map[string]bool{}
+	var signers []string
+	if t != nil {
+		for _, dr := range t.Signed.Delegations.Roles {
+			if n, ok := strings.CutPrefix(dr.Name, tuf.RoleTargets+"/"); ok && n != "releases" {
+				signers = append(signers, n)
+			}
+			for _, id := range dr.KeyIDs {
+				k := t.Signed.Delegations.Keys[id]
+				if k == nil {
+					continue
+				}
+				delegated[k.CanonicalID()] = true
+				if dr.Name == role {
+					mine[k.CanonicalID()] = true
+				}
+			}
+		}
+	}
+	if len(mine) == 0 {
+		sort.Strings(signers)
+		return nil, nil, usageError("--signer %s: not a signer of %s (its signers: %s)", name, v.GUN(), strings.Join(signers, ", "))
+	}
+	out := map[string]trustdir.KeyInfo{}
+	for id, k := range held {
+		if mine[id] {
+			out[id] = k
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("--signer %s: none of its keys (%s) is in the trust directory; load it with signet trust key load --name %s KEY", name, strings.Join(sortedSet(mine), ", "), name)
+	}
+	deny := map[string]bool{}
+	for id := range delegated {
+		if !mine[id] {
+			deny[id] = true
+		}
+	}
+	return out, withoutKeys{ks, deny}, nil
+}
+
+// withoutKeys is a key store that does not give the denied keys.
+type withoutKeys struct {
+	client.KeyStore
+	deny map[string]bool
+}
+
+func (w withoutKeys) Signer(ctx context.Context, id string) (crypto.Signer, bool, error) {
+	if w.deny[id] {
+		return nil, false, nil
+	}
+	return w.KeyStore.Signer(ctx, id)
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -43,7 +43,15 @@ type Reader struct {
 	// it (zero: DefaultUpdateTimeout), so that no server can keep a client
 	// busy longer, however slowly or endlessly it answers.
 	Timeout time.Duration
+	// SkipDelegation, when set, is told of every delegation the update
+	// leaves out by notary's rule (expired, or lacking a threshold of valid
+	// signatures: it is left out with every role it delegates, and the
+	// update goes on; trust.Repo.Skipped lists them too).
+	SkipDelegation func(role string, err error)
 }
+
+// errNoNewerRoot: the server's newest root is the one trusted already.
+var errNoNewerRoot = errors.New("the server has no root newer")
 
 // DefaultUpdateTimeout bounds an Update when Reader.Timeout is zero: enough
 // to download the largest files the client accepts over a slow link.
@@ -135,10 +143,16 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 
 	// Steps 2–4; if they fail with the root we had, look for a newer root
 	// (walking every intermediate version) and try once more.
+	// Only a verification failure can be a root rotation; the server
+	// not answering, or answering with an error, is reported as it is.
 	files, err := rd.fetch(ctx, v)
-	if err != nil && !rootFresh && !errors.Is(err, ErrNoTrustData) {
-		if uerr := rd.updateRoot(ctx, v); uerr != nil {
-			return nil, fmt.Errorf("%w (and no newer root fixes it: %w)", err, uerr)
+	if err != nil && !rootFresh && errors.Is(err, trust.ErrVerify) {
+		uerr := rd.updateRoot(ctx, v)
+		switch {
+		case errors.Is(uerr, errNoNewerRoot):
+			return nil, err
+		case uerr != nil:
+			return nil, fmt.Errorf("%w (a newer root was looked for: %w)", err, uerr)
 		}
 		files, err = rd.fetch(ctx, v)
 	}
@@ -148,6 +162,62 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 	for role, b := range files {
 		if err := rd.Cache.Put(role, b); err != nil {
 			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// ErrNoCache reports that the cache holds no complete verified copy of
+// the repository.
+var ErrNoCache = errors.New("client: no cached trust data")
+
+// Cached verifies the repository from the cache alone, without the
+// network: the cached root, timestamp, snapshot and every targets role the
+// snapshot lists, through the same state machine and clock as Update, so
+// metadata that expired since is refused. It is what a reader falls back
+// to when the trust server cannot be reached, as notary does; the caller
+// says that the data may be stale.
+func (rd *Reader) Cached() (*trust.Repo, error) {
+	now := time.Now
+	if rd.Now != nil {
+		now = rd.Now
+	}
+	get := func(role string) ([]byte, error) {
+		b, err := rd.Cache.Get(role)
+		if err == nil && b == nil {
+			err = fmt.Errorf("%w of %s: no %s", ErrNoCache, rd.Remote.GUN(), role)
+		}
+		return b, err
+	}
+	v := trust.New(rd.Remote.GUN(), now(), trust.Options{})
+	for _, step := range []struct {
+		role string
+		load func([]byte) error
+	}{{tuf.RoleRoot, v.LoadRoot}, {tuf.RoleTimestamp, v.LoadTimestamp}, {tuf.RoleSnapshot, v.LoadSnapshot}} {
+		b, err := get(step.role)
+		if err != nil {
+			return nil, err
+		}
+		if err := step.load(b); err != nil {
+			return nil, fmt.Errorf("the cached %s of %s: %w", step.role, rd.Remote.GUN(), err)
+		}
+	}
+	queue := []string{tuf.RoleTargets}
+	for len(queue) > 0 {
+		role := queue[0]
+		queue = queue[1:]
+		if _, listed := v.Snapshot().Signed.Meta[role]; !listed {
+			continue
+		}
+		b, err := get(role)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.LoadTargets(role, b); err != nil {
+			return nil, fmt.Errorf("the cached %s of %s: %w", role, rd.Remote.GUN(), err)
+		}
+		for _, d := range v.Targets(role).Signed.Delegations.Roles {
+			queue = append(queue, d.Name)
 		}
 	}
 	return v, nil
@@ -260,6 +330,9 @@ func (rd *Reader) fetch(ctx context.Context, v *trust.Repo) (map[string][]byte, 
 			// delegations not followed); any other failure fails the update.
 			if tuf.IsDelegation(role) && (errors.Is(err, trust.ErrThreshold) || errors.Is(err, trust.ErrExpired)) {
 				v.Skip(role, err)
+				if rd.SkipDelegation != nil {
+					rd.SkipDelegation(role, err)
+				}
 				continue
 			}
 			return nil, err
@@ -294,7 +367,7 @@ func (rd *Reader) updateRoot(ctx context.Context, v *trust.Repo) error {
 	}
 	have := v.Root().Signed.Version
 	if c.Version <= have {
-		return fmt.Errorf("the server has no root newer than version %d", have)
+		return fmt.Errorf("%w than version %d", errNoNewerRoot, have)
 	}
 	if c.Version-have > trust.MaxRootRotations {
 		return fmt.Errorf("%w: the server's root is version %d, %d versions ahead of the trusted version %d; one update follows at most %d root rotations",

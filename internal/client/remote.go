@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -132,9 +135,35 @@ func (r *Remote) do(ctx context.Context, method, u string, body io.Reader, conte
 	}
 	resp, err := r.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: unable to reach the trust server at %s: %w", r.base.Host, err)
+		if Unreachable(err) {
+			return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, r.base.Host, err)
+		}
+		// The server answered, and something refused the answer (a token
+		// service that turned down the credentials, a redirect policy).
+		return nil, fmt.Errorf("client: the trust server at %s was reached, but the request failed: %w", r.base.Host, err)
 	}
 	return resp, nil
+}
+
+// ErrUnreachable: the trust server could not be reached at all.
+var ErrUnreachable = errors.New("client: could not reach the trust server")
+
+// Unreachable reports an error of the connection itself: no answer, a
+// refused or reset connection, a name that does not resolve, a peer that
+// does not speak TLS, or a certificate that is not trusted. A server that
+// answered, with a refusal or an error, was reached.
+func Unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var rh tls.RecordHeaderError
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var hn x509.HostnameError
+	var ve *tls.CertificateVerificationError
+	var ne net.Error
+	return errors.Is(err, ErrUnreachable) || errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &rh) ||
+		errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &hn) || errors.As(err, &ve) ||
+		(errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // responseError turns a non-2xx response into an error.

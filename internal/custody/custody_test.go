@@ -383,6 +383,12 @@ func TestRekeyReportsKeysItCannotOpen(t *testing.T) {
 	}
 }
 
+// flipped is SQL for a byte other than the one-byte blob b (a fixed
+// replacement byte would equal the original one time in 256).
+func flipped(b string) string {
+	return "CASE WHEN " + b + " = X'00' THEN X'01' ELSE X'00' END"
+}
+
 func TestTamperRefused(t *testing.T) {
 	pass := map[string]string{"a": "pa"}
 	cases := []struct {
@@ -390,11 +396,11 @@ func TestTamperRefused(t *testing.T) {
 		sql  string // applied to the first key (?1) using the second (?2)
 		gun  string // the GUN to ask for (the record's, if it was changed)
 	}{
-		{"sealed key bit flipped", "UPDATE private_keys SET sealed = substr(sealed, 1, 20) || X'00' || substr(sealed, 22) WHERE key_id = ?1", gun},
+		{"sealed key bit flipped", "UPDATE private_keys SET sealed = substr(sealed, 1, 20) || " + flipped("substr(sealed, 21, 1)") + " || substr(sealed, 22) WHERE key_id = ?1", gun},
 		{"sealed key truncated", "UPDATE private_keys SET sealed = substr(sealed, 1, length(sealed) - 1) WHERE key_id = ?1", gun},
 		{"sealed key empty", "UPDATE private_keys SET sealed = X'' WHERE key_id = ?1", gun},
 		{"wrapped data key truncated", "UPDATE private_keys SET wrapped_dek = substr(wrapped_dek, 1, 30) WHERE key_id = ?1", gun},
-		{"wrapped data key bit flipped", "UPDATE private_keys SET wrapped_dek = X'00' || substr(wrapped_dek, 2) WHERE key_id = ?1", gun},
+		{"wrapped data key bit flipped", "UPDATE private_keys SET wrapped_dek = " + flipped("substr(wrapped_dek, 1, 1)") + " || substr(wrapped_dek, 2) WHERE key_id = ?1", gun},
 		{"sealed key moved from another key", "UPDATE private_keys SET sealed = (SELECT sealed FROM private_keys WHERE key_id = ?2) WHERE key_id = ?1", gun},
 		{"both blobs moved from another key", "UPDATE private_keys SET sealed = (SELECT sealed FROM private_keys WHERE key_id = ?2), wrapped_dek = (SELECT wrapped_dek FROM private_keys WHERE key_id = ?2) WHERE key_id = ?1", gun},
 		{"role changed", "UPDATE private_keys SET role = 'snapshot' WHERE key_id = ?1", gun},
@@ -429,7 +435,7 @@ func TestTamperRefused(t *testing.T) {
 	t.Run("check value altered", func(t *testing.T) {
 		st, path := sqliteStore(t)
 		openAlias(t, st, "a", pass)
-		exec(t, rawDB(t, path), "UPDATE key_aliases SET check_value = X'00' || substr(check_value, 2)")
+		exec(t, rawDB(t, path), "UPDATE key_aliases SET check_value = "+flipped("substr(check_value, 1, 1)")+" || substr(check_value, 2)")
 		if _, err := custody.New(t.Context(), st, custody.Options{DefaultAlias: "a", Passphrase: passphrases(pass)}); !errors.Is(err, custody.ErrWrongPassphrase) {
 			t.Fatalf("New: %v", err)
 		}

@@ -186,7 +186,12 @@ func (p *RootPin) PinRoot(gun string, first bool, valid map[string]*keys.PublicK
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("no root certificate of %s is for the given root key (%s)", gun, strings.Join(canonicalIDs(r.RootKeys), ", "))
+			var have []*keys.PublicKey
+			for _, k := range valid {
+				have = append(have, k)
+			}
+			return nil, fmt.Errorf("the root of %s is signed by root key %s, not by the pinned root key %s",
+				gun, strings.Join(sortedStrings(canonicalIDs(have)), ", "), strings.Join(canonicalIDs(r.RootKeys), ", "))
 		}
 	case PinCerts:
 		for id, k := range valid {
@@ -227,6 +232,11 @@ func sortedIDs(ks map[string]*keys.PublicKey) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func sortedStrings(s []string) []string {
+	sort.Strings(s)
+	return s
 }
 
 func canonicalIDs(ks []*keys.PublicKey) []string {

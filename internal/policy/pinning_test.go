@@ -295,7 +295,8 @@ func TestPinRootKeys(t *testing.T) {
 			t.Fatalf("root signed by another key: %v", err)
 		}
 		err := loadPinned(t, gun, rule, nil, rootRepo(t, gun, []tuftest.Key{other}, other))
-		if !errors.Is(err, trust.ErrRootCert) || !strings.Contains(err.Error(), "is for the given root key ("+plain.ID()+")") {
+		otherID := other.Key.CanonicalID()
+		if !errors.Is(err, trust.ErrRootCert) || !strings.Contains(err.Error(), "is signed by root key "+otherID+", not by the pinned root key "+plain.ID()) {
 			t.Fatalf("root without the given key: %v", err)
 		}
 	}

@@ -147,6 +147,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					apierr.Write(sw, apierr.New(notaryapi.Unknown, nil))
 				}
 			}
+			if sw.status == 0 { // the handler wrote nothing: net/http sent 200
+				sw.status = http.StatusOK
+			}
 			lvl := slog.LevelInfo
 			if r.Method == http.MethodGet && sw.status < 400 {
 				lvl = slog.LevelDebug

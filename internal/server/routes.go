@@ -518,13 +518,22 @@ func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 	s.m.observe(rt.op, time.Since(start))
 }
 
-// hostRoutes are signet-server's own public routes beside the Notary API.
+// hostRoutes are signet-server's own routes beside the Notary API: health
+// and readiness for anyone; metrics for anyone without an Authorizer, else
+// only with a token for the registry catalog (an admin's), so that a
+// server with auth does not show its traffic to the world (serve them on
+// a separate address for a scraper: Metrics.Handler); the import of a
+// repository's history. Their refusals are written in the Notary API's
+// error envelope.
 func (s *Server) hostRoutes() Group {
 	return Group{Name: "server", Routes: []Route{
 		{"", "/_notary_server/health", "Health", Public(), http.HandlerFunc(s.handleHealth)},
 		{"", "/_signet/ready", "Ready", Public(), http.HandlerFunc(s.handleReady)},
-		{"", "/metrics", "Metrics", Public(), s.m.Handler()},
-	}}
+		{"", "/metrics", "Metrics", Catalog(), s.m.Handler()},
+		// signet mirror: a repository's history from another Notary
+		// server (import.go); "*" on the GUN, an admin's scope.
+		{http.MethodPost, notaryapi.ImportPrefix + "{gun...}", "ImportTUF", Repository(actionAll), http.HandlerFunc(s.handleImport)},
+	}, WriteError: func(w http.ResponseWriter, _ *http.Request, err error) { apierr.Write(w, err) }}
 }
 
 // Routes returns the route table: the Notary API's routes, the server's

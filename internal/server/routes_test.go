@@ -73,7 +73,8 @@ func TestNotaryRouteTable(t *testing.T) {
 		"* /{other...} NotFound registry:catalog:*",
 		"* /_notary_server/health Health public",
 		"* /_signet/ready Ready public",
-		"* /metrics Metrics public",
+		"* /metrics Metrics registry:catalog:*",
+		"POST /_signet/import/{gun...} ImportTUF repository:{gun}:*",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("route table:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -172,14 +173,20 @@ func TestNotaryAuthorizationFromTable(t *testing.T) {
 	if ks, err := cfg.Custodian.Keys(t.Context(), g, "timestamp"); err != nil || len(ks) != 0 {
 		t.Errorf("a refused GET timestamp.key reached the handler: %d keys, %v", len(ks), err)
 	}
-	// The server's own routes ask no one.
+	// Health and readiness ask no one; metrics need the catalog scope, so
+	// that a server with auth does not show its traffic to everyone.
 	n := len(rec.got)
-	for _, p := range []string{"/_notary_server/health", "/_signet/ready", "/metrics"} {
+	for _, p := range []string{"/_notary_server/health", "/_signet/ready"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
 		if w.Code != 200 || len(rec.got) != n {
 			t.Errorf("GET %s: %d, authorizer asked: %v", p, w.Code, len(rec.got) != n)
 		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if got := rec.got[n:]; w.Code != http.StatusUnauthorized || len(got) != 1 || got[0] != "registry:catalog:*" {
+		t.Errorf("GET /metrics: %d, authorizer asked for %v, want 401 after registry:catalog:*", w.Code, got)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/atomicfile"
 	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/daemon"
 	"github.com/signet-trust/signet/internal/notify"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
@@ -48,6 +49,11 @@ type Config struct {
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
 	// PprofListen, when set, serves Go's profiler on this loopback address.
 	PprofListen string `yaml:"pprof_listen"`
+	// MetricsListen, when set, serves /metrics over plain HTTP on this
+	// address (and the main address keeps it behind auth, if any).
+	MetricsListen string `yaml:"metrics_listen"`
+	// InsecureNoAuth allows a non-loopback Listen without an auth section.
+	InsecureNoAuth bool `yaml:"insecure_no_auth"`
 	// Replicas and Retention: see replicas.go.
 	Replicas  ReplicasConfig  `yaml:"replicas"`
 	Retention RetentionConfig `yaml:"retention"`
@@ -70,23 +76,46 @@ func defaults() Config {
 	}
 }
 
-const usage = `Usage: signet-server [flags]
+// command is signet-server's command line, for its help and errors.
+var command = daemon.Command{
+	Program: "signet-server",
+	Usage: `Usage:
+  signet-server [flags]
+  signet-server healthcheck [flags]   (the same flags or --config; exit 0 when healthy)
+  signet-server version
 
 Runs the Notary v1-compatible trust server. With no flags it listens on
 127.0.0.1:4443, keeps a SQLite database under ./signet-data, and makes a
 local CA there if no certificate is given.
 
-Flags:
-`
+A server on an address other than loopback needs token authentication (an
+auth: section in --config) or, to serve anyone who can reach it without
+credentials, --insecure-no-auth. Every flag has a YAML key of the same name
+with underscores (see docs/configuration.md); flags win over the file.`,
+	Examples: `  signet-server
+  signet-server --listen 127.0.0.1:24999 --data-dir /tmp/signet-data
+  signet-server --config /etc/signet/server.yaml        # listen: 0.0.0.0:4443 and an auth: section
+  signet-server --db 'postgres://signet@db.internal/signet?sslmode=verify-full' --metrics-listen 127.0.0.1:9464
+  signet-server healthcheck --config /etc/signet/server.yaml`,
+}
 
 // Main runs signet-server with args (without the program name) and returns
 // the exit code.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheckMain(ctx, args[1:], stdout, stderr)
+		case "version":
+			daemon.Version(stdout, command.Program)
+			return 0
+		}
 	}
-	if err != nil {
+	cfg, err := parseConfig(args, stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, daemon.ErrVersion):
+		return 0
+	case err != nil:
 		fmt.Fprintf(stderr, "signet-server: %v\n", err)
 		return 2
 	}
@@ -97,13 +126,22 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	return 0
 }
 
-func parseConfig(args []string, stderr io.Writer) (Config, error) {
+// parseConfig reads the flags and the --config file and validates the
+// result; --help and --version are printed on stdout.
+func parseConfig(args []string, stdout io.Writer) (Config, error) {
+	cfg, err := readConfig(args, stdout)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// readConfig reads the flags and the --config file, without validating.
+func readConfig(args []string, stdout io.Writer) (Config, error) {
 	cfg := defaults()
 	fs := flag.NewFlagSet("signet-server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	var flagCfg Config
-	fs.StringVar(&flagCfg.Listen, "listen", cfg.Listen, "`address` to listen on (host:port)")
+	fs.StringVar(&flagCfg.Listen, "listen", cfg.Listen, "`address` to listen on (host:port); not loopback needs auth or --insecure-no-auth")
 	fs.StringVar(&flagCfg.DataDir, "data-dir", cfg.DataDir, "`directory` for the database, local CA and generated secrets")
 	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "TLS certificate `file` (PEM); a local CA is used when empty")
 	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -112,13 +150,21 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&flagCfg.KeyAlgorithm, "key-algorithm", cfg.KeyAlgorithm, "algorithm of new online keys: ecdsa (P-256) or ed25519")
 	fs.StringVar(&flagCfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&flagCfg.PprofListen, "pprof-listen", "", "loopback `address` to serve Go's profiler on (off by default)")
+	fs.StringVar(&flagCfg.MetricsListen, "metrics-listen", "", "`address` to serve /metrics on over plain HTTP, instead of the main address (e.g. 127.0.0.1:9464)")
+	fs.BoolVar(&flagCfg.InsecureNoAuth, "insecure-no-auth", false, "serve on a non-loopback address without token authentication: anyone who can reach it may publish and delete")
 	configFile := fs.String("config", "", "YAML `file` with the same settings (flags win)")
 	sf := addSignerFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := command.Parse(fs, args); err != nil {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			command.Help(stdout, fs)
+		case errors.Is(err, daemon.ErrVersion):
+			daemon.Version(stdout, command.Program)
+		}
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return cfg, fmt.Errorf("unexpected argument %q (see signet-server --help)", fs.Arg(0))
 	}
 	if *configFile != "" {
 		raw, err := os.ReadFile(*configFile)
@@ -151,10 +197,14 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.LogLevel = flagCfg.LogLevel
 		case "pprof-listen":
 			cfg.PprofListen = flagCfg.PprofListen
+		case "metrics-listen":
+			cfg.MetricsListen = flagCfg.MetricsListen
+		case "insecure-no-auth":
+			cfg.InsecureNoAuth = flagCfg.InsecureNoAuth
 		}
 	})
 	sf.apply(fs, &cfg)
-	return cfg, cfg.validate()
+	return cfg, nil
 }
 
 func (c Config) validate() error {
@@ -186,8 +236,40 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("log_format %q: use json or text", c.LogFormat))
 	}
 	errs = append(errs, c.Replicas.validate(), c.Retention.validate(), c.Limits.validate())
-	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate())
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen %q: %v", c.MetricsListen, err))
+		}
+	}
+	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate(), c.failClosed())
 	return errors.Join(errs...)
+}
+
+// failClosed refuses a server that anyone on the network could write to:
+// a listen address other than loopback with no auth section, unless
+// insecure_no_auth says so.
+func (c Config) failClosed() error {
+	if c.Auth.enabled() || c.InsecureNoAuth || isLoopback(c.Listen) {
+		return nil
+	}
+	return fmt.Errorf("--listen %s is reachable from other machines and no auth: section is configured, so anyone who can reach it could publish to and delete any repository; "+
+		"configure token authentication (an auth: section in --config, see docs/operations.md) or, to serve without credentials on purpose, "+
+		"pass --insecure-no-auth (insecure_no_auth: true in the config file)", c.Listen)
+}
+
+// isLoopback reports whether a listen address accepts connections from
+// this machine only: a loopback IP or localhost. An empty host, an
+// unspecified address or any other name may be reachable from elsewhere.
+func isLoopback(listen string) bool {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Run serves until ctx ends, then shuts down gracefully: it stops accepting
@@ -196,11 +278,11 @@ func (c Config) validate() error {
 func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, stderr io.Writer) error {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
-	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})
-	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})
-	}
+	handler := daemon.LogHandler(stderr, lvl, cfg.LogFormat)
 	log := slog.New(handler)
+	if !cfg.Auth.enabled() && !isLoopback(cfg.Listen) {
+		log.Warn("serving without authentication on an address other machines may reach (--insecure-no-auth): anyone who can connect may publish to and delete any repository", "listen", cfg.Listen)
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -249,8 +331,9 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
+	metrics := server.NewMetrics(nil)
 	scfg := server.Config{
-		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
+		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes, Metrics: metrics,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
 		Authorizer: authz, Groups: groups, ServiceAuthorizer: svcAuthz,
 
@@ -276,6 +359,23 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var metricsAddr string
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(handler, slog.LevelDebug)}
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		metricsAddr = mln.Addr().String()
+		if !isLoopback(cfg.MetricsListen) {
+			log.Warn("metrics served over plain HTTP without authentication on an address other machines may reach", "metrics_listen", cfg.MetricsListen)
+		}
+	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		TLSConfig:         tlsCfg,
@@ -287,6 +387,9 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "signet-server: metrics on http://%s/metrics\n", metricsAddr)
+	}
 	if ca != nil {
 		shown := addr
 		if h, p, err := net.SplitHostPort(addr); err == nil {

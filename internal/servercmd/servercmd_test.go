@@ -491,8 +491,12 @@ func TestBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown flag", []string{"--bogus"}, "flag provided but not defined: -bogus"},
+		{"unknown flag", []string{"--bogus"}, "signet-server: unknown flag --bogus (see signet-server --help)\n"},
 		{"positional argument", []string{"serve"}, `unexpected argument "serve"`},
+		{"all interfaces without auth", []string{"--listen", "0.0.0.0:0"}, "--listen 0.0.0.0:0 is reachable from other machines and no auth: section is configured"},
+		{"empty host without auth", []string{"--listen", ":0"}, "pass --insecure-no-auth (insecure_no_auth: true in the config file)"},
+		{"host name without auth", []string{"--listen", "signet.example:0"}, "configure token authentication (an auth: section in --config"},
+		{"bad metrics address", []string{"--metrics-listen", "9464"}, `--metrics-listen "9464"`},
 		{"cert without key", []string{"--tls-cert", "/nonexistent/cert.pem"}, "--tls-cert and --tls-key go together"},
 		{"key without cert", []string{"--tls-key", "/nonexistent/key.pem"}, "--tls-cert and --tls-key go together"},
 		{"rsa", []string{"--key-algorithm", "rsa"}, `--key-algorithm "rsa": use ecdsa or ed25519`},
@@ -525,6 +529,9 @@ func TestBadFlags(t *testing.T) {
 			if !strings.Contains(msg, "signet-server: ") || !strings.Contains(msg, tt.want) {
 				t.Errorf("stderr does not say %q:\n%s", tt.want, msg)
 			}
+			if strings.Count(msg, "\n") > 1 && !strings.Contains(msg, "\n- ") && strings.Contains(msg, "Flags:") {
+				t.Errorf("a bad flag printed the whole usage:\n%s", msg)
+			}
 			if stdout.String() != "" {
 				t.Errorf("stdout not empty:\n%s", &stdout)
 			}
@@ -538,8 +545,25 @@ func TestBadFlags(t *testing.T) {
 		if code := servercmd.Main(t.Context(), []string{"--help"}, envMap(nil), &stdout, &stderr); code != 0 {
 			t.Errorf("--help: exit %d", code)
 		}
-		if !strings.Contains(stderr.String(), "Usage: signet-server") || !strings.Contains(stderr.String(), "-tls-cert") {
-			t.Errorf("--help prints no usage:\n%s", &stderr)
+		out := stdout.String()
+		for _, want := range []string{"Usage:\n  signet-server [flags]", "\n  --tls-cert file\n", "\n  --insecure-no-auth\n", "\n  --metrics-listen address\n", "\n  --version\n", "\nExamples:\n  signet-server\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("--help on stdout lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "\n  -tls-cert") || stderr.String() != "" {
+			t.Errorf("--help: single-dash flags or output on stderr:\n%s\n%s", out, &stderr)
+		}
+	})
+	t.Run("version", func(t *testing.T) {
+		for _, args := range [][]string{{"--version"}, {"version"}} {
+			var stdout, stderr syncBuffer
+			if code := servercmd.Main(t.Context(), args, envMap(nil), &stdout, &stderr); code != 0 {
+				t.Errorf("%v: exit %d", args, code)
+			}
+			if !strings.HasPrefix(stdout.String(), "signet-server ") || !strings.Contains(stdout.String(), " go1.") || stderr.String() != "" {
+				t.Errorf("%v: stdout %q stderr %q", args, &stdout, &stderr)
+			}
 		}
 	})
 }

@@ -32,6 +32,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-trust/signet/internal/custody"
+	"github.com/signet-trust/signet/internal/daemon"
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
 	"github.com/signet-trust/signet/internal/signer"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
@@ -77,6 +78,7 @@ const notBuiltPKCS11 = "--pkcs11: this signet-signer was built without PKCS#11 s
 const usage = `Usage:
   signet-signer --tls-cert FILE --tls-key FILE --client-ca FILE [flags]
   signet-signer rekey --to ALIAS [--data-dir DIR] [--config FILE]
+  signet-signer version
 
 Holds signet-server's online keys and signs with them, over mutual TLS only:
 a client without a certificate from --client-ca is refused. Keys are kept
@@ -97,17 +99,45 @@ as those of the aliases the keys are under now). It can run while the signer
 serves from the same data directory; give the serving signer the new
 alias's passphrase too, so that keys it has not yet loaded stay usable.
 
-Flags:
-`
+The certificates: docs/pki.md makes the CA, the signer's server certificate
+and signet-server's client certificate with openssl.`
+
+// command is signet-signer's command line, for its help and errors.
+var command = daemon.Command{
+	Program: "signet-signer",
+	Usage:   usage,
+	Examples: `  export SIGNET_SIGNER_PASSPHRASE_DEFAULT="$(cat /run/secrets/signer-passphrase)"
+  signet-signer --listen 127.0.0.1:4444 --data-dir /var/lib/signet-signer \
+      --tls-cert signer.crt --tls-key signer.key --client-ca ca.crt
+  signet-signer --config /etc/signet/signer.yaml
+  SIGNET_SIGNER_PASSPHRASE_Q3=… signet-signer rekey --to q3 --config /etc/signet/signer.yaml`,
+}
+
+// rekeyCommand is `signet-signer rekey`'s.
+var rekeyCommand = daemon.Command{
+	Program: "signet-signer rekey",
+	Usage: `Usage: signet-signer rekey --to ALIAS [--data-dir DIR] [--config FILE]
+
+Re-wraps every key's data key under the passphrase alias ALIAS, beside a
+running signer. SIGNET_SIGNER_PASSPHRASE_<ALIAS> must be set, as well as the
+passphrases of the aliases the keys are under now.`,
+	Examples: `  SIGNET_SIGNER_PASSPHRASE_Q3=… SIGNET_SIGNER_PASSPHRASE_DEFAULT=… signet-signer rekey --to q3 --data-dir /var/lib/signet-signer`,
+}
 
 // Main runs signet-signer with args (without the program name) and returns
 // the exit code.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "rekey" {
-		return rekeyMain(ctx, args[1:], getenv, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "rekey":
+			return rekeyMain(ctx, args[1:], getenv, stdout, stderr)
+		case "version":
+			daemon.Version(stdout, command.Program)
+			return 0
+		}
 	}
-	cfg, err := parseConfig(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	cfg, err := parseConfig(args, stdout)
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, daemon.ErrVersion) {
 		return 0
 	}
 	if err != nil {
@@ -123,11 +153,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // flagSet registers the flags shared by the server and rekey on fs, writing
 // into flagCfg; configFile receives --config.
-func flagSet(name string, stderr io.Writer, serve bool, flagCfg *Config, configFile *string) *flag.FlagSet {
+func flagSet(name string, serve bool, flagCfg *Config, configFile *string) *flag.FlagSet {
 	d := defaults()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	fs.StringVar(&flagCfg.DataDir, "data-dir", d.DataDir, "`directory` of the signer's database")
 	fs.StringVar(configFile, "config", "", "YAML `file` with the same settings (flags win)")
 	fs.StringVar(&flagCfg.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
@@ -140,6 +168,18 @@ func flagSet(name string, stderr io.Writer, serve bool, flagCfg *Config, configF
 		fs.StringVar(&flagCfg.PKCS11, "pkcs11", "", "RFC 7512 `URI` of a PKCS#11 token to create new keys in (PIN from "+PINEnv+"; needs a build with -tags pkcs11)")
 	}
 	return fs
+}
+
+// parse parses args for c, printing --help and --version on stdout.
+func parse(c daemon.Command, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	err := c.Parse(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		c.Help(stdout, fs)
+	case errors.Is(err, daemon.ErrVersion):
+		daemon.Version(stdout, "signet-signer")
+	}
+	return err
 }
 
 // load applies the YAML file, then the flags set on the command line.
@@ -179,15 +219,15 @@ func load(fs *flag.FlagSet, flagCfg Config, configFile string) (Config, error) {
 	return cfg, nil
 }
 
-func parseConfig(args []string, stderr io.Writer) (Config, error) {
+func parseConfig(args []string, stdout io.Writer) (Config, error) {
 	var flagCfg Config
 	var configFile string
-	fs := flagSet("signet-signer", stderr, true, &flagCfg, &configFile)
-	if err := fs.Parse(args); err != nil {
+	fs := flagSet("signet-signer", true, &flagCfg, &configFile)
+	if err := parse(command, fs, args, stdout); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return Config{}, fmt.Errorf("unexpected argument %q (see signet-signer --help)", fs.Arg(0))
 	}
 	cfg, err := load(fs, flagCfg, configFile)
 	if err != nil {
@@ -253,10 +293,7 @@ func (c Config) validateLog() []error {
 func (c Config) logger(stderr io.Writer) (*slog.Logger, slog.Handler) {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
-	var h slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})
-	if c.LogFormat == "text" {
-		h = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})
-	}
+	h := daemon.LogHandler(stderr, lvl, c.LogFormat)
 	return slog.New(h), h
 }
 
@@ -356,10 +393,10 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 func rekeyMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var flagCfg Config
 	var configFile string
-	fs := flagSet("signet-signer rekey", stderr, false, &flagCfg, &configFile)
+	fs := flagSet("signet-signer rekey", false, &flagCfg, &configFile)
 	to := fs.String("to", "", "passphrase `alias` to re-wrap every key under")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := parse(rekeyCommand, fs, args, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, daemon.ErrVersion) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "signet-signer rekey: %v\n", err)

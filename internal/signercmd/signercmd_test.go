@@ -59,6 +59,8 @@ func TestBadFlags(t *testing.T) {
 		{"argument", []string{"serve"}, `unexpected argument "serve"`},
 		{"rekey without --to", []string{"rekey"}, `--to ""`},
 		{"rekey bad alias", []string{"rekey", "--to", "A B"}, `--to "A B"`},
+		{"unknown flag", []string{"--bogus"}, "signet-signer: unknown flag --bogus (see signet-signer --help)\n"},
+		{"rekey unknown flag", []string{"rekey", "--bogus"}, "signet-signer rekey: unknown flag --bogus (see signet-signer rekey --help)\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr syncBuffer
@@ -72,7 +74,30 @@ func TestBadFlags(t *testing.T) {
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Fatalf("stderr does not say %q:\n%s", tt.want, &stderr)
 			}
+			if strings.Contains(stderr.String(), "Flags:") || stdout.String() != "" {
+				t.Errorf("a bad command line printed the usage:\n%s%s", &stdout, &stderr)
+			}
 		})
+	}
+	for _, args := range [][]string{{"--help"}, {"rekey", "--help"}} {
+		var stdout, stderr syncBuffer
+		if code := signercmd.Main(t.Context(), args, envMap(nil), &stdout, &stderr); code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		for _, want := range []string{"Usage", "\nFlags:\n", "\n  --data-dir directory\n", "\nExamples:\n"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("%v on stdout lacks %q:\n%s", args, want, &stdout)
+			}
+		}
+		if stderr.String() != "" {
+			t.Errorf("%v wrote to stderr: %s", args, &stderr)
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout, stderr syncBuffer
+		if code := signercmd.Main(t.Context(), args, envMap(nil), &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "signet-signer ") {
+			t.Errorf("%v: exit %d %q %q", args, code, &stdout, &stderr)
+		}
 	}
 	t.Run("rekey without a database", func(t *testing.T) {
 		var stdout, stderr syncBuffer

@@ -15,6 +15,8 @@
 //     closed or given stdin and a timeout, and reports failures in full.
 //   - PostgresDB makes a database per test on SIGNET_TEST_POSTGRES_URL and
 //     drops it afterwards.
+//   - CosignBin finds the real cosign (SIGNET_COSIGN_BIN); CosignCommand
+//     runs it offline with its own HOME.
 //   - Required, Missing, Need and Have read SIGNET_TEST_REQUIRE: a missing
 //     component skips a test, or fails it when the variable asks for it.
 //
