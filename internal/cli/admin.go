@@ -321,6 +321,7 @@ func timeOr(t *time.Time, none string) string {
 
 type projectFlags struct {
 	repository, signer, importKey, keyOut, policy string
+	cosignKeyOut                                  string
 	managers                                      []string
 	rateLimit                                     int
 }
@@ -348,6 +349,22 @@ func (a *app) writeKey(path, pem string) error {
 		return err
 	}
 	fmt.Fprintf(a.env.Stderr, "wrote the delegation key to %s\n", path)
+	return nil
+}
+
+// writeCosignKey writes the project's cosign public key where
+// --cosign-key-out says, as cosign verify --key reads it.
+func (a *app) writeCosignKey(path string, p serviceapi.Project) error {
+	if path == "" {
+		return nil
+	}
+	if p.CosignPublicKey == "" {
+		return fmt.Errorf("project %s has no cosign key", p.Name)
+	}
+	if err := atomicfile.Write(path, []byte(p.CosignPublicKey), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.env.Stderr, "wrote the cosign key to %s\n", path)
 	return nil
 }
 
@@ -385,7 +402,7 @@ func (a *app) adminProjectCmd() *cobra.Command {
 	c := &cobra.Command{Use: "project", Short: "Projects: a repository, its signer and the keys the service holds for it"}
 	var f projectFlags
 	create := &cobra.Command{
-		Use:   "create NAME --repository GUN --signer NAME [--manager USER…] [--import-key FILE] [--public-key-out FILE]",
+		Use:   "create NAME --repository GUN --signer NAME [--manager USER…] [--import-key FILE] [--public-key-out FILE] [--cosign-key-out FILE]",
 		Short: "Create a project; its delegation key is made in the server's custody (or imported)",
 		Long: `Create a project. The service makes its delegation key in custody (or imports --import-key, whose
 passphrase is read from SIGNET_IMPORT_PASSPHRASE) and a cosign key. The repository's owner then adds
@@ -408,6 +425,9 @@ the public key as a signer, exactly as for a person:
 				if err := a.writeKey(f.keyOut, p.PublicKey); err != nil {
 					return err
 				}
+				if err := a.writeCosignKey(f.cosignKeyOut, p); err != nil {
+					return err
+				}
 				return a.printProject(p)
 			})
 		},
@@ -418,6 +438,7 @@ the public key as a signer, exactly as for a person:
 	create.Flags().IntVar(&f.rateLimit, "rate-limit", 0, "signing requests accepted per hour (default: the server's)")
 	create.Flags().StringVar(&f.importKey, "import-key", "", "an existing delegation key file to import instead of generating one")
 	create.Flags().StringVar(&f.keyOut, "public-key-out", "", "write the delegation public key to this file (for docker trust signer add --key)")
+	create.Flags().StringVar(&f.cosignKeyOut, "cosign-key-out", "", "write the cosign public key to this file (for cosign verify --key, signet verify --cosign-key)")
 	list := &cobra.Command{
 		Use: "list", Short: "List projects", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -439,7 +460,7 @@ the public key as a signer, exactly as for a person:
 		},
 	}
 	show := &cobra.Command{
-		Use: "show NAME [--public-key-out FILE]", Short: "Show a project, its key and whether its repository is ready", Args: cobra.ExactArgs(1),
+		Use: "show NAME [--public-key-out FILE] [--cosign-key-out FILE]", Short: "Show a project, its key and whether its repository is ready", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.admin(cmd.Context(), func(c *serviceapi.Client) error {
 				p, err := c.GetProject(cmd.Context(), args[0])
@@ -449,11 +470,15 @@ the public key as a signer, exactly as for a person:
 				if err := a.writeKey(f.keyOut, p.PublicKey); err != nil {
 					return err
 				}
+				if err := a.writeCosignKey(f.cosignKeyOut, p); err != nil {
+					return err
+				}
 				return a.printProject(p)
 			})
 		},
 	}
 	show.Flags().StringVar(&f.keyOut, "public-key-out", "", "write the delegation public key to this file")
+	show.Flags().StringVar(&f.cosignKeyOut, "cosign-key-out", "", "write the cosign public key to this file (for cosign verify --key, signet verify --cosign-key)")
 	update := &cobra.Command{
 		Use: "update NAME [--manager USER…] [--rate-limit N]", Short: "Change a project's managers or rate limit", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -593,7 +618,7 @@ func addPolicyFlags(cmd *cobra.Command, f *policyFlags) {
 	fl.StringVar(&f.audience, "audience", "", "origin: the audience the ID token must carry")
 	fl.StringArrayVar(&f.claims, "claim", nil, "origin: a claim the token must match, NAME=VALUE or NAME=GLOB (repeatable)")
 	fl.StringVar(&f.tags, "tags", "", "a regular expression every tag must match")
-	fl.StringSliceVar(&f.formats, "formats", nil, "signature formats (default dct)")
+	fl.StringSliceVar(&f.formats, "formats", nil, "signature formats: dct (Docker Content Trust), cosign, or dct,cosign for both (default dct)")
 	fl.StringVar(&f.signer, "signer", "", "the policy's own signer role and key (set at creation)")
 	fl.StringVar(&f.expiry, "request-expiry", "", "how long a request awaits approval (default 168h)")
 	fl.StringVar(&f.webhookURL, "webhook-url", "", "an https URL final statuses are POSTed to")

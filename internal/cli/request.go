@@ -247,6 +247,9 @@ func (a *app) waitFor(ctx context.Context, c *serviceapi.Client, s *settings, r 
 	for _, im := range r.Images {
 		fmt.Fprintf(a.env.Stdout, "signed %s as %s (%d bytes)\n", im.Image, im.Digest, im.Size)
 	}
+	for _, c := range r.Cosign {
+		fmt.Fprintf(a.env.Stdout, "cosign signature of %s (%s): %s\n", c.Digest, c.Form, c.Ref)
+	}
 	return nil
 }
 
@@ -281,8 +284,14 @@ func (a *app) printRequest(r serviceapi.Request) error {
 	for _, d := range r.Denials {
 		fmt.Fprintf(w, "Denied\t%s\t%s\t%s\n", d.User, d.Time.Format(time.RFC3339), d.Comment)
 	}
+	if len(r.Formats) > 0 {
+		fmt.Fprintf(w, "Formats\t%s\n", strings.Join(r.Formats, ", "))
+	}
 	for _, sr := range r.Signed {
 		fmt.Fprintf(w, "Published\t%s\tversion %d\n", sr.Role, sr.Version)
+	}
+	for _, c := range r.Cosign {
+		fmt.Fprintf(w, "Cosign\t%s\t%s\t%s\n", c.Digest, c.Form, c.Ref)
 	}
 	if r.ResubmittedFrom != "" {
 		fmt.Fprintf(w, "Resubmitted from\t%s\n", r.ResubmittedFrom)

@@ -216,7 +216,20 @@ func TestCrash(t *testing.T) {
 // log's entries, integrated or pending.
 func auditSigns(t *testing.T, dataDir string) map[string]int {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(dataDir, "signet.db")+"?_pragma=query_only(1)")
+	out := map[string]int{}
+	for _, e := range auditEvents(t, dataDir) {
+		if e.Type == audit.RequestSign {
+			out[e.Subject.RequestID]++
+		}
+	}
+	return out
+}
+
+// auditEvents reads the audit log's entries, integrated or pending, from
+// signet-server's SQLite database (while it runs, or after).
+func auditEvents(t *testing.T, dataDir string) []audit.Event {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "signet.db")+"?_pragma=query_only(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +239,7 @@ func auditSigns(t *testing.T, dataDir string) map[string]int {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	var out []audit.Event
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
@@ -236,9 +249,10 @@ func auditSigns(t *testing.T, dataDir string) map[string]int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Type == audit.RequestSign {
-			out[e.Subject.RequestID]++
-		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
