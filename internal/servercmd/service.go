@@ -32,7 +32,7 @@ import (
 //	service:
 //	  disabled: false
 //	  base_url: https://signet.example.com   # links in notifications
-//	  docker_config: /etc/signet/docker      # config.json with registry credentials per host
+//	  docker_config: /etc/signet/docker      # config.json with registry credentials per host (push, for cosign)
 //	  registry_ca: /etc/signet/registry-ca.pem  # CAs of private registries, beside the system's
 //	  request_expiry: 168h                   # default of policies
 //	  retention: 9600h                       # finished requests are purged after it

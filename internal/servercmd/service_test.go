@@ -2,15 +2,29 @@ package servercmd
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/oci"
 	"github.com/signet-trust/signet/internal/registry"
+	"github.com/signet-trust/signet/internal/service"
 )
 
 func TestServiceConfig(t *testing.T) {
@@ -88,5 +102,90 @@ func TestDockerKeychainReloads(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte("{"), 0o600)
 	if _, err := k.Credentials(ctx, "registry.example.com"); err == nil {
 		t.Error("a broken config.json was accepted")
+	}
+}
+
+// TestCosignRegistry: the service's cosign writer on a registry without
+// the Referrers API signs a manifest in both forms, idempotently, and
+// sorts its failures for the service: a registry refusing the push is
+// ErrRegistryAuth; a tag in the way of the referrers index (not an index)
+// is ErrCosignRefused, which a retry does not change.
+func TestCosignRegistry(t *testing.T) {
+	ctx := context.Background()
+	var gate atomic.Bool // refuse writes
+	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gate.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c := &registry.Client{Keychain: registry.Anonymous}
+	repo := c.Repository(registry.Reference{Registry: host, Repository: "org/app"}, "push,pull")
+	put := func(tag string, body string) registry.Descriptor {
+		t.Helper()
+		d, _, err := repo.PutManifest(ctx, tag, registry.MediaTypeOCIManifest, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cfgDigest, err := repo.PutBlob(ctx, []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := func(n int) string {
+		return fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":%q},"layers":[],"annotations":{"n":"%d"}}`, cfgDigest, n)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := CosignRegistry(c)
+	image := host + "/org/app:v1"
+	m := put("v1", manifest(1))
+	sm := service.Manifest{Digest: m.Digest, Size: m.Size, MediaType: m.MediaType}
+
+	if err := w.CheckPush(ctx, image); err != nil {
+		t.Fatalf("CheckPush: %v", err)
+	}
+	for i, existing := range []bool{false, true} {
+		sigs, err := w.Sign(ctx, image, sm, key, time.Now())
+		if err != nil || len(sigs) != 2 || sigs[0].Form != audit.CosignBundle || sigs[1].Form != audit.CosignLegacy ||
+			sigs[0].Existing != existing || sigs[1].Existing != existing || sigs[1].Ref != "sha256-"+strings.TrimPrefix(m.Digest, "sha256:")+".sig" {
+			t.Fatalf("Sign #%d = %+v, %v", i+1, sigs, err)
+		}
+		for _, s := range sigs {
+			if s.Digest != m.Digest {
+				t.Errorf("signature of %s, want %s", s.Digest, m.Digest)
+			}
+		}
+	}
+	tg, err := oci.Resolve(ctx, repo, m.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := oci.Verify(ctx, tg, key.Public(), oci.Options{Now: time.Now()}); err != nil || len(rep.Verified) != 2 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+
+	// A manifest (not an index) at the referrers tag of another image.
+	m2 := put("v2", manifest(2))
+	put(registry.FallbackTag(m2.Digest), manifest(3))
+	_, err = w.Sign(ctx, host+"/org/app:v2", service.Manifest{Digest: m2.Digest, Size: m2.Size, MediaType: m2.MediaType}, key, time.Now())
+	if !errors.Is(err, service.ErrCosignRefused) {
+		t.Errorf("Sign over a tag in the way: %v, want ErrCosignRefused", err)
+	}
+
+	gate.Store(true)
+	if err := w.CheckPush(ctx, image); !errors.Is(err, service.ErrRegistryAuth) {
+		t.Errorf("CheckPush refused: %v, want ErrRegistryAuth", err)
+	}
+	m4 := registry.Descriptor{Digest: "sha256:" + strings.Repeat("0", 64), Size: 2, MediaType: registry.MediaTypeOCIManifest}
+	if _, err := w.Sign(ctx, image, service.Manifest{Digest: m4.Digest, Size: m4.Size, MediaType: m4.MediaType}, key, time.Now()); !errors.Is(err, service.ErrRegistryAuth) {
+		t.Errorf("Sign refused: %v, want ErrRegistryAuth", err)
 	}
 }

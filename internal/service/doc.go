@@ -3,7 +3,8 @@
 // submits, from which CI, who approves, which tags), CI origin
 // verification, k-of-n approvals, and semantic signing — a signer role
 // per project (targets/<signer>) signing exactly the digest a tag pointed
-// at, instead of everyone writing targets/releases.
+// at, instead of everyone writing targets/releases — and, per policy,
+// the same digest in cosign's formats with the project's cosign key.
 //
 // What it holds: the domain logic (users and API tokens, roles, projects
 // and their keys, policies, signing requests and their state machine) over
@@ -24,11 +25,19 @@
 //     (by any replica, under a lease) until it is signed or fails; a
 //     publish is atomic, so a crash leaves nothing half signed, and a
 //     retry that finds the target already signed records it as signed.
+//   - A request in several formats is checked whole (tags, the registry's
+//     push access, the cosign key) before any format is written, records
+//     that it started and each format done (DCT first, then cosign), and
+//     after a crash completes the formats not done, for the digests it
+//     started on, without writing a done one again (cosign writes are
+//     idempotent per form and key); it is recorded signed once, with one
+//     request.sign per image naming every format. A failure after a
+//     format was done fails the request saying what stays published.
 //   - Metadata is published only through the server's upload chokepoint
 //     (Repositories.Publish); keys are reached only through custody
 //     (KeyCustody), as crypto.Signer.
-//   - The package reaches the registry, the Notary server, custody, the
-//     OIDC verifier and the notifier only through the interfaces of its
-//     Config, which signet-server's command wires; it imports none of
-//     their implementations.
+//   - The package reaches the registry (ImageResolver, CosignWriter), the
+//     Notary server, custody, the OIDC verifier and the notifier only
+//     through the interfaces of its Config, which signet-server's command
+//     wires; it imports none of their implementations.
 package service
