@@ -31,6 +31,9 @@ import (
 // app holds the global flags and the environment of one run.
 type app struct {
 	env Env
+	// printedJSON is set once a command printed its -o json result, so a
+	// failure after it (a report with failed entries) adds no second object.
+	printedJSON bool
 
 	configFile string
 	trustDir   string
@@ -110,6 +113,7 @@ func (a *app) rootCommand() *cobra.Command {
 func (a *app) jsonOutput() bool { return a.output == "json" }
 
 func (a *app) printJSON(v any) error {
+	a.printedJSON = true
 	enc := json.NewEncoder(a.env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

@@ -78,9 +78,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 	} else if isUsageError(err) {
 		code = ExitUsage
 	}
-	if app.jsonOutput() {
+	if app.jsonOutput() && !app.printedJSON {
 		// -o json: a program reads stdout, so the failure is there too, as
-		// one JSON object (the message is also on stderr for a person).
+		// one JSON object (the message is also on stderr for a person),
+		// unless the command's own result (which says what failed) is.
 		_ = app.printJSON(errorJSON(code, err))
 	}
 	fmt.Fprintf(env.Stderr, "* fatal: %s\n", printable.Lines(err.Error()))

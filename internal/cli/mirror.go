@@ -109,8 +109,8 @@ func (m *mirrorCmd) run(ctx context.Context, guns []string) error {
 		return usageError("--from and -s name the same server (%s)", dest.Host)
 	}
 	for _, gun := range guns {
-		if gun == "" || strings.Contains(gun, "*") {
-			return usageError("%q is not a valid repository name (GUN)", gun)
+		if _, err := tuf.ParseGUN(gun); err != nil {
+			return usageError("%q is not a valid repository name (GUN): %v", gun, err)
 		}
 	}
 	docker, err := (&dockerTrust{a: m.a}).keychain()
@@ -137,11 +137,11 @@ func (m *mirrorCmd) run(ctx context.Context, guns []string) error {
 		}
 		src := &http.Client{Timeout: 5 * time.Minute, Transport: &registry.AuthTransport{
 			Base: srcBase, Keychain: hostsKeychain{docker: docker, hosts: []string{from.Host, regHost}},
-			Registry: from.Host, Repository: gun, Actions: "pull",
+			Server: m.from, Registry: from.Host, Repository: gun, Actions: "pull",
 		}}
 		dst := &http.Client{Timeout: 10 * time.Minute, Transport: &registry.AuthTransport{
 			Base: destBase, Keychain: hostsKeychain{notaryAuth: m.a.env.Getenv(envNotaryAuth), docker: docker, hosts: []string{dest.Host}},
-			Registry: dest.Host, Repository: gun, Actions: "*",
+			Server: s.server, Registry: dest.Host, Repository: gun, Actions: "*",
 		}}
 		ir, hist, err := m.one(ctx, gun, src, dst, s)
 		if hist != nil {

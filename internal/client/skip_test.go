@@ -13,9 +13,10 @@ import (
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 )
 
-// A delegation that expired, or that a wrong key signed, is left out when
-// the reader asks for notary's rule (SkipDelegation), with what it
-// delegates; otherwise it fails the update. Targets never is left out.
+// A delegation that expired, or that a wrong key signed, is left out as
+// notary's client leaves it out, with what it delegates, and recorded in
+// the view's Skipped; SkipDelegation, when set, is told too. Targets never
+// is left out.
 func TestReaderSkipDelegation(t *testing.T) {
 	now := time.Now()
 	build := func(edit func(r *tuftest.Repo)) *client.Remote {
@@ -53,9 +54,12 @@ func TestReaderSkipDelegation(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			remote := build(c.edit)
-			_, err := (&client.Reader{Remote: remote, Cache: &memCache{}}).Update(context.Background())
-			if !errors.Is(err, c.rule) {
-				t.Fatalf("without SkipDelegation: %v, want %v", err, c.rule)
+			v0, err := (&client.Reader{Remote: remote, Cache: &memCache{}}).Update(context.Background())
+			if err != nil {
+				t.Fatalf("without SkipDelegation: %v", err)
+			}
+			if got := v0.Skipped(); len(got) != 1 || !errors.Is(got["targets/bob"], c.rule) {
+				t.Fatalf("without SkipDelegation, skipped %v", got)
 			}
 			skipped := map[string]error{}
 			cache := &memCache{}

@@ -423,7 +423,7 @@ namespaces:
 		w2 := startWebhook(t, ca, filepath.Join(dir, "webhook-down"), p2)
 		start := time.Now()
 		v := w2.post(t, "/validate", newReview(t, "", "Pod", "prod", pod("web", f.app+":v1"), "x"))
-		if v.Allowed || !strings.Contains(message(v), "cannot be verified now") || !strings.Contains(message(v), "unable to reach the trust server") {
+		if v.Allowed || !strings.Contains(message(v), "cannot be verified now") || !strings.Contains(message(v), "could not reach the trust server") {
 			t.Fatalf("enforce with the trust server down: allowed=%v %q", v.Allowed, message(v))
 		}
 		v = w2.post(t, "/validate", newReview(t, "", "Pod", "dev-x", pod("web", f.app+":v1"), "x"))

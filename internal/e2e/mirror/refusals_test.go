@@ -89,7 +89,7 @@ func TestMirrorRefusals(t *testing.T) {
 	out = sc.mirror(src, sig, 1, "example.com/mirror/none")
 	wantIn(t, "a missing repository", out, "no trust data")
 	code, _, errOut := sc.run("mirror", "--from", "https://127.0.0.1:1", "--from-ca", src.caFile, "-s", sig.url, "--tlscacert", sig.caFile, gun)
-	if code != 1 || !strings.Contains(errOut, "unable to reach the trust server at 127.0.0.1:1") {
+	if code != 1 || !strings.Contains(errOut, "could not reach the trust server at 127.0.0.1:1") {
 		t.Errorf("an unreachable source: exit %d\n%s", code, errOut)
 	}
 	// A source whose certificate is not trusted.

@@ -95,8 +95,8 @@ func TestDockerTrust(t *testing.T) {
 	if r := tl.verify("--require-signer", "ci", gun+":v1.0"); !r.Succeeded() || !strings.Contains(r.Output(), hex) {
 		t.Errorf("signet verify --require-signer ci:\n%s", r)
 	}
-	if r := tl.verify("--require-signer", "alice", gun+":v1.0"); r.Code != 3 {
-		t.Errorf("signet verify --require-signer alice (who did not sign): exit %d\n%s", r.Code, r)
+	if r := tl.verify("--require-signer", "alice", gun+":v1.0"); r.Code != 2 || !strings.Contains(r.Output(), "not a signer of") {
+		t.Errorf("signet verify --require-signer alice (not a signer of the repository): exit %d\n%s", r.Code, r)
 	}
 
 	// A denied request: --wait exits non-zero, nothing is signed.
