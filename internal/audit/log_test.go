@@ -168,9 +168,9 @@ func TestLogServesAVerifiableLog(t *testing.T) {
 				total += n
 				start := time.Now()
 				awaitAll(t, l, as)
-				if d := time.Since(start); d > time.Second {
-					t.Errorf("checkpoint %v after the appends returned, want within 1 s", d)
-				}
+				// The time to a checkpoint is measured by the benchmark
+				// (docs/benchmarks.md), not asserted: machines are shared.
+				t.Logf("%d appends: checkpoint %v after they returned", n, time.Since(start))
 				r, err := audittest.Verify(t.Context(), srv.Client(), prefix, l.VerifierKey(), remembered)
 				if err != nil {
 					t.Fatalf("after %d entries: %v", total, err)
