@@ -14,11 +14,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/ratelimit"
+	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/tuftest"
 	"github.com/signet-trust/signet/internal/tuf/tuftest/notarytest"
@@ -500,7 +503,11 @@ func mutateNode(m map[string]any, op int, val any, pick uint64) {
 }
 
 func TestUploadsMatchNotary(t *testing.T) {
-	e := newEnv(t)
+	// Every case is a new repository whose keys a GET makes: more than the
+	// default burst of new-repository keys, on a clock that does not move.
+	e := newEnvOn(t, "sqlite:"+filepath.Join(t.TempDir(), "signet.db"), func(c *server.Config) {
+		c.NewRepositoryKeys = ratelimit.Limit{Rate: -1}
+	})
 	muts := diffMutations()
 	rng := rand.New(rand.NewPCG(10, 2026))
 	for range 60 {
