@@ -1,0 +1,238 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
+)
+
+const (
+	rootPass = "root-passphrase-e2e"
+	repoPass = "repo-passphrase-e2e"
+)
+
+// node is one signet-server with the clients of a test.
+type node struct {
+	t       *testing.T
+	srv     *e2etest.Server
+	dataDir string
+	caFile  string
+	vkey    string
+	home    string
+	signet  string
+	cmd     e2etest.Command
+}
+
+var vkeyRE = regexp.MustCompile(`audit log verifier key (\S+)`)
+
+// start runs signet-server on dataDir (a new one when empty) with flags.
+func start(t *testing.T, dataDir string, env []string, flags ...string) *node {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	s := e2etest.Start(t, e2etest.Options{DataDir: dataDir, Env: env, Flags: flags, LogTailOnFailure: true})
+	n := &node{t: t, srv: s, dataDir: dataDir, caFile: filepath.Join(dataDir, "tls", "ca.crt"), home: t.TempDir(), signet: e2etest.Binary(t, "signet")}
+	if m := vkeyRE.FindStringSubmatch(s.Stdout.String()); m != nil {
+		n.vkey = m[1]
+	}
+	n.cmd = e2etest.Command{Env: append(e2etest.BaseEnv(n.home),
+		"NOTARY_ROOT_PASSPHRASE="+rootPass, "NOTARY_TARGETS_PASSPHRASE="+repoPass,
+		"NOTARY_SNAPSHOT_PASSPHRASE="+repoPass, "NOTARY_DELEGATION_PASSPHRASE="+repoPass)}
+	return n
+}
+
+func (n *node) conn() []string {
+	return []string{"-s", n.srv.Base, "--tlscacert", n.caFile, "-d", filepath.Join(n.home, "trust")}
+}
+
+func (n *node) notary(args ...string) []string {
+	return append(append([]string{"notary"}, n.conn()...), args...)
+}
+
+func (n *node) signetArgs(args ...string) []string {
+	return append(append([]string{n.signet}, n.conn()...), args...)
+}
+
+// get fetches a path of the server.
+func (n *node) get(path string) (*http.Response, []byte) {
+	n.t.Helper()
+	resp, err := n.srv.Client.Get(n.srv.Base + path)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		n.t.Fatal(err)
+	}
+	return resp, b.Bytes()
+}
+
+// row is an entry as `signet audit log -o json` prints it.
+type row struct {
+	Index uint64          `json:"index"`
+	Event json.RawMessage `json:"event"`
+	ev    audit.Event
+}
+
+// entries waits (bounded) until the verified log holds at least min
+// entries and returns them, read and verified by `signet audit log`.
+func (n *node) entries(min int) []row {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := n.cmd.OK(n.t, n.signetArgs("audit", "log", "--key", n.vkey, "-o", "json")...)
+		var rows []row
+		if err := json.Unmarshal([]byte(r.Stdout), &rows); err != nil {
+			n.t.Fatalf("signet audit log -o json: %v\n%s", err, r)
+		}
+		for i := range rows {
+			ev, err := audit.ParseEvent(rows[i].Event)
+			if err != nil {
+				n.t.Fatal(err)
+			}
+			rows[i].ev = ev
+		}
+		if len(rows) >= min || time.Now().After(deadline) {
+			return rows
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// find returns the entries of typ for gun.
+func find(rows []row, typ audit.EventType, gun string) []row {
+	var out []row
+	for _, r := range rows {
+		if r.ev.Type == typ && r.ev.Subject.GUN == gun {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func roleSHA(ev audit.Event, role string) (string, int64) {
+	for _, r := range ev.Roles {
+		if r.Role == role {
+			return r.SHA256, r.Version
+		}
+	}
+	return "", 0
+}
+
+// TestNotaryPublishes: the real notary client's publishes, the server's
+// keys and a delete appear in the log, each with the SHA-256 of the bytes
+// the server then serves; timestamp.json names its entry; `signet audit
+// verify` accepts the log, incrementally on a second run; the read API
+// has the cache rules of tlog-tiles.
+func TestNotaryPublishes(t *testing.T) {
+	e2etest.Need(t, "notary")
+	n := start(t, "", nil)
+	if n.vkey == "" {
+		t.Fatalf("signet-server printed no verifier key:\n%s", n.srv.Stdout)
+	}
+	if _, b := n.get("/audit/verifier-key"); strings.TrimSpace(string(b)) != n.vkey {
+		t.Errorf("/audit/verifier-key = %q, printed %q", b, n.vkey)
+	}
+	payload := filepath.Join(n.home, "payload.txt")
+	if err := os.WriteFile(payload, []byte("audited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const gun = "example.com/audit/app"
+	n.cmd.OK(t, n.notary("init", gun)...)
+	n.cmd.OK(t, n.notary("add", gun, "v1", payload)...)
+	n.cmd.OK(t, n.notary("publish", gun)...)
+	n.cmd.OK(t, n.notary("add", gun, "v2", payload)...)
+	n.cmd.OK(t, n.notary("publish", gun)...)
+
+	rows := n.entries(4)
+	pubs := find(rows, audit.TUFPublish, gun)
+	if len(pubs) != 2 {
+		t.Fatalf("%d tuf.publish entries of %s, want 2:\n%+v", len(pubs), gun, rows)
+	}
+	if ks := find(rows, audit.KeyCreate, gun); len(ks) == 0 {
+		t.Errorf("no key.create entry for the timestamp key the server made for %s", gun)
+	}
+	last := pubs[1].ev
+	for _, role := range []string{"root", "targets", "snapshot", "timestamp"} {
+		if role == "root" {
+			continue // the second publish does not change the root
+		}
+		want, v := roleSHA(last, role)
+		if want == "" {
+			t.Errorf("the second publish's entry has no %s: %+v", role, last.Roles)
+			continue
+		}
+		resp, body := n.get("/v2/" + gun + "/_trust/tuf/" + role + ".json")
+		if got := sha(body); got != want {
+			t.Errorf("%s.json served has SHA-256 %s, the log says %s (version %d)", role, got, want, v)
+		}
+		if role == "timestamp" {
+			h := resp.Header.Get("Signet-Audit-Index")
+			if h != strconv.FormatUint(pubs[1].Index, 10) {
+				t.Errorf("timestamp.json: Signet-Audit-Index %q, want %d", h, pubs[1].Index)
+			}
+		}
+	}
+	if last.Actor.String() == "" {
+		t.Errorf("no actor: %+v", last.Actor)
+	}
+
+	// The read API's cache rules.
+	resp, _ := n.get("/audit/checkpoint")
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("checkpoint Cache-Control %q", cc)
+	}
+	resp, _ = n.get("/audit/tile/0/000.p/1")
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Cache-Control"), "max-age=10") {
+		t.Errorf("partial tile: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	resp, _ = n.get("/audit/tile/entries/000.p/1")
+	if resp.StatusCode != 200 {
+		t.Errorf("partial entry bundle: %d", resp.StatusCode)
+	}
+	resp, _ = n.get("/audit/tile/0/001")
+	if resp.StatusCode != 404 {
+		t.Errorf("a tile the log does not hold: %d, want 404", resp.StatusCode)
+	}
+
+	// signet audit verify, twice: the second run checks only what is new.
+	state := filepath.Join(n.home, "audit-state.json")
+	r := n.cmd.OK(t, n.signetArgs("audit", "verify", "--key", n.vkey, "--state", state)...)
+	e2etest.WantOutput(t, r, "verifies", "No checkpoint was remembered")
+
+	// A delete is recorded too.
+	n.cmd.OK(t, n.notary("delete", gun, "--remote")...)
+	rows = n.entries(len(rows) + 1)
+	if len(find(rows, audit.TUFDelete, gun)) != 1 {
+		t.Errorf("no tuf.delete entry of %s after notary delete --remote", gun)
+	}
+	r = n.cmd.OK(t, n.signetArgs("audit", "verify", "--key", n.vkey, "--state", state)...)
+	e2etest.WantOutput(t, r, "verifies", "consistent with the checkpoint")
+	if !regexp.MustCompile(`, [1-9]\d* of them checked now`).MatchString(r.Stdout) {
+		t.Errorf("second verify checked nothing new:\n%s", r)
+	}
+
+	// Readiness includes the log's self-check.
+	if resp, b := n.get("/_signet/ready"); resp.StatusCode != 200 {
+		t.Errorf("/_signet/ready: %d %s", resp.StatusCode, b)
+	}
+}
