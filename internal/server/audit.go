@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
 )
@@ -19,7 +20,7 @@ import (
 // timestamp; a client holding the log's verifier key proves the timestamp
 // it received is in the log (signet verify --audit-key). It is absent when
 // the server runs without an audit log, or does not know the entry yet.
-const AuditIndexHeader = "Signet-Audit-Index"
+const AuditIndexHeader = notaryapi.AuditIndexHeader
 
 // Identifier is an Authorizer that can also name who a request's
 // credentials belong to (a registry token's subject), for the actor of

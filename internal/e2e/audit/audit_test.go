@@ -5,12 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,4 +240,114 @@ func TestNotaryPublishes(t *testing.T) {
 	if resp, b := n.get("/_signet/ready"); resp.StatusCode != 200 {
 		t.Errorf("/_signet/ready: %d %s", resp.StatusCode, b)
 	}
+}
+
+// stop ends the server gracefully and waits (bounded).
+func (n *node) stop() {
+	n.t.Helper()
+	if err := n.srv.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatal(err)
+	}
+	select {
+	case <-n.srv.Exited:
+	case <-time.After(40 * time.Second):
+		n.t.Fatal("signet-server still running 40s after SIGTERM")
+	}
+}
+
+// TestSplitView: a server serving a timestamp its log does not hold is
+// caught by signet verify --audit-key and by signet list with audit_key in
+// config.json, whether it names no entry or another entry. The timestamp
+// is a real one, signed by the server's own key while its log was off (as
+// a compromised server would); a proxy in front of it names the entry of
+// the previous, logged timestamp.
+func TestSplitView(t *testing.T) {
+	e2etest.Need(t, "notary")
+	dataDir := t.TempDir()
+	n := start(t, dataDir, nil)
+	payload := filepath.Join(n.home, "payload.txt")
+	if err := os.WriteFile(payload, []byte("split view\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const gun = "example.com/audit/split"
+	n.cmd.OK(t, n.notary("init", gun)...)
+	n.cmd.OK(t, n.notary("add", gun, "v1", payload)...)
+	n.cmd.OK(t, n.notary("publish", gun)...)
+	vkey := n.vkey
+	verify := func(n *node, base, ca string) *e2etest.Result {
+		return n.cmd.Run(t, n.signet, "-s", base, "--tlscacert", ca, "-d", filepath.Join(n.home, "trust"),
+			"verify", "--audit-key", vkey, gun+":v1")
+	}
+	if r := verify(n, n.srv.Base, n.caFile); !r.Succeeded() {
+		t.Fatalf("signet verify --audit-key of a logged timestamp:\n%s", r)
+	}
+	// signet list with the key in config.json.
+	cfg := filepath.Join(n.home, "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"audit_key": "`+vkey+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list := func(n *node, base, ca string) *e2etest.Result {
+		return n.cmd.Run(t, n.signet, "-c", cfg, "-s", base, "--tlscacert", ca, "-d", filepath.Join(n.home, "trust"), "list", gun)
+	}
+	if r := list(n, n.srv.Base, n.caFile); !r.Succeeded() || !strings.Contains(r.Stdout, "v1") {
+		t.Fatalf("signet list with audit_key:\n%s", r)
+	}
+	rows := n.entries(1)
+	pubs := find(rows, audit.TUFPublish, gun)
+	if len(pubs) != 1 {
+		t.Fatalf("%d publish entries of %s", len(pubs), gun)
+	}
+	n.stop()
+
+	// The same server, its log off, publishes a timestamp it never logs.
+	off := filepath.Join(t.TempDir(), "off.yaml")
+	if err := os.WriteFile(off, []byte("audit:\n  disabled: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := start(t, dataDir, nil, "--config", off)
+	m.home, m.cmd = n.home, n.cmd
+	m.cmd.OK(t, m.notary("add", gun, "v2", payload)...)
+	m.cmd.OK(t, m.notary("publish", gun)...)
+	m.stop()
+
+	// Back with its log on: the timestamp it serves names no entry.
+	k := start(t, dataDir, nil)
+	k.home, k.cmd = n.home, n.cmd
+	if k.vkey != vkey {
+		t.Fatalf("the verifier key changed across restarts: %s, then %s", vkey, k.vkey)
+	}
+	resp, _ := k.get("/v2/" + gun + "/_trust/tuf/timestamp.json")
+	if h := resp.Header.Get("Signet-Audit-Index"); h != "" {
+		t.Fatalf("an unlogged timestamp served with Signet-Audit-Index %q", h)
+	}
+	r := verify(k, k.srv.Base, k.caFile)
+	if r.Code != 3 {
+		t.Fatalf("signet verify --audit-key of an unlogged timestamp: exit %d, want 3:\n%s", r.Code, r)
+	}
+	e2etest.WantOutput(t, r, "did not name the audit log entry")
+	if r := list(k, k.srv.Base, k.caFile); r.Succeeded() {
+		t.Fatalf("signet list with audit_key accepted an unlogged timestamp:\n%s", r)
+	}
+
+	// A proxy names the entry of the previous (logged) timestamp.
+	target, _ := url.Parse(k.srv.Base)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = k.srv.Client.Transport
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if strings.HasSuffix(resp.Request.URL.Path, "/timestamp.json") {
+			resp.Header.Set("Signet-Audit-Index", strconv.FormatUint(pubs[0].Index, 10))
+		}
+		return nil
+	}
+	proxy := httptest.NewTLSServer(rp)
+	defer proxy.Close()
+	proxyCA := filepath.Join(t.TempDir(), "proxy-ca.crt")
+	if err := os.WriteFile(proxyCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = verify(k, proxy.URL, proxyCA)
+	if r.Code != 3 {
+		t.Fatalf("signet verify --audit-key with a lying Signet-Audit-Index: exit %d, want 3:\n%s", r.Code, r)
+	}
+	e2etest.WantOutput(t, r, "is not the one its audit log recorded")
 }
