@@ -351,3 +351,87 @@ func TestSplitView(t *testing.T) {
 	}
 	e2etest.WantOutput(t, r, "is not the one its audit log recorded")
 }
+
+// post sends body to the append API with token ("" for none).
+func (n *node) post(token, contentType string, body []byte) (int, []byte) {
+	n.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, n.srv.Base+audit.AppendPath, bytes.NewReader(body))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := n.srv.Client.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.Bytes()
+}
+
+// TestAppendAPI: an authenticated admission event is appended with the
+// caller as its actor, whatever the body says; no credentials, a wrong
+// token, bad JSON, unknown fields, an oversized body, a wrong content type
+// and a type the API does not take are refused, and store nothing: the
+// next good event takes the very next index.
+func TestAppendAPI(t *testing.T) {
+	const admin = "e2e-audit-admin-token-0123456789"
+	n := start(t, "", []string{"SIGNET_ADMIN_TOKEN=" + admin})
+	good := []byte(`{"type":"admission.deny","actor":{"kind":"user","name":"mallory"},"subject":{"image":"example.com/app:v1","namespace":"prod"},"reason":"unsigned"}`)
+	appendOK := func() uint64 {
+		t.Helper()
+		code, b := n.post(admin, "application/json", good)
+		if code != http.StatusCreated {
+			t.Fatalf("append: %d %s", code, b)
+		}
+		var res audit.AppendResponse
+		if err := json.Unmarshal(b, &res); err != nil || res.Index == nil {
+			t.Fatalf("append answer %s: %v", b, err)
+		}
+		return *res.Index
+	}
+	first := appendOK()
+
+	big := append([]byte(`{"type":"admission.deny","subject":{"image":"`), bytes.Repeat([]byte("a"), audit.MaxEntrySize)...)
+	big = append(big, `"}}`...)
+	for _, c := range []struct {
+		name, token, ct string
+		body            []byte
+		want            int
+	}{
+		{"no credentials", "", "application/json", good, 401},
+		{"a wrong token", "not-a-token", "application/json", good, 401},
+		{"not JSON", admin, "application/json", []byte(`{"type":`), 400},
+		{"an unknown field", admin, "application/json", []byte(`{"type":"admission.deny","subject":{"image":"x"},"extra":1}`), 400},
+		{"no image", admin, "application/json", []byte(`{"type":"admission.deny","subject":{}}`), 400},
+		{"two events", admin, "application/json", append(append([]byte{}, good...), good...), 400},
+		{"oversized", admin, "application/json", big, 413},
+		{"not JSON by type", admin, "text/plain", good, 415},
+		{"a TUF event", admin, "application/json", []byte(`{"type":"tuf.delete","subject":{"gun":"example.com/x"}}`), 403},
+	} {
+		code, b := n.post(c.token, c.ct, c.body)
+		if code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, code, b, c.want)
+		}
+	}
+	if second := appendOK(); second != first+1 {
+		t.Errorf("the good appends took indexes %d and %d: something refused was stored in between", first, second)
+	}
+	rows := n.entries(int(first) + 2)
+	for _, r := range rows {
+		if r.Index == first {
+			if r.ev.Actor.Kind != audit.ActorSystem || r.ev.Actor.Name != "admin_token" {
+				t.Errorf("actor %+v, want the admin token's (the body's is ignored)", r.ev.Actor)
+			}
+			if r.ev.Reason != "unsigned" || r.ev.Subject.Namespace != "prod" {
+				t.Errorf("entry %s", r.Event)
+			}
+		}
+	}
+}
