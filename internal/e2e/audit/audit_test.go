@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -435,3 +436,114 @@ func TestAppendAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestKillDuringPublishes: signet-server is killed (SIGKILL) while notary
+// clients publish; after a restart the log verifies (consistent with the
+// checkpoint seen before the kill) and every publish that was acknowledged
+// has its entry, with the targets version it published.
+func TestKillDuringPublishes(t *testing.T) {
+	e2etest.Need(t, "notary")
+	dataDir := t.TempDir()
+	n := start(t, dataDir, nil)
+	state := filepath.Join(n.home, "audit-state.json")
+	n.cmd.OK(t, n.signetArgs("audit", "verify", "--key", n.vkey, "--state", state)...)
+
+	const workers = 3
+	acked := make([]int, workers) // targets versions acknowledged, per worker
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range workers {
+		wk := &node{t: t, srv: n.srv, caFile: n.caFile, home: t.TempDir(), signet: n.signet}
+		wk.cmd = n.cmd
+		wk.cmd.Env = append(e2etest.BaseEnv(wk.home), n.cmd.Env[len(e2etest.BaseEnv(n.home)):]...)
+		payload := filepath.Join(wk.home, "payload.txt")
+		if err := os.WriteFile(payload, []byte("storm\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gun := "example.com/audit/storm" + strconv.Itoa(w)
+		wg.Go(func() {
+			if r := wk.cmd.Run(t, wk.notary("init", gun)...); !r.Succeeded() {
+				t.Errorf("notary init: %s", r)
+				return
+			}
+			for v := 1; ; v++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r := wk.cmd.Run(t, wk.notary("add", gun, "t"+strconv.Itoa(v), payload)...); !r.Succeeded() {
+					return
+				}
+				if r := wk.cmd.Run(t, wk.notary("publish", gun)...); !r.Succeeded() {
+					return // the server is gone
+				}
+				ackMu.Lock()
+				acked[w] = v
+				ackMu.Unlock()
+			}
+		})
+	}
+	// Kill once every worker has had publishes acknowledged, bounded.
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		done := true
+		for _, dn := range snapshotAcked(acked) {
+			done = done && dn >= 2
+		}
+		if done {
+			break
+		}
+	}
+	if err := n.srv.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n.srv.Exited
+	close(stop)
+	wg.Wait()
+
+	k := start(t, dataDir, nil)
+	k.home, k.cmd = n.home, n.cmd
+	r := k.cmd.OK(t, k.signetArgs("audit", "verify", "--key", n.vkey, "--state", state)...)
+	e2etest.WantOutput(t, r, "verifies", "consistent with the checkpoint")
+	acked = snapshotAcked(acked)
+	total := 0
+	for _, a := range acked {
+		total += a
+	}
+	if total < workers {
+		t.Fatalf("only %d publishes were acknowledged before the kill", total)
+	}
+	rows := k.entries(total)
+	for w, a := range acked {
+		gun := "example.com/audit/storm" + strconv.Itoa(w)
+		// Each publish of notary's makes a new targets version: a
+		// acknowledged publishes are a distinct versions logged, and the
+		// targets the server now serves (the last one it stored, whether
+		// or not its publish was answered) is logged too.
+		have := map[string]bool{}
+		for _, p := range find(rows, audit.TUFPublish, gun) {
+			if sum, v := roleSHA(p.ev, "targets"); v > 0 {
+				have[sum] = true
+			}
+		}
+		if len(have) < a {
+			t.Errorf("%s: %d publishes acknowledged, %d targets versions in the log", gun, a, len(have))
+		}
+		_, body := k.get("/v2/" + gun + "/_trust/tuf/targets.json")
+		if !have[sha(body)] {
+			t.Errorf("%s: the targets.json served is in no tuf.publish entry", gun)
+		}
+	}
+	t.Logf("%v publishes acknowledged before the kill; the log holds %d entries", acked, len(rows))
+}
+
+// snapshotAcked copies the acknowledged counts the workers write.
+func snapshotAcked(acked []int) []int {
+	ackMu.Lock()
+	defer ackMu.Unlock()
+	return append([]int(nil), acked...)
+}
+
+var ackMu sync.Mutex
