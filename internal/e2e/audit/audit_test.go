@@ -547,3 +547,45 @@ func snapshotAcked(acked []int) []int {
 }
 
 var ackMu sync.Mutex
+
+// TestOriginFixed: the checkpoint key and origin made on first start are
+// kept; a configured origin other than the log's is refused at start
+// with a sentence naming both, and a bad one is a usage error.
+func TestOriginFixed(t *testing.T) {
+	dataDir := t.TempDir()
+	n := start(t, dataDir, nil)
+	origin, _, _ := strings.Cut(n.vkey, "+")
+	n.stop()
+
+	cfg := filepath.Join(t.TempDir(), "origin.yaml")
+	if err := os.WriteFile(cfg, []byte("audit:\n  origin: elsewhere.example/audit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := e2etest.Spawn(t, e2etest.Options{DataDir: dataDir, Flags: []string{"--config", cfg}})
+	select {
+	case <-s.Exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("signet-server started with another audit.origin")
+	}
+	if code := s.Cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(s.Stderr.String(), `has origin "`+origin+`"`) {
+		t.Errorf("another origin: exit %d\n%s", code, s.Stderr)
+	}
+
+	if err := os.WriteFile(cfg, []byte("audit:\n  origin: \"has space\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = e2etest.Spawn(t, e2etest.Options{DataDir: dataDir, Flags: []string{"--config", cfg}})
+	<-s.Exited
+	if code := s.Cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(s.Stderr.String(), "audit.origin") {
+		t.Errorf("a bad origin: exit %d\n%s", code, s.Stderr)
+	}
+
+	// The same origin, given explicitly, and the same key.
+	if err := os.WriteFile(cfg, []byte("audit:\n  origin: "+origin+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := start(t, dataDir, nil, "--config", cfg)
+	if k.vkey != n.vkey {
+		t.Errorf("verifier key after restart %s, was %s", k.vkey, n.vkey)
+	}
+}
