@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/custody"
@@ -201,6 +202,27 @@ func runAudit(ctx context.Context, l *audit.Log, log *slog.Logger) *auditRunner 
 		}
 	})
 	return r
+}
+
+// firstCheckpoint waits (bounded) until the log has a signed checkpoint,
+// so that a server that says it listens serves its log: on a new
+// database the sequencer signs the empty tree first.
+func firstCheckpoint(ctx context.Context, l *audit.Log, log *slog.Logger) {
+	if l == nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := l.Store().State(ctx)
+		if err == nil && st.Checkpoint != nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			log.Warn("audit: the log has no signed checkpoint yet; /audit/checkpoint answers 503 until it does", "status", l.Status().Problem)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (r *auditRunner) stop() {

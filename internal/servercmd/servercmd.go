@@ -345,6 +345,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	ar := runAudit(ctx, auditLog, log)
 	defer ar.stop()
+	firstCheckpoint(setup, auditLog, log)
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
 	metrics := server.NewMetrics(nil)
