@@ -165,6 +165,11 @@ func (l *Log) VerifierKey() string { return l.vkey }
 // Verifier returns the verifier of the log's checkpoints.
 func (l *Log) Verifier() note.Verifier { return l.verifier }
 
+// Store returns the store the log keeps its entries in, for readers of the
+// log in the same process (the read API, the web UI, the server's index
+// of timestamps).
+func (l *Log) Store() Store { return l.cfg.Store }
+
 // Origin returns the checkpoint origin.
 func (l *Log) Origin() string { return l.cfg.Origin }
 

@@ -103,6 +103,23 @@ func (a *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, need []se
 	return &apierr.Error{Code: notaryapi.Unauthorized, Detail: accessDetail(need), Cause: err}
 }
 
+// Identify returns the subject of r's bearer token when it is valid (the
+// user the token service issued it to), "" otherwise: the actor the audit
+// log records for the writes r makes (server.Identifier).
+func (a *Authorizer) Identify(r *http.Request) string {
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || raw == "" || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	c, err := a.verify(raw, a.now())
+	if err != nil {
+		return ""
+	}
+	return c.Subject
+}
+
+var _ server.Identifier = (*Authorizer)(nil)
+
 func (a *Authorizer) check(r *http.Request, need []server.Scope) error {
 	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || raw == "" || !strings.EqualFold(scheme, "bearer") {

@@ -152,7 +152,11 @@ type notaryConfig struct {
 		CA          map[string]string   `json:"ca"`
 		DisableTOFU bool                `json:"disable_tofu"`
 	} `json:"trust_pinning"`
-	dir string
+	// AuditKey is the verifier key of the trust server's audit log
+	// (signet's own key, ignored by notary): signet verify and signet list
+	// then check that the timestamp they receive is in the log.
+	AuditKey string `json:"audit_key"`
+	dir      string
 }
 
 // settings are the effective connection and trust-directory settings.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -204,14 +205,6 @@ func (a *app) auditClient(o *auditOptions) (*auditclient.Client, *settings, erro
 	if o.key == "" {
 		return nil, nil, usageError("--key is required: the audit log's verifier key (name+keyid+base64), from signet-server's start-up output or docs")
 	}
-	vkey := o.key
-	if !strings.Contains(vkey, "+") {
-		b, err := os.ReadFile(a.expand(vkey))
-		if err != nil {
-			return nil, nil, usageError("--key %q is neither a verifier key nor a readable file: %v", o.key, err)
-		}
-		vkey = strings.TrimSpace(string(b))
-	}
 	s, err := a.notarySettings()
 	if err != nil {
 		return nil, nil, err
@@ -220,18 +213,37 @@ func (a *app) auditClient(o *auditOptions) (*auditclient.Client, *settings, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := url.Parse(s.server)
+	ac, err := a.newAuditClient(s.server, o.key, "--key", hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ac, s, nil
+}
+
+// newAuditClient is the client of the audit log of the trust server at
+// server, with the verifier key given (by flag, named in errors) as the
+// key itself or a file holding it.
+func (a *app) newAuditClient(server, key, flag string, hc *http.Client) (*auditclient.Client, error) {
+	vkey := key
+	if !strings.Contains(vkey, "+") {
+		b, err := os.ReadFile(a.expand(vkey))
+		if err != nil {
+			return nil, usageError("%s %q is neither a verifier key nor a readable file: %v", flag, key, err)
+		}
+		vkey = strings.TrimSpace(string(b))
+	}
+	u, err := url.Parse(server)
 	if err != nil || u.Host == "" {
-		return nil, nil, usageError("the trust server %q is not a URL", s.server)
+		return nil, usageError("the trust server %q is not a URL", server)
 	}
 	if p := strings.TrimSuffix(u.Path, "/"); !strings.HasSuffix(p, "/audit") {
 		u.Path = p + "/audit/"
 	}
 	ac, err := auditclient.New(u.String(), vkey, hc)
 	if err != nil {
-		return nil, nil, usageError("%v", err)
+		return nil, usageError("%s: %v", flag, err)
 	}
-	return ac, s, nil
+	return ac, nil
 }
 
 // auditError gives verification failures their exit code, and TLS errors

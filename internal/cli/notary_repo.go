@@ -441,6 +441,7 @@ func (a *app) listCmd() *cobra.Command {
 				return err
 			}
 			v, err := r.update(cmd.Context())
+			offline := false
 			if err != nil && unreachable(err) && !certificateError(err) {
 				// As notary: the server cannot be reached, so list what
 				// this machine verified last, and say so.
@@ -449,10 +450,15 @@ func (a *app) listCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(a.env.Stderr, "WARNING: %v\nWARNING: listing the trust data of %s cached on this machine; it may not be the latest\n", err, args[0])
-				v, err = cached, nil
+				v, err, offline = cached, nil, true
 			}
 			if err != nil {
 				return err
+			}
+			if key := r.settings.auditKey(""); key != "" && !offline {
+				if err := a.checkTimestampLogged(cmd.Context(), r, key, "audit_key"); err != nil {
+					return err
+				}
 			}
 			list := client.ListTargets(v, rs...)
 			if a.jsonOutput() {

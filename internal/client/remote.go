@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/notaryapi"
@@ -92,6 +94,24 @@ type Remote struct {
 	base *url.URL
 	hc   *http.Client
 	gun  string
+
+	tsMu sync.Mutex
+	ts   *TimestampSeen
+}
+
+// TimestampSeen is the current timestamp as this Remote last downloaded
+// it: the SHA-256 (lowercase hex) of its bytes and the audit log index the
+// server named for it ("" when it named none).
+type TimestampSeen struct {
+	SHA256     string
+	AuditIndex string
+}
+
+// LastTimestamp returns the timestamp last downloaded, or nil.
+func (r *Remote) LastTimestamp() *TimestampSeen {
+	r.tsMu.Lock()
+	defer r.tsMu.Unlock()
+	return r.ts
 }
 
 // NewRemote returns a Remote for gun at the server's base URL (which may
@@ -114,6 +134,10 @@ func NewRemote(serverURL string, hc *http.Client, gun tuf.GUN) (*Remote, error) 
 	}
 	return &Remote{base: u, hc: &c, gun: gun.String()}, nil
 }
+
+// HTTPClient returns the client requests to the server go through (its
+// TLS settings and credentials), for other APIs of the same server.
+func (r *Remote) HTTPClient() *http.Client { return r.hc }
 
 // GUN returns the repository name.
 func (r *Remote) GUN() string { return r.gun }
@@ -216,6 +240,12 @@ func (r *Remote) get(ctx context.Context, path string, limit int64, checksum []b
 	}
 	if len(checksum) > 0 && !bytes.Equal(h.Sum(nil), checksum) {
 		return nil, fmt.Errorf("%w: %s", ErrChecksum, file)
+	}
+	if path == notaryapi.CurrentPath(r.gun, "timestamp") {
+		sum := sha256.Sum256(b)
+		r.tsMu.Lock()
+		r.ts = &TimestampSeen{SHA256: hex.EncodeToString(sum[:]), AuditIndex: resp.Header.Get(notaryapi.AuditIndexHeader)}
+		r.tsMu.Unlock()
 	}
 	return b, nil
 }

@@ -232,6 +232,11 @@ func matchesGUN(gun string) bool {
 // repository is DELETEd.
 func TUFPath(gun string) string { return prefix + gun + tufInfix }
 
+// AuditIndexHeader is signet-server's header on timestamp.json responses
+// naming the index, in its audit log, of the entry that recorded that
+// timestamp (docs/notary-compat.md). The reference server sends none.
+const AuditIndexHeader = "Signet-Audit-Index"
+
 // CurrentPath is the path of the current version of a role.
 func CurrentPath(gun, role string) string { return TUFPath(gun) + role + ".json" }
 

@@ -98,6 +98,9 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p nota
 			}
 		}
 	}
+	if p.Role == tuf.RoleTimestamp {
+		s.setAuditIndex(ctx, w, gun, f)
+	}
 	s.writeMeta(w, f, s.currentCC)
 	return nil
 }
@@ -146,7 +149,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, p notaryap
 	gun := p.GUN.String()
 	unlock := s.locks.lock(gun)
 	defer unlock()
-	deleted, err := s.cfg.Store.Delete(r.Context(), gun)
+	deleted, err := s.deleteGUN(r.Context(), gun, s.actorOf(r))
 	s.cache.invalidate(gun)
 	if err != nil {
 		return apierr.Wrap(notaryapi.Updating, err)

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
@@ -44,7 +45,7 @@ const maxImportTimestamp = 1 << 20
 // handleImport serves POST /_signet/import/{gun}.
 func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	gun := r.PathValue("gun")
-	res, err := s.importRequest(r, gun)
+	res, err := s.importRequest(r.WithContext(withActor(r.Context(), s.actorOf(r))), gun)
 	if err != nil {
 		e := apierr.Write(w, err)
 		lvl := slog.LevelInfo
@@ -364,7 +365,7 @@ func (s *Server) importHistory(ctx context.Context, gun string, h *history) (*no
 		for i, f := range add {
 			files[i] = newFile(gun, f.role, tuf.Common{Version: f.version, Expires: f.expires}, f.data)
 		}
-		err := s.cfg.Store.UpdateMany(ctx, gun, files)
+		err := s.storeFiles(ctx, gun, files, audit.TUFPublish, actorFrom(ctx, Anonymous), "imported from another Notary server")
 		s.cache.invalidate(gun)
 		if err != nil {
 			if errors.Is(err, store.ErrOldVersion) {

@@ -25,6 +25,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			failed[name] = err.Error()
 		}
 	}
+	for name, check := range s.cfg.ReadyChecks {
+		if err := check(ctx); err != nil {
+			failed[name] = err.Error()
+		}
+	}
 	if err := s.custodianReady(ctx); err != nil {
 		failed["custodian"] = err.Error()
 	}

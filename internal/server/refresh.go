@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
 )
@@ -74,7 +75,7 @@ func (s *Server) refresh(ctx context.Context, gun string, force bool, listed int
 		return err
 	}
 	files = append(files, ts)
-	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
+	if err := s.storeFiles(ctx, gun, files, audit.TUFResign, actorRefresher, ""); err != nil {
 		s.cache.invalidate(gun)
 		return err
 	}

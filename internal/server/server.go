@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/ratelimit"
@@ -128,8 +129,22 @@ type Config struct {
 	// lost invalidation cannot serve stale metadata for longer (replicas).
 	CacheMaxStale time.Duration
 
+	// AuditLog, when set, records every write of metadata in the audit
+	// log, in the write's own transaction (the Store must be a
+	// store.AuditedMetaStore): uploads, imports, re-signs and deletes, and
+	// the keys the server makes. timestamp.json responses then name their
+	// entry in AuditIndexHeader.
+	AuditLog *audit.Log
+	// AuditWait bounds how long a write waits for its entry to be in a
+	// checkpoint before it is answered (default 2 s); the entry is durable
+	// either way.
+	AuditWait time.Duration
+
 	// Checks are health checks by name ("DB operational", …).
 	Checks map[string]func(context.Context) error
+	// ReadyChecks are further checks of readiness only (/_signet/ready),
+	// such as the audit log's self-check.
+	ReadyChecks map[string]func(context.Context) error
 	// Metrics, when set, receives the server's Prometheus metrics.
 	Metrics *Metrics
 }
@@ -147,6 +162,8 @@ type Server struct {
 	uploads *budget
 	// replicated: other processes write to the same store.
 	replicated bool
+	// audit is the audit log, nil without one.
+	audit *serverAudit
 
 	skipMu sync.Mutex
 	skip   map[string]time.Time // refresher: role+GUN set aside until
@@ -220,6 +237,10 @@ func New(cfg Config) (*Server, error) {
 		skip:         map[string]time.Time{},
 		currentCC:    []string{cacheControl(cfg.CurrentMaxAge, true)},
 		consistentCC: []string{cacheControl(cfg.ConsistentMaxAge, false)},
+	}
+	var err error
+	if s.audit, err = newServerAudit(cfg); err != nil {
+		return nil, err
 	}
 	if err := s.buildTable(); err != nil {
 		return nil, err

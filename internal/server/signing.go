@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
@@ -146,6 +147,9 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request, p notaryap
 		if err != nil {
 			return err
 		}
+		if err := s.keyEvent(ctx, audit.KeyCreate, s.actorOf(r), gun, p.Role, k.ID()); err != nil {
+			return apierr.Wrap(notaryapi.Unavailable, err)
+		}
 		s.writeKey(w, k)
 		return nil
 	}
@@ -187,6 +191,9 @@ func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, p notar
 	k, err := s.cfg.Custodian.Create(ctx, gun, p.Role)
 	if err != nil {
 		return err
+	}
+	if err := s.keyEvent(ctx, audit.KeyRotate, s.actorOf(r), gun, p.Role, k.ID()); err != nil {
+		return apierr.Wrap(notaryapi.Unavailable, err)
 	}
 	s.log.InfoContext(ctx, "key rotation started", "gun", gun, "role", p.Role, "key", k.ID())
 	s.writeKey(w, k)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server/apierr"
 	"github.com/signet-trust/signet/internal/store"
@@ -237,7 +238,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, p notaryap
 		s.m.rejected("malformed")
 		return err
 	}
-	_, err = s.update(r.Context(), p.GUN.String(), uploads)
+	_, err = s.update(withActor(r.Context(), s.actorOf(r)), p.GUN.String(), uploads)
 	return err
 }
 
@@ -259,7 +260,7 @@ func (s *Server) update(ctx context.Context, gun string, uploads map[string]uplo
 		}
 		return nil, err
 	}
-	if err := s.cfg.Store.UpdateMany(ctx, gun, files); err != nil {
+	if err := s.storeFiles(ctx, gun, files, audit.TUFPublish, actorFrom(ctx, actorService), ""); err != nil {
 		s.cache.invalidate(gun)
 		if errors.Is(err, store.ErrOldVersion) {
 			s.m.rejected("version")

@@ -64,6 +64,8 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Service configures the signing service (service.go).
 	Service ServiceConfig `yaml:"service"`
+	// Audit configures the audit log (audit.go).
+	Audit AuditConfig `yaml:"audit"`
 	// RemoteSigner: TLS to the --signer (signer.go); top-level YAML keys.
 	RemoteSigner `yaml:",inline"`
 }
@@ -241,7 +243,7 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("--metrics-listen %q: %v", c.MetricsListen, err))
 		}
 	}
-	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate(), c.failClosed())
+	errs = append(errs, c.Auth.validate(c.Listen), c.Service.validate(), c.Audit.validate(), c.failClosed())
 	return errors.Join(errs...)
 }
 
@@ -309,6 +311,11 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		return err
 	}
 
+	auditLog, err := openAuditLog(setup, cfg, st, cust, log) // audit.go
+	if err != nil {
+		return err
+	}
+
 	authz, groups, err := authFromConfig(cfg.Auth, cfg.Limits.logins(), cfg.Listen, dataDir, time.Now, log)
 	if err != nil {
 		return err
@@ -320,7 +327,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 			return err
 		}
 	}
-	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos, func() { worker.Wake() })
+	svc, err := openService(cfg, st, cust, getenv, dataDir, log, repos, func() { worker.Wake() }, auditLog)
 	if err != nil {
 		return err
 	}
@@ -329,6 +336,16 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		groups = append(groups, ServiceGroup(svc))
 		svcAuthz = svc
 	}
+	if auditLog != nil {
+		g, err := AuditGroup(auditLog, svc, log.With("component", "audit"))
+		if err != nil {
+			return err
+		}
+		groups = append(groups, g)
+	}
+	ar := runAudit(ctx, auditLog, log)
+	defer ar.stop()
+	firstCheckpoint(setup, auditLog, log)
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
 	metrics := server.NewMetrics(nil)
@@ -336,6 +353,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes, Metrics: metrics,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),
 		Authorizer: authz, Groups: groups, ServiceAuthorizer: svcAuthz,
+		AuditLog: auditLog, ReadyChecks: auditReady(auditLog),
 
 		// Replicas (replicas.go).
 		Invalidations: bg.invalidations, CacheMaxStale: bg.cacheMaxStale,
@@ -387,6 +405,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	}
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
+	printAuditKey(stdout, auditLog)
 	if metricsAddr != "" {
 		fmt.Fprintf(stdout, "signet-server: metrics on http://%s/metrics\n", metricsAddr)
 	}

@@ -299,7 +299,7 @@ func (l *lateRepos) Publish(ctx context.Context, gun string, files map[string][]
 }
 
 // openService builds the signing service, or nil when it is disabled.
-func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv func(string) string, dataDir string, log *slog.Logger, repos *lateRepos, kick func()) (*service.Service, error) {
+func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv func(string) string, dataDir string, log *slog.Logger, repos *lateRepos, kick func(), auditLog *audit.Log) (*service.Service, error) {
 	if cfg.Service.Disabled {
 		if getenv("SIGNET_ADMIN_TOKEN") != "" {
 			log.Warn("SIGNET_ADMIN_TOKEN is set but the signing service is disabled (service.disabled)")
@@ -335,6 +335,10 @@ func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv f
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport = t
 	}
+	var auditKick func()
+	if auditLog != nil {
+		auditKick = auditLog.Kick
+	}
 	rc := &registry.Client{Keychain: dc, Transport: transport, UserAgent: "signet-server"}
 	return service.New(service.Config{
 		Store: st, Keys: keys, Repos: repos,
@@ -345,6 +349,7 @@ func openService(cfg Config, st *sqlstore.Store, cust server.Custodian, getenv f
 		AdminToken:    getenv("SIGNET_ADMIN_TOKEN"),
 		BaseURL:       cfg.Service.BaseURL,
 		NotifyKick:    kick,
+		AuditKick:     auditKick,
 		DefaultExpiry: cfg.Service.RequestExpiry, Retention: cfg.Service.Retention, DefaultRateLimit: cfg.Service.RateLimit,
 		SigningLease: cfg.Service.SigningLease, MaxAttempts: cfg.Service.MaxAttempts,
 	})

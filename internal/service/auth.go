@@ -249,6 +249,17 @@ func (s *Service) principal(r *http.Request, role string) (Principal, error) {
 	return p, checkRole(p, role)
 }
 
+// Actor returns who the credentials of r (authorized by AuthorizeService
+// for RoleUser or above, or authenticated now) are, as the audit log's
+// actor: the append API records events with it.
+func (s *Service) Actor(r *http.Request) (audit.Actor, error) {
+	p, err := s.principal(r, RoleUser)
+	if err != nil {
+		return audit.Actor{}, err
+	}
+	return p.Actor(), nil
+}
+
 // mayManage reports whether p may change project proj (admins and its
 // managers).
 func mayManage(p Principal, proj Project) bool {

@@ -133,6 +133,21 @@ type MetaStore interface {
 	PruneVersions(ctx context.Context, p Retention, from string, limit int) (next string, deleted int, err error)
 }
 
+// AuditedMetaStore is a MetaStore that also keeps the audit log's pending
+// entries, so that a write and the audit log entry recording it commit or
+// roll back together: when one of these methods returns nil, both are
+// durable; when it fails, neither is stored. Entries are the exact bytes
+// of the log entry (the store does not read them).
+type AuditedMetaStore interface {
+	MetaStore
+	// UpdateManyAudited is UpdateMany that also stores entry as a pending
+	// audit log entry in the same transaction, and returns its append ID.
+	UpdateManyAudited(ctx context.Context, gun string, files []File, entry []byte) (appendID int64, err error)
+	// DeleteAudited is Delete that also stores entry, in the same
+	// transaction, when something was removed (appendID is 0 otherwise).
+	DeleteAudited(ctx context.Context, gun string, entry []byte) (deleted bool, appendID int64, err error)
+}
+
 // Retention is a policy for pruning superseded metadata versions.
 type Retention struct {
 	// KeepVersions is how many versions of each role are kept, newest

@@ -8,6 +8,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/audit/audittest"
+	"github.com/signet-trust/signet/internal/store"
 )
 
 func TestAuditLogSQLite(t *testing.T) {
@@ -115,4 +116,59 @@ func TestMissingMigrationApplied(t *testing.T) {
 	if st, err := s.AuditLog().State(ctx); err != nil || st.Size != 0 {
 		t.Fatalf("the audit tables were not created again: %+v, %v", st, err)
 	}
+}
+
+// TestAuditedWrites: UpdateManyAudited and DeleteAudited store the write
+// and its audit entry together, or neither: a refused version stores no
+// entry, an entry too large stores no file, a delete of nothing stores no
+// entry.
+func TestAuditedWrites(t *testing.T) {
+	run := func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		pending := func() int64 {
+			t.Helper()
+			n, err := s.AuditLog().PendingCount(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		const gun = "example.com/audited"
+		id, err := s.UpdateManyAudited(ctx, gun, []store.File{testFile(gun, "timestamp", 1, "ts1")}, []byte(`{"e":1}`))
+		if err != nil || id <= 0 || pending() != 1 {
+			t.Fatalf("audited update: ID %d, %v, %d pending", id, err, pending())
+		}
+		// A version already stored: refused, no entry.
+		if _, err := s.UpdateManyAudited(ctx, gun, []store.File{testFile(gun, "timestamp", 1, "ts1-again")}, []byte(`{"e":2}`)); !errors.Is(err, store.ErrOldVersion) {
+			t.Fatalf("old version: %v", err)
+		}
+		if pending() != 1 {
+			t.Fatalf("a refused update stored its entry: %d pending", pending())
+		}
+		// An entry that cannot be stored: the files are not stored either.
+		if _, err := s.UpdateManyAudited(ctx, gun, []store.File{testFile(gun, "timestamp", 2, "ts2")}, make([]byte, audit.MaxEntrySize+1)); !errors.Is(err, audit.ErrEntryTooLarge) {
+			t.Fatalf("oversized entry: %v", err)
+		}
+		if f, err := s.GetCurrent(ctx, gun, "timestamp"); err != nil || f.Version != 1 {
+			t.Fatalf("after a failed entry the current timestamp is %d (%v), want 1", f.Version, err)
+		}
+		if _, err := s.UpdateManyAudited(ctx, gun, nil, []byte(`{}`)); err == nil {
+			t.Fatal("an audited update without files was accepted")
+		}
+		if _, err := s.UpdateManyAudited(ctx, gun, []store.File{testFile(gun, "timestamp", 3, "ts3")}, nil); err == nil {
+			t.Fatal("an audited update without an entry was accepted")
+		}
+		// Deletes.
+		if deleted, id, err := s.DeleteAudited(ctx, "example.com/nothing", []byte(`{"d":0}`)); err != nil || deleted || id != 0 || pending() != 1 {
+			t.Fatalf("delete of nothing: %v %d %v, %d pending", deleted, id, err, pending())
+		}
+		if deleted, id, err := s.DeleteAudited(ctx, gun, []byte(`{"d":1}`)); err != nil || !deleted || id <= 0 || pending() != 2 {
+			t.Fatalf("delete: %v %d %v, %d pending", deleted, id, err, pending())
+		}
+		if _, err := s.GetCurrent(ctx, gun, "timestamp"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("after delete: %v", err)
+		}
+	}
+	t.Run("SQLite", func(t *testing.T) { run(t, openT(t, sqliteURL(t))) })
+	t.Run("Postgres", func(t *testing.T) { run(t, openT(t, postgresSchema(t, postgresURL(t)))) })
 }

@@ -19,26 +19,43 @@ import (
 // UpdateMany implements store.MetaStore. Files with an empty SHA256 get it
 // computed; a SHA256 that does not match Data is refused.
 func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
+	_, err := s.updateMany(ctx, gun, files, nil)
+	return err
+}
+
+// UpdateManyAudited implements store.AuditedMetaStore: UpdateMany, with
+// entry stored as a pending audit log entry in the same transaction.
+func (s *Store) UpdateManyAudited(ctx context.Context, gun string, files []store.File, entry []byte) (int64, error) {
+	if entry == nil {
+		return 0, fmt.Errorf("sqlstore: update %q: no audit entry", gun)
 	}
 	if len(files) == 0 {
-		return nil
+		return 0, fmt.Errorf("sqlstore: update %q: an audited update without files", gun)
+	}
+	return s.updateMany(ctx, gun, files, entry)
+}
+
+func (s *Store) updateMany(ctx context.Context, gun string, files []store.File, entry []byte) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
+	}
+	if len(files) == 0 {
+		return 0, nil
 	}
 	fs := make([]store.File, len(files))
 	for i, f := range files {
 		if f.GUN != "" && f.GUN != gun {
-			return fmt.Errorf("sqlstore: update %q: file of GUN %q in the batch", gun, f.GUN)
+			return 0, fmt.Errorf("sqlstore: update %q: file of GUN %q in the batch", gun, f.GUN)
 		}
 		if f.Role == "" {
-			return fmt.Errorf("sqlstore: update %q: file without a role", gun)
+			return 0, fmt.Errorf("sqlstore: update %q: file without a role", gun)
 		}
 		sum := sha256.Sum256(f.Data)
 		h := hex.EncodeToString(sum[:])
 		if f.SHA256 == "" {
 			f.SHA256 = h
 		} else if f.SHA256 != h {
-			return fmt.Errorf("sqlstore: update %q: %s version %d: SHA256 does not match the data", gun, f.Role, f.Version)
+			return 0, fmt.Errorf("sqlstore: update %q: %s version %d: SHA256 does not match the data", gun, f.Role, f.Version)
 		}
 		if f.Data == nil {
 			f.Data = []byte{}
@@ -52,6 +69,7 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) 
 	})
 	now := s.d.timeArg(storeTime(s.now()))
 
+	var appendID int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, f := range fs {
 			// Advance the head only if the new version is greater; zero
@@ -91,12 +109,19 @@ func (s *Store) UpdateMany(ctx context.Context, gun string, files []store.File) 
 				return err
 			}
 		}
+		if entry != nil {
+			ids, err := s.AppendAudit(ctx, tx, [][]byte{entry})
+			if err != nil {
+				return err
+			}
+			appendID = ids[0]
+		}
 		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
+		return 0, fmt.Errorf("sqlstore: update %q: %w", gun, classify(err))
 	}
-	return nil
+	return appendID, nil
 }
 
 // oldVersion maps a unique violation to store.ErrOldVersion.
@@ -175,7 +200,25 @@ WHERE sha256 = ? AND gun = ? AND role = ? ORDER BY version DESC LIMIT 1`, sha256
 
 // Delete implements store.MetaStore.
 func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
-	var deleted bool
+	deleted, _, err := s.deleteGUN(ctx, gun, nil)
+	return deleted, err
+}
+
+// DeleteAudited implements store.AuditedMetaStore: Delete, with entry
+// stored as a pending audit log entry in the same transaction when
+// something was removed.
+func (s *Store) DeleteAudited(ctx context.Context, gun string, entry []byte) (bool, int64, error) {
+	if entry == nil {
+		return false, 0, fmt.Errorf("sqlstore: delete %q: no audit entry", gun)
+	}
+	return s.deleteGUN(ctx, gun, entry)
+}
+
+func (s *Store) deleteGUN(ctx context.Context, gun string, entry []byte) (bool, int64, error) {
+	var (
+		deleted  bool
+		appendID int64
+	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM tuf_heads WHERE gun = ?`), gun); err != nil {
 			return err
@@ -201,12 +244,19 @@ func (s *Store) Delete(ctx context.Context, gun string) (bool, error) {
 			s.d.timeArg(storeTime(s.now())), gun, store.CategoryDeletion); err != nil {
 			return err
 		}
+		if entry != nil {
+			ids, err := s.AppendAudit(ctx, tx, [][]byte{entry})
+			if err != nil {
+				return err
+			}
+			appendID = ids[0]
+		}
 		return s.notify(ctx, tx, gun)
 	})
 	if err != nil {
-		return false, fmt.Errorf("sqlstore: delete %q: %w", gun, classify(err))
+		return false, 0, fmt.Errorf("sqlstore: delete %q: %w", gun, classify(err))
 	}
-	return deleted, nil
+	return deleted, appendID, nil
 }
 
 // Changes implements store.MetaStore. records 0 returns no records.
