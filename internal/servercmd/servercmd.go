@@ -328,6 +328,11 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if svc != nil {
 		groups = append(groups, ServiceGroup(svc))
 		svcAuthz = svc
+		dash, err := DashboardGroup(svc, st, nil, cfg.Service.BaseURL, log) // ui.go
+		if err != nil {
+			return err
+		}
+		groups = append(groups, dash)
 	}
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
