@@ -3,13 +3,17 @@ package ui_test
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"github.com/signet-trust/signet/internal/audit"
 	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,12 +81,25 @@ type fixture struct {
 
 func newFixture(t *testing.T, limit ratelimit.Limit) *fixture {
 	ctx := t.Context()
-	st, err := sqlstore.Open(ctx, "sqlite::memory:")
+	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "signet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc, err := service.New(service.Config{Store: st, Keys: noKeys{}, Repos: noRepos{}, Images: noImages{}})
+	// The audit log, integrating what the service commits.
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.New(audit.Config{Store: st.AuditLog(), Origin: "signet.test/audit", Signer: key, Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); alog.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	svc, err := service.New(service.Config{Store: st, Keys: noKeys{}, Repos: noRepos{}, Images: noImages{}, AuditKick: alog.Kick})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +157,7 @@ func newFixture(t *testing.T, limit ratelimit.Limit) *fixture {
 	if limit == (ratelimit.Limit{}) {
 		limit = ratelimit.Limit{Rate: -1}
 	}
-	u, err := ui.New(ui.Config{Service: svc, Meta: st, Repos: st, Logger: slog.New(slog.NewTextHandler(tlog{t}, nil)), LoginsPerUser: limit, LoginsPerAddress: ratelimit.Limit{Rate: -1}})
+	u, err := ui.New(ui.Config{Service: svc, Meta: st, Repos: st, Audit: alog, AuditEntries: st.AuditLog(), Logger: slog.New(slog.NewTextHandler(tlog{t}, nil)), LoginsPerUser: limit, LoginsPerAddress: ratelimit.Limit{Rate: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,10 +475,6 @@ func TestAdminPages(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, "docker trust signer add --key ci.pub ci example.com/app") {
 		t.Errorf("projects page: %d\n%s", resp.StatusCode, page)
 	}
-	resp, page = root.do("GET", "/ui/audit", nil)
-	if resp.StatusCode != 200 || !strings.Contains(page, "keeps no audit log") {
-		t.Errorf("audit page without a log: %d", resp.StatusCode)
-	}
 	resp, _ = root.do("GET", "/ui/static/htmx.min.js", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("htmx: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -472,3 +485,67 @@ func TestAdminPages(t *testing.T) {
 type tlog struct{ t *testing.T }
 
 func (l tlog) Write(p []byte) (int, error) { l.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func TestAuditPage(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	const id1, id2 = "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002"
+	alice := f.browser().loggedIn("alice")
+	_, page := alice.do("GET", "/ui/requests/"+id1, nil)
+	csrf := csrfOf(t, page)
+	alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}})
+	alice.do("POST", "/ui/requests/"+id2+"/deny", url.Values{"csrf": {csrf}, "comment": {xss}})
+	root := f.browser().loggedIn("root")
+	// The entries appear once the log integrated them.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, page := root.do("GET", "/ui/audit?type=request.deny&actor=alice", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("audit page: %d\n%s", resp.StatusCode, page)
+		}
+		if strings.Contains(page, `href="/ui/requests/`+id2+`"`) {
+			if strings.Contains(page, xss) || !strings.Contains(page, html.EscapeString(xss)) {
+				t.Errorf("the deny comment is not escaped in the audit log")
+			}
+			if strings.Contains(page, "/ui/requests/"+id1) {
+				t.Errorf("the type filter let the approval through")
+			}
+			if p := html.UnescapeString(page); !strings.Contains(p, "signet audit verify --server ") || !strings.Contains(p, "signet.test/audit+") {
+				t.Errorf("the audit page lacks the verify command with the key")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the denial never appeared in the audit page:\n%s", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, page = root.do("GET", "/ui/audit?type=request.approve", nil)
+	if !strings.Contains(page, `href="/ui/requests/`+id1+`"`) {
+		t.Errorf("the approval is not on the audit page")
+	}
+	_, page = root.do("GET", "/ui/audit?actor=nobody", nil)
+	if !strings.Contains(page, "No entries match.") {
+		t.Errorf("a filter that matches nothing shows entries")
+	}
+	if resp, _ := root.do("GET", "/ui/audit?before=x1", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("before=x1: %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestNoAuditLog(t *testing.T) {
+	st, err := sqlstore.Open(t.Context(), "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := service.New(service.Config{Store: st, Keys: noKeys{}, Repos: noRepos{}, Images: noImages{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ui.New(ui.Config{Service: svc, Meta: st, Repos: st, Audit: nil, AuditEntries: st.AuditLog()}); err == nil {
+		t.Errorf("ui.New took the log's entries without the log")
+	}
+	if _, err := ui.New(ui.Config{Service: svc, Repos: st}); err == nil {
+		t.Errorf("ui.New took a configuration without the metadata store")
+	}
+}

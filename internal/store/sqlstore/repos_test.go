@@ -9,7 +9,11 @@ import (
 )
 
 func TestRepositories(t *testing.T) {
-	s := openT(t, "sqlite::memory:")
+	t.Run("SQLite", func(t *testing.T) { testRepositories(t, openT(t, "sqlite::memory:")) })
+	t.Run("PostgreSQL", func(t *testing.T) { testRepositories(t, openT(t, postgresSchema(t, postgresURL(t)))) })
+}
+
+func testRepositories(t *testing.T, s *Store) {
 	ctx := t.Context()
 	exp := time.Now().Add(time.Hour)
 	for _, gun := range []string{"docker.io/b/app", "docker.io/a/app", "quay.io/x/tool", "docker.io/a/lib_x", "docker.io/a/libyx"} {
