@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/service"
-	"github.com/signet-trust/signet/internal/store"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -324,26 +324,45 @@ func subjectLink(s audit.Subject) string {
 	return ""
 }
 
+// formState is a form sent back with the service's refusal.
+type formState struct {
+	Problem string
+	Form    string // "project" or "policy:<project>"
+	Values  url.Values
+}
+
+// Get is a field of the form sent back, for the template.
+func (f formState) Get(name string) string { return f.Values.Get(name) }
+
 func (u *UI) projects(w http.ResponseWriter, r *http.Request, s *session) error {
+	return u.showProjects(w, r, s, http.StatusOK, formState{})
+}
+
+func (u *UI) showProjects(w http.ResponseWriter, r *http.Request, s *session, status int, fs formState) error {
 	list, err := u.cfg.Service.ListProjects(r.Context(), s.p)
 	if err != nil {
 		return err
 	}
 	type proj struct {
-		P        any
-		Name     string
-		Command  string
-		Key      string
-		Policies []any
+		P         any
+		Name      string
+		Command   string
+		Key       string
+		Policies  []any
+		MayManage bool
 	}
-	var d struct{ Projects []proj }
+	d := struct {
+		Projects []proj
+		Form     formState
+	}{Form: fs}
 	for _, lp := range list.Projects {
 		full, err := u.cfg.Service.GetProject(r.Context(), s.p, lp.Name)
 		if err != nil {
 			return err
 		}
 		pj := proj{P: full, Name: full.Name, Key: full.PublicKey,
-			Command: "docker trust signer add --key " + full.Signer + ".pub " + full.Signer + " " + full.Repository}
+			Command:   "docker trust signer add --key " + full.Signer + ".pub " + full.Signer + " " + full.Repository,
+			MayManage: s.p.Admin() || slices.Contains(full.Managers, s.user)}
 		pols, err := u.cfg.Service.ListPolicies(r.Context(), s.p, full.Name)
 		if err == nil {
 			for _, p := range pols.Policies {
@@ -352,7 +371,7 @@ func (u *UI) projects(w http.ResponseWriter, r *http.Request, s *session) error 
 		}
 		d.Projects = append(d.Projects, pj)
 	}
-	u.render(w, r, s, http.StatusOK, "projects", d)
+	u.render(w, r, s, status, "projects", d)
 	return nil
 }
 
@@ -379,5 +398,3 @@ func (u *UI) users(w http.ResponseWriter, r *http.Request, s *session) error {
 	u.render(w, r, s, http.StatusOK, "users", d)
 	return nil
 }
-
-var _ = store.ErrNotFound

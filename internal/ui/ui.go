@@ -171,7 +171,12 @@ func (u *UI) Routes() []Route {
 		{get, "/ui/repositories/{gun...}", "UIRepository", u.page(u.repository)},
 		{get, "/ui/audit", "UIAudit", u.page(u.auditPage)},
 		{get, "/ui/projects", "UIProjects", u.page(u.projects)},
+		{post, "/ui/projects", "UICreateProject", u.action(u.createProject)},
+		{post, "/ui/projects/{name}/policies", "UICreatePolicy", u.action(u.createPolicy)},
+		{get, "/ui/projects/{name}/policies/{policy}", "UIPolicy", u.page(u.editPolicy)},
+		{post, "/ui/projects/{name}/policies/{policy}", "UIUpdatePolicy", u.action(u.updatePolicy)},
 		{get, "/ui/users", "UIUsers", u.page(u.users)},
+		{post, "/ui/users/{user}/tokens/{id}/revoke", "UIRevokeToken", u.action(u.revokeToken)},
 		{get, "/ui/static/{file}", "UIStatic", u.plain(u.static)},
 		{"", "/ui/", "UINotFound", u.page(func(w http.ResponseWriter, r *http.Request, s *session) error {
 			return errNotFound

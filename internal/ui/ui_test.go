@@ -549,3 +549,86 @@ func TestNoAuditLog(t *testing.T) {
 		t.Errorf("ui.New took a configuration without the metadata store")
 	}
 }
+
+func TestAdminForms(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	ctx := t.Context()
+	root := f.browser().loggedIn("root")
+	_, page := root.do("GET", "/ui/projects", nil)
+	csrf := csrfOf(t, page)
+
+	// Without the CSRF token nothing is created.
+	if resp, _ := root.do("POST", "/ui/projects/app/policies", url.Values{"name": {"beta"}, "required": {"1"}, "approvers": {"alice"}, "submitters": {"carol"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("create policy without CSRF: %d, want 403", resp.StatusCode)
+	}
+	// The service's validation, shown on the form; nothing created.
+	resp, page := root.do("POST", "/ui/projects/app/policies", url.Values{"csrf": {csrf}, "name": {"beta"}, "required": {"3"}, "approvers": {"alice"}, "submitters": {"carol"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(html.UnescapeString(page), "nobody could ever complete the approval") {
+		t.Errorf("a policy needing 3 of 1 approver: %d", resp.StatusCode)
+	}
+	if resp, _ := root.do("POST", "/ui/projects/app/policies", url.Values{"csrf": {csrf}, "name": {"beta"}, "required": {"x"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("required x: %d, want 400", resp.StatusCode)
+	}
+	if _, err := f.st.GetPolicy(ctx, "app", "beta"); err == nil {
+		t.Fatal("a refused form created the policy")
+	}
+	resp, _ = root.do("POST", "/ui/projects/app/policies", url.Values{"csrf": {csrf}, "name": {"beta"}, "required": {"1"},
+		"approvers": {"alice, bob"}, "submitters": {"carol"}, "tags": {xss}, "formats": {"dct"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create policy: %d", resp.StatusCode)
+	}
+	pol, err := f.st.GetPolicy(ctx, "app", "beta")
+	if err != nil || pol.Required != 1 || strings.Join(pol.Approvers, ",") != "alice,bob" || pol.Tags != xss {
+		t.Fatalf("the policy created: %+v %v", pol, err)
+	}
+	_, page = root.do("GET", "/ui/projects", nil)
+	if strings.Contains(page, xss) {
+		t.Errorf("the policy's tags are shown unescaped")
+	}
+
+	// alice manages the project: she edits its policy; bob may not.
+	alice := f.browser().loggedIn("alice")
+	_, page = alice.do("GET", "/ui/projects/app/policies/beta", nil)
+	resp, _ = alice.do("POST", "/ui/projects/app/policies/beta", url.Values{"csrf": {csrfOf(t, page)}, "required": {"2"}, "approvers": {"alice, bob"}, "submitters": {"carol"}, "tags": {"v.*"}, "formats": {"dct"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit policy: %d", resp.StatusCode)
+	}
+	if pol, _ := f.st.GetPolicy(ctx, "app", "beta"); pol.Required != 2 || pol.Tags != "v.*" {
+		t.Errorf("after the edit: %+v", pol)
+	}
+	bob := f.browser().loggedIn("bob")
+	_, page = bob.do("GET", "/ui/", nil)
+	resp, _ = bob.do("POST", "/ui/projects/app/policies/beta", url.Values{"csrf": {csrfOf(t, page)}, "required": {"1"}, "approvers": {"bob"}, "submitters": {"carol"}})
+	if resp.StatusCode < 400 {
+		t.Errorf("bob, no manager, edited the policy: %d", resp.StatusCode)
+	}
+	if pol, _ := f.st.GetPolicy(ctx, "app", "beta"); pol.Required != 2 {
+		t.Errorf("bob's refused edit changed the policy: %+v", pol)
+	}
+
+	// A project with a bad name is refused with the service's sentence.
+	resp, page = root.do("POST", "/ui/projects", url.Values{"csrf": {csrf}, "name": {"Bad Name"}, "repository": {"example.com/x"}, "signer": {"ci"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, `role="alert"`) {
+		t.Errorf("a project named Bad Name: %d", resp.StatusCode)
+	}
+	if _, err := f.st.GetProject(ctx, "Bad Name"); err == nil {
+		t.Errorf("a refused project was created")
+	}
+
+	// An admin revokes a user's API token.
+	tok := record.Token{ID: "tok1", User: "alice", Description: "laptop", Hash: []byte("0123456789abcdef0123456789abcdef"), Created: f.now}
+	if err := f.st.CreateToken(ctx, tok, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, page = root.do("GET", "/ui/users", nil)
+	if !strings.Contains(page, `/ui/users/alice/tokens/tok1/revoke`) {
+		t.Fatalf("the users page offers no Revoke for alice's token")
+	}
+	if resp, _ := root.do("POST", "/ui/users/alice/tokens/tok1/revoke", url.Values{"csrf": {csrfOf(t, page)}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	toks, _ := f.st.ListTokens(ctx, "alice")
+	if len(toks) != 1 || toks[0].Revoked.IsZero() {
+		t.Errorf("alice's token after the revocation: %+v", toks)
+	}
+}
