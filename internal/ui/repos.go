@@ -38,6 +38,7 @@ func (u *UI) repositories(w http.ResponseWriter, r *http.Request, s *session) er
 	}
 	d.GUNs = guns
 	page := "repositories"
+	w.Header().Set("Vary", "HX-Request")
 	if r.Header.Get("HX-Request") == "true" {
 		page = "repolist" // the list alone, for the search box
 	}

@@ -632,3 +632,27 @@ func TestAdminForms(t *testing.T) {
 		t.Errorf("alice's token after the revocation: %+v", toks)
 	}
 }
+
+func TestRepositorySearchFragment(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	b := f.browser().loggedIn("alice")
+	req, _ := http.NewRequest("GET", f.srv.URL+"/ui/repositories?q=app", nil)
+	req.Header.Set("HX-Request", "true")
+	for k, v := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	page := string(body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(strings.TrimSpace(page), `<div id="repo-list">`) || strings.Contains(page, "<html") {
+		t.Errorf("the search fragment for htmx: %d\n%s", resp.StatusCode, page)
+	}
+	if !strings.Contains(page, ">example.com/app</a>") {
+		t.Errorf("the fragment lacks the match")
+	}
+	checkHeaders(t, resp)
+}
