@@ -7,7 +7,9 @@
 #                    exim4-daemon-light (the SMTP sink of the notify tests;
 #                    the tests run it on a free loopback port, never as a
 #                    system service), etcd-server (under the kube-apiserver
-#                    of the webhook tests; never started as a system service)
+#                    of the webhook tests; never started as a system service),
+#                    chromium (the headless browser of the web dashboard's
+#                    end-to-end test, internal/e2e/ui)
 #   Docker CLI:      must provide `docker trust`; installed from Debian's
 #                    docker.io package only when no docker binary exists
 #   PostgreSQL:      started if nothing answers on 127.0.0.1:5432
@@ -39,7 +41,7 @@ apt_install() {
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light etcd-server)
+packages=(notary docker-registry skopeo softhsm2 postgresql exim4-daemon-light etcd-server chromium)
 missing=()
 for p in "${packages[@]}"; do
   installed "$p" || missing+=("$p")
@@ -47,7 +49,7 @@ done
 if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
-for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4 etcd; do
+for b in notary notary-server notary-signer docker-registry skopeo softhsm2-util pg_ctlcluster pg_isready exim4 etcd chromium; do
   command -v "$b" >/dev/null 2>&1 || [[ -x /usr/sbin/$b ]] || die "$b not found on PATH after installing ${packages[*]}"
 done
 

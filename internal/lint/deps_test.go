@@ -387,3 +387,30 @@ func TestServerLinksWithoutCgo(t *testing.T) {
 			"the server ships as a static binary; cgo is confined to PKCS#11 in signet-signer (style-anchors §6.2 Storage)"))
 	}
 }
+
+// libraryBans are packages a library package must not link, on top of the
+// refused list: internal/ui, the web dashboard, reads storage through
+// interfaces (the metadata store, the service's store, the audit log's
+// store) that signet-server's command fills in; keys stay behind the
+// signing service.
+var libraryBans = map[string][]ban{
+	"internal/ui": concat(sqlBans, pkcs11Bans, []ban{
+		{"internal/servercmd", "the server's command wires the dashboard, not the other way round"},
+	}),
+}
+
+// TestLibraryDependencies checks the budgets of libraryBans.
+func TestLibraryDependencies(t *testing.T) {
+	t.Parallel()
+	mod := modulePath(t)
+	for name, bans := range libraryBans {
+		t.Run(name, func(t *testing.T) {
+			root := mod + "/" + name
+			seen := make(map[string]bool)
+			checkBans(t, mustList(t, defaultList()), root, "", "dependency budget of "+name, bans, seen)
+			if pk := mustList(t, pkcs11List()); pk[root] != nil { // listed once a binary links it
+				checkBans(t, pk, root, " (-tags pkcs11)", "dependency budget of "+name, bans, seen)
+			}
+		})
+	}
+}

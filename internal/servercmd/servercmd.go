@@ -335,6 +335,11 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if svc != nil {
 		groups = append(groups, ServiceGroup(svc))
 		svcAuthz = svc
+		dash, err := DashboardGroup(svc, st, nil, cfg.Service.BaseURL, log) // ui.go
+		if err != nil {
+			return err
+		}
+		groups = append(groups, dash)
 	}
 	if auditLog != nil {
 		g, err := AuditGroup(auditLog, svc, log.With("component", "audit"))
