@@ -86,9 +86,17 @@ func NewClient(baseURL string, tlsConfig *tls.Config, opts ClientOptions) (*Clie
 		// detected by pings and dropped, instead of hanging calls.
 		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 5 * time.Second},
 	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   opts.Timeout,
+		// A signer never redirects: a 3xx is an error (see call), and the
+		// request, its body and the client certificate go nowhere but the
+		// configured signer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return &Client{
 		base:    strings.TrimRight(u.String(), "/"),
-		hc:      &http.Client{Transport: tr, Timeout: opts.Timeout},
+		hc:      hc,
 		alg:     opts.Algorithm,
 		timeout: opts.Timeout,
 		pubs:    map[string]heldPub{},
@@ -357,6 +365,9 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	}
 	if len(raw) > maxResponse {
 		return fmt.Errorf("signerapi: answer larger than %d bytes", maxResponse)
+	}
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("signerapi: the signer answered %s, redirecting to %q: a signer does not redirect, and the request was not sent there (check the signer URL %s)", resp.Status, resp.Header.Get("Location"), c.base)
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb ErrorBody
