@@ -43,7 +43,7 @@ func newAuditSink(p *Policy, log *slog.Logger, m *metrics) *auditSink {
 	if p.cfg.Audit.URL != "" {
 		s.url = strings.TrimSuffix(p.cfg.Audit.URL, "/") + audit.AppendPath
 		s.token = p.auditToken
-		s.hc = &http.Client{Transport: p.auditHTTP, Timeout: 5 * time.Second}
+		s.hc = &http.Client{Transport: p.auditHTTP, Timeout: 5 * time.Second, CheckRedirect: noRedirect}
 	}
 	return s
 }

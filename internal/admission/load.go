@@ -242,6 +242,16 @@ func transport(pool *x509.CertPool) *http.Transport {
 	return t
 }
 
+// noRedirect is the redirect policy of the clients that carry the
+// webhook's own bearer tokens (the audit log, the Kubernetes API): neither
+// server redirects, so a 3xx is an error and the token goes nowhere but
+// the URL configured. (Go's client would re-send the Authorization header
+// to another port, or over plain http, of the same host name; and an
+// audit record answered 201 by another server would count as recorded.)
+func noRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("redirected to %s: not followed; configure the final URL", req.URL.Redacted())
+}
+
 // certPool reads a CA bundle; "" is the system roots (nil).
 func certPool(file string) (*x509.CertPool, error) {
 	if file == "" {

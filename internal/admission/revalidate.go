@@ -189,7 +189,7 @@ func newPodLister(getenv func(string) string, apiURL, tokenFile, caFile string) 
 	if err != nil {
 		return nil, fmt.Errorf("the Kubernetes API CA: %w", err)
 	}
-	return &podLister{url: strings.TrimSuffix(apiURL, "/"), tokenFile: tokenFile, hc: &http.Client{Transport: transport(pool), Timeout: 30 * time.Second}}, nil
+	return &podLister{url: strings.TrimSuffix(apiURL, "/"), tokenFile: tokenFile, hc: &http.Client{Transport: transport(pool), Timeout: 30 * time.Second, CheckRedirect: noRedirect}}, nil
 }
 
 // pods lists every pod, a page at a time.

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-trust/signet/internal/atomicfile"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
 )
 
@@ -74,9 +75,9 @@ func (a *app) adminWhoamiCmd() *cobra.Command {
 				if name == "" {
 					name = "(" + me.Kind + ")"
 				}
-				fmt.Fprintf(a.env.Stdout, "%s, %s", name, role)
+				fmt.Fprintf(a.env.Stdout, "%s, %s", printable.Quote(name), role)
 				if len(me.Manages) > 0 {
-					fmt.Fprintf(a.env.Stdout, ", manages %s", strings.Join(me.Manages, ", "))
+					fmt.Fprintf(a.env.Stdout, ", manages %s", quoteAll(me.Manages))
 				}
 				fmt.Fprintln(a.env.Stdout)
 				return nil
@@ -149,7 +150,7 @@ func (a *app) adminUserCmd() *cobra.Command {
 				w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "NAME\tROLE\tEMAIL\tPASSWORD\tCREATED")
 				for _, u := range l.Users {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\n", u.Name, userRole(u), u.Email, u.HasPassword, u.Created.Format(time.RFC3339))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\n", printable.Quote(u.Name), userRole(u), printable.Quote(u.Email), u.HasPassword, u.Created.Format(time.RFC3339))
 				}
 				return w.Flush()
 			})
@@ -218,7 +219,7 @@ func (a *app) adminUserCmd() *cobra.Command {
 				if a.jsonOutput() {
 					return a.printJSON(u)
 				}
-				fmt.Fprintf(a.env.Stdout, "user %s: %s\n", u.Name, userRole(u))
+				fmt.Fprintf(a.env.Stdout, "user %s: %s\n", printable.Quote(u.Name), userRole(u))
 				return nil
 			})
 		},
@@ -290,7 +291,7 @@ func (a *app) adminTokenCmd() *cobra.Command {
 				w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tDESCRIPTION\tCREATED\tEXPIRES\tREVOKED")
 				for _, t := range l.Tokens {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Description, t.Created.Format(time.RFC3339), timeOr(t.Expires, "never"), timeOr(t.Revoked, "-"))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", printable.Quote(t.ID), printable.Quote(t.Description), t.Created.Format(time.RFC3339), timeOr(t.Expires, "never"), timeOr(t.Revoked, "-"))
 				}
 				return w.Flush()
 			})
@@ -373,20 +374,20 @@ func (a *app) printProject(p serviceapi.Project) error {
 		return a.printJSON(p)
 	}
 	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Project\t%s\n", p.Name)
-	fmt.Fprintf(w, "Repository\t%s\n", p.Repository)
-	fmt.Fprintf(w, "Signer\t%s (key %s)\n", p.Signer, p.KeyID)
-	fmt.Fprintf(w, "Cosign key\t%s\n", p.CosignKeyID)
+	fmt.Fprintf(w, "Project\t%s\n", printable.Quote(p.Name))
+	fmt.Fprintf(w, "Repository\t%s\n", printable.Quote(p.Repository))
+	fmt.Fprintf(w, "Signer\t%s (key %s)\n", printable.Quote(p.Signer), printable.Quote(p.KeyID))
+	fmt.Fprintf(w, "Cosign key\t%s\n", printable.Quote(p.CosignKeyID))
 	if len(p.Managers) > 0 {
-		fmt.Fprintf(w, "Managers\t%s\n", strings.Join(p.Managers, ", "))
+		fmt.Fprintf(w, "Managers\t%s\n", quoteAll(p.Managers))
 	}
 	if len(p.Policies) > 0 {
-		fmt.Fprintf(w, "Policies\t%s\n", strings.Join(p.Policies, ", "))
+		fmt.Fprintf(w, "Policies\t%s\n", quoteAll(p.Policies))
 	}
 	if st := p.State; st != nil {
 		ready := "yes"
 		if !st.Ready {
-			ready = "no: " + st.Fix
+			ready = "no: " + printable.Quote(st.Fix)
 		}
 		fmt.Fprintf(w, "Ready to sign\t%s\n", ready)
 		fmt.Fprintf(w, "Server-managed snapshot\t%v\n", st.ServerManagedSnapshot)
@@ -394,7 +395,7 @@ func (a *app) printProject(p serviceapi.Project) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.env.Stdout, "\n%s", p.PublicKey)
+	fmt.Fprintf(a.env.Stdout, "\n%s", printable.Lines(p.PublicKey))
 	return nil
 }
 
@@ -453,7 +454,7 @@ the public key as a signer, exactly as for a person:
 				w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "NAME\tREPOSITORY\tSIGNER\tKEY")
 				for _, p := range l.Projects {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.Repository, p.Signer, p.KeyID)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", printable.Quote(p.Name), printable.Quote(p.Repository), printable.Quote(p.Signer), printable.Quote(p.KeyID))
 				}
 				return w.Flush()
 			})
@@ -699,7 +700,7 @@ taking GitHub Actions submissions from main and tags, with 2 of 3 approvals:
 					if p.Origin != nil {
 						from = p.Origin.Issuer
 					}
-					fmt.Fprintf(w, "%s\t%d of %s\t%s\t%s\n", p.Name, p.Approvals.Required, strings.Join(p.Approvals.Approvers, ","), from, p.Tags)
+					fmt.Fprintf(w, "%s\t%d of %s\t%s\t%s\n", printable.Quote(p.Name), p.Approvals.Required, printable.Quote(strings.Join(p.Approvals.Approvers, ",")), printable.Quote(from), printable.Quote(fmt.Sprint(p.Tags)))
 				}
 				return w.Flush()
 			})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/audit/auditclient"
+	"github.com/signet-trust/signet/internal/printable"
 )
 
 type auditOptions struct {
@@ -144,7 +145,7 @@ type); --since keeps entries from a time (RFC 3339) or a duration ago (such as 2
 			tw := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "INDEX\tTIME\tTYPE\tACTOR\tSUBJECT")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Index, r.ev.Time.UTC().Format(time.RFC3339), r.ev.Type, r.ev.Actor, r.ev.Subject)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Index, r.ev.Time.UTC().Format(time.RFC3339), printable.Quote(string(r.ev.Type)), printable.Quote(r.ev.Actor.String()), printable.Quote(r.ev.Subject.String()))
 			}
 			return tw.Flush()
 		},

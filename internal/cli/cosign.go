@@ -24,6 +24,7 @@ import (
 
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/oci"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
 	"github.com/signet-trust/signet/internal/trustdir"
@@ -298,7 +299,7 @@ func (c *cosignCmd) printWritten(t oci.Target, ptype string, ws []oci.Written) e
 		if w.Existing {
 			state = "already there, nothing written"
 		}
-		fmt.Fprintf(c.a.env.Stdout, "  %-6s %s (%s)\n", w.Form, w.Ref, state)
+		fmt.Fprintf(c.a.env.Stdout, "  %-6s %s (%s)\n", w.Form, printable.Quote(w.Ref), state)
 	}
 	return nil
 }
@@ -503,7 +504,7 @@ func (c *cosignCmd) verify(ctx context.Context, image string, attestations bool)
 	}
 	if attestations {
 		for _, s := range rep.Verified {
-			fmt.Fprintf(c.a.env.Stdout, "%s\n", s.Payload)
+			fmt.Fprintf(c.a.env.Stdout, "%s\n", printable.Lines(string(s.Payload)))
 		}
 		return nil
 	}

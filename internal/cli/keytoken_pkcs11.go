@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/signet-trust/signet/internal/keys/pkcs11"
@@ -31,7 +32,9 @@ func (ts *tokenSessions) close() {
 func needPKCS11(string) error { return nil }
 
 // tokenURI parses a pkcs11: URI, taking the module from SIGNET_PKCS11_MODULE
-// when the URI has none.
+// when the URI has none. The module must be allowed (moduleAllowList): a
+// URI from a command line or a trust directory cannot choose the library
+// this process loads.
 func (a *app) tokenURI(s string) (pkcs11.URI, error) {
 	u, err := pkcs11.ParseURI(s)
 	if err != nil {
@@ -46,7 +49,32 @@ func (a *app) tokenURI(s string) (pkcs11.URI, error) {
 	if u.Token == "" && u.Serial == "" {
 		return u, fmt.Errorf("%q names no token: add token=<label> or serial=<serial>", s)
 	}
+	allow, err := a.moduleAllowList()
+	if err != nil {
+		return u, err
+	}
+	if err := allow.Check(u.ModulePath, envPKCS11Modules); err != nil {
+		return u, err
+	}
 	return u, nil
+}
+
+// moduleAllowList is the modules this run may load: those listed in
+// SIGNET_PKCS11_MODULES, else the well-known SoftHSM2, OpenSC and ykcs11
+// modules present on the machine; and SIGNET_PKCS11_MODULE, which the
+// user set as well.
+func (a *app) moduleAllowList() (pkcs11.ModuleAllowList, error) {
+	l := pkcs11.DefaultModules()
+	if v := a.env.Getenv(envPKCS11Modules); v != "" {
+		var err error
+		if l, err = pkcs11.ParseModuleList(v); err != nil {
+			return l, fmt.Errorf("%s: %w", envPKCS11Modules, err)
+		}
+	}
+	if m := a.env.Getenv(envPKCS11Module); filepath.IsAbs(m) {
+		return pkcs11.NewModuleAllowList(append(l.Paths(), m)...)
+	}
+	return l, nil
 }
 
 // tokenPIN finds the PIN: SIGNET_PKCS11_PIN, the URI's pin-source, the

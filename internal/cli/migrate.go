@@ -28,6 +28,7 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/oci"
 	"github.com/signet-trust/signet/internal/policy"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/tuf/trust"
 )
@@ -433,21 +434,21 @@ func (m *migrateCmd) progress(total int, done, fails *atomic.Int64) func() {
 // print writes the report: JSON, or a table of the tags and a summary.
 func (m *migrateCmd) print(rep *migrateReport) error {
 	for _, s := range rep.Skipped {
-		fmt.Fprintf(m.a.env.Stderr, "WARNING: %s: left out, as notary and docker leave it out; its tags are not migrated\n", s)
+		fmt.Fprintf(m.a.env.Stderr, "WARNING: %s: left out, as notary and docker leave it out; its tags are not migrated\n", printable.Quote(s))
 	}
 	if m.a.jsonOutput() {
 		return m.a.printJSON(rep)
 	}
 	tw := table(m.a.env.Stdout, "TAG", "DIGEST", "RESULT")
 	for _, t := range rep.Tags {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Tag, t.Digest, t.Result)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", printable.Quote(t.Tag), printable.Quote(t.Digest), t.Result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, t := range rep.Tags {
 		if t.Result == migrateFailed || t.Result == migrateMissing {
-			fmt.Fprintf(m.a.env.Stderr, "%s: %s\n", t.Tag, t.Error)
+			fmt.Fprintf(m.a.env.Stderr, "%s: %s\n", printable.Quote(t.Tag), printable.Lines(t.Error))
 		}
 	}
 	var parts []string

@@ -24,6 +24,7 @@ import (
 	"github.com/signet-trust/signet/internal/client"
 	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/origin"
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/registry"
 	"github.com/signet-trust/signet/internal/tuf"
 )
@@ -151,7 +152,7 @@ func (m *mirrorCmd) run(ctx context.Context, guns []string) error {
 			failed++
 			res.Error = err.Error()
 			if !m.a.jsonOutput() {
-				fmt.Fprintf(m.a.env.Stderr, "* %s: not mirrored: %v\n", gun, err)
+				fmt.Fprintf(m.a.env.Stderr, "* %s: not mirrored: %s\n", printable.Quote(gun), printable.Lines(err.Error()))
 			}
 		} else {
 			res.ImportResult = ir
@@ -241,7 +242,7 @@ func (m *mirrorCmd) print(gun, server string, h *client.History, r *notaryapi.Im
 		notaryapi.ImportUpToDate:  "already up to date",
 		notaryapi.ImportNewerHere: "nothing copied: this server holds newer metadata (the repository has moved here)",
 	}[r.Outcome]
-	fmt.Fprintf(w, "%s: %s\n", gun, what)
+	fmt.Fprintf(w, "%s: %s\n", printable.Quote(gun), what)
 	roles := make([]string, 0, len(h.Versions))
 	for role := range h.Versions {
 		roles = append(roles, role)
@@ -252,21 +253,21 @@ func (m *mirrorCmd) print(gun, server string, h *client.History, r *notaryapi.Im
 		parts[0] = fmt.Sprintf("root version %d", h.Root)
 	}
 	for _, role := range roles {
-		parts = append(parts, fmt.Sprintf("%s %d", role, h.Versions[role]))
+		parts = append(parts, fmt.Sprintf("%s %d", printable.Quote(role), h.Versions[role]))
 	}
 	fmt.Fprintf(w, "  source:  %s\n", strings.Join(parts, ", "))
 	if len(r.Added) > 0 {
 		added := make([]string, len(r.Added))
 		for i, f := range r.Added {
-			added[i] = fmt.Sprintf("%s %d", f.Role, f.Version)
+			added[i] = fmt.Sprintf("%s %d", printable.Quote(string(f.Role)), f.Version)
 		}
 		fmt.Fprintf(w, "  stored:  %s\n", strings.Join(added, ", "))
 	}
 	for _, warn := range r.Warnings {
-		fmt.Fprintf(m.a.env.Stderr, "WARNING: %s: %s\n", gun, warn)
+		fmt.Fprintf(m.a.env.Stderr, "WARNING: %s: %s\n", printable.Quote(gun), printable.Lines(warn))
 	}
 	if r.Outcome != notaryapi.ImportNewerHere && h.Versions[tuf.RoleTimestamp] != 0 {
-		fmt.Fprintf(w, "  next:    notary -s %s key rotate %s timestamp -r   (before %s)\n", server, gun, r.TimestampExpires)
+		fmt.Fprintf(w, "  next:    notary -s %s key rotate %s timestamp -r   (before %s)\n", printable.Quote(server), printable.Quote(gun), printable.Quote(fmt.Sprint(r.TimestampExpires)))
 		fmt.Fprintf(w, "           if the old server held the snapshot key too, see docs/migrate.md\n")
 	}
 }

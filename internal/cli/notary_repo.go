@@ -449,7 +449,7 @@ func (a *app) listCmd() *cobra.Command {
 				if cerr != nil {
 					return err
 				}
-				fmt.Fprintf(a.env.Stderr, "WARNING: %v\nWARNING: listing the trust data of %s cached on this machine; it may not be the latest\n", err, args[0])
+				fmt.Fprintf(a.env.Stderr, "WARNING: %s\nWARNING: listing the trust data of %s cached on this machine; it may not be the latest\n", printable.Lines(err.Error()), printable.Quote(args[0]))
 				v, err, offline = cached, nil, true
 			}
 			if err != nil {
@@ -474,7 +474,7 @@ func (a *app) listCmd() *cobra.Command {
 			}
 			tw := table(a.env.Stdout, "NAME", "DIGEST", "SIZE (BYTES)", "ROLE")
 			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, t.Role)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, printable.Quote(string(t.Role)))
 			}
 			return tw.Flush()
 		},

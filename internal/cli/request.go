@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-trust/signet/internal/printable"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
 )
 
@@ -150,7 +151,7 @@ func (a *app) requestSubmit(ctx context.Context, o requestOptions, images []stri
 	if !o.wait {
 		return a.printRequest(r)
 	}
-	fmt.Fprintf(a.env.Stdout, "request %s submitted: %s\n", r.ID, describe(r))
+	fmt.Fprintf(a.env.Stdout, "request %s submitted: %s\n", printable.Quote(r.ID), describe(r))
 	// Follow with the request's status token: the ID token may expire
 	// while approvals take their time.
 	follow := *c
@@ -188,7 +189,7 @@ func describe(r serviceapi.Request) string {
 	case serviceapi.StatusAwaitingApproval:
 		var who []string
 		for _, d := range r.Approvals {
-			who = append(who, d.User)
+			who = append(who, printable.Quote(d.User))
 		}
 		s := fmt.Sprintf("awaiting approval (%d of %d", len(r.Approvals), r.Required)
 		if len(who) > 0 {
@@ -201,9 +202,9 @@ func describe(r serviceapi.Request) string {
 		return "approved, being signed"
 	}
 	if r.Reason != "" {
-		return r.Status + ": " + r.Reason
+		return printable.Quote(r.Status) + ": " + printable.Quote(r.Reason)
 	}
-	return r.Status
+	return printable.Quote(r.Status)
 }
 
 // waitFor prints r's status changes until it is final or timeout passes;
@@ -242,13 +243,13 @@ func (a *app) waitFor(ctx context.Context, c *serviceapi.Client, s *settings, r 
 		}
 	}
 	if r.Status != serviceapi.StatusSigned {
-		return fmt.Errorf("request %s was not signed: %s", r.ID, describe(r))
+		return fmt.Errorf("request %s was not signed: %s", printable.Quote(r.ID), describe(r))
 	}
 	for _, im := range r.Images {
-		fmt.Fprintf(a.env.Stdout, "signed %s as %s (%d bytes)\n", im.Image, im.Digest, im.Size)
+		fmt.Fprintf(a.env.Stdout, "signed %s as %s (%d bytes)\n", printable.Quote(im.Image), printable.Quote(im.Digest), im.Size)
 	}
 	for _, c := range r.Cosign {
-		fmt.Fprintf(a.env.Stdout, "cosign signature of %s (%s): %s\n", c.Digest, c.Form, c.Ref)
+		fmt.Fprintf(a.env.Stdout, "cosign signature of %s (%s): %s\n", printable.Quote(c.Digest), printable.Quote(c.Form), printable.Quote(c.Ref))
 	}
 	return nil
 }
@@ -258,13 +259,13 @@ func (a *app) printRequest(r serviceapi.Request) error {
 		return a.printJSON(r)
 	}
 	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "ID\t%s\n", r.ID)
+	fmt.Fprintf(w, "ID\t%s\n", printable.Quote(r.ID))
 	fmt.Fprintf(w, "Status\t%s\n", describe(r))
-	fmt.Fprintf(w, "Project\t%s (policy %s)\n", r.Project, r.Policy)
+	fmt.Fprintf(w, "Project\t%s (policy %s)\n", printable.Quote(r.Project), printable.Quote(r.Policy))
 	for _, im := range r.Images {
-		fmt.Fprintf(w, "Image\t%s\t%s\t%d bytes\n", im.Image, im.Digest, im.Size)
+		fmt.Fprintf(w, "Image\t%s\t%s\t%d bytes\n", printable.Quote(im.Image), printable.Quote(im.Digest), im.Size)
 	}
-	fmt.Fprintf(w, "Submitter\t%s\n", r.Submitter)
+	fmt.Fprintf(w, "Submitter\t%s\n", printable.Quote(r.Submitter))
 	if len(r.Origin) > 0 {
 		var names []string
 		for k := range r.Origin {
@@ -272,36 +273,36 @@ func (a *app) printRequest(r serviceapi.Request) error {
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			fmt.Fprintf(w, "Origin\t%s=%s\n", k, r.Origin[k])
+			fmt.Fprintf(w, "Origin\t%s=%s\n", printable.Quote(k), printable.Quote(r.Origin[k]))
 		}
 	}
 	if r.Description != "" {
-		fmt.Fprintf(w, "Description\t%s\n", r.Description)
+		fmt.Fprintf(w, "Description\t%s\n", printable.Quote(r.Description))
 	}
 	for _, d := range r.Approvals {
-		fmt.Fprintf(w, "Approved\t%s\t%s\t%s\n", d.User, d.Time.Format(time.RFC3339), d.Comment)
+		fmt.Fprintf(w, "Approved\t%s\t%s\t%s\n", printable.Quote(d.User), d.Time.Format(time.RFC3339), printable.Quote(d.Comment))
 	}
 	for _, d := range r.Denials {
-		fmt.Fprintf(w, "Denied\t%s\t%s\t%s\n", d.User, d.Time.Format(time.RFC3339), d.Comment)
+		fmt.Fprintf(w, "Denied\t%s\t%s\t%s\n", printable.Quote(d.User), d.Time.Format(time.RFC3339), printable.Quote(d.Comment))
 	}
 	if len(r.Formats) > 0 {
-		fmt.Fprintf(w, "Formats\t%s\n", strings.Join(r.Formats, ", "))
+		fmt.Fprintf(w, "Formats\t%s\n", quoteAll(r.Formats))
 	}
 	for _, sr := range r.Signed {
-		fmt.Fprintf(w, "Published\t%s\tversion %d\n", sr.Role, sr.Version)
+		fmt.Fprintf(w, "Published\t%s\tversion %d\n", printable.Quote(sr.Role), sr.Version)
 	}
 	for _, c := range r.Cosign {
-		fmt.Fprintf(w, "Cosign\t%s\t%s\t%s\n", c.Digest, c.Form, c.Ref)
+		fmt.Fprintf(w, "Cosign\t%s\t%s\t%s\n", printable.Quote(c.Digest), printable.Quote(c.Form), printable.Quote(c.Ref))
 	}
 	if r.ResubmittedFrom != "" {
-		fmt.Fprintf(w, "Resubmitted from\t%s\n", r.ResubmittedFrom)
+		fmt.Fprintf(w, "Resubmitted from\t%s\n", printable.Quote(r.ResubmittedFrom))
 	}
 	fmt.Fprintf(w, "Created\t%s\n", r.Created.Format(time.RFC3339))
 	if r.Status == serviceapi.StatusAwaitingApproval {
 		fmt.Fprintf(w, "Expires\t%s\n", r.Expires.Format(time.RFC3339))
 	}
 	if r.StatusToken != "" {
-		fmt.Fprintf(w, "Status token\t%s\n", r.StatusToken)
+		fmt.Fprintf(w, "Status token\t%s\n", printable.Quote(r.StatusToken))
 	}
 	return w.Flush()
 }
@@ -356,7 +357,7 @@ func (a *app) requestWaitCmd() *cobra.Command {
 			if err != nil {
 				return apiError(s, err)
 			}
-			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", r.ID, describe(r))
+			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", printable.Quote(r.ID), describe(r))
 			return a.waitFor(cmd.Context(), c, s, r, o.timeout)
 		},
 	}
@@ -410,7 +411,7 @@ func (a *app) requestListCmd() *cobra.Command {
 			w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tPROJECT\tPOLICY\tSTATUS\tIMAGE\tSUBMITTER\tCREATED")
 			for _, r := range all {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Project, r.Policy, r.Status, r.Image, r.Submitter, r.Created.Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable.Quote(r.ID), printable.Quote(r.Project), printable.Quote(r.Policy), printable.Quote(r.Status), printable.Quote(r.Image), printable.Quote(r.Submitter), r.Created.Format(time.RFC3339))
 			}
 			return w.Flush()
 		},
@@ -459,7 +460,7 @@ func (a *app) requestDecideCmd(approve bool) *cobra.Command {
 			if a.jsonOutput() {
 				return a.printJSON(r)
 			}
-			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", r.ID, describe(r))
+			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", printable.Quote(r.ID), describe(r))
 			return nil
 		},
 	}
@@ -482,7 +483,7 @@ func (a *app) requestCancelCmd() *cobra.Command {
 			if err != nil {
 				return apiError(s, err)
 			}
-			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", r.ID, describe(r))
+			fmt.Fprintf(a.env.Stdout, "request %s: %s\n", printable.Quote(r.ID), describe(r))
 			return nil
 		},
 	}
@@ -515,7 +516,7 @@ func (a *app) requestResubmitCmd() *cobra.Command {
 			if !o.wait {
 				return a.printRequest(r)
 			}
-			fmt.Fprintf(a.env.Stdout, "request %s submitted: %s\n", r.ID, describe(r))
+			fmt.Fprintf(a.env.Stdout, "request %s submitted: %s\n", printable.Quote(r.ID), describe(r))
 			return a.waitFor(cmd.Context(), c, s, r, o.timeout)
 		},
 	}

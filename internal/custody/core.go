@@ -410,6 +410,9 @@ func (c *Core) Key(ctx context.Context, id string) (Key, error) {
 
 // ListKeys lists the keys f selects, newest first.
 func (c *Core) ListKeys(ctx context.Context, f Filter) ([]Key, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	if f.Limit <= 0 || f.Limit > MaxList {
 		f.Limit = MaxList
 	}
@@ -430,6 +433,9 @@ func (c *Core) ListKeys(ctx context.Context, f Filter) ([]Key, error) {
 
 // RetireKey stops a key from signing (see Custodian).
 func (c *Core) RetireKey(ctx context.Context, id string) (Key, error) {
+	if err := CheckKeyID(id); err != nil {
+		return Key{}, err
+	}
 	if err := c.st.RetireKey(ctx, id, c.now().UTC()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Key{}, fmt.Errorf("%w: %s", ErrNotHeld, id)
@@ -466,6 +472,9 @@ func (c *Core) DeleteKey(ctx context.Context, id string) error {
 
 // record reads the record of id; ErrNotHeld when there is none.
 func (c *Core) record(ctx context.Context, id string) (Record, error) {
+	if err := CheckKeyID(id); err != nil {
+		return Record{}, err
+	}
 	rec, err := c.st.GetKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, fmt.Errorf("%w: %s", ErrNotHeld, id)
@@ -503,6 +512,9 @@ func describe(rec Record, pub *keys.PublicKey) Key {
 
 // Signer lends the signer of an active key held for gun (see Custodian).
 func (c *Core) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
+	if err := CheckKeyID(id); err != nil {
+		return nil, err
+	}
 	h, err := c.held(ctx, id)
 	if err != nil {
 		return nil, err

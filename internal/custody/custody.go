@@ -176,6 +176,47 @@ func (s Spec) Validate() error {
 	return nil
 }
 
+// CheckKeyID refuses what cannot be a key ID: anything but 64 lowercase
+// hexadecimal digits (the SHA-256 the Notary dialect names keys by). Such
+// an ID is the caller's mistake, so the error wraps ErrInvalid; no key is
+// held under it, so it wraps ErrNotHeld too.
+func CheckKeyID(id string) error {
+	ok := len(id) == 64
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+	}
+	if !ok {
+		return badKeyID(fmt.Sprintf("%v: key ID %.80q is not 64 lowercase hexadecimal digits", ErrInvalid, id))
+	}
+	return nil
+}
+
+// badKeyID is the error of CheckKeyID: ErrInvalid and ErrNotHeld at once.
+type badKeyID string
+
+func (e badKeyID) Error() string   { return string(e) }
+func (e badKeyID) Unwrap() []error { return []error{ErrInvalid, ErrNotHeld} }
+
+// Validate checks a listing's filter: names as Spec.Validate wants them,
+// a known purpose and a well-formed owner, each when given. Errors wrap
+// ErrInvalid.
+func (f Filter) Validate() error {
+	errs := []error{checkName("gun", f.GUN, false), checkName("role", f.Role, false)}
+	switch f.Purpose {
+	case "", PurposeTimestamp, PurposeSnapshot, PurposeDelegation, PurposeCosign, PurposeAuditCheckpoint:
+	default:
+		errs = append(errs, fmt.Errorf("purpose %.80q (use timestamp, snapshot, delegation, cosign or audit-checkpoint)", f.Purpose))
+	}
+	if f.Owner != "" && !ownerPattern.MatchString(f.Owner) {
+		errs = append(errs, fmt.Errorf("owner %.80q (use %q or project:<name>)", f.Owner, OwnerServer))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
 // checkName refuses names that are too long or hold control characters
 // (the additional data of the seals separates fields with NUL), and empty
 // ones when required.

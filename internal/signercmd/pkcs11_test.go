@@ -5,6 +5,7 @@ package signercmd_test
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,6 +105,35 @@ func TestServePKCS11(t *testing.T) {
 	if code := signercmd.Main(t.Context(), append(append([]string{}, args...), "--pkcs11", pkcs11.URI{ModulePath: h.Module, Token: tok.Label, Object: "k"}.String()), envMap(env), &syncBuffer{}, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "not a key") {
 		t.Fatalf("a URI naming a key: exit %d\n%s", code, &stderr)
+	}
+	var stderr2 syncBuffer
+	if code := signercmd.Main(t.Context(), append(append([]string{}, args...), "--pkcs11", pkcs11.URI{ModulePath: "softhsm/libsofthsm2.so", Token: tok.Label}.String()), envMap(env), &syncBuffer{}, &stderr2); code != 2 ||
+		!strings.Contains(stderr2.String(), "not an absolute path") {
+		t.Fatalf("a relative module path: exit %d\n%s", code, &stderr2)
+	}
+	// A module file others may write is not loaded: whoever can replace
+	// it would run code inside the signer, beside every key.
+	body, err := os.ReadFile(h.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writable := filepath.Join(dir, "libwritable.so")
+	if err := os.WriteFile(writable, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	var stderr3 syncBuffer
+	if code := signercmd.Main(t.Context(), append(append([]string{}, args...), "--pkcs11", pkcs11.URI{ModulePath: writable, Token: tok.Label}.String()), envMap(env), &syncBuffer{}, &stderr3); code != 1 ||
+		!strings.Contains(stderr3.String(), writable+" may be written by group or other") {
+		t.Fatalf("a writable module: exit %d\n%s", code, &stderr3)
+	}
+	if maps, err := os.ReadFile("/proc/self/maps"); err == nil && strings.Contains(string(maps), writable) {
+		t.Fatal("the writable module was mapped into the process")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Fatal("a refused start created the data directory")
 	}
 
 	stop, stdout := serve(t, args, env)

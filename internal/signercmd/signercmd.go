@@ -268,6 +268,8 @@ func (c Config) tokenURI() (pkcs11.URI, error) {
 		return u, fmt.Errorf("--pkcs11: %w", err)
 	case u.ModulePath == "":
 		return u, errors.New("--pkcs11: the URI needs ?module-path= (the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so)")
+	case !filepath.IsAbs(u.ModulePath):
+		return u, fmt.Errorf("--pkcs11: module-path=%s is not an absolute path: name the PKCS#11 library by its full path, e.g. /usr/lib/softhsm/libsofthsm2.so", u.ModulePath)
 	case u.Token == "" && u.Serial == "":
 		return u, errors.New("--pkcs11: the URI needs token= (the token's label) or serial=")
 	case u.Object != "" || len(u.ID) > 0:

@@ -22,6 +22,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"OnlyForItsGUN", testOnlyForItsGUN},
 		{"Purposes", testPurposes},
 		{"InvalidSpecs", testInvalidSpecs},
+		{"InvalidIDsAndFilters", testInvalidIDsAndFilters},
 		{"Import", testImport},
 		{"Rotate", testRotate},
 		{"RetireDelete", testRetireDelete},
@@ -289,6 +291,40 @@ func testInvalidSpecs(t *testing.T, s Subject) {
 	}
 	if got := all(t, c); len(got) != 0 {
 		t.Fatalf("refused specs stored keys %q", got)
+	}
+}
+
+// testInvalidIDsAndFilters: a malformed key ID is ErrInvalid (and
+// ErrNotHeld: no key has it) for every operation, a malformed filter is
+// ErrInvalid, and neither changes a key.
+func testInvalidIDsAndFilters(t *testing.T, s Subject) {
+	ctx, c := t.Context(), s.Custodian
+	k := create(t, c, delegation("alpha", "alice", custody.AlgorithmECDSA))
+	id := k.Public.ID()
+	for _, bad := range []string{"", "zz", strings.ToUpper(id), id[:63], id + "0", "../" + id[3:], id[:63] + "\x00", id[:60] + "?a=b"} {
+		for name, call := range map[string]func() error{
+			"Key":       func() error { _, err := c.Key(ctx, bad); return err },
+			"Signer":    func() error { _, err := c.Signer(ctx, gun, bad); return err },
+			"RotateKey": func() error { _, err := c.RotateKey(ctx, bad); return err },
+			"RetireKey": func() error { _, err := c.RetireKey(ctx, bad); return err },
+			"DeleteKey": func() error { return c.DeleteKey(ctx, bad) },
+		} {
+			if err := call(); !errors.Is(err, custody.ErrInvalid) || !errors.Is(err, custody.ErrNotHeld) {
+				t.Errorf("%s(%q): %v, want ErrInvalid and ErrNotHeld", name, bad, err)
+			}
+		}
+	}
+	for _, f := range []custody.Filter{
+		{GUN: "example.com/a\x01b"}, {Role: "targets/\x7f"}, {GUN: strings.Repeat("g", 256)},
+		{Purpose: "root"}, {Owner: "user:alice"},
+	} {
+		if _, err := c.ListKeys(ctx, f); !errors.Is(err, custody.ErrInvalid) {
+			t.Errorf("ListKeys(%+v): %v, want ErrInvalid", f, err)
+		}
+	}
+	got, err := c.ListKeys(ctx, custody.Filter{IncludeRetired: true})
+	if err != nil || len(got) != 1 || got[0].Public.ID() != id || !got[0].RetiredAt.IsZero() {
+		t.Fatalf("after refused calls: %d keys (%v), want only %s, active", len(got), err, id)
 	}
 }
 

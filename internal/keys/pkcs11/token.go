@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
@@ -20,9 +19,6 @@ import (
 
 // Errors callers branch on.
 var (
-	// ErrModule reports a PKCS#11 module (library) that is missing or
-	// does not load.
-	ErrModule = errors.New("pkcs11: module not usable")
 	// ErrTokenNotFound reports that no token with the label or serial asked
 	// for is present.
 	ErrTokenNotFound = errors.New("pkcs11: token not found")
@@ -61,8 +57,9 @@ type Token struct {
 	once sync.Once
 }
 
-// Open loads the module, finds the token and logs in. Each failure names
-// what to fix: a missing module file, a token that is not present (with the
+// Open loads the module, finds the token and logs in. The module must pass
+// CheckModule (which allow-list applies is the caller's business). Each
+// failure names what to fix: a missing or refused module file, a token that is not present (with the
 // labels of those that are), a wrong PIN.
 //
 // PKCS#11 login state belongs to the process: while one Token of a module
@@ -71,11 +68,8 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.ModulePath == "" {
-		return nil, fmt.Errorf("%w: no module path (module-path= in the pkcs11: URI)", ErrModule)
-	}
-	if _, err := os.Stat(cfg.ModulePath); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v (install the token's PKCS#11 library, e.g. apt-get install softhsm2 or ykcs11)", ErrModule, cfg.ModulePath, errors.Unwrap(err))
+	if err := CheckModule(cfg.ModulePath); err != nil {
+		return nil, err
 	}
 	if cfg.Token == "" && cfg.Serial == "" {
 		return nil, fmt.Errorf("%w: no token given (token= or serial= in the pkcs11: URI)", ErrTokenNotFound)

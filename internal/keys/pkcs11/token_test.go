@@ -7,6 +7,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,6 +132,8 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"missing module", pkcs11.Config{ModulePath: "/nonexistent/libnope.so", Token: "signet", PIN: "not-the-pin-4711"}, pkcs11.ErrModule, []string{"/nonexistent/libnope.so", "install"}},
 		{"no module", pkcs11.Config{Token: "signet", PIN: "not-the-pin-4711"}, pkcs11.ErrModule, []string{"module-path"}},
+		{"relative module", pkcs11.Config{ModulePath: filepath.Base(cfg.ModulePath), Token: "signet", PIN: cfg.PIN}, pkcs11.ErrModuleRefused, []string{"not an absolute path"}},
+		{"module is a directory", pkcs11.Config{ModulePath: filepath.Dir(cfg.ModulePath), Token: "signet", PIN: cfg.PIN}, pkcs11.ErrModuleRefused, []string{"not a regular file"}},
 		{"missing token", pkcs11.Config{ModulePath: cfg.ModulePath, Token: "other", PIN: cfg.PIN}, pkcs11.ErrTokenNotFound, []string{`"other"`, `present: "signet"`}},
 		{"missing serial", pkcs11.Config{ModulePath: cfg.ModulePath, Serial: "0000", PIN: cfg.PIN}, pkcs11.ErrTokenNotFound, []string{`serial "0000"`}},
 		{"wrong PIN", pkcs11.Config{ModulePath: cfg.ModulePath, Token: "signet", PIN: "wrong-pin-1234"}, pkcs11.ErrPINIncorrect, []string{`"signet"`}},
@@ -154,5 +158,42 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("error shows the PIN: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenRefusesWritableModule: a copy of the real module that group or
+// other may write is not loaded, with a message that says why, and the
+// process's memory map shows it was never mapped.
+func TestOpenRefusesWritableModule(t *testing.T) {
+	hsm := pkcs11test.New(t)
+	hsm.Setenv(t)
+	tok := hsm.InitToken(t, "signet")
+	body, err := os.ReadFile(hsm.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, perm := range []os.FileMode{0o666, 0o775} {
+		copyPath := filepath.Join(t.TempDir(), "libplanted.so")
+		if err := os.WriteFile(copyPath, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(copyPath, perm); err != nil {
+			t.Fatal(err)
+		}
+		tk, err := pkcs11.Open(t.Context(), pkcs11.Config{ModulePath: copyPath, Token: tok.Label, PIN: tok.PIN})
+		if err == nil {
+			tk.Close()
+			t.Fatalf("mode %04o: Open loaded a module others may write", perm)
+		}
+		if !errors.Is(err, pkcs11.ErrModuleRefused) || !strings.Contains(err.Error(), "group or other") || !strings.Contains(err.Error(), copyPath) {
+			t.Errorf("mode %04o: %v", perm, err)
+		}
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skipf("no /proc/self/maps to check what was loaded: %v", err)
+		}
+		if strings.Contains(string(maps), copyPath) {
+			t.Fatalf("mode %04o: the refused module was mapped into the process", perm)
+		}
 	}
 }

@@ -86,9 +86,17 @@ func NewClient(baseURL string, tlsConfig *tls.Config, opts ClientOptions) (*Clie
 		// detected by pings and dropped, instead of hanging calls.
 		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 5 * time.Second},
 	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   opts.Timeout,
+		// A signer never redirects: a 3xx is an error (see call), and the
+		// request, its body and the client certificate go nowhere but the
+		// configured signer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return &Client{
 		base:    strings.TrimRight(u.String(), "/"),
-		hc:      &http.Client{Transport: tr, Timeout: opts.Timeout},
+		hc:      hc,
 		alg:     opts.Algorithm,
 		timeout: opts.Timeout,
 		pubs:    map[string]heldPub{},
@@ -164,6 +172,9 @@ func (c *Client) ImportKey(ctx context.Context, spec custody.Spec, priv crypto.S
 
 // RotateKey makes a new key like id on the signer.
 func (c *Client) RotateKey(ctx context.Context, id string) (custody.Key, error) {
+	if err := custody.CheckKeyID(id); err != nil {
+		return custody.Key{}, err
+	}
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodPost, keyPath(id, "/rotate"), nil, nil, false, &info); err != nil {
 		return custody.Key{}, fmt.Errorf("signerapi: rotate key %s: %w", id, err)
@@ -173,6 +184,9 @@ func (c *Client) RotateKey(ctx context.Context, id string) (custody.Key, error) 
 
 // Key describes a key the signer holds, active or retired.
 func (c *Client) Key(ctx context.Context, id string) (custody.Key, error) {
+	if err := custody.CheckKeyID(id); err != nil {
+		return custody.Key{}, err
+	}
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodGet, keyPath(id, ""), nil, nil, true, &info); err != nil {
 		return custody.Key{}, fmt.Errorf("signerapi: key %s: %w", id, err)
@@ -182,6 +196,9 @@ func (c *Client) Key(ctx context.Context, id string) (custody.Key, error) {
 
 // ListKeys lists the keys f selects, newest first.
 func (c *Client) ListKeys(ctx context.Context, f custody.Filter) ([]custody.Key, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for k, v := range map[string]string{"gun": f.GUN, "role": f.Role, "purpose": string(f.Purpose), "owner": f.Owner} {
 		if v != "" {
@@ -219,6 +236,9 @@ func (c *Client) list(ctx context.Context, q url.Values) ([]custody.Key, error) 
 
 // RetireKey stops a key from signing on the signer.
 func (c *Client) RetireKey(ctx context.Context, id string) (custody.Key, error) {
+	if err := custody.CheckKeyID(id); err != nil {
+		return custody.Key{}, err
+	}
 	c.forget(id)
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodPost, keyPath(id, "/retire"), nil, nil, true, &info); err != nil {
@@ -229,6 +249,9 @@ func (c *Client) RetireKey(ctx context.Context, id string) (custody.Key, error) 
 
 // DeleteKey destroys a retired key on the signer.
 func (c *Client) DeleteKey(ctx context.Context, id string) error {
+	if err := custody.CheckKeyID(id); err != nil {
+		return err
+	}
 	c.forget(id)
 	if err := c.call(ctx, http.MethodDelete, keyPath(id, ""), nil, nil, false, nil); err != nil {
 		return fmt.Errorf("signerapi: delete key %s: %w", id, err)
@@ -247,6 +270,9 @@ func keyPath(id, suffix string) string { return "/v1/keys/" + url.PathEscape(id)
 // (with the client's timeout on top) for its calls: it is meant for the
 // request it was asked for.
 func (c *Client) Signer(ctx context.Context, gun, id string) (crypto.Signer, error) {
+	if err := custody.CheckKeyID(id); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	h, ok := c.pubs[id]
 	c.mu.Unlock()
@@ -357,6 +383,9 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	}
 	if len(raw) > maxResponse {
 		return fmt.Errorf("signerapi: answer larger than %d bytes", maxResponse)
+	}
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("signerapi: the signer answered %s, redirecting to %q: a signer does not redirect, and the request was not sent there (check the signer URL %s)", resp.Status, resp.Header.Get("Location"), c.base)
 	}
 	if resp.StatusCode/100 != 2 {
 		var eb ErrorBody

@@ -86,15 +86,16 @@ func answer(op string, err error) *apiError {
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.Is(err, custody.ErrInvalid):
+		// Validation errors describe the request, not the signer (a
+		// malformed key ID is also a key not held: it is invalid first).
+		return &apiError{http.StatusBadRequest, CodeInvalid, err.Error(), nil}
 	case errors.Is(err, keys.ErrKeyNotHeld):
 		msg := "key not held for this repository"
 		if errors.Is(err, custody.ErrRetired) {
 			msg = "the key is retired"
 		}
 		return &apiError{http.StatusNotFound, CodeNotHeld, msg, err}
-	case errors.Is(err, custody.ErrInvalid):
-		// Validation errors describe the request, not the signer.
-		return &apiError{http.StatusBadRequest, CodeInvalid, err.Error(), nil}
 	case errors.Is(err, custody.ErrExists):
 		return &apiError{http.StatusConflict, CodeExists, "the key is held already", err}
 	case errors.Is(err, custody.ErrActive):
@@ -235,6 +236,16 @@ func (h *handler) importKey(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	for k, v := range q {
+		switch k {
+		case "gun", "role", "purpose", "owner", "retired", "limit":
+			if len(v) > 1 {
+				return invalid("%s is given %d times", k, len(v))
+			}
+		default:
+			return invalid("unknown query parameter %.80q (known: gun, role, purpose, owner, retired, limit)", k)
+		}
+	}
 	f := custody.Filter{GUN: q.Get("gun"), Role: q.Get("role"), Purpose: custody.Purpose(q.Get("purpose")), Owner: q.Get("owner")}
 	if v := q.Get("retired"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/keys"
 	"github.com/signet-trust/signet/internal/signer"
 	"github.com/signet-trust/signet/internal/signer/signerapi"
@@ -35,7 +36,8 @@ func post(t *testing.T, hc *http.Client, url string, body io.Reader) (int, signe
 // the client's mistake (400 INVALID, with the reason), not the signer's
 // failure (500).
 func TestInvalidRequestsAre400(t *testing.T) {
-	e := startSigner(t, newService(t), nil, signerapi.ClientOptions{})
+	svc := newService(t)
+	e := startSigner(t, svc, nil, signerapi.ClientOptions{})
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: e.clientTLS}}
 	gun := uniqueGUN(t)
 	ec, err := e.client.Create(t.Context(), gun, "timestamp")
@@ -51,7 +53,45 @@ func TestInvalidRequestsAre400(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before, err := svc.ListKeys(t.Context(), custody.Filter{IncludeRetired: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	digest := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	signBody := `{"gun":"` + gun + `","hash":"SHA-256","digest":"` + digest + `"}`
+	for _, c := range []struct{ method, name, path, body, want string }{
+		{"POST", "an unknown algorithm", "/v1/keys", `{"gun":"g","role":"timestamp","algorithm":"rsa9"}`, `algorithm "rsa9" not supported`},
+		{"POST", "a role without online keys", "/v1/keys", `{"gun":"g","role":"root","algorithm":"ecdsa"}`, `role "root" has no online key`},
+		{"POST", "a key ID that is not hex, to sign", "/v1/keys/zz/sign", signBody, `key ID "zz" is not 64 lowercase hexadecimal digits`},
+		{"POST", "an upper-case key ID, to sign", "/v1/keys/" + strings.ToUpper(ec.ID()) + "/sign", signBody, "not 64 lowercase hexadecimal"},
+		{"POST", "a key ID with a control character, to rotate", "/v1/keys/%01" + ec.ID()[1:] + "/rotate", "", `key ID "\x01`},
+		{"POST", "a long key ID, to retire", "/v1/keys/" + ec.ID() + ec.ID() + "/retire", "", "not 64 lowercase hexadecimal"},
+		{"DELETE", "a short key ID", "/v1/keys/" + ec.ID()[:63], "", "not 64 lowercase hexadecimal"},
+		{"GET", "a key ID with a dot", "/v1/keys/" + ec.ID()[:63] + ".", "", "not 64 lowercase hexadecimal"},
+		{"GET", "a listing by a GUN with a control character", "/v1/keys?gun=g%01", "", "gun holds a control character"},
+		{"GET", "a listing by an unknown purpose", "/v1/keys?purpose=root", "", `purpose "root"`},
+		{"GET", "a listing by a malformed owner", "/v1/keys?owner=user:alice", "", `owner "user:alice"`},
+		{"GET", "a listing with an unknown parameter", "/v1/keys?state=active", "", `unknown query parameter "state"`},
+		{"GET", "a listing with a parameter given twice", "/v1/keys?gun=a&gun=b", "", "gun is given 2 times"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest(c.method, e.url+c.path, strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var eb signerapi.ErrorBody
+			_ = json.NewDecoder(resp.Body).Decode(&eb)
+			if resp.StatusCode != http.StatusBadRequest || eb.Error.Code != signerapi.CodeInvalid || !strings.Contains(eb.Error.Message, c.want) {
+				t.Fatalf("%d %+v, want 400 INVALID saying %q", resp.StatusCode, eb, c.want)
+			}
+		})
+	}
 	for _, c := range []struct{ name, path, body string }{
 		{"a GUN with a control character", "/v1/keys", `{"gun":"g\u0001","role":"timestamp","algorithm":"ecdsa"}`},
 		{"a GUN longer than 255 bytes", "/v1/keys", `{"gun":"` + strings.Repeat("g", 256) + `","role":"timestamp","algorithm":"ecdsa"}`},
@@ -68,6 +108,18 @@ func TestInvalidRequestsAre400(t *testing.T) {
 	}
 	if list, err := e.client.Keys(t.Context(), "g\u0001", "timestamp"); err == nil && len(list) > 0 {
 		t.Fatalf("a key was created for a refused GUN: %v", list)
+	}
+	after, err := svc.ListKeys(t.Context(), custody.Filter{IncludeRetired: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("refused requests changed the keys: %d before, %d after", len(before), len(after))
+	}
+	for i := range after {
+		if after[i].Public.ID() != before[i].Public.ID() || !after[i].RetiredAt.Equal(before[i].RetiredAt) {
+			t.Fatalf("refused requests changed key %s", before[i].Public.ID())
+		}
 	}
 }
 

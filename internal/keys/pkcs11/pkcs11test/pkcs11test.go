@@ -95,8 +95,16 @@ func New(t testing.TB) *SoftHSM {
 	return &SoftHSM{Module: module, Conf: conf, Dir: tokens}
 }
 
-// Env is the environment entry child processes need.
-func (s *SoftHSM) Env() []string { return []string{"SOFTHSM2_CONF=" + s.Conf} }
+// Env is the environment child processes need: the configuration, and
+// when SIGNET_SOFTHSM_MODULE chose a module outside the usual places, the
+// client's allow-list (SIGNET_PKCS11_MODULES) naming it.
+func (s *SoftHSM) Env() []string {
+	env := []string{"SOFTHSM2_CONF=" + s.Conf}
+	if os.Getenv("SIGNET_SOFTHSM_MODULE") != "" {
+		env = append(env, "SIGNET_PKCS11_MODULES="+s.Module)
+	}
+	return env
+}
 
 // Setenv points this process's SoftHSM2 at the configuration for the rest
 // of the test (so the test cannot be parallel).
