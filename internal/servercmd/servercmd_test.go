@@ -87,7 +87,7 @@ func start(t *testing.T, run func(ctx context.Context, stdout, stderr io.Writer)
 			t.Error("server did not stop within 30s of cancellation")
 		}
 	})
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second)
 	for {
 		if m := listeningRE.FindStringSubmatch(r.stdout.String()); m != nil {
 			r.addr = m[1]
@@ -98,7 +98,7 @@ func start(t *testing.T, run func(ctx context.Context, stdout, stderr io.Writer)
 			r.done <- code
 			t.Fatalf("server exited with %d before listening\nstdout:\n%s\nstderr:\n%s", code, r.stdout, r.stderr)
 		case <-deadline:
-			t.Fatalf("no listening line within 20s\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+			t.Fatalf("no listening line within 90s\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
