@@ -242,6 +242,9 @@ func TestNotaryPublishes(t *testing.T) {
 	if resp, b := n.get("/_signet/ready"); resp.StatusCode != 200 {
 		t.Errorf("/_signet/ready: %d %s", resp.StatusCode, b)
 	}
+	if _, b := n.get("/metrics"); !strings.Contains(string(b), "\nsignet_audit_healthy 1\n") || !strings.Contains(string(b), "signet_audit_checkpoint_size ") {
+		t.Errorf("/metrics lacks the audit log's:\n%s", b)
+	}
 }
 
 // stop ends the server gracefully and waits (bounded).
