@@ -431,8 +431,23 @@ func TestAppendAPI(t *testing.T) {
 	if second := appendOK(); second != first+1 {
 		t.Errorf("the good appends took indexes %d and %d: something refused was stored in between", first, second)
 	}
-	rows := n.entries(int(first) + 2)
+
+	// The webhook's own user, as docs/admission.md sets it up.
+	c := n.cmd
+	c.Env = append(append([]string{}, n.cmd.Env...), "SIGNET_TOKEN="+admin)
+	r := c.OK(t, n.signetArgs("admin", "user", "create", "signet-admission")...)
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	userTok := strings.TrimSpace(lines[len(lines)-1])
+	code, b := n.post(userTok, "application/json", good)
+	var res audit.AppendResponse
+	if code != http.StatusCreated || json.Unmarshal(b, &res) != nil || res.Index == nil {
+		t.Fatalf("append with a user's token: %d %s", code, b)
+	}
+	rows := n.entries(int(*res.Index) + 1)
 	for _, r := range rows {
+		if r.Index == *res.Index && r.ev.Actor != (audit.Actor{Kind: audit.ActorUser, Name: "signet-admission"}) {
+			t.Errorf("actor %+v, want the user signet-admission", r.ev.Actor)
+		}
 		if r.Index == first {
 			if r.ev.Actor.Kind != audit.ActorSystem || r.ev.Actor.Name != "admin_token" {
 				t.Errorf("actor %+v, want the admin token's (the body's is ignored)", r.ev.Actor)
