@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/notaryapi"
 	"github.com/signet-trust/signet/internal/server"
 	"github.com/signet-trust/signet/internal/store/sqlstore"
 )
@@ -156,5 +157,30 @@ func BenchmarkPublishAudited(b *testing.B) {
 			b.Fatalf("publish %d: %v %v", i, err, resp.StatusCode)
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestAuditedImport: an import is a tuf.publish entry naming every file
+// imported with the SHA-256 of its bytes, and its timestamp names it.
+func TestAuditedImport(t *testing.T) {
+	e, l := newAuditEnv(t)
+	src := newSource(t, e.clock.Now)
+	mustImport(t, e, src.files(), notaryapi.ImportAdded)
+	evs := entries(t, l, 1)
+	if len(evs) != 1 || evs[0].Type != audit.TUFPublish || evs[0].Subject.GUN != gun || evs[0].Comment == "" {
+		t.Fatalf("entries after an import: %+v", evs)
+	}
+	got := map[string]string{}
+	for _, rv := range evs[0].Roles {
+		got[fmt.Sprintf("%s.%d", rv.Role, rv.Version)] = rv.SHA256
+	}
+	for i, b := range src.roots {
+		if got[fmt.Sprintf("root.%d", i+1)] != hexSHA(b) {
+			t.Errorf("root version %d: logged %q", i+1, got[fmt.Sprintf("root.%d", i+1)])
+		}
+	}
+	ts := e.get("/v2/" + gun + "/_trust/tuf/timestamp.json")
+	if got["timestamp.2"] != hexSHA(ts.body) || ts.header.Get(server.AuditIndexHeader) != "0" {
+		t.Errorf("timestamp: logged %q, served %s with %s %q", got["timestamp.2"], hexSHA(ts.body), server.AuditIndexHeader, ts.header.Get(server.AuditIndexHeader))
 	}
 }
