@@ -90,7 +90,7 @@ checked against the target and passed on.`,
 	d.addInsecureFlag(c)
 	c.Flags().StringSliceVar(&o.signers, "require-signer", nil, "signers (targets/NAME) that must sign the tag; comma-separated or repeated")
 	c.Flags().IntVar(&o.threshold, "threshold", 0, "how many of the required signers must sign the same digest, at least 1 (default all)")
-	c.Flags().StringVar(&o.auditKey, "audit-key", "", "the trust server's audit log verifier key (or a `file` holding it): the timestamp received must be in the log (default config.json's audit_key)")
+	c.Flags().StringVar(&o.auditKey, "audit-key", "", "the trust server's audit log verifier key (or a `file` holding it): the timestamp received must be in the log (default audit_key in the -c configuration file)")
 	c.Flags().StringVar(&o.cosignKey, "cosign-key", "", "cosign public key `file`: alone, the image's cosign signatures decide; with --require-signer, they must sign the signers' digest too")
 	c.Flags().StringVar(&o.rootKey, "root-key", "", "PEM `file` with the repository's root certificate or public key: the root must be signed by it")
 	c.Flags().StringVar(&o.saveRootKey, "save-root-key", "", "after verifying, write the repository's root certificates (PEM) to `file`, for --root-key elsewhere")

@@ -114,6 +114,12 @@ func (s *Server) storeFiles(ctx context.Context, gun string, files []store.File,
 		return err
 	}
 	a.log.Kick()
+	if !a.log.Status().Healthy {
+		// No checkpoint is signed until the stored log matches its
+		// signed checkpoint again: the entry is durable, and waiting for
+		// it would only slow every write down.
+		return nil
+	}
 	var ts string
 	for _, f := range files {
 		if f.Role == tuf.RoleTimestamp {
@@ -201,7 +207,7 @@ type tsEntry struct {
 const tsKeep = 8
 
 // tsReadEvery bounds how often lookups of unknown timestamps read the log.
-const tsReadEvery = 200 * time.Millisecond
+const tsReadEvery = 50 * time.Millisecond
 
 func newTSIndex(st audit.Store) *tsIndex { return &tsIndex{st: st, m: map[string][]tsEntry{}} }
 

@@ -62,6 +62,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
+// MustRegister adds collectors of other parts of the process (the audit
+// log's) to the registry the metrics are served from.
+func (m *Metrics) MustRegister(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 func (m *Metrics) observe(op string, d time.Duration) {
 	if o, ok := m.byOp.Load(op); ok {
 		o.(prometheus.Observer).Observe(d.Seconds())

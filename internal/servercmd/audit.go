@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/custody"
 	"github.com/signet-trust/signet/internal/server"
@@ -237,6 +239,32 @@ func auditReady(l *audit.Log) map[string]func(context.Context) error {
 		return nil
 	}
 	return map[string]func(context.Context) error{"Audit log": l.Ready}
+}
+
+// auditCollectors are the log's metrics, read from its status.
+func auditCollectors(l *audit.Log) []prometheus.Collector {
+	if l == nil {
+		return nil
+	}
+	gauge := func(name, help string, f func(audit.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(l.Status()) })
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	return []prometheus.Collector{
+		gauge("signet_audit_healthy", "1 while the stored audit log matches its latest signed checkpoint (0: the self-check failed; no checkpoint is signed).", func(s audit.Status) float64 { return b(s.Healthy) }),
+		gauge("signet_audit_leader", "1 while this process sequences the audit log.", func(s audit.Status) float64 { return b(s.Leader) }),
+		gauge("signet_audit_tree_size", "Entries in the audit log's tree, as last seen.", func(s audit.Status) float64 { return float64(s.Size) }),
+		gauge("signet_audit_checkpoint_size", "Entries covered by the latest signed checkpoint, as last seen.", func(s audit.Status) float64 { return float64(s.CheckpointSize) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_audit_check_failures_total", Help: "Self-checks (full or per batch) that found the stored log differing from its signed checkpoint."},
+			func() float64 { return float64(l.Status().CheckFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_audit_integrated_entries_total", Help: "Entries this process integrated into the audit log."},
+			func() float64 { return float64(l.Status().Integrated) }),
+	}
 }
 
 // printAuditKey prints the verifier key clients pass to verify the log.

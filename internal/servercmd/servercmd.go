@@ -354,6 +354,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	bg := startBackground(ctx, cfg, st, log)
 	defer bg.stop()
 	metrics := server.NewMetrics(nil)
+	metrics.MustRegister(auditCollectors(auditLog)...)
 	scfg := server.Config{
 		Store: st, Custodian: cust, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes, Metrics: metrics,
 		Checks:     withSignerCheck(map[string]func(context.Context) error{"DB operational": st.Ping}, cust),

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/e2e/e2etest"
+
+	_ "modernc.org/sqlite" // registers "sqlite", to tamper with the server's database
 )
 
 const (
@@ -242,6 +245,9 @@ func TestNotaryPublishes(t *testing.T) {
 	if resp, b := n.get("/_signet/ready"); resp.StatusCode != 200 {
 		t.Errorf("/_signet/ready: %d %s", resp.StatusCode, b)
 	}
+	if _, b := n.get("/metrics"); !strings.Contains(string(b), "\nsignet_audit_healthy 1\n") || !strings.Contains(string(b), "signet_audit_checkpoint_size ") {
+		t.Errorf("/metrics lacks the audit log's:\n%s", b)
+	}
 }
 
 // stop ends the server gracefully and waits (bounded).
@@ -425,8 +431,23 @@ func TestAppendAPI(t *testing.T) {
 	if second := appendOK(); second != first+1 {
 		t.Errorf("the good appends took indexes %d and %d: something refused was stored in between", first, second)
 	}
-	rows := n.entries(int(first) + 2)
+
+	// The webhook's own user, as docs/admission.md sets it up.
+	c := n.cmd
+	c.Env = append(append([]string{}, n.cmd.Env...), "SIGNET_TOKEN="+admin)
+	r := c.OK(t, n.signetArgs("admin", "user", "create", "signet-admission")...)
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	userTok := strings.TrimSpace(lines[len(lines)-1])
+	code, b := n.post(userTok, "application/json", good)
+	var res audit.AppendResponse
+	if code != http.StatusCreated || json.Unmarshal(b, &res) != nil || res.Index == nil {
+		t.Fatalf("append with a user's token: %d %s", code, b)
+	}
+	rows := n.entries(int(*res.Index) + 1)
 	for _, r := range rows {
+		if r.Index == *res.Index && r.ev.Actor != (audit.Actor{Kind: audit.ActorUser, Name: "signet-admission"}) {
+			t.Errorf("actor %+v, want the user signet-admission", r.ev.Actor)
+		}
 		if r.Index == first {
 			if r.ev.Actor.Kind != audit.ActorSystem || r.ev.Actor.Name != "admin_token" {
 				t.Errorf("actor %+v, want the admin token's (the body's is ignored)", r.ev.Actor)
@@ -613,5 +634,75 @@ func TestOriginFixed(t *testing.T) {
 	k := start(t, dataDir, nil, "--config", cfg)
 	if k.vkey != n.vkey {
 		t.Errorf("verifier key after restart %s, was %s", k.vkey, n.vkey)
+	}
+}
+
+// TestTamperedDatabase: an admin with database access rewrites an entry
+// (a publish's actor) while the server is down. At restart the self-check
+// finds it: /_signet/ready fails naming the audit log, /metrics says the
+// log is unhealthy, the server says so in its log; and a full `signet
+// audit verify` exits 3.
+func TestTamperedDatabase(t *testing.T) {
+	e2etest.Need(t, "notary")
+	dataDir := t.TempDir()
+	n := start(t, dataDir, nil)
+	payload := filepath.Join(n.home, "payload.txt")
+	if err := os.WriteFile(payload, []byte("tamper\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const gun = "example.com/audit/tamper"
+	n.cmd.OK(t, n.notary("init", gun)...)
+	n.cmd.OK(t, n.notary("add", gun, "v1", payload)...)
+	n.cmd.OK(t, n.notary("publish", gun)...)
+	rows := n.entries(2)
+	pubs := find(rows, audit.TUFPublish, gun)
+	if len(pubs) != 1 {
+		t.Fatalf("%d publish entries", len(pubs))
+	}
+	state := filepath.Join(n.home, "audit-state.json")
+	n.cmd.OK(t, n.signetArgs("audit", "verify", "--key", n.vkey, "--state", state)...)
+	n.stop()
+
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "signet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := db.QueryRow(`SELECT data FROM audit_entries WHERE idx = ?`, pubs[0].Index).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	forged := bytes.Replace(stored, []byte(`"name":"anonymous"`), []byte(`"name":"someone-else"`), 1)
+	if bytes.Equal(forged, stored) {
+		t.Fatalf("nothing to change in %s", stored)
+	}
+	res, err := db.Exec(`UPDATE audit_entries SET data = ? WHERE idx = ?`, forged, pubs[0].Index)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("tampering: %v (%d rows)", err, n)
+	}
+	db.Close()
+
+	k := start(t, dataDir, nil)
+	k.home, k.cmd = n.home, n.cmd
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, b := k.get("/_signet/ready")
+		if resp.StatusCode == 503 && strings.Contains(string(b), "Audit log") && strings.Contains(string(b), "does not match") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/_signet/ready after tampering: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, b := k.get("/metrics"); !strings.Contains(string(b), "\nsignet_audit_healthy 0\n") {
+		t.Errorf("/metrics does not show the log unhealthy")
+	}
+	// A full verification (nothing remembered) reads every entry again.
+	r := k.cmd.Run(t, k.signetArgs("audit", "verify", "--key", n.vkey, "--state", filepath.Join(k.home, "fresh-state.json"))...)
+	if r.Code != 3 || !strings.Contains(r.Stderr, "entry") {
+		t.Errorf("signet audit verify of a tampered log: exit %d, want 3\n%s", r.Code, r)
+	}
+	if !strings.Contains(k.srv.Stderr.String(), "does not match") {
+		t.Errorf("no loud log line about the mismatch:\n%s", k.srv.Stderr)
 	}
 }
