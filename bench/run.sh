@@ -244,13 +244,19 @@ if [[ $run_server == 1 ]]; then
     done
   done
 
-  # ---- publish load (the bare server cannot take publishes)
+  # ---- publish load (the bare server cannot take publishes). Each run also reports the CPU time
+  # the server's processes spent meanwhile (/proc/<pid>/stat): signet-server itself; the
+  # reference's notary-server and notary-signer, the children of notary-reference.
+  declare -A cpu_pids=([reference]=$(pgrep -d, -P "$ref_pid" -x 'notary-server|notary-signer' || true))
+  [[ -n $signet_url ]] && cpu_pids[signet]=$signet_pid
+  [[ $(tr ',' '\n' <<<"${cpu_pids[reference]}" | wc -l) == 2 ]] ||
+    die "could not find the reference's notary-server and notary-signer processes (children of $ref_pid: $(pgrep -l -P "$ref_pid" | tr '\n' ' '))"
   for rep in $(seq 1 "$reps"); do
     for s in "${servers[@]}"; do
       say "rep $rep/$reps: publish on $s ($pub_workers workers x $pub_per_repo publishes per repository, $pub_duration)"
       if ! "$bin/publishload" -url "${url[$s]}" -ca "$ca" -workers "$pub_workers" -publishes "$pub_per_repo" \
         -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
-        -trust-dir "$tmp/trust-publish-$s-$rep" >>"$results"; then
+        -trust-dir "$tmp/trust-publish-$s-$rep" -cpu-pids "${cpu_pids[$s]}" >>"$results"; then
         say "publish on $s failed (see the first_error and durability fields)"
         failed=1
       fi

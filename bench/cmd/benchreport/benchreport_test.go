@@ -19,7 +19,10 @@ func TestReportMediansAndRatios(t *testing.T) {
 		result.Record{Kind: result.KindGet, Target: "reference", Workload: "timestamp", Rep: i + 1, PerSecond: rps, Completed: true}.Write(&in)
 	}
 	result.Record{Kind: result.KindGet, Target: "bare", Workload: "timestamp", PerSecond: 4000, Completed: true}.Write(&in)
-	result.Record{Kind: result.KindPublish, Target: "reference", Workload: "init+publish", PerSecond: 50, Verified: 500, Completed: true}.Write(&in)
+	result.Record{Kind: result.KindPublish, Target: "reference", Workload: "init+publish", PerSecond: 50, Requests: 500, ServerCPUMs: 2000, Verified: 500, Completed: true}.Write(&in)
+	for i, cpu := range []float64{100, 150, 900} { // 1, 1.5, 9 ms per publish: median 1.5
+		result.Record{Kind: result.KindPublish, Target: "signet", Workload: "init+publish", Rep: i + 1, PerSecond: 10, Requests: 100, ServerCPUMs: cpu, Verified: 100, Completed: true}.Write(&in)
+	}
 
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
@@ -36,8 +39,10 @@ func TestReportMediansAndRatios(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| `timestamp` | 495 | 1000 | 500 | 4000 | 2.00× | 0.25× | 0.12× |",
-		"| signet | — |",
-		"| reference | 50.0 |",
+		"| signet | 10.0 | 0.00 / 0.00 | 1.50 | 0 | 0 | 300 / 0 |",
+		"| reference | 50.0 | 0.00 / 0.00 | 4.00 |",
+		"signet/reference server CPU per publish: 0.38×",
+		"(signet: 1.00, 1.50, 9.00; reference: 4.00 ms per publish)",
 		"- hello",
 		"| `timestamp` | 900, 1000, 5000 | 500, 400, 600 | 4000 |",
 	} {
