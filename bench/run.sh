@@ -314,6 +314,7 @@ fi
   -publish-workers "$pub_workers" -publish-per-repo "$pub_per_repo" -publish-duration "$pub_duration" \
   -publish-keepalive off \
   -client-tags "$client_tags" -client-reps "$client_reps" -client-warmup "$client_warmup" -client-gun "$client_gun" \
+  -findings "$repo/bench/profile-findings.md" \
   -client-load "$client_load" -docker-version "$(docker --version 2>/dev/null | sed 's/,.*//' || echo unknown)" \
   "${only_flags[@]}" "${notes[@]}" || die "could not write the report"
 say "wrote $out"

@@ -39,6 +39,7 @@ type meta struct {
 	// The signer benchmark (bench/signer.sh) and -only signer.
 	signerConns, signerDuration, signerWarmup, signerReps string
 	signerDate, signerCommit, signerLoad, softhsmVersion  string
+	findings, findingsText                                string
 }
 
 type multi []string
@@ -89,6 +90,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		{&m.signerCommit, "signer-commit", "commit of the signer benchmark (default -commit)"},
 		{&m.signerLoad, "signer-load", "load average around the signer benchmark"},
 		{&m.softhsmVersion, "softhsm-version", "Debian version of softhsm2"},
+		{&m.findings, "findings", "markdown file whose text is the report's \"Profile findings\" section, after the publish table"},
 		{&m.only, "only", `"client", "signer" or "postgres": replace only that section of -out, keeping the rest of the file`},
 	} {
 		fs.StringVar(f.p, f.name, "", f.help)
@@ -97,6 +99,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	pgFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if m.findings != "" {
+		b, err := os.ReadFile(m.findings)
+		if err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+		m.findingsText = strings.TrimSpace(string(b))
 	}
 	recs, err := read(m.in)
 	if err != nil {
@@ -382,6 +392,9 @@ func render(w io.Writer, m meta, recs []result.Record) {
 		p("from `/proc/<pid>/stat` while the publishes ran (signet-server; the reference's notary-server and\n")
 		p("notary-signer together), over the acknowledged publishes, median of the repetitions\n")
 		p("(signet: %s; reference: %s ms per publish).\n", floats(s.cpuRuns), floats(r.cpuRuns))
+	}
+	if m.findingsText != "" {
+		p("\n## Profile findings\n\n%s\n", m.findingsText)
 	}
 
 	renderClient(w, m, recs)

@@ -29,8 +29,12 @@ func TestReportMediansAndRatios(t *testing.T) {
 	if err := os.WriteFile(src, in.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	findings := filepath.Join(dir, "findings.md")
+	if err := os.WriteFile(findings, []byte("TLS handshakes cost most.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stderr bytes.Buffer
-	if code := Main([]string{"-in", src, "-out", dst, "-nproc", "2", "-note", "hello"}, &stderr, &stderr); code != 0 {
+	if code := Main([]string{"-in", src, "-out", dst, "-nproc", "2", "-note", "hello", "-findings", findings}, &stderr, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	md, err := os.ReadFile(dst)
@@ -43,6 +47,7 @@ func TestReportMediansAndRatios(t *testing.T) {
 		"| reference | 50.0 | 0.00 / 0.00 | 4.00 |",
 		"signet/reference server CPU per publish: 0.38×",
 		"(signet: 1.00, 1.50, 9.00; reference: 4.00 ms per publish)",
+		"\n## Profile findings\n\nTLS handshakes cost most.\n",
 		"- hello",
 		"| `timestamp` | 900, 1000, 5000 | 500, 400, 600 | 4000 |",
 	} {
