@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -38,6 +39,9 @@ type groupItem struct {
 	err  error
 	done chan struct{} // closed when err is the answer
 	lead chan struct{} // told to commit the next group
+	// panicked is what fn panicked with, when it did: its caller panics
+	// with it, not the leader that ran it.
+	panicked any
 }
 
 // groupTx runs fn in a write transaction that may be shared with other
@@ -66,11 +70,15 @@ func (s *Store) groupTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		s.commitGroup()
 		<-it.done
 	}
+	if it.panicked != nil {
+		panic(it.panicked)
+	}
 	return it.err
 }
 
 // commitGroup commits the queued updates (the leader's own among them),
-// then hands the lead to the first of those queued meanwhile.
+// then hands the lead to the first of those queued meanwhile — also when
+// an update's function panics, so that the others are not left waiting.
 func (s *Store) commitGroup() {
 	g := &s.group
 	g.mu.Lock()
@@ -79,41 +87,76 @@ func (s *Store) commitGroup() {
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
 
+	defer func() {
+		g.mu.Lock()
+		if len(batch) > 1 {
+			g.groups++
+			g.grouped += uint64(len(batch))
+		}
+		if len(g.queue) > 0 {
+			g.queue[0].lead <- struct{}{}
+		} else {
+			g.leading = false
+		}
+		g.mu.Unlock()
+	}()
 	s.runGroup(batch)
-
-	g.mu.Lock()
-	if len(batch) > 1 {
-		g.groups++
-		g.grouped += uint64(len(batch))
-	}
-	if len(g.queue) > 0 {
-		g.queue[0].lead <- struct{}{}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
 }
 
 func (s *Store) runGroup(batch []*groupItem) {
+	finished := false
+	var tx *sql.Tx
 	defer func() {
+		if !finished && tx != nil {
+			tx.Rollback() // a function panicked: free the writer
+		}
 		for _, it := range batch {
+			if !finished && it.err == nil {
+				it.err = errGroupAborted
+			}
 			close(it.done)
 		}
 	}()
 	if len(batch) == 1 {
 		it := batch[0]
 		it.err = s.tx(it.ctx, it.fn)
+		finished = true
 		return
 	}
 	// The shared transaction outlives any one caller's context; each
 	// caller's statements still run under its own.
-	tx, err := s.w.BeginTx(context.WithoutCancel(batch[0].ctx), nil)
+	var err error
+	tx, err = s.w.BeginTx(context.WithoutCancel(batch[0].ctx), nil)
 	if err != nil {
+		tx = nil
 		for _, it := range batch {
 			it.err = err
 		}
+		finished = true
 		return
 	}
+	s.groupStatements(tx, batch)
+	finished = true
+}
+
+// call runs the update's function, catching a panic for its caller.
+func (it *groupItem) call(tx *sql.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			it.panicked = p
+			err = errGroupAborted
+		}
+	}()
+	return it.fn(tx)
+}
+
+// errGroupAborted is the answer of the updates of a group whose commit was
+// abandoned because one update's function panicked.
+var errGroupAborted = errors.New("sqlstore: group commit abandoned: another update of the group failed unexpectedly; nothing of this update was stored")
+
+// groupStatements runs each update of batch in its savepoint of tx, then
+// commits tx, or rolls it back when nothing is left to commit.
+func (s *Store) groupStatements(tx *sql.Tx, batch []*groupItem) {
 	var ok []*groupItem
 	fail := func(err error) {
 		tx.Rollback()
@@ -132,7 +175,11 @@ func (s *Store) runGroup(batch []*groupItem) {
 			fail(fmt.Errorf("group commit: %w", err))
 			return
 		}
-		if err := it.fn(tx); err != nil {
+		if err := it.call(tx); err != nil {
+			if it.panicked != nil {
+				fail(errGroupAborted)
+				return
+			}
 			it.err = err
 			// If SQLite rolled the whole transaction back (an interrupted
 			// statement, a full disk), the savepoint is gone and so is

@@ -204,3 +204,51 @@ func TestGroupCommitDurableWithoutClose(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitPanic: an update whose function panics in a group takes
+// nothing of the group with it into the database, the others are told so,
+// and the writer is free for the next update.
+func TestGroupCommitPanic(t *testing.T) {
+	s := openT(t, sqliteURL(t))
+	release := holdWriter(t, s)
+	errs := make([]error, 2)
+	panicked := make([]any, 2)
+	var wg sync.WaitGroup
+	run := func(i int, fn func() error) {
+		wg.Go(func() {
+			defer func() { panicked[i] = recover() }()
+			errs[i] = fn()
+		})
+	}
+	run(0, func() error {
+		return s.UpdateMany(context.Background(), "g", []store.File{testFile("g", "timestamp", 1, "x")})
+	})
+	waitQueued(t, s, 1)
+	run(1, func() error {
+		return s.groupTx(context.Background(), func(*sql.Tx) error { panic("boom") })
+	})
+	waitQueued(t, s, 2)
+	release()
+	wg.Wait()
+	if panicked[0] != nil || panicked[1] != "boom" {
+		t.Fatalf("panics: %v, %v; want only the second caller's own, boom", panicked[0], panicked[1])
+	}
+	if errs[0] == nil || !errors.Is(errs[0], errGroupAborted) {
+		t.Errorf("the update grouped with a panic: %v; want errGroupAborted", errs[0])
+	}
+	if _, err := s.GetCurrent(t.Context(), "g", "timestamp"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the aborted group's update was stored: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.UpdateMany(context.Background(), "g", []store.File{testFile("g", "timestamp", 1, "y")})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the next update: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the next update still waits after 30 s: the writer was not freed")
+	}
+}
