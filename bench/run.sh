@@ -188,8 +188,12 @@ else
   to measure only the reference and bare servers, run with BENCH_SKIP_SIGNET=1."
     fi
   fi
+  # The publish load initialises a new repository every few publishes, each asking for a new
+  # timestamp key: far more than the default limit on keys for repositories without metadata
+  # (limits.new_repository_keys_*), which the reference does not have.
+  printf 'limits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/signet.yaml"
   SIGNET_KEY_PASSPHRASE=bench-passphrase-$RANDOM$RANDOM \
-    "$signet_bin" --listen "127.0.0.1:$signet_port" --data-dir "$tmp/signet-data" \
+    "$signet_bin" --config "$tmp/signet.yaml" --listen "127.0.0.1:$signet_port" --data-dir "$tmp/signet-data" \
     --tls-cert "$server_cert" --tls-key "$server_key" \
     >"$tmp/signet.log" 2>&1 &
   signet_pid=$!
@@ -244,13 +248,19 @@ if [[ $run_server == 1 ]]; then
     done
   done
 
-  # ---- publish load (the bare server cannot take publishes)
+  # ---- publish load (the bare server cannot take publishes). Each run also reports the CPU time
+  # the server's processes spent meanwhile (/proc/<pid>/stat): signet-server itself; the
+  # reference's notary-server and notary-signer, the children of notary-reference.
+  declare -A cpu_pids=([reference]=$(pgrep -d, -P "$ref_pid" -x 'notary-server|notary-signer' || true))
+  [[ -n $signet_url ]] && cpu_pids[signet]=$signet_pid
+  [[ $(tr ',' '\n' <<<"${cpu_pids[reference]}" | wc -l) == 2 ]] ||
+    die "could not find the reference's notary-server and notary-signer processes (children of $ref_pid: $(pgrep -l -P "$ref_pid" | tr '\n' ' '))"
   for rep in $(seq 1 "$reps"); do
     for s in "${servers[@]}"; do
       say "rep $rep/$reps: publish on $s ($pub_workers workers x $pub_per_repo publishes per repository, $pub_duration)"
       if ! "$bin/publishload" -url "${url[$s]}" -ca "$ca" -workers "$pub_workers" -publishes "$pub_per_repo" \
         -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
-        -trust-dir "$tmp/trust-publish-$s-$rep" >>"$results"; then
+        -trust-dir "$tmp/trust-publish-$s-$rep" -cpu-pids "${cpu_pids[$s]}" >>"$results"; then
         say "publish on $s failed (see the first_error and durability fields)"
         failed=1
       fi
@@ -288,6 +298,9 @@ fi
 
 # ---- report
 notes=(-note "Load average (1/5/15 min) when the loads started: $load_start; when they ended: $load_end. The benchmark's own processes account for part of it; the machine may be shared, so compare the raw figures per repetition.")
+if [[ -n $signet_url ]]; then
+  notes+=(-note "signet-server ran with its defaults except limits.new_repository_keys_per_second and _burst (1000 each): the publish load initialises a repository every $pub_per_repo publishes, more than the default 1 a second after a burst of 100.")
+fi
 if [[ -z $signet_url ]]; then
   notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")
 fi
@@ -308,6 +321,7 @@ fi
   -publish-workers "$pub_workers" -publish-per-repo "$pub_per_repo" -publish-duration "$pub_duration" \
   -publish-keepalive off \
   -client-tags "$client_tags" -client-reps "$client_reps" -client-warmup "$client_warmup" -client-gun "$client_gun" \
+  -findings "$repo/bench/profile-findings.md" \
   -client-load "$client_load" -docker-version "$(docker --version 2>/dev/null | sed 's/,.*//' || echo unknown)" \
   "${only_flags[@]}" "${notes[@]}" || die "could not write the report"
 say "wrote $out"

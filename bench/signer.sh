@@ -175,8 +175,11 @@ done
 start_server() { # NAME PORT [args…]
   local name=$1 port=$2
   shift 2
+  # The publish load initialises many repositories: the default limit on keys for repositories
+  # without metadata (limits.new_repository_keys_*) would turn it away with 429.
+  printf 'limits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/server-$name.yaml"
   SIGNET_KEY_PASSPHRASE=bench-$RANDOM$RANDOM \
-    "$bin/signet-server" --listen "127.0.0.1:$port" --data-dir "$tmp/server-$name-data" \
+    "$bin/signet-server" --config "$tmp/server-$name.yaml" --listen "127.0.0.1:$port" --data-dir "$tmp/server-$name-data" \
     --tls-cert "$pki/server.crt" --tls-key "$pki/server.key" "$@" >"$tmp/server-$name.log" 2>&1 &
   pids+=($!)
   wait_ready "signet-server ($name)" "$!" "$port" "https://127.0.0.1:$port/v2/" "$tmp/server-$name.log" ||

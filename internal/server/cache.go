@@ -16,6 +16,8 @@ type cachedFile struct {
 	length       []string
 	// at is when a current file was cached (for the staleness bound).
 	at time.Time
+	// parsed is the file's parse, when it is a root (rootcache.go).
+	parsed parsedRoot
 }
 
 func newCachedFile(f store.File) *cachedFile {

@@ -20,6 +20,16 @@ import (
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	start  time.Time // when the request began (requestStart)
+}
+
+// requestStart returns when the middleware began serving the request w
+// answers, or now if w did not come through it.
+func requestStart(w http.ResponseWriter) time.Time {
+	if sw, ok := w.(*statusWriter); ok {
+		return sw.start
+	}
+	return time.Now()
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -138,7 +148,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := requestID()
 		w.Header()["X-Request-Id"] = []string{id}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, start: start}
 		s.limitBodyRate(sw, r, start)
 		defer func() {
 			if p := recover(); p != nil {

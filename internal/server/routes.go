@@ -488,7 +488,7 @@ func firstRoute(rs ...*notaryRoute) *notaryRoute {
 func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 	p := notaryapi.ParsePath(r.URL.Path)
 	rt := s.notary[p.Kind][methodSlot(r.Method)]
-	start := time.Now()
+	start := requestStart(w)
 	var err error
 	if rt.access.Kind == AccessRepository && p.GUNError != nil {
 		// Before authorization, as the reference checks its GUN prefixes:

@@ -299,9 +299,11 @@ func (s *Server) validate(ctx context.Context, gun string, uploads map[string]up
 		return nil, err
 	}
 	if storedRoot != nil {
-		if err := v.TrustRoot(storedRoot.file.Data); err != nil {
+		m, err := storedRoot.root() // parsed once per stored version (rootcache.go)
+		if err != nil {
 			return nil, apierr.Wrap(notaryapi.Unknown, fmt.Errorf("stored root of %s: %w", gun, err))
 		}
+		v.TrustParsedRoot(m)
 	}
 	if up, ok := uploads[tuf.RoleRoot]; ok {
 		next := 1

@@ -36,15 +36,17 @@ import (
 
 // Config is everything signet-server can be told, by flag or YAML file.
 type Config struct {
-	Listen       string `yaml:"listen"`
-	DataDir      string `yaml:"data_dir"`
-	TLSCert      string `yaml:"tls_cert"`
-	TLSKey       string `yaml:"tls_key"`
-	DB           string `yaml:"db"`
-	Signer       string `yaml:"signer"`
-	KeyAlgorithm string `yaml:"key_algorithm"`
-	LogLevel     string `yaml:"log_level"`
-	LogFormat    string `yaml:"log_format"`
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSPostQuantum offers the hybrid post-quantum key exchange (tlskex.go).
+	TLSPostQuantum bool   `yaml:"tls_post_quantum"`
+	DB             string `yaml:"db"`
+	Signer         string `yaml:"signer"`
+	KeyAlgorithm   string `yaml:"key_algorithm"`
+	LogLevel       string `yaml:"log_level"`
+	LogFormat      string `yaml:"log_format"`
 	// MaxUploadBytes bounds a metadata upload.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
 	// PprofListen, when set, serves Go's profiler on this loopback address.
@@ -507,6 +509,7 @@ func keyPassphrase(getenv func(string) string, dataDir string, sealed bool) (pas
 
 func serverTLS(cfg Config, dataDir string) (*tls.Config, *localCA, error) {
 	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	tuneTLS(t, cfg.TLSPostQuantum) // tlskex.go
 	if cfg.TLSCert != "" {
 		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {

@@ -39,6 +39,7 @@ type meta struct {
 	// The signer benchmark (bench/signer.sh) and -only signer.
 	signerConns, signerDuration, signerWarmup, signerReps string
 	signerDate, signerCommit, signerLoad, softhsmVersion  string
+	findings, findingsText                                string
 }
 
 type multi []string
@@ -89,6 +90,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		{&m.signerCommit, "signer-commit", "commit of the signer benchmark (default -commit)"},
 		{&m.signerLoad, "signer-load", "load average around the signer benchmark"},
 		{&m.softhsmVersion, "softhsm-version", "Debian version of softhsm2"},
+		{&m.findings, "findings", "markdown file whose text is the report's \"Profile findings\" section, after the publish table"},
 		{&m.only, "only", `"client", "signer" or "postgres": replace only that section of -out, keeping the rest of the file`},
 	} {
 		fs.StringVar(f.p, f.name, "", f.help)
@@ -97,6 +99,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	pgFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if m.findings != "" {
+		b, err := os.ReadFile(m.findings)
+		if err != nil {
+			fmt.Fprintln(stderr, "benchreport:", err)
+			return 1
+		}
+		m.findingsText = strings.TrimSpace(string(b))
 	}
 	recs, err := read(m.in)
 	if err != nil {
@@ -202,6 +212,10 @@ type agg struct {
 	runs                   []float64
 	incomplete             bool
 	firstErr               string
+	// cpuPerOp is the median over repetitions of the server's CPU ms per
+	// acknowledged publish (0 when not measured); cpuRuns per repetition.
+	cpuPerOp float64
+	cpuRuns  []float64
 }
 
 func aggregate(recs []result.Record, kind, w, server string) (agg, bool) {
@@ -221,6 +235,9 @@ func aggregate(recs []result.Record, kind, w, server string) (agg, bool) {
 		a.repos += r.Repos
 		a.bodyBytes = r.BodyBytes
 		a.incomplete = a.incomplete || !r.Completed
+		if r.ServerCPUMs > 0 && r.Requests > 0 {
+			a.cpuRuns = append(a.cpuRuns, r.ServerCPUMs/float64(r.Requests))
+		}
 		if a.firstErr == "" {
 			a.firstErr = r.FirstErr
 		}
@@ -230,6 +247,9 @@ func aggregate(recs []result.Record, kind, w, server string) (agg, bool) {
 	}
 	a.runs = slices.Clone(ps)
 	a.perSecond, a.p50, a.p99 = median(ps), median(p50), median(p99)
+	if len(a.cpuRuns) > 0 {
+		a.cpuPerOp = median(slices.Clone(a.cpuRuns))
+	}
 	return a, true
 }
 
@@ -349,24 +369,33 @@ func render(w io.Writer, m meta, recs []result.Record) {
 	}
 
 	p("\n## Publish (notary v0.7.0 client library)\n\n")
-	p("| server | publishes/s | p50 / p99 ms per publish | errors (sum) | repositories (sum) | durability: verified / missing (sum) |\n")
-	p("|---|---:|---:|---:|---:|---:|\n")
+	p("| server | publishes/s | p50 / p99 ms per publish | server CPU ms per publish | errors (sum) | repositories (sum) | durability: verified / missing (sum) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|\n")
 	pub := map[string]agg{}
 	pubOK := map[string]bool{}
 	for _, srv := range []string{signet, reference} {
 		a, ok := aggregate(recs, result.KindPublish, "init+publish", srv)
 		pub[srv], pubOK[srv] = a, ok
 		if !ok {
-			p("| %s | %s | %s | %s | %s | %s |\n", srv, na, na, na, na, na)
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", srv, na, na, na, na, na, na)
 			continue
 		}
 		dur := fmt.Sprintf("%d / %d", a.verified, a.miss)
 		if a.incomplete {
 			dur += " (check incomplete)"
 		}
-		p("| %s | %.1f | %s | %d | %d | %s |\n", srv, a.perSecond, lat(a, ok), a.errors, a.repos, dur)
+		p("| %s | %.1f | %s | %s | %d | %d | %s |\n", srv, a.perSecond, lat(a, ok), cpuPerOp(a), a.errors, a.repos, dur)
 	}
 	p("\nsignet/reference publishes/s: %s\n", ratio(pub[signet], pub[reference], pubOK[signet], pubOK[reference]))
+	if s, r := pub[signet], pub[reference]; s.cpuPerOp > 0 && r.cpuPerOp > 0 {
+		p("\nsignet/reference server CPU per publish: %.2f× (aim: at most 0.50×). Server CPU is user + system time\n", s.cpuPerOp/r.cpuPerOp)
+		p("from `/proc/<pid>/stat` while the publishes ran (signet-server; the reference's notary-server and\n")
+		p("notary-signer together), over the acknowledged publishes, median of the repetitions\n")
+		p("(signet: %s; reference: %s ms per publish).\n", floats(s.cpuRuns), floats(r.cpuRuns))
+	}
+	if m.findingsText != "" {
+		p("\n## Profile findings\n\n%s\n", m.findingsText)
+	}
 
 	renderClient(w, m, recs)
 
@@ -404,6 +433,21 @@ func render(w io.Writer, m meta, recs []result.Record) {
 		}
 		p("| `%s` | %s |\n", wl, strings.Join(cells, " | "))
 	}
+}
+
+func cpuPerOp(a agg) string {
+	if a.cpuPerOp == 0 {
+		return na
+	}
+	return fmt.Sprintf("%.2f", a.cpuPerOp)
+}
+
+func floats(v []float64) string {
+	var s []string
+	for _, f := range v {
+		s = append(s, fmt.Sprintf("%.2f", f))
+	}
+	return strings.Join(s, ", ")
 }
 
 func orNA(s string) string {

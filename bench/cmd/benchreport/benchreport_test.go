@@ -19,15 +19,22 @@ func TestReportMediansAndRatios(t *testing.T) {
 		result.Record{Kind: result.KindGet, Target: "reference", Workload: "timestamp", Rep: i + 1, PerSecond: rps, Completed: true}.Write(&in)
 	}
 	result.Record{Kind: result.KindGet, Target: "bare", Workload: "timestamp", PerSecond: 4000, Completed: true}.Write(&in)
-	result.Record{Kind: result.KindPublish, Target: "reference", Workload: "init+publish", PerSecond: 50, Verified: 500, Completed: true}.Write(&in)
+	result.Record{Kind: result.KindPublish, Target: "reference", Workload: "init+publish", PerSecond: 50, Requests: 500, ServerCPUMs: 2000, Verified: 500, Completed: true}.Write(&in)
+	for i, cpu := range []float64{100, 150, 900} { // 1, 1.5, 9 ms per publish: median 1.5
+		result.Record{Kind: result.KindPublish, Target: "signet", Workload: "init+publish", Rep: i + 1, PerSecond: 10, Requests: 100, ServerCPUMs: cpu, Verified: 100, Completed: true}.Write(&in)
+	}
 
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
 	if err := os.WriteFile(src, in.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	findings := filepath.Join(dir, "findings.md")
+	if err := os.WriteFile(findings, []byte("TLS handshakes cost most.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stderr bytes.Buffer
-	if code := Main([]string{"-in", src, "-out", dst, "-nproc", "2", "-note", "hello"}, &stderr, &stderr); code != 0 {
+	if code := Main([]string{"-in", src, "-out", dst, "-nproc", "2", "-note", "hello", "-findings", findings}, &stderr, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	md, err := os.ReadFile(dst)
@@ -36,8 +43,11 @@ func TestReportMediansAndRatios(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| `timestamp` | 495 | 1000 | 500 | 4000 | 2.00× | 0.25× | 0.12× |",
-		"| signet | — |",
-		"| reference | 50.0 |",
+		"| signet | 10.0 | 0.00 / 0.00 | 1.50 | 0 | 0 | 300 / 0 |",
+		"| reference | 50.0 | 0.00 / 0.00 | 4.00 |",
+		"signet/reference server CPU per publish: 0.38×",
+		"(signet: 1.00, 1.50, 9.00; reference: 4.00 ms per publish)",
+		"\n## Profile findings\n\nTLS handshakes cost most.\n",
 		"- hello",
 		"| `timestamp` | 900, 1000, 5000 | 500, 400, 600 | 4000 |",
 	} {
@@ -76,8 +86,8 @@ func TestClientSection(t *testing.T) {
 	}
 	for _, want := range []string{
 		"\n## Client: 10,000 tags\n",
-		"| signet | 110 | 220 | 0.50× | 110 | 110 (1 failed) | 1.00× |",
-		"Met by `signet list` on signet (0.50×). Not met by `signet trust inspect` on signet (1.00×).",
+		"| signet | 110, 40 MB | 220, 0 MB | 0.50× | 110, 0 MB | 110 (1 failed), 0 MB | 1.00× |",
+		"Aim (issue 12): signet at most 0.25× the time of the client it replaces. Not met by `signet list` on signet (0.50×), `signet trust inspect` on signet (1.00×).",
 		"| `signet list` | signet | 110 | 110 | 40 | 120, 100, 900, 110, 105 | 0 |",
 		"- first error, docker trust inspect on signet: boom \\| bang",
 	} {

@@ -37,6 +37,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.trustDir, "trust-dir", "", "where trust directories go (default: temporary, removed)")
 	fs.StringVar(&o.label, "label", "", "name of the server under test, copied into the output")
 	fs.IntVar(&o.rep, "rep", 0, "repetition number, copied into the output")
+	fs.StringVar(&o.cpuPIDs, "cpu-pids", "", "comma-separated process IDs of the server under test (e.g. notary-server,notary-signer) whose CPU time (/proc/<pid>/stat) during the publishes is reported as server_cpu_ms")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -59,6 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type options struct {
 	base, ca, prefix, trustDir, label string
+	cpuPIDs                           string
 	workers, perRepo, rep             int
 	dur, timeout                      time.Duration
 	keepAlive, serverSnapshot         bool
@@ -104,6 +106,14 @@ func run(ctx context.Context, o options) (result.Record, error) {
 	// The library cannot be cancelled; new publishes stop at the deadline and
 	// the wait for running ones is bounded (each HTTP request is, by o.timeout).
 	bases := strings.Split(o.base, ",")
+	pids, err := parsePIDs(o.cpuPIDs)
+	if err != nil {
+		return rec, err
+	}
+	cpu0, err := cpuTime(pids)
+	if err != nil {
+		return rec, err
+	}
 	deadline := time.Now().Add(o.dur)
 	logs := make([]workerLog, o.workers)
 	var wg sync.WaitGroup
@@ -118,6 +128,11 @@ func run(ctx context.Context, o options) (result.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return rec, err
 	}
+	cpu1, err := cpuTime(pids)
+	if err != nil {
+		return rec, fmt.Errorf("after the publishes: %w", err)
+	}
+	rec.ServerCPUMs = float64(cpu1-cpu0) / float64(time.Millisecond)
 
 	var repos []repoLog
 	var checkBase []string // where each repository is checked: the next server after its own

@@ -43,6 +43,10 @@ type Record struct {
 	Verified int64  `json:"verified,omitempty"`
 	Missing  int64  `json:"missing,omitempty"`
 	FirstErr string `json:"first_error,omitempty"`
+	// ServerCPUMs is the CPU time (user + system, from /proc/<pid>/stat)
+	// the server's processes spent while the publishes ran, when their
+	// process IDs were given; CPU per publish is ServerCPUMs / Requests.
+	ServerCPUMs float64 `json:"server_cpu_ms,omitempty"`
 
 	// Client only: wall time of one command, its CPU time (user + system)
 	// and peak resident memory, and the tags it printed.

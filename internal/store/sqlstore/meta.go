@@ -70,7 +70,7 @@ func (s *Store) updateMany(ctx context.Context, gun string, files []store.File, 
 	now := s.d.timeArg(storeTime(s.now()))
 
 	var appendID int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.groupTx(ctx, func(tx *sql.Tx) error { // group.go
 		for _, f := range fs {
 			// Advance the head only if the new version is greater; zero
 			// rows affected means a version >= f.Version is stored. On

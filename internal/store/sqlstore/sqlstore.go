@@ -51,6 +51,7 @@ type Store struct {
 	origin string
 
 	stmts stmtCache
+	group groupCommit // group.go
 }
 
 var _ store.MetaStore = (*Store)(nil)

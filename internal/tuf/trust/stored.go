@@ -16,11 +16,17 @@ func (r *Repo) TrustRoot(raw []byte) error {
 	if err != nil {
 		return malformed(tuf.RoleRoot, err)
 	}
+	r.TrustParsedRoot(m)
+	return nil
+}
+
+// TrustParsedRoot is TrustRoot of a root already parsed by tuf.ParseRoot,
+// which a caller may keep and hand to many Repos: m is only read.
+func (r *Repo) TrustParsedRoot(m *tuf.Meta[tuf.Root]) {
 	valid, _ := r.validRootKeys(m, m.Signed.Roles[tuf.RoleRoot].KeyIDs, false)
 	r.root, r.rootKeys = m, valid
 	r.timestamp, r.snapshot = nil, nil
 	r.clearTargets()
-	return nil
 }
 
 // TrustTargets installs a previously verified targets role; its parent must
