@@ -166,7 +166,7 @@ start_signet() { # N
   free_port
   # The publish loads initialise many repositories: the default limit on keys for repositories
   # without metadata (limits.new_repository_keys_*) would turn them away with 429.
-  printf 'limits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/signet-$n.yaml"
+  printf 'tls_no_post_quantum: true\nlimits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/signet-$n.yaml"
   SIGNET_KEY_PASSPHRASE=$passphrase "$bin/signet-server" --config "$tmp/signet-$n.yaml" --listen "127.0.0.1:$port" --data-dir "$tmp/signet-$n" \
     --db "$signet_db" --tls-cert "$server_cert" --tls-key "$server_key" \
     >"$tmp/signet-$n.log" 2>&1 &

@@ -191,7 +191,7 @@ else
   # The publish load initialises a new repository every few publishes, each asking for a new
   # timestamp key: far more than the default limit on keys for repositories without metadata
   # (limits.new_repository_keys_*), which the reference does not have.
-  printf 'limits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/signet.yaml"
+  printf 'tls_no_post_quantum: true\nlimits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/signet.yaml"
   SIGNET_KEY_PASSPHRASE=bench-passphrase-$RANDOM$RANDOM \
     "$signet_bin" --config "$tmp/signet.yaml" --listen "127.0.0.1:$signet_port" --data-dir "$tmp/signet-data" \
     --tls-cert "$server_cert" --tls-key "$server_key" \
@@ -299,7 +299,7 @@ fi
 # ---- report
 notes=(-note "Load average (1/5/15 min) when the loads started: $load_start; when they ended: $load_end. The benchmark's own processes account for part of it; the machine may be shared, so compare the raw figures per repetition.")
 if [[ -n $signet_url ]]; then
-  notes+=(-note "signet-server ran with its defaults except limits.new_repository_keys_per_second and _burst (1000 each): the publish load initialises a repository every $pub_per_repo publishes, more than the default 1 a second after a burst of 100.")
+  notes+=(-note "signet-server ran with its defaults except limits.new_repository_keys_per_second and _burst (1000 each): the publish load initialises a repository every $pub_per_repo publishes, more than the default 1 a second after a burst of 100; and tls_no_post_quantum: the load generator is built with this Go and would negotiate the hybrid post-quantum key exchange signet offers by default, while the reference (and the notary 0.7 CLI, both go1.19) negotiate X25519, so both servers do the same key exchange.")
 fi
 if [[ -z $signet_url ]]; then
   notes+=(-note "signet-server was not measured in this run (BENCH_SKIP_SIGNET=1); the bare server served the reference's bytes.")

@@ -177,7 +177,7 @@ start_server() { # NAME PORT [args…]
   shift 2
   # The publish load initialises many repositories: the default limit on keys for repositories
   # without metadata (limits.new_repository_keys_*) would turn it away with 429.
-  printf 'limits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/server-$name.yaml"
+  printf 'tls_no_post_quantum: true\nlimits:\n  new_repository_keys_per_second: 1000\n  new_repository_keys_burst: 1000\n' >"$tmp/server-$name.yaml"
   SIGNET_KEY_PASSPHRASE=bench-$RANDOM$RANDOM \
     "$bin/signet-server" --config "$tmp/server-$name.yaml" --listen "127.0.0.1:$port" --data-dir "$tmp/server-$name-data" \
     --tls-cert "$pki/server.crt" --tls-key "$pki/server.key" "$@" >"$tmp/server-$name.log" 2>&1 &

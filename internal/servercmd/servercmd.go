@@ -40,8 +40,8 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
-	// TLSPostQuantum offers the hybrid post-quantum key exchange (tlskex.go).
-	TLSPostQuantum bool   `yaml:"tls_post_quantum"`
+	// TLSNoPostQuantum drops the hybrid post-quantum key exchange (tlskex.go).
+	TLSNoPostQuantum bool `yaml:"tls_no_post_quantum"`
 	DB             string `yaml:"db"`
 	Signer         string `yaml:"signer"`
 	KeyAlgorithm   string `yaml:"key_algorithm"`
@@ -509,7 +509,7 @@ func keyPassphrase(getenv func(string) string, dataDir string, sealed bool) (pas
 
 func serverTLS(cfg Config, dataDir string) (*tls.Config, *localCA, error) {
 	t := &tls.Config{MinVersion: tls.VersionTLS12}
-	tuneTLS(t, cfg.TLSPostQuantum) // tlskex.go
+	tuneTLS(t, cfg.TLSNoPostQuantum) // tlskex.go
 	if cfg.TLSCert != "" {
 		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
