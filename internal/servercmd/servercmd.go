@@ -41,12 +41,12 @@ type Config struct {
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
 	// TLSNoPostQuantum drops the hybrid post-quantum key exchange (tlskex.go).
-	TLSNoPostQuantum bool `yaml:"tls_no_post_quantum"`
-	DB             string `yaml:"db"`
-	Signer         string `yaml:"signer"`
-	KeyAlgorithm   string `yaml:"key_algorithm"`
-	LogLevel       string `yaml:"log_level"`
-	LogFormat      string `yaml:"log_format"`
+	TLSNoPostQuantum bool   `yaml:"tls_no_post_quantum"`
+	DB               string `yaml:"db"`
+	Signer           string `yaml:"signer"`
+	KeyAlgorithm     string `yaml:"key_algorithm"`
+	LogLevel         string `yaml:"log_level"`
+	LogFormat        string `yaml:"log_format"`
 	// MaxUploadBytes bounds a metadata upload.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
 	// PprofListen, when set, serves Go's profiler on this loopback address.

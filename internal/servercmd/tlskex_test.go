@@ -14,7 +14,7 @@ import (
 func TestTLSKeyExchange(t *testing.T) {
 	for _, tc := range []struct {
 		noPostQuantum bool
-		want        tls.CurveID
+		want          tls.CurveID
 	}{{false, tls.X25519MLKEM768}, {true, tls.X25519}} {
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
