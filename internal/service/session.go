@@ -118,3 +118,13 @@ func (s *Service) RequiredApprovals(ctx context.Context, r Request) int {
 	}
 	return pol.Required
 }
+
+// VisibleProjects names the projects whose requests p may list; nil means
+// every project (admins and auditors).
+func (s *Service) VisibleProjects(ctx context.Context, p Principal) ([]string, error) {
+	ps, err := s.visibleProjects(ctx, p)
+	if err != nil {
+		return nil, asError(err, "")
+	}
+	return ps, nil
+}

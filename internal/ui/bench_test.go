@@ -170,7 +170,8 @@ func TestRenderBenchmark(t *testing.T) {
 	pages := []page{
 		{"login form", "/ui/login", nil},
 		{"dashboard (approver)", "/ui/", alice},
-		{"requests, first page", "/ui/requests", root},
+		{"requests, first page (admin)", "/ui/requests", root},
+		{"requests, first page (approver of 10 projects)", "/ui/requests", alice},
 		{"requests awaiting approval", "/ui/requests?status=awaiting_approval", alice},
 		{"request", "/ui/requests/" + rs[0].ID, alice},
 		{"repositories, first page", "/ui/repositories", root},
