@@ -695,3 +695,17 @@ func TestRequestsAcrossProjects(t *testing.T) {
 		t.Errorf("bob sees the requests of a project he has no part in")
 	}
 }
+
+func TestActivityChart(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	alice := f.browser().loggedIn("alice")
+	_, page := alice.do("GET", "/ui/", nil)
+	want := fmt.Sprintf("<title>%s: 2 requests</title>", f.now.UTC().Format("Jan 2"))
+	if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, want) {
+		t.Errorf("the activity chart lacks today's bar %q", want)
+	}
+	root := f.browser().loggedIn("root")
+	if _, page := root.do("GET", "/ui/", nil); !strings.Contains(page, want) {
+		t.Errorf("the admin's chart lacks today's bar")
+	}
+}
