@@ -198,3 +198,15 @@ func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Ti
 	}
 	return out, nil
 }
+
+// Approvers returns how many approvals the policy of a request asks for
+// and who may give them, read from the store as the decision reads them
+// (for the dashboard's Approve and Deny buttons on requests the viewer was
+// already allowed to list; the decision checks again).
+func (s *Service) Approvers(ctx context.Context, project, policy string) (required int, approvers []string, err error) {
+	pol, err := s.st.GetPolicy(ctx, project, policy)
+	if err != nil {
+		return 0, nil, asError(err, "policy "+project+"/"+policy)
+	}
+	return pol.Required, pol.Approvers, nil
+}

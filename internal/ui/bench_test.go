@@ -135,7 +135,7 @@ func fill(t *testing.T, st *sqlstore.Store, now time.Time, nRepos, nReqs int) {
 	span := 30 * 24 * time.Hour
 	var final []string
 	for i := range nReqs {
-		created := now.Add(-span + time.Duration(i)*span/time.Duration(nReqs))
+		created := now.Add(-span + span/time.Duration(nReqs)*time.Duration(i))
 		id := fmt.Sprintf("%08x-%04x-7000-8000-%012x", created.UnixMilli()>>16, created.UnixMilli()&0xffff, i)
 		gun := fmt.Sprintf("bench.example.com/org/app-%05d", i%projects)
 		r := record.Request{ID: id, Project: fmt.Sprintf("p%d", i%projects), Policy: "release", Status: record.StatusAwaitingApproval, Submitter: "carol",

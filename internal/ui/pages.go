@@ -12,7 +12,6 @@ import (
 
 	"github.com/signet-trust/signet/internal/audit"
 	"github.com/signet-trust/signet/internal/service"
-	"github.com/signet-trust/signet/internal/service/serviceapi"
 	"github.com/signet-trust/signet/internal/tuf"
 )
 
@@ -25,28 +24,33 @@ type requestRow struct {
 	MayApprove, MayDeny                                   bool
 }
 
-// rower makes list rows, reading each policy once per page.
+// rower makes list rows, reading each policy's approvers once per page.
 type rower struct {
 	u        *UI
 	ctx      context.Context
 	p        service.Principal
-	policies map[string]*serviceapi.Policy
+	policies map[string]*approvers
+}
+
+type approvers struct {
+	required int
+	names    []string
 }
 
 func (u *UI) rower(ctx context.Context, p service.Principal) *rower {
-	return &rower{u: u, ctx: ctx, p: p, policies: map[string]*serviceapi.Policy{}}
+	return &rower{u: u, ctx: ctx, p: p, policies: map[string]*approvers{}}
 }
 
-func (rw *rower) policy(project, name string) *serviceapi.Policy {
+func (rw *rower) policy(project, name string) *approvers {
 	k := project + "/" + name
-	pol, ok := rw.policies[k]
+	a, ok := rw.policies[k]
 	if !ok {
-		if got, err := rw.u.cfg.Service.GetPolicy(rw.ctx, rw.p, project, name); err == nil {
-			pol = &got
+		if req, names, err := rw.u.cfg.Service.Approvers(rw.ctx, project, name); err == nil {
+			a = &approvers{req, names}
 		}
-		rw.policies[k] = pol
+		rw.policies[k] = a
 	}
-	return pol
+	return a
 }
 
 // row is r as the lists show it. Approve and Deny are offered as the
@@ -65,8 +69,8 @@ func (rw *rower) row(r service.Request) requestRow {
 	if pol == nil {
 		return out
 	}
-	out.Required = pol.Approvals.Required
-	if rw.p.Kind == service.KindUser && slices.Contains(pol.Approvals.Approvers, rw.p.User.Name) {
+	out.Required = pol.required
+	if rw.p.Kind == service.KindUser && slices.Contains(pol.names, rw.p.User.Name) {
 		out.MayDeny = true
 		out.MayApprove = r.Submitter != rw.p.User.Name && !r.ApprovedBy(rw.p.User.Name)
 	}
