@@ -337,7 +337,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 	if svc != nil {
 		groups = append(groups, ServiceGroup(svc))
 		svcAuthz = svc
-		dash, err := DashboardGroup(svc, st, nil, cfg.Service.BaseURL, log) // ui.go
+		dash, err := DashboardGroup(svc, st, auditLog, cfg.Service.BaseURL, log) // ui.go
 		if err != nil {
 			return err
 		}

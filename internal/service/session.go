@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/signet-trust/signet/internal/store"
 )
@@ -109,12 +110,103 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
-// RequiredApprovals is how many approvals r's policy asks for (0 when the
-// policy is gone).
-func (s *Service) RequiredApprovals(ctx context.Context, r Request) int {
-	pol, err := s.st.GetPolicy(ctx, r.Project, r.Policy)
-	if err != nil {
-		return 0
+// maxFanOut is how many projects ListRequestsByProject asks one by one.
+const maxFanOut = 50
+
+// ListRequestsByProject lists the requests p may see, newest first, as
+// ListRequests does, but for a viewer of a few projects it asks the store
+// for each project on its own and merges: each such query reads its
+// project's requests in ID order from an index, where one query over a
+// list of projects sorts all their requests first (the web dashboard's
+// lists, over 100,000 requests).
+func (s *Service) ListRequestsByProject(ctx context.Context, p Principal, f RequestFilter) ([]Request, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, badRequest("status %q: use one of %v", f.Status, Statuses)
 	}
-	return pol.Required
+	visible, err := s.visibleProjects(ctx, p)
+	if err != nil {
+		return nil, asError(err, "")
+	}
+	if visible == nil || len(visible) > maxFanOut || f.Project != "" {
+		f.Projects = visible
+		rs, err := s.st.ListRequests(ctx, f)
+		return rs, asErrorOrNil(err)
+	}
+	var all []Request
+	for _, name := range visible {
+		pf := f
+		pf.Project, pf.Projects = name, nil
+		rs, err := s.st.ListRequests(ctx, pf)
+		if err != nil {
+			return nil, asError(err, "")
+		}
+		all = append(all, rs...)
+	}
+	slices.SortFunc(all, func(a, b Request) int { return -compareIDs(a.ID, b.ID) })
+	return all[:min(len(all), f.Limit)], nil
+}
+
+func asErrorOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return asError(err, "")
+}
+
+// maxActivityProjects bounds the projects RequestsPerDay counts.
+const maxActivityProjects = 200
+
+// ErrTooManyProjects: RequestsPerDay does not count over more than
+// maxActivityProjects projects.
+var ErrTooManyProjects = errors.New("service: too many projects to count requests per day")
+
+// RequestsPerDay counts the requests p may see created on each of days
+// days (UTC) from since, from the store's index of creation times (no
+// request is read).
+func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Time, days int) ([]int, error) {
+	projects, err := s.visibleProjects(ctx, p)
+	if err != nil {
+		return nil, asError(err, "")
+	}
+	if projects == nil {
+		ps, err := s.st.ListProjects(ctx)
+		if err != nil {
+			return nil, asError(err, "")
+		}
+		projects = []string{}
+		for _, pr := range ps {
+			projects = append(projects, pr.Name)
+		}
+	}
+	if len(projects) > maxActivityProjects {
+		return nil, ErrTooManyProjects
+	}
+	out := make([]int, days)
+	for _, name := range projects {
+		prev, err := s.st.CountRequests(ctx, name, since)
+		if err != nil {
+			return nil, asError(err, "")
+		}
+		for d := range days {
+			next, err := s.st.CountRequests(ctx, name, since.AddDate(0, 0, d+1))
+			if err != nil {
+				return nil, asError(err, "")
+			}
+			out[d] += prev - next
+			prev = next
+		}
+	}
+	return out, nil
+}
+
+// Approvers returns how many approvals the policy of a request asks for
+// and who may give them, read from the store as the decision reads them
+// (for the dashboard's Approve and Deny buttons on requests the viewer was
+// already allowed to list; the decision checks again).
+func (s *Service) Approvers(ctx context.Context, project, policy string) (required int, approvers []string, err error) {
+	pol, err := s.st.GetPolicy(ctx, project, policy)
+	if err != nil {
+		return 0, nil, asError(err, "policy "+project+"/"+policy)
+	}
+	return pol.Required, pol.Approvers, nil
 }

@@ -24,15 +24,55 @@ type requestRow struct {
 	MayApprove, MayDeny                                   bool
 }
 
-func (u *UI) row(ctx context.Context, p service.Principal, r service.Request) requestRow {
+// rower makes list rows, reading each policy's approvers once per page.
+type rower struct {
+	u        *UI
+	ctx      context.Context
+	p        service.Principal
+	policies map[string]*approvers
+}
+
+type approvers struct {
+	required int
+	names    []string
+}
+
+func (u *UI) rower(ctx context.Context, p service.Principal) *rower {
+	return &rower{u: u, ctx: ctx, p: p, policies: map[string]*approvers{}}
+}
+
+func (rw *rower) policy(project, name string) *approvers {
+	k := project + "/" + name
+	a, ok := rw.policies[k]
+	if !ok {
+		if req, names, err := rw.u.cfg.Service.Approvers(rw.ctx, project, name); err == nil {
+			a = &approvers{req, names}
+		}
+		rw.policies[k] = a
+	}
+	return a
+}
+
+// row is r as the lists show it. Approve and Deny are offered as the
+// service would take them (an approver of the policy; to approve, not its
+// submitter and not approved yet); the service decides again.
+func (rw *rower) row(r service.Request) requestRow {
 	out := requestRow{ID: r.ID, Project: r.Project, Policy: r.Policy, Status: string(r.Status), Submitter: r.SubmitterName(),
 		Origin: r.Origin, Approvals: len(r.Approvals), Created: r.Created}
 	if len(r.Images) > 0 {
 		out.Image, out.Digest = r.Images[0].Ref, r.Images[0].Digest
 	}
-	if r.Status == service.StatusAwaitingApproval {
-		out.Required = u.cfg.Service.RequiredApprovals(ctx, r)
-		out.MayApprove, out.MayDeny = u.cfg.Service.MayDecide(ctx, p, r)
+	if r.Status != service.StatusAwaitingApproval {
+		return out
+	}
+	pol := rw.policy(r.Project, r.Policy)
+	if pol == nil {
+		return out
+	}
+	out.Required = pol.required
+	if rw.p.Kind == service.KindUser && slices.Contains(pol.names, rw.p.User.Name) {
+		out.MayDeny = true
+		out.MayApprove = r.Submitter != rw.p.User.Name && !r.ApprovedBy(rw.p.User.Name)
 	}
 	return out
 }
@@ -70,7 +110,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *session) error
 	if err != nil {
 		return err
 	}
-	recent, err := u.cfg.Service.ListRequests(ctx, s.p, service.RequestFilter{Limit: 10})
+	recent, err := u.cfg.Service.ListRequestsByProject(ctx, s.p, service.RequestFilter{Limit: 10})
 	if err != nil {
 		return err
 	}
@@ -83,40 +123,53 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *session) error
 		Expiring     []expiringRole
 		Activity     chart
 	}{Expiring: exp}
+	rw := u.rower(ctx, s.p)
 	for _, q := range mine {
-		d.Mine = append(d.Mine, u.row(ctx, s.p, q))
+		d.Mine = append(d.Mine, rw.row(q))
 	}
 	for _, q := range recent {
-		d.Recent = append(d.Recent, u.row(ctx, s.p, q))
+		d.Recent = append(d.Recent, rw.row(q))
 	}
 	d.Activity = u.activity(ctx, s.p)
 	u.render(w, r, s, http.StatusOK, "dashboard", d)
 	return nil
 }
 
-// activity is a bar chart of the requests of the last 14 days (at most
-// the 2000 newest the viewer may see), per day and outcome.
+// activity is a bar chart of the requests of the last 14 days, per day,
+// counted by the service from the store's index (no request is read),
+// computed at most once per Config.ChartTTL for each user.
 func (u *UI) activity(ctx context.Context, p service.Principal) chart {
+	key := string(p.Kind) + ":" + p.User.Name
+	now := u.now()
+	if u.cfg.ChartTTL > 0 {
+		u.chartMu.Lock()
+		c, ok := u.charts[key]
+		u.chartMu.Unlock()
+		if ok && now.Before(c.until) {
+			return c.chart
+		}
+	}
 	const days = 14
-	today := u.now().UTC().Truncate(24 * time.Hour)
-	since := today.AddDate(0, 0, -(days - 1))
-	rs, err := u.cfg.Service.ListRequests(ctx, p, service.RequestFilter{Since: since, Limit: 2000})
+	since := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -(days - 1))
+	counts, err := u.cfg.Service.RequestsPerDay(ctx, p, since, days)
 	if err != nil {
-		return chart{}
+		return chart{Title: "Signing requests per day", Empty: true}
 	}
-	signed, other := make([]int, days), make([]int, days)
-	for _, q := range rs {
-		i := int(q.Created.UTC().Sub(since) / (24 * time.Hour))
-		if i < 0 || i >= days {
-			continue
+	c := barChart(since, counts)
+	if u.cfg.ChartTTL > 0 {
+		u.chartMu.Lock()
+		if len(u.charts) > 10_000 {
+			clear(u.charts)
 		}
-		if q.Status == service.StatusSigned {
-			signed[i]++
-		} else {
-			other[i]++
-		}
+		u.charts[key] = cachedChart{chart: c, until: now.Add(u.cfg.ChartTTL)}
+		u.chartMu.Unlock()
 	}
-	return barChart(since, signed, other)
+	return c
+}
+
+type cachedChart struct {
+	chart chart
+	until time.Time
 }
 
 const pageSize = 50
@@ -134,7 +187,7 @@ func (u *UI) requests(w http.ResponseWriter, r *http.Request, s *session) error 
 		}
 		f.Before = string(b)
 	}
-	rs, err := u.cfg.Service.ListRequests(r.Context(), s.p, f)
+	rs, err := u.cfg.Service.ListRequestsByProject(r.Context(), s.p, f)
 	if err != nil {
 		return err
 	}
@@ -148,8 +201,9 @@ func (u *UI) requests(w http.ResponseWriter, r *http.Request, s *session) error 
 		rs = rs[:pageSize]
 		d.Next = base64.RawURLEncoding.EncodeToString([]byte(rs[len(rs)-1].ID))
 	}
+	rw := u.rower(r.Context(), s.p)
 	for _, q := range rs {
-		d.Rows = append(d.Rows, u.row(r.Context(), s.p, q))
+		d.Rows = append(d.Rows, rw.row(q))
 	}
 	u.render(w, r, s, http.StatusOK, "requests", d)
 	return nil

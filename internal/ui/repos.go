@@ -265,30 +265,23 @@ type line struct {
 	Class          string
 }
 
-// barChart stacks signed and other requests per day from since.
-func barChart(since time.Time, signed, other []int) chart {
+// barChart draws the requests of each day from since.
+func barChart(since time.Time, counts []int) chart {
 	const w, h, left, bottom, top = 560, 180, 30, 30, 10
 	c := chart{Width: w, Height: h, Title: "Signing requests per day, last 14 days"}
-	peak := 1
-	total := 0
-	for i := range signed {
-		peak = max(peak, signed[i]+other[i])
-		total += signed[i] + other[i]
+	peak, total := 1, 0
+	for _, n := range counts {
+		peak = max(peak, n)
+		total += n
 	}
 	c.Empty = total == 0
-	n := len(signed)
+	n := len(counts)
 	slot := (w - left) / max(n, 1)
-	scale := func(v int) int { return v * (h - bottom - top) / peak }
-	for i := range n {
+	for i, v := range counts {
 		x := left + i*slot + 2
 		day := since.AddDate(0, 0, i)
-		hs, ho := scale(signed[i]), scale(other[i])
-		y := h - bottom
-		if hs > 0 {
-			c.Bars = append(c.Bars, bar{X: x, Y: y - hs, W: slot - 4, H: hs, Class: "signed", Title: fmt.Sprintf("%s: %d signed", day.Format("Jan 2"), signed[i])})
-		}
-		if ho > 0 {
-			c.Bars = append(c.Bars, bar{X: x, Y: y - hs - ho, W: slot - 4, H: ho, Class: "other", Title: fmt.Sprintf("%s: %d not signed (yet)", day.Format("Jan 2"), other[i])})
+		if hv := v * (h - bottom - top) / peak; hv > 0 {
+			c.Bars = append(c.Bars, bar{X: x, Y: h - bottom - hv, W: slot - 4, H: hv, Class: "signed", Title: fmt.Sprintf("%s: %d requests", day.Format("Jan 2"), v)})
 		}
 		if i%2 == 0 {
 			c.Labels = append(c.Labels, label{X: x + slot/2 - 2, Y: h - bottom + 16, Text: day.Format("Jan 2"), Anchor: "middle"})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
@@ -73,6 +74,9 @@ type Config struct {
 	// SessionTTL is how long a session lasts from login (default 8h);
 	// SessionIdle how long it lasts without use (default 1h).
 	SessionTTL, SessionIdle time.Duration
+	// ChartTTL is how long the dashboard's activity chart is reused for
+	// a user (default 1 minute; negative: drawn for every page).
+	ChartTTL time.Duration
 	// LoginsPerUser and LoginsPerAddress limit login attempts (default
 	// 10 at once, then one every 6 s); a negative Rate turns a limit off.
 	LoginsPerUser, LoginsPerAddress ratelimit.Limit
@@ -87,6 +91,9 @@ type UI struct {
 	sessions *sessions
 	byUser   *ratelimit.Keyed
 	byAddr   *ratelimit.Keyed
+
+	chartMu sync.Mutex
+	charts  map[string]cachedChart
 }
 
 var defaultLogins = ratelimit.Limit{Rate: 1.0 / 6, Burst: 10}
@@ -108,6 +115,9 @@ func New(cfg Config) (*UI, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour
 	}
+	if cfg.ChartTTL == 0 {
+		cfg.ChartTTL = time.Minute
+	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = time.Hour
 	}
@@ -122,9 +132,9 @@ func New(cfg Config) (*UI, error) {
 	}
 	return &UI{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now, pages: pages,
-		sessions: newSessions(),
-		byUser:   ratelimit.NewKeyed(cfg.LoginsPerUser, 100_000),
-		byAddr:   ratelimit.NewKeyed(cfg.LoginsPerAddress, 100_000),
+		sessions: newSessions(), charts: map[string]cachedChart{},
+		byUser: ratelimit.NewKeyed(cfg.LoginsPerUser, 100_000),
+		byAddr: ratelimit.NewKeyed(cfg.LoginsPerAddress, 100_000),
 	}, nil
 }
 

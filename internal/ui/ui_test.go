@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"github.com/signet-trust/signet/internal/audit"
 	"html"
 	"io"
@@ -655,4 +656,56 @@ func TestRepositorySearchFragment(t *testing.T) {
 		t.Errorf("the fragment lacks the match")
 	}
 	checkHeaders(t, resp)
+}
+
+func TestRequestsAcrossProjects(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	ctx := t.Context()
+	now := f.now
+	if err := f.st.CreateProject(ctx, record.Project{Name: "lib", Repository: "example.com/lib", Signer: "ci", KeyID: "k2", RateLimit: 10, Created: now, Updated: now}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreatePolicy(ctx, record.Policy{Project: "lib", Name: "release", Required: 1, Approvers: []string{"alice"}, Submitters: []string{"carol"},
+		Formats: []record.Format{record.FormatDCT}, Created: now, Updated: now}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// IDs interleave the two projects in time.
+	for i, id := range []string{"01900000-0000-7000-8000-000000000003", "01900000-0000-7000-8000-000000000000"} {
+		r := record.Request{ID: id, Project: "lib", Policy: "release", Status: record.StatusAwaitingApproval, Submitter: "carol",
+			Images:  []record.Image{{Ref: fmt.Sprintf("example.com/lib:v%d", i), GUN: "example.com/lib", Tag: fmt.Sprintf("v%d", i), Digest: "sha256:" + strings.Repeat("cd", 32)}},
+			Formats: []record.Format{record.FormatDCT}, Created: now, Updated: now, Expires: now.Add(time.Hour)}
+		if _, _, err := f.st.CreateRequest(ctx, r, record.Effects{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := f.browser().loggedIn("alice")
+	_, page := alice.do("GET", "/ui/requests", nil)
+	ids := regexp.MustCompile(`href="/ui/requests/([0-9a-f-]+)"`).FindAllStringSubmatch(page, -1)
+	var got []string
+	for _, m := range ids {
+		got = append(got, m[1][len(m[1])-1:])
+	}
+	if strings.Join(got, "") != "3210" {
+		t.Errorf("alice's requests over two projects, newest first: %v, want 3 2 1 0", got)
+	}
+	// bob approves nothing of lib and sees only app's.
+	bob := f.browser().loggedIn("bob")
+	_, page = bob.do("GET", "/ui/requests", nil)
+	if strings.Contains(page, "example.com/lib") {
+		t.Errorf("bob sees the requests of a project he has no part in")
+	}
+}
+
+func TestActivityChart(t *testing.T) {
+	f := newFixture(t, ratelimit.Limit{})
+	alice := f.browser().loggedIn("alice")
+	_, page := alice.do("GET", "/ui/", nil)
+	want := fmt.Sprintf("<title>%s: 2 requests</title>", f.now.UTC().Format("Jan 2"))
+	if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, want) {
+		t.Errorf("the activity chart lacks today's bar %q", want)
+	}
+	root := f.browser().loggedIn("root")
+	if _, page := root.do("GET", "/ui/", nil); !strings.Contains(page, want) {
+		t.Errorf("the admin's chart lacks today's bar")
+	}
 }

@@ -16,7 +16,10 @@ func (s *Store) Repositories(ctx context.Context, search, after string, limit in
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := `SELECT gun FROM tuf_heads WHERE role = 'root' AND gun > ?`
+	// "role || ''" keeps the planner off the (role, expires) index: the
+	// primary key (gun, role) gives the names in order, a page at a time,
+	// where the other index would sort every repository first.
+	q := `SELECT gun FROM tuf_heads WHERE gun > ? AND role || '' = 'root'`
 	args := []any{after}
 	if search != "" {
 		q += ` AND gun LIKE ? ESCAPE '\'`
