@@ -245,6 +245,12 @@ func (u *UI) decide(w http.ResponseWriter, r *http.Request, s *session, approve 
 	comment := strings.TrimSpace(r.PostForm.Get("comment"))
 	var err error
 	if approve {
+		// Step-up: an approval signs in the service's name, so the
+		// browser's session is not enough; the password is asked again,
+		// under the login's rate limits.
+		if problem, status := u.stepUp(r, s); problem != "" {
+			return u.showRequest(w, r, s, status, problem)
+		}
 		_, err = u.cfg.Service.Approve(r.Context(), s.p, id, comment)
 	} else {
 		if comment == "" {
@@ -260,6 +266,30 @@ func (u *UI) decide(w http.ResponseWriter, r *http.Request, s *session, approve 
 	}
 	http.Redirect(w, r, "/ui/requests/"+id, http.StatusSeeOther)
 	return nil
+}
+
+// stepUp checks the password posted with an approval against the
+// session's user, counted against the same per-user and per-address
+// limits as logins. It returns what to tell the user and the status when
+// the password does not hold, or "" when it does.
+func (u *UI) stepUp(r *http.Request, s *session) (problem string, status int) {
+	password := r.PostForm.Get("password")
+	if password == "" {
+		return "Approving asks for your password again: enter it with your approval.", http.StatusUnauthorized
+	}
+	now := u.now()
+	okAddr, waitAddr := u.byAddr.Take(clientAddress(r), now)
+	okUser, waitUser := u.byUser.Take(s.user, now)
+	if !okAddr || !okUser {
+		wait := max(waitAddr, waitUser, time.Second).Round(time.Second)
+		u.log.Info("ui: approval password check rate-limited", "user", s.user, "address", clientAddress(r))
+		return "Too many password attempts. Wait " + wait.String() + " and try again.", http.StatusTooManyRequests
+	}
+	if _, err := u.cfg.Service.Login(r.Context(), s.user, password); err != nil {
+		u.log.Info("ui: approval with a wrong password", "user", s.user, "address", clientAddress(r))
+		return "The password is wrong: nothing was approved.", http.StatusUnauthorized
+	}
+	return "", 0
 }
 
 func (u *UI) approve(w http.ResponseWriter, r *http.Request, s *session) error {

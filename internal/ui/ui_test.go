@@ -350,7 +350,7 @@ func TestApproveAndDeny(t *testing.T) {
 	const id1, id2 = "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002"
 	alice := f.browser().loggedIn("alice")
 	_, page := alice.do("GET", "/ui/", nil)
-	if !strings.Contains(page, "/ui/requests/"+id1) || !strings.Contains(page, ">Approve</button>") {
+	if !strings.Contains(page, "/ui/requests/"+id1) || !strings.Contains(page, ">Approve…</a>") {
 		t.Fatalf("the dashboard does not offer alice the request awaiting her approval:\n%s", page)
 	}
 	if strings.Contains(page, xss) {
@@ -370,7 +370,20 @@ func TestApproveAndDeny(t *testing.T) {
 	if len(r.Approvals) != 0 {
 		t.Fatalf("a refused POST approved the request: %+v", r.Approvals)
 	}
-	resp, _ = alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}})
+	// Step-up: without the password again, or with a wrong one, nothing
+	// is approved.
+	resp, page = alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "asks for your password again") {
+		t.Fatalf("approve without the password: %d, want 401 asking for it", resp.StatusCode)
+	}
+	resp, page = alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}, "password": {"not alice's password"}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "The password is wrong: nothing was approved.") {
+		t.Fatalf("approve with a wrong password: %d, want 401", resp.StatusCode)
+	}
+	if r, _ := f.st.GetRequest(t.Context(), id1); len(r.Approvals) != 0 {
+		t.Fatalf("an approval without the right password was recorded: %+v", r.Approvals)
+	}
+	resp, _ = alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}, "password": {password}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("approve: %d", resp.StatusCode)
 	}
@@ -388,7 +401,7 @@ func TestApproveAndDeny(t *testing.T) {
 	if strings.Contains(page, `id="approve"`) {
 		t.Errorf("carol, the submitter and no approver, is offered Approve")
 	}
-	resp, page = carol.do("POST", "/ui/requests/"+id2+"/approve", url.Values{"csrf": {csrfOf(t, page)}})
+	resp, page = carol.do("POST", "/ui/requests/"+id2+"/approve", url.Values{"csrf": {csrfOf(t, page)}, "password": {password}})
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "not an approver") {
 		t.Errorf("carol approving: %d, want 403 with the service's sentence", resp.StatusCode)
 	}
@@ -413,7 +426,7 @@ func TestApproveAndDeny(t *testing.T) {
 		t.Errorf("the deny comment is not shown escaped:\n%s", page)
 	}
 	// A second decision on a denied request is the service's conflict.
-	resp, page = alice.do("POST", "/ui/requests/"+id2+"/approve", url.Values{"csrf": {csrfOf(t, page)}})
+	resp, page = alice.do("POST", "/ui/requests/"+id2+"/approve", url.Values{"csrf": {csrfOf(t, page)}, "password": {password}})
 	_ = page
 	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusConflict {
 		t.Errorf("approving a denied request: %d", resp.StatusCode)
@@ -493,7 +506,7 @@ func TestAuditPage(t *testing.T) {
 	alice := f.browser().loggedIn("alice")
 	_, page := alice.do("GET", "/ui/requests/"+id1, nil)
 	csrf := csrfOf(t, page)
-	alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}})
+	alice.do("POST", "/ui/requests/"+id1+"/approve", url.Values{"csrf": {csrf}, "password": {password}})
 	alice.do("POST", "/ui/requests/"+id2+"/deny", url.Values{"csrf": {csrf}, "comment": {xss}})
 	root := f.browser().loggedIn("root")
 	// The entries appear once the log integrated them.

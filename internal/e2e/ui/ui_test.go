@@ -149,7 +149,8 @@ func TestDashboard(t *testing.T) {
 	// Approve in the browser: the service signs; the real notary client
 	// sees the tag in both roles.
 	b.run(chromedp.Navigate(s.Base+"/ui/requests/"+approveID), chromedp.WaitVisible(chromedp.CSS("#approve")))
-	b.run(chromedp.Click(chromedp.CSS("#approve")))
+	// Approving asks for the password again (step-up).
+	b.run(chromedp.SendKeys(chromedp.CSS("#approve-password"), password), chromedp.Click(chromedp.CSS("#approve")))
 	b.waitText("#status", "signed")
 	b.screenshot("ui-request-signed.png")
 	hex := strings.TrimPrefix(approveDigest, "sha256:")
