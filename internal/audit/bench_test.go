@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,6 +188,7 @@ type tileBench struct {
 	signet, signetNoCache, bare string
 	paths                       []string // 32 level-0 tiles and 32 entry bundles
 	client                      *http.Client
+	tileBytes, bundleBytes      int // body bytes of one level-0 tile and (on average) of one entry bundle as sent
 }
 
 func newTileBench(t testing.TB) *tileBench {
@@ -243,7 +245,13 @@ func newTileBench(t testing.TB) *tileBench {
 			t.Fatalf("GET %s: %s %v", p, resp.Status, err)
 		}
 		answers[p] = answer{resp.Header.Clone(), body}
+		if strings.Contains(p, "/entries/") {
+			tb.bundleBytes += len(body)
+		} else {
+			tb.tileBytes = len(body)
+		}
 	}
+	tb.bundleBytes /= 32
 	tb.bare, _ = serveTLS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := answers[r.URL.Path]
 		if !ok {
