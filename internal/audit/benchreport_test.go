@@ -125,11 +125,11 @@ func TestAuditBenchmark(t *testing.T) {
 	p("running beside them. *Appended/s* counts until the last `Append` returned, *checkpointed/s* until a signed\n")
 	p("checkpoint covered all of them. Then **append → checkpoint**: %d appends one at a time, each from the call to\n", latSamples)
 	p("`Append` until `Await` sees a signed checkpoint covering it (integration, tiles, signature, all stored).\n\n")
-	p("| database | appended/s | checkpointed/s | vs 5,000/s | entries/batch | append → checkpoint p50 / p99 / max ms |\n")
-	p("|---|---:|---:|---:|---:|---:|\n")
+	p("| database | appended/s | all runs | checkpointed/s | vs 5,000/s | entries/batch | append → checkpoint p50 / p99 / max ms |\n")
+	p("|---|---:|---|---:|---:|---:|---:|\n")
 	for _, r := range dbRows {
 		a := median(r.appendRate)
-		p("| %s | %.0f | %.0f | %.2f× | %.0f | %.1f / %.1f / %.1f |\n", r.name, a, median(r.integRate), a/5000,
+		p("| %s | %.0f | %s | %.0f | %.2f× | %.0f | %.1f / %.1f / %.1f |\n", r.name, a, joinRates(r.appendRate), median(r.integRate), a/5000,
 			median(r.perBatch), msOf(r.p50), msOf(r.p99), msOf(r.max))
 	}
 	p("\n**Tile GETs**: a log of 8,192 entries (32 full tiles); %d keep-alive clients over TLS (HTTP/1.1, the same\n", getConns)
@@ -138,11 +138,11 @@ func TestAuditBenchmark(t *testing.T) {
 		thousands(tb.tileBytes), thousands(tb.bundleBytes), getFor)
 	p("server is a plain Go `net/http` TLS server answering the same paths with the bytes and headers signet sent: the\n")
 	p("ceiling of this machine and client. The clients run in the same process as the servers, on the same 2 cores.\n\n")
-	p("| server | req/s | vs bare |\n|---|---:|---:|\n")
+	p("| server | req/s | all runs | vs bare |\n|---|---:|---|---:|\n")
 	bare := median(gets[servers[2].name])
 	for _, srv := range servers {
 		m := median(gets[srv.name])
-		p("| %s | %.0f | %.2f× |\n", srv.name, m, m/bare)
+		p("| %s | %.0f | %s | %.2f× |\n", srv.name, m, joinRates(gets[srv.name]), m/bare)
 	}
 	p("\n**Verify**: signet's client (`auditclient.Verify`, what `signet audit verify` runs) against a log of %s\n", thousands(total))
 	p("entries served over TLS on loopback (tile cache 64 MiB): *full* from no remembered checkpoint (checkpoint signature,\n")
@@ -151,7 +151,7 @@ func TestAuditBenchmark(t *testing.T) {
 	p("proof only). Each repetition runs both, one after the other, on the same log; filling it (5,000 entries per\n")
 	p("insert, integrated in batches of up to 16,384) took %.0f s. The time is the client's and the server's\n", vb.fill.Seconds())
 	p("together (same process, same cores); requests and bytes are of the last run.\n\n")
-	p("| run | entries | time (median) | all runs | requests | bytes |\n|---|---:|---:|---|---:|---:|\n")
+	p("| run | entries | time (median) | all runs | requests | body bytes (decompressed) |\n|---|---:|---:|---|---:|---:|\n")
 	if len(full) > 1 {
 		// The first run is reported apart: it was consistently slower (cold
 		// database pages and heap), and a user's first verify is like it.
@@ -198,6 +198,14 @@ func secs(ds []time.Duration) []float64 {
 		out[i] = d.Seconds()
 	}
 	return out
+}
+
+func joinRates(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func joinDur(ds []time.Duration, unit string) string {
