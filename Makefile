@@ -46,11 +46,13 @@ build:
 	$(GO) build -buildvcs=auto -o bin/ ./cmd/...
 
 ## bench: side-by-side benchmark against the reference notary-server, the
-## signing service's approval-to-signed latency, the web dashboard's render
-## times, then the soak.
+## signing service's approval-to-signed latency, the audit log (appends/s,
+## append to checkpoint, tile GETs, verify of 1,000,000 entries), the web
+## dashboard's render times, then the soak.
 bench: deps
 	bench/run.sh
 	SIGNET_SERVICE_BENCH=1 SIGNET_SERVICE_BENCH_REPORT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -run '^TestServiceBenchmark$$' -timeout 15m -v ./internal/service/
+	SIGNET_AUDIT_BENCH=1 SIGNET_AUDIT_BENCH_REPORT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -run '^TestAuditBenchmark$$' -timeout 30m -v ./internal/audit/
 	SIGNET_UI_BENCH=1 SIGNET_UI_BENCH_REPORT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -run '^TestRenderBenchmark$$' -timeout 20m -v ./internal/ui/
 	$(MAKE) soak
 

@@ -214,9 +214,3 @@ func TestAppendAPI(t *testing.T) {
 		t.Fatalf("log of %d entries after refused appends, want 1", st.Size)
 	}
 }
-
-func newHTTPServer(t testing.TB, h http.Handler) string {
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
