@@ -206,9 +206,10 @@ func runAudit(ctx context.Context, l *audit.Log, log *slog.Logger) *auditRunner 
 	return r
 }
 
-// firstCheckpoint waits (bounded) until the log has a signed checkpoint,
-// so that a server that says it listens serves its log: on a new
-// database the sequencer signs the empty tree first.
+// firstCheckpoint waits (bounded) until the log has a signed checkpoint
+// and has checked its stored tree against it once, so that a server that
+// says it listens serves its log and is ready: on a new database the
+// sequencer signs the empty tree first.
 func firstCheckpoint(ctx context.Context, l *audit.Log, log *slog.Logger) {
 	if l == nil {
 		return
@@ -216,11 +217,11 @@ func firstCheckpoint(ctx context.Context, l *audit.Log, log *slog.Logger) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := l.Store().State(ctx)
-		if err == nil && st.Checkpoint != nil {
+		if err == nil && st.Checkpoint != nil && l.Status().Checked {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			log.Warn("audit: the log has no signed checkpoint yet; /audit/checkpoint answers 503 until it does", "status", l.Status().Problem)
+			log.Warn("audit: the log has not signed or checked a checkpoint yet; /audit/checkpoint and /_signet/ready answer 503 until it has", "status", l.Status().Problem)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

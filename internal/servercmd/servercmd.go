@@ -412,8 +412,10 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, stdout, st
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
 	}
 	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
+	// The key before the listening line: whoever waits for that line
+	// (a test, a supervisor) has the key when it sees it.
 	printAuditKey(stdout, auditLog)
+	fmt.Fprintf(stdout, "signet-server: listening on https://%s (data in %s, database %s)\n", addr, dataDir, redactURL(dbURL))
 	if metricsAddr != "" {
 		fmt.Fprintf(stdout, "signet-server: metrics on http://%s/metrics\n", metricsAddr)
 	}

@@ -228,7 +228,9 @@ func TestKeyFloodBounded(t *testing.T) {
 		}
 	}
 	t.Logf("200 GETs with 800 KB GUNs: %v, the database grew by %d bytes", time.Since(start), dbSize(t, dataDir)-size0)
-	if grown := dbSize(t, dataDir) - size0; grown > 64<<10 {
+	// Stored, these GUNs would be 160 MB; what the WAL gains meanwhile is
+	// the audit log's lease renewals (a page a second), not the requests'.
+	if grown := dbSize(t, dataDir) - size0; grown > 1<<20 {
 		t.Errorf("the database grew by %d KiB for refused requests", grown>>10)
 	}
 	made, limited := 0, 0
