@@ -234,7 +234,9 @@ func (m *migrateCmd) run(ctx context.Context, gun string) error {
 		return err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Keep a connection per worker (and one spare) open between requests.
 	tr.MaxIdleConnsPerHost = 2 * m.workers
+	tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
 	repo := (&registry.Client{Transport: migrateTransport(tr), Keychain: kc, UserAgent: "signet"}).Repository(ref, "push,pull")
 	m.sign(ctx, repo, key, rep, work)
 

@@ -38,7 +38,9 @@ import (
 // go-containerregistry's in-process registry, with the trust data on an
 // in-process signet-server. One iteration is one whole migration (run with
 // -benchtime 1x); it reports the seconds it took, digests signed per second,
-// and the seconds of a second run, which finds everything signed. Setting up
+// requests sent to the registry per digest, and the seconds (and requests)
+// of a second run, which finds everything signed.
+// SIGNET_BENCH_MIGRATE_WORKERS sets --workers. Setting up
 // (pushing the images, publishing the trust data) is not timed.
 //
 //	go test -run '^$' -bench MigrateCosign -benchtime 1x ./internal/cli/
@@ -283,7 +285,11 @@ func benchEnv(b *testing.B, dir string, srv *inproc.Server) map[string]string {
 func benchMigrate(b *testing.B, env map[string]string, gun string, n int, result string) {
 	b.Helper()
 	var out, errOut bytes.Buffer
-	code := Main(b.Context(), []string{"-o", "json", "migrate", "cosign", gun, "--key", env["KEY"]},
+	args := []string{"-o", "json", "migrate", "cosign", gun, "--key", env["KEY"]}
+	if w := os.Getenv("SIGNET_BENCH_MIGRATE_WORKERS"); w != "" {
+		args = append(args, "--workers", w)
+	}
+	code := Main(b.Context(), args,
 		Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut})
 	if code != 0 {
 		b.Fatalf("migrate: exit %d\n%s", code, errOut.String())
