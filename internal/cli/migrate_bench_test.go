@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,7 +38,9 @@ import (
 // go-containerregistry's in-process registry, with the trust data on an
 // in-process signet-server. One iteration is one whole migration (run with
 // -benchtime 1x); it reports the seconds it took, digests signed per second,
-// and the seconds of a second run, which finds everything signed. Setting up
+// requests sent to the registry per digest, and the seconds (and requests)
+// of a second run, which finds everything signed.
+// SIGNET_BENCH_MIGRATE_WORKERS sets --workers. Setting up
 // (pushing the images, publishing the trust data) is not timed.
 //
 //	go test -run '^$' -bench MigrateCosign -benchtime 1x ./internal/cli/
@@ -49,6 +53,9 @@ func BenchmarkMigrateCosign(b *testing.B) {
 		}
 	}
 	srv := inproc.StartServer(b, inproc.ServerOptions{LogLevel: "info"})
+	counter := &requestCounter{}
+	defer func(old func(http.RoundTripper) http.RoundTripper) { migrateTransport = old }(migrateTransport)
+	migrateTransport = func(rt http.RoundTripper) http.RoundTripper { counter.base = rt; return counter }
 	for _, kind := range []string{"docker-registry", "ggcr"} {
 		b.Run(kind, func(b *testing.B) {
 			var host string
@@ -72,21 +79,76 @@ func BenchmarkMigrateCosign(b *testing.B) {
 			b.Logf("%s: %d images pushed and signed in DCT in %v", kind, n, time.Since(setup).Round(time.Millisecond))
 			env := benchEnv(b, dir, srv)
 			for b.Loop() {
+				counter.reset()
 				start, cpu0, reg0 := time.Now(), selfCPU(b), regCPU()
 				benchMigrate(b, env, gun, n, migrateSigned)
 				secs := time.Since(start).Seconds()
 				cpu := (selfCPU(b) - cpu0 + regCPU() - reg0).Seconds()
+				total, kinds := counter.reset()
+				b.ReportMetric(float64(total)/float64(n), "requests/digest")
+				b.Logf("%s: requests per digest, signing: %s", kind, perDigest(kinds, n))
 				b.ReportMetric(secs, "s/migration")
 				b.ReportMetric(float64(n)/secs, "digests/s")
 				b.ReportMetric(cpu, "cpu-s/migration")
 				start = time.Now()
 				benchMigrate(b, env, gun, n, migrateExisting)
 				b.ReportMetric(time.Since(start).Seconds(), "s/rerun")
+				total, kinds = counter.reset()
+				b.ReportMetric(float64(total)/float64(n), "requests/digest-rerun")
+				b.Logf("%s: requests per digest, second run: %s", kind, perDigest(kinds, n))
 				b.Logf("%s: %d digests signed in %.1fs wall, %.1f CPU-seconds (this process and the registry; %d cores, load average %s)",
 					kind, n, secs, cpu, runtime.NumCPU(), loadAverage())
 			}
 		})
 	}
+}
+
+// requestCounter counts the requests a migration sends to the registry, by
+// method and kind of resource.
+type requestCounter struct {
+	base  http.RoundTripper
+	mu    sync.Mutex
+	kinds map[string]int
+}
+
+func (c *requestCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	kind := "other"
+	for _, k := range []string{"/blobs/uploads/", "/blobs/", "/manifests/", "/referrers/"} {
+		if strings.Contains(req.URL.Path, k) {
+			kind = strings.Trim(k, "/")
+			break
+		}
+	}
+	c.mu.Lock()
+	if c.kinds == nil {
+		c.kinds = map[string]int{}
+	}
+	c.kinds[req.Method+" "+kind]++
+	c.mu.Unlock()
+	return c.base.RoundTrip(req)
+}
+
+// reset returns the counts so far and starts again.
+func (c *requestCounter) reset() (int, map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kinds, total := c.kinds, 0
+	for _, n := range kinds {
+		total += n
+	}
+	c.kinds = nil
+	return total, kinds
+}
+
+// perDigest describes counts of requests per digest.
+func perDigest(kinds map[string]int, n int) string {
+	var parts []string
+	total := 0
+	for _, k := range sortedKeys(kinds) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(kinds[k])/float64(n)))
+		total += kinds[k]
+	}
+	return fmt.Sprintf("%.2f in all (%s)", float64(total)/float64(n), strings.Join(parts, ", "))
 }
 
 // selfCPU is the CPU time this process has used (user and system).
@@ -223,7 +285,11 @@ func benchEnv(b *testing.B, dir string, srv *inproc.Server) map[string]string {
 func benchMigrate(b *testing.B, env map[string]string, gun string, n int, result string) {
 	b.Helper()
 	var out, errOut bytes.Buffer
-	code := Main(b.Context(), []string{"-o", "json", "migrate", "cosign", gun, "--key", env["KEY"]},
+	args := []string{"-o", "json", "migrate", "cosign", gun, "--key", env["KEY"]}
+	if w := os.Getenv("SIGNET_BENCH_MIGRATE_WORKERS"); w != "" {
+		args = append(args, "--workers", w)
+	}
+	code := Main(b.Context(), args,
 		Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut})
 	if code != 0 {
 		b.Fatalf("migrate: exit %d\n%s", code, errOut.String())

@@ -457,9 +457,9 @@ func TestCosignSeesIdempotentWrites(t *testing.T) {
 			t.Fatalf("cosign verify %v lists %d signatures after signing twice", form, len(ds))
 		}
 	}
-	descs, supported, err := listReferrers(ctx, tg)
-	if err != nil || supported || len(descs) != 1 {
-		t.Fatalf("docker-registry referrers (tag schema): %v supported=%v %v", descs, supported, err)
+	descs, list, err := listReferrers(ctx, tg)
+	if err != nil || list.supported || len(descs) != 1 {
+		t.Fatalf("docker-registry referrers (tag schema): %v supported=%v %v", descs, list.supported, err)
 	}
 	if _, err := tg.Repo.Manifest(ctx, registry.FallbackTag(tg.Digest()), registry.MediaTypeOCIIndex); err != nil {
 		t.Fatalf("the fallback index: %v", err)

@@ -57,12 +57,12 @@ func Sign(ctx context.Context, t Target, key crypto.Signer, o Options) ([]Writte
 			func(s Signature) bool {
 				return sameAnnotations(s.Statement.subjectAnnotations(t.Digest()), o.Annotations)
 			},
-			func(supported bool) (string, error) {
+			func(have found) (string, error) {
 				stmt, err := NewStatement(t.Digest(), "", PredicateTypeSign, nil, o.Annotations)
 				if err != nil {
 					return "", err
 				}
-				return writeBundle(ctx, t, key, stmt, PredicateTypeSign, o.Now, supported)
+				return writeBundle(ctx, t, key, stmt, PredicateTypeSign, o.Now, have.referrers)
 			})
 		if err != nil {
 			return out, err
@@ -72,7 +72,7 @@ func Sign(ctx context.Context, t Target, key crypto.Signer, o Options) ([]Writte
 	if o.forms()&FormLegacy != 0 {
 		w, err := writeOnce(ctx, t, pub, false, vo, FormLegacy,
 			func(s Signature) bool { return sameAnnotationStrings(s.Annotations, o.Annotations) },
-			func(bool) (string, error) {
+			func(have found) (string, error) {
 				payload, err := NewSimpleSigning(t.DockerReference(), t.Digest(), o.Annotations)
 				if err != nil {
 					return "", err
@@ -81,7 +81,7 @@ func Sign(ctx context.Context, t Target, key crypto.Signer, o Options) ([]Writte
 				if err != nil {
 					return "", err
 				}
-				return appendLegacy(ctx, t, "sig", v1.Descriptor{
+				return appendLegacy(ctx, t, have.legacy, "sig", v1.Descriptor{
 					MediaType:   MediaTypeSimpleSigning,
 					Annotations: map[string]string{AnnotationSignature: base64.StdEncoding.EncodeToString(sig)},
 				}, payload)
@@ -119,8 +119,8 @@ func Attest(ctx context.Context, t Target, key crypto.Signer, predicateType stri
 	}
 	var out []Written
 	if o.forms()&FormBundle != 0 {
-		w, err := writeOnce(ctx, t, pub, true, vo, FormBundle, same, func(supported bool) (string, error) {
-			return writeBundle(ctx, t, key, stmt, predicateType, o.Now, supported)
+		w, err := writeOnce(ctx, t, pub, true, vo, FormBundle, same, func(have found) (string, error) {
+			return writeBundle(ctx, t, key, stmt, predicateType, o.Now, have.referrers)
 		})
 		if err != nil {
 			return out, err
@@ -128,7 +128,7 @@ func Attest(ctx context.Context, t Target, key crypto.Signer, predicateType stri
 		out = append(out, w)
 	}
 	if o.forms()&FormLegacy != 0 {
-		w, err := writeOnce(ctx, t, pub, true, vo, FormLegacy, same, func(bool) (string, error) {
+		w, err := writeOnce(ctx, t, pub, true, vo, FormLegacy, same, func(have found) (string, error) {
 			env, err := signEnvelope(key, stmt)
 			if err != nil {
 				return "", err
@@ -137,7 +137,7 @@ func Attest(ctx context.Context, t Target, key crypto.Signer, predicateType stri
 			if err != nil {
 				return "", err
 			}
-			return appendLegacy(ctx, t, "att", v1.Descriptor{
+			return appendLegacy(ctx, t, have.legacy, "att", v1.Descriptor{
 				MediaType:   MediaTypeDSSE,
 				Annotations: map[string]string{AnnotationSignature: "", AnnotationPredicate: predicateType},
 			}, blob)
@@ -150,43 +150,53 @@ func Attest(ctx context.Context, t Target, key crypto.Signer, predicateType stri
 	return out, nil
 }
 
+// found is what writeOnce read of a form, for its writer to build on
+// without reading it again: how the referrers were listed (and the
+// fallback index), or the legacy image's manifest (nil when the tag does
+// not exist).
+type found struct {
+	referrers referrerList
+	legacy    *v1.Manifest
+}
+
 // writeOnce looks for a verified signature of the form by the key that
-// satisfies same; when there is none it calls write (told whether the
-// registry has the Referrers API) and reports what it wrote.
+// satisfies same; when there is none it calls write with what it read and
+// reports what it wrote.
 func writeOnce(ctx context.Context, t Target, pub crypto.PublicKey, attestation bool, vo Options, f Form,
-	same func(Signature) bool, write func(supported bool) (string, error)) (Written, error) {
+	same func(Signature) bool, write func(found) (string, error)) (Written, error) {
 	hint, err := KeyHint(pub)
 	if err != nil {
 		return Written{}, err
 	}
 	w := want{digest: t.Digest(), pub: pub, hint: hint, attestation: attestation, opts: vo}
 	var (
-		found     []outcome
-		supported bool
+		outcomes []outcome
+		have     found
 	)
 	if f == FormBundle {
-		refs, sup, err := readReferrers(ctx, t)
+		refs, list, err := readReferrers(ctx, t)
 		if err != nil {
 			return Written{}, err
 		}
-		supported = sup
+		have.referrers = list
 		for _, r := range refs {
-			found = append(found, r.check(w))
+			outcomes = append(outcomes, r.check(w))
 		}
 	} else {
 		suffix := "sig"
 		if attestation {
 			suffix = "att"
 		}
-		layers, err := readLegacy(ctx, t, suffix)
+		layers, man, err := readLegacy(ctx, t, suffix)
 		if err != nil {
 			return Written{}, err
 		}
+		have.legacy = man
 		for _, l := range layers {
-			found = append(found, l.check(w))
+			outcomes = append(outcomes, l.check(w))
 		}
 	}
-	for _, o := range found {
+	for _, o := range outcomes {
 		if o.sig != nil && same(*o.sig) {
 			ref := o.sig.Source
 			if f == FormLegacy {
@@ -195,7 +205,7 @@ func writeOnce(ctx context.Context, t Target, pub crypto.PublicKey, attestation 
 			return Written{Form: f, Ref: ref, Existing: true}, nil
 		}
 	}
-	ref, err := write(supported)
+	ref, err := write(have)
 	if err != nil {
 		return Written{}, fmt.Errorf("oci: writing the %s %s of %s: %w", f, map[bool]string{false: "signature", true: "attestation"}[attestation], t, err)
 	}
@@ -217,9 +227,9 @@ func signEnvelope(key crypto.Signer, stmt []byte) (*Envelope, error) {
 
 // writeBundle signs stmt into a bundle and pushes it as a referrer of the
 // target, as cosign's WriteReferrer does; on a registry without the
-// Referrers API it also adds the referrer to the tag schema's index. It
-// returns the referrer manifest's digest.
-func writeBundle(ctx context.Context, t Target, key crypto.Signer, stmt []byte, predicateType string, now time.Time, supported bool) (string, error) {
+// Referrers API it also adds the referrer to the tag schema's index, as
+// list read it. It returns the referrer manifest's digest.
+func writeBundle(ctx context.Context, t Target, key crypto.Signer, stmt []byte, predicateType string, now time.Time, list referrerList) (string, error) {
 	env, err := signEnvelope(key, stmt)
 	if err != nil {
 		return "", err
@@ -232,7 +242,11 @@ func writeBundle(ctx context.Context, t Target, key crypto.Signer, stmt []byte, 
 	if err != nil {
 		return "", err
 	}
-	layer, err := putBlob(ctx, t.Repo, MediaTypeBundle, bundle)
+	// The bundle holds a new signature: no other object has its bytes, so
+	// it is uploaded without asking whether the registry has it. The empty
+	// config is shared by every referrer (the Repository remembers it is
+	// there once it has seen it).
+	layer, err := uploadBlob(ctx, t.Repo, MediaTypeBundle, bundle)
 	if err != nil {
 		return "", err
 	}
@@ -265,14 +279,14 @@ func writeBundle(ctx context.Context, t Target, key crypto.Signer, stmt []byte, 
 	if err != nil {
 		return "", err
 	}
-	if !supported && !ociSubject {
+	if !list.supported && !ociSubject {
 		ref, err := descriptor(registry.MediaTypeOCIManifest, d.Digest, d.Size)
 		if err != nil {
 			return "", err
 		}
 		ref.ArtifactType = MediaTypeBundle
 		ref.Annotations = man.Annotations
-		if err := addFallbackReferrer(ctx, t, ref); err != nil {
+		if err := addFallbackReferrer(ctx, t, list.index, ref); err != nil {
 			return "", fmt.Errorf("referrer %s stored, but the referrers tag %s not updated: %w", d.Digest, registry.FallbackTag(t.Digest()), err)
 		}
 	}
@@ -280,18 +294,14 @@ func writeBundle(ctx context.Context, t Target, key crypto.Signer, stmt []byte, 
 }
 
 // addFallbackReferrer adds a descriptor to the referrers tag schema's index
-// at tag sha256-<hex>: read it (or start an empty one), append unless
-// present, sort by digest, put it back.
-func addFallbackReferrer(ctx context.Context, t Target, ref v1.Descriptor) error {
+// at tag sha256-<hex>: the index as it was read (existing; nil when the
+// tag did not exist, and an empty index is started), the descriptor
+// appended unless present, sorted by digest, put back.
+func addFallbackReferrer(ctx context.Context, t Target, existing []byte, ref v1.Descriptor) error {
 	tag := registry.FallbackTag(t.Digest())
 	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	m, err := t.Repo.Manifest(ctx, tag, registry.MediaTypeOCIIndex)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-	case err != nil:
-		return err
-	default:
-		if err := json.Unmarshal(m.Bytes, &idx); err != nil {
+	if existing != nil {
+		if err := json.Unmarshal(existing, &idx); err != nil {
 			return fmt.Errorf("%w referrers index at %s: %v", ErrFormat, tag, err)
 		}
 		if idx.SchemaVersion != 2 || idx.MediaType != types.OCIImageIndex {
@@ -315,15 +325,12 @@ func addFallbackReferrer(ctx context.Context, t Target, ref v1.Descriptor) error
 
 // appendLegacy adds one layer (layer's media type and annotations, blob as
 // its content) to the legacy image at sha256-<hex>.<suffix>, keeping the
-// layers already there, as cosign's append does. Concurrent appends to one
-// digest can lose one of them (cosign has the same race); the caller
-// serialises when it can.
-func appendLegacy(ctx context.Context, t Target, suffix string, layer v1.Descriptor, blob []byte) (string, error) {
+// layers of existing (its manifest as it was read; nil when the tag did
+// not exist), as cosign's append does. Concurrent appends to one digest can
+// lose one of them (cosign has the same race); the caller serialises when
+// it can.
+func appendLegacy(ctx context.Context, t Target, existing *v1.Manifest, suffix string, layer v1.Descriptor, blob []byte) (string, error) {
 	tag := t.legacyTag(suffix)
-	existing, _, err := readLegacyManifest(ctx, t, suffix)
-	if err != nil {
-		return "", err
-	}
 	var layers []v1.Descriptor
 	if existing != nil {
 		layers = append(layers, existing.Layers...)
@@ -331,7 +338,10 @@ func appendLegacy(ctx context.Context, t Target, suffix string, layer v1.Descrip
 	if len(layers) >= maxLegacyLayers {
 		return "", fmt.Errorf("%w: %s has %d layers", ErrTooManySignatures, tag, len(layers))
 	}
-	d, err := putBlob(ctx, t.Repo, string(layer.MediaType), blob)
+	// The registry is unlikely to hold the blob (only another signature of
+	// this digest could share it) or the config listing it: both are
+	// uploaded without asking first.
+	d, err := uploadBlob(ctx, t.Repo, string(layer.MediaType), blob)
 	if err != nil {
 		return "", err
 	}
@@ -349,7 +359,7 @@ func appendLegacy(ctx context.Context, t Target, suffix string, layer v1.Descrip
 	if err != nil {
 		return "", err
 	}
-	config, err := putBlob(ctx, t.Repo, MediaTypeImageConfig, rawCfg)
+	config, err := uploadBlob(ctx, t.Repo, MediaTypeImageConfig, rawCfg)
 	if err != nil {
 		return "", err
 	}
@@ -367,6 +377,17 @@ func appendLegacy(ctx context.Context, t Target, suffix string, layer v1.Descrip
 // putBlob uploads a blob and returns its descriptor.
 func putBlob(ctx context.Context, repo *registry.Repository, mediaType string, b []byte) (v1.Descriptor, error) {
 	digest, err := repo.PutBlob(ctx, b)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return descriptor(mediaType, digest, int64(len(b)))
+}
+
+// uploadBlob uploads a blob without asking first whether the repository
+// has it (for bytes just made, which it cannot have unless an interrupted
+// run uploaded them: then they are stored again, harmlessly).
+func uploadBlob(ctx context.Context, repo *registry.Repository, mediaType string, b []byte) (v1.Descriptor, error) {
+	digest, err := repo.UploadBlob(ctx, b)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}

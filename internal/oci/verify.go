@@ -136,7 +136,7 @@ func verify(ctx context.Context, t Target, pub crypto.PublicKey, attestation boo
 		if attestation {
 			suffix = "att"
 		}
-		layers, err := readLegacy(ctx, t, suffix)
+		layers, _, err := readLegacy(ctx, t, suffix)
 		if err != nil {
 			return nil, err
 		}
@@ -207,10 +207,10 @@ type referrer struct {
 // readReferrers lists the target's referrers and reads every Sigstore
 // bundle among them. supported reports whether the registry has the
 // Referrers API (else the tag schema's index was read).
-func readReferrers(ctx context.Context, t Target) ([]referrer, bool, error) {
-	descs, supported, err := listReferrers(ctx, t)
+func readReferrers(ctx context.Context, t Target) ([]referrer, referrerList, error) {
+	descs, list, err := listReferrers(ctx, t)
 	if err != nil {
-		return nil, false, err
+		return nil, list, err
 	}
 	var out []referrer
 	for _, d := range descs {
@@ -224,32 +224,45 @@ func readReferrers(ctx context.Context, t Target) ([]referrer, bool, error) {
 		}
 		out = append(out, referrer{source: src, bundle: b, err: err})
 	}
-	return out, supported, nil
+	return out, list, nil
+}
+
+// referrerList is how the target's referrers were listed: by the
+// Referrers API (supported), or from the referrers tag schema's index,
+// whose bytes index holds (nil when the tag does not exist). Writing a
+// referrer updates that index without reading it again.
+type referrerList struct {
+	supported bool
+	index     []byte
 }
 
 // errNotBundle marks a referrer that is not a Sigstore bundle.
 var errNotBundle = errors.New("not a Sigstore bundle")
 
 // listReferrers returns the descriptors of the target's referrers.
-func listReferrers(ctx context.Context, t Target) ([]v1.Descriptor, bool, error) {
+func listReferrers(ctx context.Context, t Target) ([]v1.Descriptor, referrerList, error) {
 	pages, supported, err := t.Repo.Referrers(ctx, t.Digest())
 	if err != nil {
-		return nil, false, err
+		return nil, referrerList{}, err
+	}
+	list := referrerList{supported: supported}
+	if !supported && len(pages) == 1 {
+		list.index = pages[0]
 	}
 	var out []v1.Descriptor
 	for _, p := range pages {
 		var idx v1.IndexManifest
 		if err := json.Unmarshal(p, &idx); err != nil {
-			return nil, false, fmt.Errorf("%w referrers list of %s: %v", ErrFormat, t, err)
+			return nil, list, fmt.Errorf("%w referrers list of %s: %v", ErrFormat, t, err)
 		}
 		for _, d := range idx.Manifests {
 			if len(out) == maxReferrers {
-				return out, supported, nil
+				return out, list, nil
 			}
 			out = append(out, d)
 		}
 	}
-	return out, supported, nil
+	return out, list, nil
 }
 
 // readBundleReferrer reads a referrer manifest and its bundle layer as
@@ -400,11 +413,12 @@ type legacyLayer struct {
 }
 
 // readLegacy reads the target's sha256-<hex>.<suffix> image: its layers
-// and their blobs. No such tag means no layers.
-func readLegacy(ctx context.Context, t Target, suffix string) ([]legacyLayer, error) {
+// and their blobs, and its manifest (for appending to). No such tag means
+// no layers and a nil manifest.
+func readLegacy(ctx context.Context, t Target, suffix string) ([]legacyLayer, *v1.Manifest, error) {
 	man, _, err := readLegacyManifest(ctx, t, suffix)
 	if err != nil || man == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tag := t.legacyTag(suffix)
 	var out []legacyLayer
@@ -424,7 +438,7 @@ func readLegacy(ctx context.Context, t Target, suffix string) ([]legacyLayer, er
 		}
 		out = append(out, l)
 	}
-	return out, nil
+	return out, man, nil
 }
 
 // readLegacyManifest reads the manifest at the legacy tag; nil when the tag

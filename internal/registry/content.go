@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +48,17 @@ type Repository struct {
 	Registry, Name string
 
 	hc *http.Client
+	// blobs holds the digests of blobs the repository is known to have
+	// (uploaded or found by this Repository), so a blob shared by many
+	// objects is looked for once.
+	blobs sync.Map
+	// noReferrersAPI is set once the registry showed it has no Referrers
+	// API (a registry that has it never answers 404 there): later listings
+	// go straight to the referrers tag schema's fallback tag.
+	noReferrersAPI atomic.Bool
+	// noSinglePost is set once the registry answered a single-request
+	// upload by opening a session: later uploads do not send the body twice.
+	noSinglePost atomic.Bool
 }
 
 // Repository returns access to ref's repository. actions is "pull" or
@@ -232,9 +245,13 @@ func (r *Repository) Blob(ctx context.Context, digest string, limit int64) ([]by
 }
 
 // PutBlob uploads a blob unless the repository already has it, and returns
-// its digest.
+// its digest. A blob it has uploaded or found before is not looked for
+// again.
 func (r *Repository) PutBlob(ctx context.Context, body []byte) (string, error) {
 	digest := sha256Digest(body)
+	if _, ok := r.blobs.Load(digest); ok {
+		return digest, nil
+	}
 	head, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("/blobs/"+digest), nil)
 	if err != nil {
 		return "", err
@@ -245,22 +262,56 @@ func (r *Repository) PutBlob(ctx context.Context, body []byte) (string, error) {
 	}
 	drain(resp)
 	if resp.StatusCode == http.StatusOK {
+		r.blobs.Store(digest, true)
 		return digest, nil
 	}
 	if resp.StatusCode != http.StatusNotFound {
 		return "", r.statusError(resp, "blob "+digest)
 	}
-	// A monolithic upload: POST opens the session, PUT with the digest
-	// closes it with the whole body.
-	post, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url("/blobs/uploads/"), nil)
+	return r.UploadBlob(ctx, body)
+}
+
+// UploadBlob uploads a blob without asking first whether the repository
+// has it (for bytes just made), and returns its digest. It asks for a
+// single-request upload (POST with the digest and the body); a registry
+// that does not offer it (distribution 2.8 does not) opens a session
+// instead, which a PUT with the digest and the body closes.
+func (r *Repository) UploadBlob(ctx context.Context, body []byte) (string, error) {
+	digest := sha256Digest(body)
+	single := !r.noSinglePost.Load()
+	var post *http.Request
+	var err error
+	if single {
+		post, err = http.NewRequestWithContext(ctx, http.MethodPost, r.url("/blobs/uploads/?digest="+url.QueryEscape(digest)), bytes.NewReader(body))
+		if err == nil {
+			post.Header.Set("Content-Type", "application/octet-stream")
+		}
+	} else {
+		post, err = http.NewRequestWithContext(ctx, http.MethodPost, r.url("/blobs/uploads/"), nil)
+	}
 	if err != nil {
 		return "", err
 	}
-	if resp, err = r.do(post); err != nil {
+	resp, err := r.do(post)
+	if err != nil {
 		return "", err
 	}
 	drain(resp)
-	if resp.StatusCode != http.StatusAccepted {
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		if !single {
+			return "", fmt.Errorf("registry: %s answered the start of an upload with 201 Created", r.Registry)
+		}
+		if h := resp.Header.Get("Docker-Content-Digest"); h != "" && h != digest {
+			return "", fmt.Errorf("%w: uploaded %s, the registry says %s", ErrBlobMismatch, digest, h)
+		}
+		r.blobs.Store(digest, true)
+		return digest, nil
+	case http.StatusAccepted:
+		if single {
+			r.noSinglePost.Store(true)
+		}
+	default:
 		return "", r.statusError(resp, "starting the upload of "+digest)
 	}
 	loc, err := resp.Location()
@@ -285,6 +336,7 @@ func (r *Repository) PutBlob(ctx context.Context, body []byte) (string, error) {
 	if resp.StatusCode != http.StatusCreated {
 		return "", r.statusError(resp, "uploading blob "+digest)
 	}
+	r.blobs.Store(digest, true)
 	return digest, nil
 }
 
@@ -335,8 +387,12 @@ const maxReferrerPages = 16
 // index bodies the registry returned (one per page). supported reports
 // whether the registry has the Referrers API; when it does not, the list is
 // read from the referrers tag schema's fallback tag (sha256-<hex>), and is
-// empty when that tag does not exist.
+// empty when that tag does not exist. Once the registry has shown it has no
+// Referrers API, the Repository goes to the fallback tag directly.
 func (r *Repository) Referrers(ctx context.Context, digest string) (pages [][]byte, supported bool, err error) {
+	if r.noReferrersAPI.Load() {
+		return r.fallbackReferrers(ctx, digest)
+	}
 	next := r.url("/referrers/" + digest)
 	for page := 0; next != "" && page < maxReferrerPages; page++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
@@ -361,6 +417,7 @@ func (r *Repository) Referrers(ctx context.Context, digest string) (pages [][]by
 			if page > 0 {
 				return nil, false, fmt.Errorf("registry: %s stopped serving the referrers of %s after %d pages", r.Registry, digest, page)
 			}
+			r.noReferrersAPI.Store(true)
 			return r.fallbackReferrers(ctx, digest)
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
