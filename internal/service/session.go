@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/signet-trust/signet/internal/service/record"
 	"github.com/signet-trust/signet/internal/store"
 )
 
@@ -161,9 +162,12 @@ const maxActivityProjects = 200
 var ErrTooManyProjects = errors.New("service: too many projects to count requests per day")
 
 // RequestsPerDay counts the requests p may see created on each of days
-// days (UTC) from since, from the store's index of creation times (no
-// request is read).
+// days (UTC) from since, in one grouped query over the store's index of
+// creation times (no request is read).
 func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Time, days int) ([]int, error) {
+	if days < 1 || days > record.MaxCountDays {
+		return nil, badRequest("%d days: count 1 to %d", days, record.MaxCountDays)
+	}
 	projects, err := s.visibleProjects(ctx, p)
 	if err != nil {
 		return nil, asError(err, "")
@@ -181,20 +185,9 @@ func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Ti
 	if len(projects) > maxActivityProjects {
 		return nil, ErrTooManyProjects
 	}
-	out := make([]int, days)
-	for _, name := range projects {
-		prev, err := s.st.CountRequests(ctx, name, since)
-		if err != nil {
-			return nil, asError(err, "")
-		}
-		for d := range days {
-			next, err := s.st.CountRequests(ctx, name, since.AddDate(0, 0, d+1))
-			if err != nil {
-				return nil, asError(err, "")
-			}
-			out[d] += prev - next
-			prev = next
-		}
+	out, err := s.st.CountRequestsPerDay(ctx, projects, since, days)
+	if err != nil {
+		return nil, asError(err, "")
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -453,12 +454,23 @@ func (s *Store) ListProjects(ctx context.Context) ([]record.Project, error) {
 		out = append(out, p)
 		return err
 	})
-	if err == nil {
+	if err == nil && len(out) > 0 {
+		// Every project's managers in one query, not one per project.
+		at := make(map[string]int, len(out))
 		for i := range out {
-			if out[i].Managers, err = s.projectManagers(ctx, s.r, out[i].Name); err != nil {
-				break
-			}
+			out[i].Managers = []string{}
+			at[out[i].Name] = i
 		}
+		err = s.queryRows(ctx, s.r, `SELECT project, user_name FROM service_project_managers ORDER BY project, position`, nil, func(r scanner) error {
+			var project, u string
+			if err := r.Scan(&project, &u); err != nil {
+				return err
+			}
+			if i, ok := at[project]; ok {
+				out[i].Managers = append(out[i].Managers, u)
+			}
+			return nil
+		})
 	}
 	return out, svcErr("list projects", err)
 }
@@ -1117,6 +1129,54 @@ func (s *Store) CountRequests(ctx context.Context, project string, since time.Ti
 	var n int
 	err := s.queryRow(ctx, `SELECT COUNT(*) FROM service_requests WHERE project = ? AND created_at >= ?`, project, s.timeArg(since)).Scan(&n)
 	return n, svcErr("count requests", err)
+}
+
+// CountRequestsPerDay implements record.Store: one grouped query over
+// the index of (project, created_at), each request put in its day by
+// comparing its creation time with the days' ends.
+func (s *Store) CountRequestsPerDay(ctx context.Context, projects []string, since time.Time, days int) ([]int, error) {
+	if days < 1 || days > record.MaxCountDays {
+		return nil, fmt.Errorf("sqlstore: count requests per day: %d days: use 1 to %d", days, record.MaxCountDays)
+	}
+	out := make([]int, days)
+	if len(projects) == 0 {
+		return out, nil
+	}
+	var (
+		day  strings.Builder
+		args []any
+	)
+	day.WriteString("CASE")
+	for d := 1; d < days; d++ {
+		day.WriteString(" WHEN created_at < ? THEN " + strconv.Itoa(d-1))
+		args = append(args, s.timeArg(since.Add(time.Duration(d)*24*time.Hour)))
+	}
+	day.WriteString(" ELSE " + strconv.Itoa(days-1) + " END")
+	if days == 1 {
+		day.Reset()
+		day.WriteString("0")
+	}
+	args = append(args, s.timeArg(since), s.timeArg(since.Add(time.Duration(days)*24*time.Hour)))
+	for _, p := range projects {
+		args = append(args, p)
+	}
+	q := `SELECT ` + day.String() + ` AS day, COUNT(*) FROM service_requests WHERE created_at >= ? AND created_at < ? AND project IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", len(projects)), ", ") + `) GROUP BY 1`
+	err := s.queryRows(ctx, s.r, q, args, func(r scanner) error {
+		var d, n int
+		if err := r.Scan(&d, &n); err != nil {
+			return err
+		}
+		if d < 0 || d >= days {
+			return fmt.Errorf("day %d out of range", d)
+		}
+		out[d] = n
+		return nil
+	})
+	if err != nil {
+		return nil, svcErr("count requests per day", err)
+	}
+	return out, nil
 }
 
 // ClaimSigning implements record.Store.
