@@ -798,6 +798,14 @@ func testListRequests(t *testing.T, o Opened) {
 		{"policy", record.RequestFilter{Project: "b", Policy: "test", Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" && r.Policy == "test" })},
 		{"projects", record.RequestFilter{Projects: []string{"b", "zzz"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" })},
 		{"no projects", record.RequestFilter{Projects: []string{}, Limit: 100}, nil},
+		{"one project listed", record.RequestFilter{Projects: []string{"a"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "a" })},
+		{"projects merged", record.RequestFilter{Projects: []string{"a", "b"}, Limit: 100}, ids(all)},
+		{"projects merged, limit", record.RequestFilter{Projects: []string{"b", "a"}, Limit: 5}, ids(all[:5])},
+		{"projects merged, page", record.RequestFilter{Projects: []string{"a", "zzz", "b"}, Limit: 5, Before: all[4].ID}, ids(all[5:10])},
+		{"projects merged, status", record.RequestFilter{Projects: []string{"a", "b"}, Status: record.StatusSigning, Limit: 3}, pick(func(r record.Request) bool { return r.Status == record.StatusSigning })[:3]},
+		{"projects merged, policy", record.RequestFilter{Projects: []string{"a", "b"}, Policy: "test", Limit: 100}, pick(func(r record.Request) bool { return r.Policy == "test" })},
+		{"projects merged, since", record.RequestFilter{Projects: []string{"a", "b"}, Since: base.Add(9 * time.Minute), Limit: 100}, ids(all[:3])},
+		{"project within projects", record.RequestFilter{Project: "a", Projects: []string{"a", "b"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "a" })},
 		{"since", record.RequestFilter{Since: base.Add(10 * time.Minute), Limit: 100}, ids(all[:2])},
 		{"combined", record.RequestFilter{Project: "a", Status: record.StatusAwaitingApproval, Limit: 2}, pick(func(r record.Request) bool {
 			return r.Project == "a" && r.Status == record.StatusAwaitingApproval

@@ -1000,6 +1000,10 @@ func (s *Store) GetRequest(ctx context.Context, id string) (record.Request, erro
 	return r, svcErr("get request", err)
 }
 
+// maxMergedProjects is the most projects ListRequests reads one by one
+// and merges.
+const maxMergedProjects = 50
+
 // ListRequests implements record.Store.
 func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]record.Request, error) {
 	if f.Limit < 1 {
@@ -1021,12 +1025,6 @@ func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]rec
 	if f.Policy != "" {
 		conds, args = append(conds, "policy = ?"), append(args, f.Policy)
 	}
-	if f.Projects != nil {
-		conds = append(conds, "project IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Projects)), ", ")+")")
-		for _, p := range f.Projects {
-			args = append(args, p)
-		}
-	}
 	if f.Before != "" {
 		conds, args = append(conds, "id < ?"), append(args, f.Before)
 	}
@@ -1034,8 +1032,32 @@ func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]rec
 		conds, args = append(conds, "created_at >= ?"), append(args, s.timeArg(f.Since))
 	}
 	q := `SELECT ` + requestColumns + ` FROM service_requests`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	switch {
+	case f.Projects != nil && f.Project == "" && len(f.Projects) > 1 && len(f.Projects) <= maxMergedProjects:
+		// Each project's newest IDs from its index, merged: one query
+		// over a list of projects would sort all their requests first.
+		var (
+			parts []string
+			all   []any
+		)
+		for i, p := range f.Projects {
+			c := append([]string{"project = ?"}, conds...)
+			parts = append(parts, `SELECT id FROM (SELECT id FROM service_requests WHERE `+strings.Join(c, " AND ")+
+				` ORDER BY id DESC LIMIT ?) AS p`+strconv.Itoa(i))
+			all = append(append(append(all, p), args...), f.Limit)
+		}
+		q += ` WHERE id IN (` + strings.Join(parts, " UNION ALL ") + `)`
+		args = all
+	case f.Projects != nil:
+		conds = append(conds, "project IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Projects)), ", ")+")")
+		for _, p := range f.Projects {
+			args = append(args, p)
+		}
+		fallthrough
+	default:
+		if len(conds) > 0 {
+			q += " WHERE " + strings.Join(conds, " AND ")
+		}
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, f.Limit)
