@@ -144,7 +144,7 @@ const maxActivityProjects = 200
 var ErrTooManyProjects = errors.New("service: too many projects to count requests per day")
 
 // RequestsPerDay counts the requests p may see created on each of days
-// days (UTC) from since, in one grouped query over the store's index of
+// days (UTC) from since, in one query over the store's index of
 // creation times (no request is read).
 func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Time, days int) ([]int, error) {
 	if days < 1 || days > record.MaxCountDays {

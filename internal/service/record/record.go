@@ -56,8 +56,9 @@ const (
 	StatusExpired  Status = "expired"
 )
 
-// MaxCountDays is the most days Store.CountRequestsPerDay counts.
-const MaxCountDays = 366
+// MaxCountDays is the most days Store.CountRequestsPerDay counts (its
+// query has a part per day).
+const MaxCountDays = 100
 
 // Statuses lists every status.
 var Statuses = []Status{StatusAwaitingApproval, StatusSigning, StatusSigned, StatusDenied, StatusFailed, StatusCanceled, StatusExpired}
