@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/signet-trust/signet/internal/service/record"
 	"github.com/signet-trust/signet/internal/store"
 )
 
@@ -110,15 +111,11 @@ func compareIDs(a, b string) int {
 	return 0
 }
 
-// maxFanOut is how many projects ListRequestsByProject asks one by one.
-const maxFanOut = 50
-
 // ListRequestsByProject lists the requests p may see, newest first, as
-// ListRequests does, but for a viewer of a few projects it asks the store
-// for each project on its own and merges: each such query reads its
-// project's requests in ID order from an index, where one query over a
-// list of projects sorts all their requests first (the web dashboard's
-// lists, over 100,000 requests).
+// ListRequests does; for a viewer of a few projects the store reads each
+// project's newest requests from its index and merges them, where one
+// query over a list of projects sorts all their requests first (the web
+// dashboard's lists, over 100,000 requests).
 func (s *Service) ListRequestsByProject(ctx context.Context, p Principal, f RequestFilter) ([]Request, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, badRequest("status %q: use one of %v", f.Status, Statuses)
@@ -127,23 +124,9 @@ func (s *Service) ListRequestsByProject(ctx context.Context, p Principal, f Requ
 	if err != nil {
 		return nil, asError(err, "")
 	}
-	if visible == nil || len(visible) > maxFanOut || f.Project != "" {
-		f.Projects = visible
-		rs, err := s.st.ListRequests(ctx, f)
-		return rs, asErrorOrNil(err)
-	}
-	var all []Request
-	for _, name := range visible {
-		pf := f
-		pf.Project, pf.Projects = name, nil
-		rs, err := s.st.ListRequests(ctx, pf)
-		if err != nil {
-			return nil, asError(err, "")
-		}
-		all = append(all, rs...)
-	}
-	slices.SortFunc(all, func(a, b Request) int { return -compareIDs(a.ID, b.ID) })
-	return all[:min(len(all), f.Limit)], nil
+	f.Projects = visible
+	rs, err := s.st.ListRequests(ctx, f)
+	return rs, asErrorOrNil(err)
 }
 
 func asErrorOrNil(err error) error {
@@ -161,9 +144,12 @@ const maxActivityProjects = 200
 var ErrTooManyProjects = errors.New("service: too many projects to count requests per day")
 
 // RequestsPerDay counts the requests p may see created on each of days
-// days (UTC) from since, from the store's index of creation times (no
-// request is read).
+// days (UTC) from since, in one query over the store's index of
+// creation times (no request is read).
 func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Time, days int) ([]int, error) {
+	if days < 1 || days > record.MaxCountDays {
+		return nil, badRequest("%d days: count 1 to %d", days, record.MaxCountDays)
+	}
 	projects, err := s.visibleProjects(ctx, p)
 	if err != nil {
 		return nil, asError(err, "")
@@ -181,20 +167,9 @@ func (s *Service) RequestsPerDay(ctx context.Context, p Principal, since time.Ti
 	if len(projects) > maxActivityProjects {
 		return nil, ErrTooManyProjects
 	}
-	out := make([]int, days)
-	for _, name := range projects {
-		prev, err := s.st.CountRequests(ctx, name, since)
-		if err != nil {
-			return nil, asError(err, "")
-		}
-		for d := range days {
-			next, err := s.st.CountRequests(ctx, name, since.AddDate(0, 0, d+1))
-			if err != nil {
-				return nil, asError(err, "")
-			}
-			out[d] += prev - next
-			prev = next
-		}
+	out, err := s.st.CountRequestsPerDay(ctx, projects, since, days)
+	if err != nil {
+		return nil, asError(err, "")
 	}
 	return out, nil
 }

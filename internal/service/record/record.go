@@ -56,6 +56,10 @@ const (
 	StatusExpired  Status = "expired"
 )
 
+// MaxCountDays is the most days Store.CountRequestsPerDay counts (its
+// query has a part per day).
+const MaxCountDays = 100
+
 // Statuses lists every status.
 var Statuses = []Status{StatusAwaitingApproval, StatusSigning, StatusSigned, StatusDenied, StatusFailed, StatusCanceled, StatusExpired}
 
@@ -501,6 +505,11 @@ type Store interface {
 	UpdateRequests(ctx context.Context, ids []string, fn func(*Request) (Effects, error)) ([]Request, error)
 	// CountRequests counts a project's requests created at or after since.
 	CountRequests(ctx context.Context, project string, since time.Time) (int, error)
+	// CountRequestsPerDay counts the requests of the projects created on
+	// each of days days of 24 hours from since: element d counts those
+	// created in [since+d days, since+d+1 days). days is 1 to MaxCountDays;
+	// no projects count nothing.
+	CountRequestsPerDay(ctx context.Context, projects []string, since time.Time, days int) ([]int, error)
 	// ClaimSigning leases up to limit requests in StatusSigning whose claim
 	// is free (none, or expired at now) to holder until now+lease, oldest
 	// first, and returns them. Concurrent claims never lease one request

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) Opened) {
 		{"Requests", testRequests},
 		{"RunKey", testRunKey},
 		{"ListRequests", testListRequests},
+		{"CountRequestsPerDay", testCountRequestsPerDay},
 		{"UpdateRequest", testUpdateRequest},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"UpdateRequests", testUpdateRequests},
@@ -797,6 +798,14 @@ func testListRequests(t *testing.T, o Opened) {
 		{"policy", record.RequestFilter{Project: "b", Policy: "test", Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" && r.Policy == "test" })},
 		{"projects", record.RequestFilter{Projects: []string{"b", "zzz"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "b" })},
 		{"no projects", record.RequestFilter{Projects: []string{}, Limit: 100}, nil},
+		{"one project listed", record.RequestFilter{Projects: []string{"a"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "a" })},
+		{"projects merged", record.RequestFilter{Projects: []string{"a", "b"}, Limit: 100}, ids(all)},
+		{"projects merged, limit", record.RequestFilter{Projects: []string{"b", "a"}, Limit: 5}, ids(all[:5])},
+		{"projects merged, page", record.RequestFilter{Projects: []string{"a", "zzz", "b"}, Limit: 5, Before: all[4].ID}, ids(all[5:10])},
+		{"projects merged, status", record.RequestFilter{Projects: []string{"a", "b"}, Status: record.StatusSigning, Limit: 3}, pick(func(r record.Request) bool { return r.Status == record.StatusSigning })[:3]},
+		{"projects merged, policy", record.RequestFilter{Projects: []string{"a", "b"}, Policy: "test", Limit: 100}, pick(func(r record.Request) bool { return r.Policy == "test" })},
+		{"projects merged, since", record.RequestFilter{Projects: []string{"a", "b"}, Since: base.Add(9 * time.Minute), Limit: 100}, ids(all[:3])},
+		{"project within projects", record.RequestFilter{Project: "a", Projects: []string{"a", "b"}, Limit: 100}, pick(func(r record.Request) bool { return r.Project == "a" })},
 		{"since", record.RequestFilter{Since: base.Add(10 * time.Minute), Limit: 100}, ids(all[:2])},
 		{"combined", record.RequestFilter{Project: "a", Status: record.StatusAwaitingApproval, Limit: 2}, pick(func(r record.Request) bool {
 			return r.Project == "a" && r.Status == record.StatusAwaitingApproval
@@ -816,6 +825,57 @@ func testListRequests(t *testing.T, o Opened) {
 	n, err := s.CountRequests(ctx, "a", base.Add(6*time.Minute))
 	if err != nil || n != 3 {
 		t.Errorf("CountRequests = %d, %v; want 3", n, err)
+	}
+}
+
+func testCountRequestsPerDay(t *testing.T, o Opened) {
+	ctx, s := t.Context(), o.Store
+	mustUser(t, s, "alice")
+	for _, p := range []string{"a", "b", "c"} {
+		mustProject(t, s, project(p))
+		mustPolicy(t, s, policy(p, "release", "alice"))
+	}
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		project string
+		at      time.Duration // after base
+	}{
+		{"a", -time.Microsecond}, // the day before: not counted
+		{"a", 0},                 // the first instant of day 0
+		{"b", day - time.Microsecond},
+		{"a", day}, // the first instant of day 1
+		{"c", day + time.Hour},
+		{"a", 2*day + time.Minute},
+		{"b", 2*day + 2*time.Minute},
+		{"a", 3 * day}, // the end: not counted
+	} {
+		r := request(c.project, "release", record.StatusAwaitingApproval)
+		r.Created = base.Add(c.at)
+		mustRequest(t, s, r)
+	}
+	for _, c := range []struct {
+		name     string
+		projects []string
+		days     int
+		want     []int
+	}{
+		{"all", []string{"a", "b", "c"}, 3, []int{2, 2, 2}},
+		{"one project", []string{"a"}, 3, []int{1, 1, 1}},
+		{"two projects", []string{"b", "a"}, 3, []int{2, 1, 2}},
+		{"one day", []string{"a", "b", "c"}, 1, []int{2}},
+		{"more days than requests", []string{"a", "b", "c"}, 5, []int{2, 2, 2, 1, 0}},
+		{"unknown project", []string{"nope"}, 2, []int{0, 0}},
+		{"no projects", []string{}, 2, []int{0, 0}},
+	} {
+		got, err := s.CountRequestsPerDay(ctx, c.projects, base, c.days)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: CountRequestsPerDay = %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+	for _, days := range []int{0, -1, record.MaxCountDays + 1} {
+		if got, err := s.CountRequestsPerDay(ctx, []string{"a"}, base, days); err == nil {
+			t.Errorf("CountRequestsPerDay over %d days = %v, want an error", days, got)
+		}
 	}
 }
 

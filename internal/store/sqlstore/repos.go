@@ -16,16 +16,26 @@ func (s *Store) Repositories(ctx context.Context, search, after string, limit in
 	if limit <= 0 {
 		return nil, nil
 	}
-	// "role || ''" keeps the planner off the (role, expires) index: the
-	// primary key (gun, role) gives the names in order, a page at a time,
-	// where the other index would sort every repository first.
-	q := `SELECT gun FROM tuf_heads WHERE gun > ? AND role || '' = 'root'`
+	// The index of (role, gun) holds one entry per repository, in name
+	// order: a page is read from it in order, and a search tests each
+	// name there, without reading the table.
+	q := `SELECT gun FROM tuf_heads INDEXED_BY WHERE role = 'root' AND gun > ?`
 	args := []any{after}
 	if search != "" {
-		q += ` AND gun LIKE ? ESCAPE '\'`
-		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(search)
-		args = append(args, "%"+esc+"%")
+		// A substring test of the bytes: instr on SQLite (its LIKE folds
+		// case), strpos on PostgreSQL.
+		fn := "strpos"
+		if s.d.name == "sqlite" {
+			fn = "instr"
+		}
+		q += ` AND ` + fn + `(gun, ?) > 0`
+		args = append(args, search)
 	}
+	indexed := ""
+	if s.d.name == "sqlite" {
+		indexed = "INDEXED BY tuf_heads_role_gun"
+	}
+	q = strings.Replace(q, "INDEXED_BY", indexed, 1)
 	q += ` ORDER BY gun LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, s.d.q(q), args...)
@@ -39,7 +49,6 @@ func (s *Store) Repositories(ctx context.Context, search, after string, limit in
 		if err := rows.Scan(&g); err != nil {
 			return nil, fmt.Errorf("sqlstore: repositories: %w", classify(err))
 		}
-		// LIKE folds ASCII case on SQLite: keep exact matches only.
 		if search == "" || strings.Contains(g, search) {
 			out = append(out, g)
 		}

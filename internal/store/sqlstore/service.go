@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -453,12 +454,23 @@ func (s *Store) ListProjects(ctx context.Context) ([]record.Project, error) {
 		out = append(out, p)
 		return err
 	})
-	if err == nil {
+	if err == nil && len(out) > 0 {
+		// Every project's managers in one query, not one per project.
+		at := make(map[string]int, len(out))
 		for i := range out {
-			if out[i].Managers, err = s.projectManagers(ctx, s.r, out[i].Name); err != nil {
-				break
-			}
+			out[i].Managers = []string{}
+			at[out[i].Name] = i
 		}
+		err = s.queryRows(ctx, s.r, `SELECT project, user_name FROM service_project_managers ORDER BY project, position`, nil, func(r scanner) error {
+			var project, u string
+			if err := r.Scan(&project, &u); err != nil {
+				return err
+			}
+			if i, ok := at[project]; ok {
+				out[i].Managers = append(out[i].Managers, u)
+			}
+			return nil
+		})
 	}
 	return out, svcErr("list projects", err)
 }
@@ -988,6 +1000,10 @@ func (s *Store) GetRequest(ctx context.Context, id string) (record.Request, erro
 	return r, svcErr("get request", err)
 }
 
+// maxMergedProjects is the most projects ListRequests reads one by one
+// and merges.
+const maxMergedProjects = 50
+
 // ListRequests implements record.Store.
 func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]record.Request, error) {
 	if f.Limit < 1 {
@@ -1009,12 +1025,6 @@ func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]rec
 	if f.Policy != "" {
 		conds, args = append(conds, "policy = ?"), append(args, f.Policy)
 	}
-	if f.Projects != nil {
-		conds = append(conds, "project IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Projects)), ", ")+")")
-		for _, p := range f.Projects {
-			args = append(args, p)
-		}
-	}
 	if f.Before != "" {
 		conds, args = append(conds, "id < ?"), append(args, f.Before)
 	}
@@ -1022,8 +1032,32 @@ func (s *Store) ListRequests(ctx context.Context, f record.RequestFilter) ([]rec
 		conds, args = append(conds, "created_at >= ?"), append(args, s.timeArg(f.Since))
 	}
 	q := `SELECT ` + requestColumns + ` FROM service_requests`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	switch {
+	case f.Projects != nil && f.Project == "" && len(f.Projects) > 1 && len(f.Projects) <= maxMergedProjects:
+		// Each project's newest IDs from its index, merged: one query
+		// over a list of projects would sort all their requests first.
+		var (
+			parts []string
+			all   []any
+		)
+		for i, p := range f.Projects {
+			c := append([]string{"project = ?"}, conds...)
+			parts = append(parts, `SELECT id FROM (SELECT id FROM service_requests WHERE `+strings.Join(c, " AND ")+
+				` ORDER BY id DESC LIMIT ?) AS p`+strconv.Itoa(i))
+			all = append(append(append(all, p), args...), f.Limit)
+		}
+		q += ` WHERE id IN (` + strings.Join(parts, " UNION ALL ") + `)`
+		args = all
+	case f.Projects != nil:
+		conds = append(conds, "project IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Projects)), ", ")+")")
+		for _, p := range f.Projects {
+			args = append(args, p)
+		}
+		fallthrough
+	default:
+		if len(conds) > 0 {
+			q += " WHERE " + strings.Join(conds, " AND ")
+		}
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, f.Limit)
@@ -1117,6 +1151,46 @@ func (s *Store) CountRequests(ctx context.Context, project string, since time.Ti
 	var n int
 	err := s.queryRow(ctx, `SELECT COUNT(*) FROM service_requests WHERE project = ? AND created_at >= ?`, project, s.timeArg(since)).Scan(&n)
 	return n, svcErr("count requests", err)
+}
+
+// CountRequestsPerDay implements record.Store: one query, a count of each
+// day's range of the index of (project, created_at), the days joined by
+// UNION ALL (no sort, where grouping by day sorts every request counted).
+func (s *Store) CountRequestsPerDay(ctx context.Context, projects []string, since time.Time, days int) ([]int, error) {
+	if days < 1 || days > record.MaxCountDays {
+		return nil, fmt.Errorf("sqlstore: count requests per day: %d days: use 1 to %d", days, record.MaxCountDays)
+	}
+	out := make([]int, days)
+	if len(projects) == 0 {
+		return out, nil
+	}
+	in := `project IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(projects)), ", ") + `)`
+	var (
+		parts []string
+		args  []any
+	)
+	for d := range days {
+		parts = append(parts, `SELECT `+strconv.Itoa(d)+`, COUNT(*) FROM service_requests WHERE created_at >= ? AND created_at < ? AND `+in)
+		args = append(args, s.timeArg(since.Add(time.Duration(d)*24*time.Hour)), s.timeArg(since.Add(time.Duration(d+1)*24*time.Hour)))
+		for _, p := range projects {
+			args = append(args, p)
+		}
+	}
+	err := s.queryRows(ctx, s.r, strings.Join(parts, " UNION ALL "), args, func(r scanner) error {
+		var d, n int
+		if err := r.Scan(&d, &n); err != nil {
+			return err
+		}
+		if d < 0 || d >= days {
+			return fmt.Errorf("day %d out of range", d)
+		}
+		out[d] = n
+		return nil
+	})
+	if err != nil {
+		return nil, svcErr("count requests per day", err)
+	}
+	return out, nil
 }
 
 // ClaimSigning implements record.Store.
