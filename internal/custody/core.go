@@ -283,7 +283,9 @@ func (c *Core) Keys(ctx context.Context, gun, role string) ([]*keys.PublicKey, e
 }
 
 // CreateKey makes a new key as spec says: inside the Token when one is
-// configured (ECDSA only), else sealed under the default alias.
+// configured (ECDSA only; the audit log's Ed25519 checkpoint key is the
+// one exception, sealed under the default alias), else sealed under the
+// default alias.
 func (c *Core) CreateKey(ctx context.Context, spec Spec) (Key, error) {
 	if err := spec.Validate(); err != nil {
 		return Key{}, err
@@ -292,7 +294,19 @@ func (c *Core) CreateKey(ctx context.Context, spec Spec) (Key, error) {
 		spec.Algorithm = c.algorithm
 	}
 	if c.token != nil {
-		return c.createInToken(ctx, spec)
+		if spec.Algorithm == AlgorithmECDSA || spec.Purpose != PurposeAuditCheckpoint {
+			return c.createInToken(ctx, spec)
+		}
+		// The token makes ECDSA keys only (internal/keys/pkcs11), and
+		// signed notes need Ed25519: the audit log's checkpoint key alone
+		// is sealed in software under the default alias, and its record
+		// says so (no token reference). Every other key stays in the
+		// token or is refused.
+		if len(c.passphrase(c.defaultAlias)) == 0 {
+			return Key{}, fmt.Errorf("%w: algorithm %q: the PKCS#11 token creates ecdsa keys only, and the audit log's checkpoint key is then sealed under the passphrase alias %q, which is not configured", ErrInvalid, spec.Algorithm, c.defaultAlias)
+		}
+		c.log.WarnContext(ctx, "the PKCS#11 token cannot make Ed25519 keys: the audit log's checkpoint key is sealed in software under the default passphrase alias",
+			slog.String("token", c.token.Name()), slog.String("alias", c.defaultAlias))
 	}
 	var priv crypto.Signer
 	var err error

@@ -3,7 +3,9 @@ package custody_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"database/sql"
@@ -635,5 +637,61 @@ func TestTokenBackend(t *testing.T) {
 	}
 	if err := s.DeleteKey(ctx, k2.ID()); err != nil || len(tok.keys) != 0 {
 		t.Fatalf("delete: %v; the token holds %d keys", err, len(tok.keys))
+	}
+}
+
+// TestTokenAuditCheckpointKey: a token makes ECDSA keys only, and the
+// audit log's checkpoint key must be Ed25519 (signed notes): with a token
+// configured that one key is sealed under the default alias, and only
+// when its passphrase is there; no other Ed25519 key leaves the token's
+// rule.
+func TestTokenAuditCheckpointKey(t *testing.T) {
+	st, path := sqliteStore(t)
+	ctx := t.Context()
+	tok := newFakeToken()
+	checkpoint := custody.Spec{Purpose: custody.PurposeAuditCheckpoint, Owner: custody.OwnerServer, Algorithm: custody.AlgorithmED25519}
+
+	// Without the default alias's passphrase: refused, nothing stored.
+	bare := open(t, st, custody.Options{DefaultAlias: "other", Token: tok})
+	if _, err := bare.CreateKey(ctx, checkpoint); !errors.Is(err, custody.ErrInvalid) || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("checkpoint key without a passphrase: %v", err)
+	}
+	// Another purpose in Ed25519: the token's rule.
+	s := open(t, st, custody.Options{Passphrase: passphrases(map[string]string{"default": "pw"}), Token: tok})
+	if _, err := s.CreateKey(ctx, custody.Spec{Purpose: custody.PurposeCosign, Owner: custody.OwnerServer, Algorithm: custody.AlgorithmED25519}); !errors.Is(err, custody.ErrInvalid) {
+		t.Fatalf("an Ed25519 cosign key with a token: %v", err)
+	}
+	var n int
+	if err := rawDB(t, path).QueryRowContext(ctx, "SELECT count(*) FROM private_keys").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refused creations stored %d keys (%v)", n, err)
+	}
+
+	k, err := s.CreateKey(ctx, checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.keys) != 0 {
+		t.Fatalf("the token holds %d keys; the checkpoint key belongs sealed in software", len(tok.keys))
+	}
+	var label string
+	var sealed []byte
+	if err := rawDB(t, path).QueryRowContext(ctx, "SELECT label, sealed FROM private_keys WHERE key_id = ?", k.ID()).Scan(&label, &sealed); err != nil {
+		t.Fatal(err)
+	}
+	if label != "" || len(sealed) == 0 {
+		t.Fatalf("checkpoint key record: label %q, %d sealed bytes; want sealed, no token label", label, len(sealed))
+	}
+	signer, err := s.Signer(ctx, "", k.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, ok := signer.Public().(ed25519.PublicKey)
+	if !ok {
+		t.Fatalf("checkpoint key is %T, want Ed25519", signer.Public())
+	}
+	msg := []byte("checkpoint")
+	sig, err := signer.Sign(rand.Reader, msg, crypto.Hash(0))
+	if err != nil || !ed25519.Verify(pub, msg, sig) {
+		t.Fatalf("signing with the checkpoint key: %v", err)
 	}
 }
