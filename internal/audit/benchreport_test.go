@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"os"
 	"runtime"
 	"slices"
@@ -35,7 +36,7 @@ func TestAuditBenchmark(t *testing.T) {
 	)
 	reps := envInt("SIGNET_AUDIT_BENCH_REPS", 3)
 	total := envInt("SIGNET_AUDIT_BENCH_ENTRIES", 1_000_000)
-	loadBefore, _ := os.ReadFile("/proc/loadavg")
+	loadBefore := e2etest.LoadAverage()
 
 	// Appends/s and append→checkpoint latency, per database.
 	type dbRow struct {
@@ -110,14 +111,14 @@ func TestAuditBenchmark(t *testing.T) {
 		incrReq, incrBytes = r.Requests, r.Bytes
 		t.Logf("verify rep %d: incremental %d→%d in %v (%d requests, %d bytes)", rep+1, r.OldSize, r.Size, d, r.Requests, r.Bytes)
 	}
-	loadAfter, _ := os.ReadFile("/proc/loadavg")
+	loadAfter := e2etest.LoadAverage()
 
 	var sec bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&sec, format, args...) }
 	p("%s appends/s, append to checkpoint, tile GETs, verify\n\n", auditBenchHeading)
 	p("Written by `make bench` (`SIGNET_AUDIT_BENCH=1 go test -run TestAuditBenchmark ./internal/audit/`) on %s, %d cores, %s;\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version())
-	p("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", field3(loadBefore), field3(loadAfter))
+	p("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", loadBefore, loadAfter)
 	p("log got, not what it needs). Medians of %d repetitions; the log's own code (`internal/audit`) in one process\n", reps)
 	p("with SQLite in a file (WAL, synchronous=FULL) or PostgreSQL on loopback (`SIGNET_TEST_POSTGRES_URL`).\n\n")
 	p("**Appends** (aim ≥ 5,000/s batched): %s events appended by %d concurrent callers; `Append` returns once the\n", thousands(appends), callers)
@@ -162,13 +163,7 @@ func TestAuditBenchmark(t *testing.T) {
 	}
 	p("| incremental | +1,000 | %.1f ms | %s | %d | %s |\n\n", median(secs(incr))*1000, joinDur(incr, "ms"), incrReq, thousands(int(incrBytes)))
 	if out := os.Getenv("SIGNET_AUDIT_BENCH_REPORT"); out != "" {
-		old, err := os.ReadFile(out)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, spliceSection(old, auditBenchHeading, sec.Bytes()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		e2etest.WriteReportSection(t, out, auditBenchHeading, sec.Bytes())
 	}
 	t.Log("\n" + sec.String())
 }
@@ -226,38 +221,4 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-func field3(loadavg []byte) string {
-	f := strings.Fields(string(loadavg))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// spliceSection replaces the section of doc starting at the line that
-// begins with heading (up to the next "## " heading), or appends sec. (As
-// in the service and dashboard benchmarks, which write the same file.)
-func spliceSection(doc []byte, heading string, sec []byte) []byte {
-	lines := strings.SplitAfter(string(doc), "\n")
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		if start < 0 && strings.HasPrefix(l, heading) {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(l, "## ") {
-			end = i
-			break
-		}
-	}
-	if start < 0 {
-		out := strings.TrimRight(string(doc), "\n")
-		if out != "" {
-			out += "\n\n"
-		}
-		return []byte(out + string(sec))
-	}
-	return []byte(strings.Join(lines[:start], "") + string(sec) + strings.Join(lines[end:], ""))
 }

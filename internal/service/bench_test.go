@@ -7,12 +7,12 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/service/serviceapi"
 )
@@ -176,7 +176,7 @@ func TestServiceBenchmark(t *testing.T) {
 		p50, p99 time.Duration
 	}
 	var rows []row
-	loadBefore, _ := os.ReadFile("/proc/loadavg")
+	loadBefore := e2etest.LoadAverage()
 	for _, c := range []struct {
 		name           string
 		repos, conc, n int
@@ -197,11 +197,11 @@ func TestServiceBenchmark(t *testing.T) {
 
 	var sec bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&sec, format, args...) }
-	loadAfter, _ := os.ReadFile("/proc/loadavg")
+	loadAfter := e2etest.LoadAverage()
 	p("%s final approval to signed, submissions/s\n\n", benchHeading)
 	p("Written by `make bench` (`SIGNET_SERVICE_BENCH=1 go test -run TestServiceBenchmark ./internal/service/`) on %s, %d cores, %s;\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version())
-	p("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", field3(loadBefore), field3(loadAfter))
+	p("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", loadBefore, loadAfter)
 	p("service got, not what it needs).\n\n")
 	p("The whole stack in one process: SQLite in a file (WAL, synchronous=FULL), the embedded custody core, the Notary\n")
 	p("server's validation chokepoint, go-containerregistry's in-process registry, the API over HTTPS on loopback.\n")
@@ -217,46 +217,7 @@ func TestServiceBenchmark(t *testing.T) {
 	p("\nSubmissions (tag resolved in the registry, repository state checked, request stored with its audit\n")
 	p("events and approvers' notifications): **%.0f/s** sustained for 10 s by 8 concurrent submitters over 5 projects.\n\n", rate)
 	if out := os.Getenv("SIGNET_SERVICE_BENCH_REPORT"); out != "" {
-		old, err := os.ReadFile(out)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, spliceSection(old, benchHeading, sec.Bytes()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		e2etest.WriteReportSection(t, out, benchHeading, sec.Bytes())
 	}
 	t.Log("\n" + sec.String())
-}
-
-func field3(loadavg []byte) string {
-	f := strings.Fields(string(loadavg))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// spliceSection replaces the section of doc starting at the line that
-// begins with heading (up to the next "## " heading), or appends sec.
-func spliceSection(doc []byte, heading string, sec []byte) []byte {
-	lines := strings.SplitAfter(string(doc), "\n")
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		if start < 0 && strings.HasPrefix(l, heading) {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(l, "## ") {
-			end = i
-			break
-		}
-	}
-	if start < 0 {
-		out := strings.TrimRight(string(doc), "\n")
-		if out != "" {
-			out += "\n\n"
-		}
-		return []byte(out + string(sec))
-	}
-	return []byte(strings.Join(lines[:start], "") + string(sec) + strings.Join(lines[end:], ""))
 }

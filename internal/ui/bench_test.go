@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/signet-trust/signet/internal/audit"
+	"github.com/signet-trust/signet/internal/e2e/e2etest"
 	"github.com/signet-trust/signet/internal/ratelimit"
 	"github.com/signet-trust/signet/internal/service"
 	"github.com/signet-trust/signet/internal/service/record"
@@ -225,7 +226,7 @@ func benchPages(t *testing.T, st *sqlstore.Store, now time.Time, nRepos, nReqs, 
 		bytes         int
 	}
 	var rows []row
-	loadBefore, _ := os.ReadFile("/proc/loadavg")
+	loadBefore := e2etest.LoadAverage()
 	for _, p := range pages {
 		var ds []time.Duration
 		size := 0
@@ -257,14 +258,14 @@ func benchPages(t *testing.T, st *sqlstore.Store, now time.Time, nRepos, nReqs, 
 		rows = append(rows, r)
 		t.Logf("%-40s p50 %6.1f ms  p95 %6.1f ms  max %6.1f ms  %d bytes", r.name, msf(r.p50), msf(r.p95), msf(r.max), r.bytes)
 	}
-	loadAfter, _ := os.ReadFile("/proc/loadavg")
+	loadAfter := e2etest.LoadAverage()
 
 	var sec bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&sec, format, args...) }
 	w("%s server render time per page\n\n", uiBenchHeading)
 	w("Written by `make bench` (`SIGNET_UI_BENCH=1 go test -run TestRenderBenchmark ./internal/ui/`) on %s, %d cores, %s;\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version())
-	w("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", loadavg(loadBefore), loadavg(loadAfter))
+	w("load average %s before and %s after (other work on the machine shares its cores: the figures are what the\n", loadBefore, loadAfter)
 	w("dashboard got, not what it needs).\n\n")
 	w("%d repositories (each with root, targets, snapshot, timestamp, targets/releases and targets/ci, 20 tags) and\n", nRepos)
 	w("%d signing requests (1%% awaiting approval, over 10 projects and the last 30 days) in SQLite in a file (WAL,\n", nReqs)
@@ -277,48 +278,9 @@ func benchPages(t *testing.T, st *sqlstore.Store, now time.Time, nRepos, nReqs, 
 	}
 	w("\n")
 	if out := os.Getenv("SIGNET_UI_BENCH_REPORT"); out != "" {
-		old, err := os.ReadFile(out)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, spliceSection(old, uiBenchHeading, sec.Bytes()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		e2etest.WriteReportSection(t, out, uiBenchHeading, sec.Bytes())
 	}
 	t.Log("\n" + sec.String())
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func loadavg(b []byte) string {
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// spliceSection replaces the section of doc starting at the line that
-// begins with heading (up to the next "## " heading), or appends sec.
-func spliceSection(doc []byte, heading string, sec []byte) []byte {
-	lines := strings.SplitAfter(string(doc), "\n")
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		if start < 0 && strings.HasPrefix(l, heading) {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(l, "## ") {
-			end = i
-			break
-		}
-	}
-	if start < 0 {
-		out := strings.TrimRight(string(doc), "\n")
-		if out != "" {
-			out += "\n\n"
-		}
-		return []byte(out + string(sec))
-	}
-	return []byte(strings.Join(lines[:start], "") + string(sec) + strings.Join(lines[end:], ""))
-}
