@@ -250,8 +250,19 @@ func TestDashboard(t *testing.T) {
 		t.Fatal("the audit page says signet-server keeps no audit log; it keeps one by default")
 	}
 	// The browser's approval is in the log, as alice's, linked to its request.
-	b.run(chromedp.Navigate(s.Base + "/ui/audit?type=request.approve"))
-	b.waitEval(`[...document.querySelectorAll("table.audit tr.entry a")].some(a => a.getAttribute("href") === "/ui/requests/`+approveID+`" && a.closest("tr").textContent.includes("alice")) ? "found" : ""`, "found")
+	// The page shows what the log has sequenced: load it again until the
+	// entry is there (bounded).
+	found := `[...document.querySelectorAll("table.audit tr.entry a")].some(a => a.getAttribute("href") === "/ui/requests/` + approveID + `" && a.closest("tr").textContent.includes("alice")) ? "found" : ""`
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		b.run(chromedp.Navigate(s.Base + "/ui/audit?type=request.approve"))
+		if v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](found)); err == nil && fmt.Sprint(v) == "found" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit page does not list alice's approval of %s after 60s", approveID)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	b.screenshot("ui-audit.png")
 	b.run(chromedp.Navigate(s.Base+"/ui/projects"), chromedp.WaitVisible(chromedp.CSS("pre.command")))
 	if got := b.text("pre.command"); got != "docker trust signer add --key ci.pub ci "+gun {
