@@ -8,7 +8,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -300,21 +299,7 @@ func readCosignKey(file string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s holds no PEM block", file)
-	}
-	switch block.Type {
-	case "PUBLIC KEY":
-		return x509.ParsePKIXPublicKey(block.Bytes)
-	case "CERTIFICATE":
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		return c.PublicKey, nil
-	}
-	return nil, fmt.Errorf("%s holds a %q, want a PUBLIC KEY (cosign.pub)", file, block.Type)
+	return keys.ParseCosignPublicKeyPEM(b, file)
 }
 
 // keychain gives the policy file's registry credentials.

@@ -9,9 +9,7 @@ package cli
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -422,21 +420,7 @@ func readCosignPublicKey(a *app, path string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s holds no PEM block", path)
-	}
-	switch block.Type {
-	case "PUBLIC KEY":
-		return x509.ParsePKIXPublicKey(block.Bytes)
-	case "CERTIFICATE":
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		return cert.PublicKey, nil
-	}
-	return nil, fmt.Errorf("%s holds a %q, want a PUBLIC KEY (cosign.pub)", path, block.Type)
+	return keys.ParseCosignPublicKeyPEM(data, path)
 }
 
 // cosignSignature is one verified signature in --output json.

@@ -216,3 +216,24 @@ func marshalCosignPrivateKeyPEM(random io.Reader, signer crypto.Signer, passphra
 
 // errNotCosignKey is returned by marshalling for keys held elsewhere.
 var errNotCosignKey = errors.New("keys: only in-memory ECDSA, RSA and Ed25519 keys can be written to a cosign key file")
+
+// ParseCosignPublicKeyPEM reads a cosign public key (cosign.pub, a PEM
+// PUBLIC KEY) or a PEM certificate and returns its public key; name is
+// the file's name for the errors.
+func ParseCosignPublicKeyPEM(data []byte, name string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s holds no PEM block", name)
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		return x509.ParsePKIXPublicKey(block.Bytes)
+	case "CERTIFICATE":
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return c.PublicKey, nil
+	}
+	return nil, fmt.Errorf("%s holds a %q, want a PUBLIC KEY (cosign.pub)", name, block.Type)
+}
