@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -71,6 +73,48 @@ type Log struct {
 	// leaseRenewed is when the lease was last renewed, leaseTried when it
 	// was last asked for (Run's goroutine only).
 	leaseRenewed, leaseTried time.Time
+
+	// edge is what this process's last integration committed, so that the
+	// next one, finding the stored state unchanged, need not rebuild the
+	// tree's right edge from its tiles and verify the checkpoint again.
+	// emu serialises integrations and guards edge.
+	emu  sync.Mutex
+	edge *edge
+
+	// recent maps the append IDs this process integrated lately to their
+	// indexes, and checkpoint is the latest checkpoint it stored, so that
+	// Await answers the writers of this process without reading the
+	// store (smu guards them).
+	recent     map[int64]uint64
+	recentIDs  []int64
+	checkpoint []byte
+}
+
+// recentMax bounds Log.recent.
+const recentMax = 4096
+
+// edge is the tree as an integration left it: the stored state it
+// committed, the compact range of its right edge, and the right-edge tiles
+// it read or wrote, which the next integration compares with what the
+// store returns (a change made outside the log is a history error, as
+// when the edge is rebuilt from the tiles).
+type edge struct {
+	checkpoint []byte
+	size       uint64
+	root       Hash
+	hashes     []Hash
+	tiles      map[tileKey][]byte
+}
+
+type tileKey struct {
+	level int
+	index uint64
+}
+
+// matches reports whether st is the state e committed.
+func (e *edge) matches(st TreeState) bool {
+	return e != nil && st.Checkpoint != nil && bytes.Equal(st.Checkpoint, e.checkpoint) &&
+		st.CheckpointSize == e.size && st.Size == e.size && st.Root == e.root
 }
 
 // Status is what the log knows of itself, for readiness and metrics.
@@ -336,6 +380,9 @@ func (l *Log) flushOnce(ctx context.Context) {
 func (l *Log) Await(ctx context.Context, id int64) (uint64, []byte, error) {
 	for {
 		ch := l.changedChan()
+		if idx, cp, ok := l.recentIndex(id); ok {
+			return idx, cp, nil
+		}
 		idx, err := l.cfg.Store.IndexOf(ctx, id)
 		if err == nil {
 			st, err := l.cfg.Store.State(ctx)
@@ -480,6 +527,12 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 	if st := l.Status(); !st.Healthy {
 		return false, fmt.Errorf("%w (%s)", ErrHistory, st.Problem)
 	}
+	l.emu.Lock()
+	defer l.emu.Unlock()
+	prev := l.edge
+	// Whatever happens, the next integration starts from the store again
+	// unless this one commits.
+	l.edge = nil
 	var (
 		res   extension
 		taken int
@@ -487,8 +540,16 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 	wrote, err := l.cfg.Store.Integrate(ctx, l.cfg.MaxBatch, func(ctx context.Context, st TreeState, pending []Pending, tile func(int, uint64) ([]byte, error)) (*Batch, error) {
 		taken = len(pending)
 		var err error
-		res, err = l.extend(st, pending, tile)
-		return res.batch, err
+		res, err = l.extend(st, pending, tile, prev)
+		if err != nil || res.batch == nil {
+			return nil, err
+		}
+		// The checkpoint of the grown tree is signed now and stored with
+		// it, in one commit.
+		if res.batch.Checkpoint, err = SignCheckpoint(Checkpoint{Origin: l.cfg.Origin, Size: res.size, Root: res.root}, l.signer); err != nil {
+			return nil, err
+		}
+		return res.batch, nil
 	})
 	if err != nil {
 		if errors.Is(err, ErrHistory) {
@@ -497,9 +558,24 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	if wrote {
-		n := int64(len(res.batch.Entries))
-		l.update(func(s *Status) { s.Integrated += n; s.Batches++; s.Size = res.size })
+		b := res.batch
+		n := int64(len(b.Entries))
+		res.edge.checkpoint = b.Checkpoint
+		l.edge = res.edge
+		now := l.cfg.Now()
+		l.smu.Lock()
+		l.status.Integrated += n
+		l.status.Batches++
+		l.status.Size = b.Size
+		l.status.CheckpointSize = b.Size
+		l.status.LastCheckpoint = now
+		l.checkpoint = b.Checkpoint
+		for _, e := range b.Entries {
+			l.remember(e.AppendID, e.Index)
+		}
+		l.smu.Unlock()
 		l.notify()
+		return taken == l.cfg.MaxBatch, nil
 	}
 	if res.sign {
 		if err := l.sign(ctx, res.size, res.root); err != nil {
@@ -507,6 +583,32 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		}
 	}
 	return taken == l.cfg.MaxBatch, nil
+}
+
+// remember records that append ID id was integrated at index idx (smu
+// held), forgetting the oldest beyond recentMax.
+func (l *Log) remember(id int64, idx uint64) {
+	if l.recent == nil {
+		l.recent = make(map[int64]uint64, recentMax)
+	}
+	if len(l.recentIDs) >= recentMax {
+		delete(l.recent, l.recentIDs[0])
+		l.recentIDs = l.recentIDs[1:]
+	}
+	l.recent[id] = idx
+	l.recentIDs = append(l.recentIDs, id)
+}
+
+// recentIndex answers Await from memory: the index of an append ID this
+// process integrated, with the checkpoint it stored covering it.
+func (l *Log) recentIndex(id int64) (uint64, []byte, bool) {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	idx, ok := l.recent[id]
+	if !ok || l.checkpoint == nil || l.status.CheckpointSize <= idx {
+		return 0, nil, false
+	}
+	return idx, l.checkpoint, true
 }
 
 // sign signs and stores a checkpoint of the tree at size with root.
@@ -521,6 +623,9 @@ func (l *Log) sign(ctx context.Context, size uint64, root Hash) error {
 	}
 	if stored {
 		l.update(func(s *Status) { s.CheckpointSize = size; s.LastCheckpoint = l.cfg.Now() })
+		l.smu.Lock()
+		l.checkpoint = msg
+		l.smu.Unlock()
 		l.notify()
 	}
 	return nil
@@ -542,6 +647,8 @@ func (l *Log) fail(ctx context.Context, err error) {
 // extension is the outcome of extend.
 type extension struct {
 	batch *Batch
+	// edge is the tree once batch is written (without its checkpoint).
+	edge *edge
 	// sign: a checkpoint of (size, root) is to be signed.
 	sign bool
 	size uint64
@@ -550,7 +657,7 @@ type extension struct {
 
 // extend checks the stored right edge of the tree against the state and
 // the latest checkpoint, then appends the pending entries to it.
-func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64) ([]byte, error)) (extension, error) {
+func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64) ([]byte, error), prev *edge) (extension, error) {
 	if st.Checkpoint == nil {
 		if st.Size != 0 || st.Root != EmptyRoot {
 			return extension{}, historyError("the tree holds %d entries but there is no signed checkpoint", st.Size)
@@ -558,47 +665,49 @@ func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64)
 		// Sign the empty tree before anything goes into it.
 		return extension{sign: true, size: 0, root: EmptyRoot}, nil
 	}
-	cp, err := OpenCheckpoint(st.Checkpoint, l.verifier)
-	if err != nil {
-		return extension{}, historyError("the latest stored checkpoint does not verify with this log's key %s: %v", l.vkey, err)
+	// Every tile read is remembered for the next integration; a tile this
+	// process read or wrote before must come back unchanged.
+	cached := prev.matches(st)
+	var known map[tileKey][]byte
+	if cached {
+		known = prev.tiles
 	}
-	if cp.Size != st.CheckpointSize {
-		return extension{}, historyError("the latest checkpoint is of %d entries but is stored as of %d", cp.Size, st.CheckpointSize)
-	}
-	if cp.Size > st.Size {
-		return extension{}, historyError("the latest checkpoint covers %d entries but the tree holds %d: entries were removed", cp.Size, st.Size)
-	}
+	seen := map[tileKey][]byte{}
 	get := func(t Tile) ([]byte, error) {
 		b, err := readTile(t.Level, t.Index)
 		if errors.Is(err, ErrNotFound) {
 			return nil, historyError("tile %s is missing", t.Path())
 		}
-		return b, err
-	}
-	r, err := RangeFromTiles(st.Size, get)
-	if err != nil {
-		return extension{}, err
-	}
-	root, err := RootOf(r)
-	if err != nil {
-		return extension{}, err
-	}
-	if root != st.Root {
-		return extension{}, historyError("the stored tiles give root %s for %d entries, but the tree's root is %s", root, st.Size, st.Root)
-	}
-	if cp.Size < st.Size {
-		rc, err := RangeFromTiles(cp.Size, get)
 		if err != nil {
+			return nil, err
+		}
+		k := tileKey{t.Level, t.Index}
+		if was, ok := known[k]; ok && !bytes.Equal(was, b) {
+			return nil, historyError("tile %d/%d changed outside the log since it was written", t.Level, t.Index)
+		}
+		seen[k] = b
+		return b, nil
+	}
+	var (
+		r   *compact.Range
+		err error
+	)
+	if cached {
+		// The state is the one this process committed last: its right
+		// edge and checkpoint were verified then.
+		if r, err = RangeFromHashes(prev.size, prev.hashes); err != nil {
 			return extension{}, err
 		}
-		if croot, err := RootOf(rc); err != nil || croot != cp.Root {
-			return extension{}, historyError("the stored tiles give root %s for %d entries, but the signed checkpoint says %s", croot, cp.Size, cp.Root)
+		for k, b := range prev.tiles {
+			seen[k] = b
 		}
-	} else if st.Root != cp.Root {
-		return extension{}, historyError("the tree's root %s differs from the signed checkpoint's %s at %d entries", st.Root, cp.Root, cp.Size)
+	} else {
+		if r, err = l.verifiedEdge(st, get); err != nil {
+			return extension{}, err
+		}
 	}
 	if len(pending) == 0 {
-		return extension{sign: cp.Size < st.Size, size: st.Size, root: st.Root}, nil
+		return extension{sign: st.CheckpointSize < st.Size, size: st.Size, root: st.Root}, nil
 	}
 
 	// Append the pending entries, collecting every tile they change.
@@ -618,5 +727,60 @@ func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64)
 		return extension{}, err
 	}
 	b.Size = r.End()
-	return extension{batch: b, sign: true, size: b.Size, root: b.Root}, nil
+	for _, t := range b.Tiles {
+		seen[tileKey{t.Level, t.Index}] = t.Hashes
+	}
+	// Only the right edge is read again: keep the last tile of each level.
+	last := map[int]uint64{}
+	for k := range seen {
+		if i, ok := last[k.level]; !ok || k.index > i {
+			last[k.level] = k.index
+		}
+	}
+	for k := range seen {
+		if k.index != last[k.level] {
+			delete(seen, k)
+		}
+	}
+	e := &edge{size: b.Size, root: b.Root, hashes: RangeHashes(r), tiles: seen}
+	return extension{batch: b, edge: e, sign: true, size: b.Size, root: b.Root}, nil
+}
+
+// verifiedEdge rebuilds the compact range of the stored tree from its
+// tiles and checks it, and the tree at the latest checkpoint, against the
+// state and that checkpoint's signature.
+func (l *Log) verifiedEdge(st TreeState, get TileGetter) (*compact.Range, error) {
+	cp, err := OpenCheckpoint(st.Checkpoint, l.verifier)
+	if err != nil {
+		return nil, historyError("the latest stored checkpoint does not verify with this log's key %s: %v", l.vkey, err)
+	}
+	if cp.Size != st.CheckpointSize {
+		return nil, historyError("the latest checkpoint is of %d entries but is stored as of %d", cp.Size, st.CheckpointSize)
+	}
+	if cp.Size > st.Size {
+		return nil, historyError("the latest checkpoint covers %d entries but the tree holds %d: entries were removed", cp.Size, st.Size)
+	}
+	r, err := RangeFromTiles(st.Size, get)
+	if err != nil {
+		return nil, err
+	}
+	root, err := RootOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if root != st.Root {
+		return nil, historyError("the stored tiles give root %s for %d entries, but the tree's root is %s", root, st.Size, st.Root)
+	}
+	if cp.Size < st.Size {
+		rc, err := RangeFromTiles(cp.Size, get)
+		if err != nil {
+			return nil, err
+		}
+		if croot, err := RootOf(rc); err != nil || croot != cp.Root {
+			return nil, historyError("the stored tiles give root %s for %d entries, but the signed checkpoint says %s", croot, cp.Size, cp.Root)
+		}
+	} else if st.Root != cp.Root {
+		return nil, historyError("the tree's root %s differs from the signed checkpoint's %s at %d entries", st.Root, cp.Root, cp.Size)
+	}
+	return r, nil
 }

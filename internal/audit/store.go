@@ -57,6 +57,11 @@ type Batch struct {
 	Tiles   []TileData
 	Size    uint64
 	Root    Hash
+	// Checkpoint, when set, is a signed checkpoint of (Size, Root), stored
+	// as the latest checkpoint in the same transaction as the batch: one
+	// durable commit per integration instead of two (a batch always grows
+	// the tree past the stored checkpoint).
+	Checkpoint []byte
 }
 
 // IntegrateFunc computes an integration inside the store's transaction.

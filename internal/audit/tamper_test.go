@@ -270,3 +270,61 @@ func verifyServed(t *testing.T, path, vkey string, remembered []byte, pass bool,
 		t.Fatalf("outside verifier: %v, want %q", err, wantErr)
 	}
 }
+
+// TestTamperingBetweenIntegrations changes the tree's right edge in the
+// database while a log is running: the next integration, which starts from
+// what the previous one committed instead of rebuilding the edge, still
+// refuses to sign over it, and so does one after a changed state row.
+func TestTamperingBetweenIntegrations(t *testing.T) {
+	for _, c := range []struct {
+		name, sql string
+		args      []any
+	}{
+		{"EdgeTileChanged", `UPDATE audit_tiles SET hashes = ? || substr(hashes, 33) WHERE level = 0 AND idx = 0`, []any{bytes.Repeat([]byte{1}, 32)}},
+		{"EdgeTileTruncated", `UPDATE audit_tiles SET hashes = substr(hashes, 1, 32) WHERE level = 0 AND idx = 0`, nil},
+		{"RootChanged", `UPDATE audit_state SET root = ?`, []any{bytes.Repeat([]byte{2}, 32)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url := sqliteURL(t)
+			s := openStore(t, url).AuditLog()
+			l := newLog(t, s, newKey(t))
+			if err := l.Check(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			integrateAll := func() error {
+				for {
+					more, err := l.IntegrateOnce(t.Context())
+					if err != nil || !more {
+						return err
+					}
+				}
+			}
+			for i := range 3 {
+				if _, err := l.Append(t.Context(), event(i)); err != nil {
+					t.Fatal(err)
+				}
+				if err := integrateAll(); err != nil {
+					t.Fatalf("integration %d: %v", i, err)
+				}
+			}
+			before, err := s.State(t.Context())
+			if err != nil || before.CheckpointSize != 3 {
+				t.Fatalf("state %+v, %v, want a checkpoint of 3 entries", before, err)
+			}
+			execSQL(t, rawDB(t, strings.TrimPrefix(url, "sqlite:")), c.sql, c.args...)
+			if _, err := l.Append(t.Context(), event(3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := integrateAll(); !errors.Is(err, audit.ErrHistory) {
+				t.Fatalf("integration over a changed edge: %v, want ErrHistory", err)
+			}
+			after, err := s.State(t.Context())
+			if err != nil || after.CheckpointSize != 3 || !bytes.Equal(after.Checkpoint, before.Checkpoint) {
+				t.Fatalf("state %+v, %v: a checkpoint was signed over a changed edge", after, err)
+			}
+			if l.Status().Healthy {
+				t.Fatal("the log is healthy over a changed edge")
+			}
+		})
+	}
+}

@@ -30,6 +30,7 @@ func RunStore(t *testing.T, open func(t *testing.T) audit.Store) {
 		{"IntegrateContract", testIntegrateContract},
 		{"TilesGrow", testTilesGrow},
 		{"Checkpoint", testCheckpoint},
+		{"CheckpointWithBatch", testCheckpointWithBatch},
 		{"Lease", testLease},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"Concurrent", testConcurrent},
@@ -320,6 +321,32 @@ func testCheckpoint(t *testing.T, s audit.Store) {
 	st, err := s.State(ctx)
 	if err != nil || string(st.Checkpoint) != "cp2" || st.CheckpointSize != 2 {
 		t.Fatalf("state = %+v, %v, want checkpoint cp2 of size 2", st, err)
+	}
+}
+
+// testCheckpointWithBatch: a batch carrying its checkpoint stores both in
+// one transaction.
+func testCheckpointWithBatch(t *testing.T, s audit.Store) {
+	ctx := t.Context()
+	if ok, err := s.PutCheckpoint(ctx, 0, []byte("cp0")); err != nil || !ok {
+		t.Fatalf("PutCheckpoint(0) = %v, %v", ok, err)
+	}
+	addPending(t, s, entry(0), entry(1))
+	integrate(t, s, 10, func(st audit.TreeState, p []audit.Pending) *audit.Batch {
+		b := simpleBatch(st, p)
+		b.Checkpoint = []byte("cp2")
+		return b
+	})
+	st, err := s.State(ctx)
+	if err != nil || st.Size != 2 || string(st.Checkpoint) != "cp2" || st.CheckpointSize != 2 {
+		t.Fatalf("state = %+v, %v, want size 2 with checkpoint cp2 of size 2", st, err)
+	}
+
+	// A batch without a checkpoint leaves the stored one as it is.
+	addPending(t, s, entry(2))
+	integrate(t, s, 10, simpleBatch)
+	if st, err = s.State(ctx); err != nil || st.Size != 3 || string(st.Checkpoint) != "cp2" || st.CheckpointSize != 2 {
+		t.Fatalf("state = %+v, %v, want size 3 with checkpoint cp2 of size 2", st, err)
 	}
 }
 

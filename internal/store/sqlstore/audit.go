@@ -51,7 +51,10 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, entries [][]byte) (
 	ids := make([]int64, 0, len(entries))
 	for start := 0; start < len(entries); start += auditInsertChunk {
 		chunk := entries[start:min(start+auditInsertChunk, len(entries))]
-		q := "INSERT INTO audit_pending (data) VALUES " + strings.TrimSuffix(strings.Repeat("(?),", len(chunk)), ",") + " RETURNING id"
+		q := queryAppendAudit1
+		if len(chunk) > 1 {
+			q = "INSERT INTO audit_pending (data) VALUES " + strings.TrimSuffix(strings.Repeat("(?),", len(chunk)), ",") + " RETURNING id"
+		}
 		args := make([]any, len(chunk))
 		for i, e := range chunk {
 			if e == nil {
@@ -59,7 +62,7 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, entries [][]byte) (
 			}
 			args[i] = e
 		}
-		rows, err := tx.QueryContext(ctx, s.d.q(q), args...)
+		rows, err := s.txQuery(ctx, tx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: append audit entries: %w", err)
 		}
@@ -103,7 +106,18 @@ func (a *AuditLog) AddPending(ctx context.Context, entries [][]byte) ([]int64, e
 	return ids, nil
 }
 
-const auditStateQuery = `SELECT size, root, checkpoint_size, checkpoint FROM audit_state WHERE id = 1`
+const (
+	auditStateQuery   = `SELECT size, root, checkpoint_size, checkpoint FROM audit_state WHERE id = 1`
+	queryAppendAudit1 = `INSERT INTO audit_pending (data) VALUES (?) RETURNING id`
+	queryTakePending  = `DELETE FROM audit_pending WHERE id IN
+(SELECT id FROM audit_pending ORDER BY id LIMIT ?) RETURNING id, data`
+	queryAuditTile         = `SELECT hashes FROM audit_tiles WHERE level = ? AND idx = ?`
+	queryInsertAuditEntry1 = `INSERT INTO audit_entries (idx, append_id, data) VALUES (?, ?, ?)`
+	queryPutAuditTile      = `INSERT INTO audit_tiles (level, idx, hashes) VALUES (?, ?, ?)
+ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`
+	queryGrowAuditState           = `UPDATE audit_state SET size = ?, root = ? WHERE id = 1 AND size = ?`
+	queryGrowAuditStateCheckpoint = `UPDATE audit_state SET size = ?, root = ?, checkpoint = ?, checkpoint_size = ? WHERE id = 1 AND size = ?`
+)
 
 func scanAuditState(row scanner) (audit.TreeState, error) {
 	var (
@@ -143,17 +157,17 @@ func (a *AuditLog) Integrate(ctx context.Context, limit int, fn audit.IntegrateF
 	}
 	s := a.s
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		st, err := scanAuditState(tx.QueryRowContext(ctx, auditStateQuery+s.d.forUpdate))
+		st, err := scanAuditState(s.txQueryRow(ctx, tx, auditStateQuery+s.d.forUpdate))
 		if err != nil {
 			return fmt.Errorf("lock audit state: %w", err)
 		}
-		pending, err := takePending(ctx, tx, s.d, limit)
+		pending, err := s.takePending(ctx, tx, limit)
 		if err != nil {
 			return err
 		}
 		tile := func(level int, index uint64) ([]byte, error) {
 			var b []byte
-			err := tx.QueryRowContext(ctx, s.d.q(`SELECT hashes FROM audit_tiles WHERE level = ? AND idx = ?`), level, int64(index)).Scan(&b)
+			err := s.txQueryRow(ctx, tx, queryAuditTile, level, int64(index)).Scan(&b)
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil, audit.ErrNotFound
 			}
@@ -169,17 +183,20 @@ func (a *AuditLog) Integrate(ctx context.Context, limit int, fn audit.IntegrateF
 		if err := checkBatch(st, pending, b); err != nil {
 			return err
 		}
-		if err := insertEntries(ctx, tx, s.d, b.Entries); err != nil {
+		if err := s.insertEntries(ctx, tx, b.Entries); err != nil {
 			return err
 		}
 		for _, t := range b.Tiles {
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO audit_tiles (level, idx, hashes) VALUES (?, ?, ?)
-ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`), t.Level, int64(t.Index), t.Hashes); err != nil {
+			if _, err := s.txExec(ctx, tx, queryPutAuditTile, t.Level, int64(t.Index), t.Hashes); err != nil {
 				return fmt.Errorf("write tile %d/%d: %w", t.Level, t.Index, err)
 			}
 		}
-		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE audit_state SET size = ?, root = ? WHERE id = 1 AND size = ?`),
-			int64(b.Size), b.Root[:], int64(st.Size))
+		var res sql.Result
+		if b.Checkpoint != nil {
+			res, err = s.txExec(ctx, tx, queryGrowAuditStateCheckpoint, int64(b.Size), b.Root[:], b.Checkpoint, int64(b.Size), int64(st.Size))
+		} else {
+			res, err = s.txExec(ctx, tx, queryGrowAuditState, int64(b.Size), b.Root[:], int64(st.Size))
+		}
 		if err != nil {
 			return err
 		}
@@ -202,9 +219,8 @@ ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`), t.Level, int6
 // takePending deletes up to limit pending entries, lowest IDs first, and
 // returns them in ID order. Only what this statement deleted is returned,
 // so an entry committed meanwhile is never removed unseen.
-func takePending(ctx context.Context, tx *sql.Tx, d *dialect, limit int) ([]audit.Pending, error) {
-	rows, err := tx.QueryContext(ctx, d.q(`DELETE FROM audit_pending WHERE id IN
-(SELECT id FROM audit_pending ORDER BY id LIMIT ?) RETURNING id, data`), limit)
+func (s *Store) takePending(ctx context.Context, tx *sql.Tx, limit int) ([]audit.Pending, error) {
+	rows, err := s.txQuery(ctx, tx, queryTakePending, limit)
 	if err != nil {
 		return nil, fmt.Errorf("take pending audit entries: %w", err)
 	}
@@ -249,15 +265,18 @@ func checkBatch(st audit.TreeState, pending []audit.Pending, b *audit.Batch) err
 	return nil
 }
 
-func insertEntries(ctx context.Context, tx *sql.Tx, d *dialect, entries []audit.Entry) error {
+func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []audit.Entry) error {
 	for start := 0; start < len(entries); start += auditInsertChunk {
 		chunk := entries[start:min(start+auditInsertChunk, len(entries))]
-		q := "INSERT INTO audit_entries (idx, append_id, data) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?),", len(chunk)), ",")
+		q := queryInsertAuditEntry1
+		if len(chunk) > 1 {
+			q = "INSERT INTO audit_entries (idx, append_id, data) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?),", len(chunk)), ",")
+		}
 		args := make([]any, 0, 3*len(chunk))
 		for _, e := range chunk {
 			args = append(args, int64(e.Index), e.AppendID, e.Data)
 		}
-		if _, err := tx.ExecContext(ctx, d.q(q), args...); err != nil {
+		if _, err := s.txExec(ctx, tx, q, args...); err != nil {
 			return fmt.Errorf("write audit entries: %w", err)
 		}
 	}

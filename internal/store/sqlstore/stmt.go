@@ -90,11 +90,26 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args .
 	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 }
 
+// txQuery runs a query returning rows inside tx as txExec runs a statement.
+func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	q := s.d.q(query)
+	s.stmts.mu.Lock()
+	st := s.stmts.m[stmtKey{s.w, q}]
+	s.stmts.mu.Unlock()
+	if st == nil {
+		return tx.QueryContext(ctx, q, args...)
+	}
+	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
 // Write statements prepared once at open, outside any transaction.
-var writeQueries = []string{queryAdvanceHead, queryInsertFile, queryInsertChange}
+var writeQueries = []string{queryAdvanceHead, queryInsertFile, queryInsertChange,
+	// The audit log's, run on every write of metadata and every integration.
+	queryAppendAudit1, queryTakePending, queryAuditTile, queryInsertAuditEntry1, queryPutAuditTile,
+	queryGrowAuditState, queryGrowAuditStateCheckpoint}
 
 func (s *Store) prepareWrites(ctx context.Context) error {
-	for _, q := range append(writeQueries, s.serviceWriteQueries()...) {
+	for _, q := range append(append(writeQueries, s.serviceWriteQueries()...), auditStateQuery+s.d.forUpdate) {
 		if _, err := s.stmts.get(ctx, s.w, s.d.q(q)); err != nil {
 			return err
 		}
