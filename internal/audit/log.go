@@ -85,9 +85,10 @@ type Log struct {
 	// indexes, and checkpoint is the latest checkpoint it stored, so that
 	// Await answers the writers of this process without reading the
 	// store (smu guards them).
-	recent     map[int64]uint64
-	recentIDs  []int64
-	checkpoint []byte
+	recent         map[int64]uint64
+	recentIDs      []int64
+	checkpoint     []byte
+	checkpointSize uint64
 }
 
 // recentMax bounds Log.recent.
@@ -569,7 +570,7 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		l.status.Size = b.Size
 		l.status.CheckpointSize = b.Size
 		l.status.LastCheckpoint = now
-		l.checkpoint = b.Checkpoint
+		l.checkpoint, l.checkpointSize = b.Checkpoint, b.Size
 		for _, e := range b.Entries {
 			l.remember(e.AppendID, e.Index)
 		}
@@ -605,7 +606,7 @@ func (l *Log) recentIndex(id int64) (uint64, []byte, bool) {
 	l.smu.Lock()
 	defer l.smu.Unlock()
 	idx, ok := l.recent[id]
-	if !ok || l.checkpoint == nil || l.status.CheckpointSize <= idx {
+	if !ok || l.checkpoint == nil || l.checkpointSize <= idx {
 		return 0, nil, false
 	}
 	return idx, l.checkpoint, true
@@ -624,7 +625,9 @@ func (l *Log) sign(ctx context.Context, size uint64, root Hash) error {
 	if stored {
 		l.update(func(s *Status) { s.CheckpointSize = size; s.LastCheckpoint = l.cfg.Now() })
 		l.smu.Lock()
-		l.checkpoint = msg
+		if size >= l.checkpointSize {
+			l.checkpoint, l.checkpointSize = msg, size
+		}
 		l.smu.Unlock()
 		l.notify()
 	}
