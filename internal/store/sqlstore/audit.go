@@ -95,7 +95,7 @@ func (a *AuditLog) AddPending(ctx context.Context, entries [][]byte) ([]int64, e
 		return nil, nil
 	}
 	var ids []int64
-	err := a.s.tx(ctx, func(tx *sql.Tx) error {
+	err := a.s.groupTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		ids, err = a.s.AppendAudit(ctx, tx, entries)
 		return err
@@ -156,7 +156,9 @@ func (a *AuditLog) Integrate(ctx context.Context, limit int, fn audit.IntegrateF
 		return false, errors.New("sqlstore: integrate: limit must be at least 1")
 	}
 	s := a.s
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	// On SQLite an integration joins the group commit of concurrent
+	// metadata updates: one durable commit for both.
+	err := s.groupTx(ctx, func(tx *sql.Tx) error {
 		st, err := scanAuditState(s.txQueryRow(ctx, tx, auditStateQuery+s.d.forUpdate))
 		if err != nil {
 			return fmt.Errorf("lock audit state: %w", err)
