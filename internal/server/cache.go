@@ -151,8 +151,16 @@ func (c *metaCache) replace(remoteGen uint64, gun string, files []store.File, no
 		cf := newCachedFile(f)
 		cf.at = at
 		e.current[f.Role] = cf
+		// A client's next publish fetches these by checksum first: the
+		// bytes of a checksum never change, so they are cached as such.
+		if len(f.SHA256) == 64 && len(e.fixed) < c.maxFixed {
+			e.fixed[checksumKey(f.Role, f.SHA256)] = cf
+		}
 	}
 }
+
+// checksumKey is the fixed-file key of role's file with SHA-256 sum (hex).
+func checksumKey(role, sum string) string { return "c:" + role + ":" + sum }
 
 // invalidate drops a GUN after a write or delete to it.
 func (c *metaCache) invalidate(gun string) {

@@ -130,7 +130,7 @@ func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, p not
 	if len(p.Checksum) != 64 { // only SHA-256 is indexed, as in the reference
 		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
-	key := "c:" + p.Role + ":" + p.Checksum
+	key := checksumKey(p.Role, p.Checksum)
 	f := s.cache.getFixed(gun, key)
 	if f == nil {
 		gen := s.cache.generation()

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -531,6 +533,49 @@ func TestRouting(t *testing.T) {
 	if r := e.get("/metrics"); r.status != 200 || !strings.Contains(string(r.body), "signet_server_http_request_duration_seconds") {
 		t.Errorf("metrics %d", r.status)
 	}
+}
+
+// TestChecksumAfterPublish: the files of a publish are served by checksum
+// straight after it (the next publish's first reads), exactly as a read
+// from the store serves them, and no longer once the repository is deleted.
+func TestChecksumAfterPublish(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "signet.db")
+	e := newEnvOn(t, url, nil)
+	r := e.newClientRepo(gun, false)
+	r.AddTarget("targets", "v1", []byte("hello"))
+	r.SignAll()
+	if got := e.publish(gun, roles(r, "root", "targets", "snapshot")...); got.status != 200 {
+		t.Fatalf("publish: %d %s", got.status, got.body)
+	}
+	path := func(role string) string {
+		sum := sha256.Sum256(r.Signed[role])
+		return "/v2/" + gun + "/_trust/tuf/" + role + "." + hex.EncodeToString(sum[:]) + ".json"
+	}
+	hot := map[string]resp{}
+	for _, role := range []string{"root", "targets", "snapshot"} {
+		got := e.get(path(role))
+		if got.status != 200 || !bytes.Equal(got.body, r.Signed[role]) {
+			t.Fatalf("%s by checksum after the publish: %d %q", role, got.status, got.body)
+		}
+		hot[role] = got
+	}
+	// The same reads from a server that has cached nothing.
+	cold := newEnvOn(t, url, nil)
+	for role, h := range hot {
+		c := cold.get(path(role))
+		if c.status != 200 || !bytes.Equal(c.body, h.body) {
+			t.Fatalf("%s by checksum from the store: %d", role, c.status)
+		}
+		for _, k := range []string{"Content-Type", "Content-Length", "Cache-Control", "Last-Modified"} {
+			if h.header.Get(k) != c.header.Get(k) {
+				t.Errorf("%s by checksum: %s %q after the publish, %q from the store", role, k, h.header.Get(k), c.header.Get(k))
+			}
+		}
+	}
+	if got := e.do(http.MethodDelete, "/v2/"+gun+"/_trust/tuf/", nil, ""); got.status != 200 {
+		t.Fatalf("delete %d %s", got.status, got.body)
+	}
+	wantError(t, e.get(path("targets")), 404, "METADATA_NOT_FOUND", "")
 }
 
 func TestDelete(t *testing.T) {
