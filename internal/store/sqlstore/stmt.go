@@ -63,43 +63,46 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
-// txExec runs a write statement inside tx, reusing the statement prepared
-// by prepareWrites when there is one. It never prepares on the pool itself:
-// for SQLite the transaction holds the only write connection, so preparing
-// there would wait for it forever.
-func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	q := s.d.q(query)
+// txStmt returns the statement prepareWrites prepared for q (already in
+// the dialect's form) bound to tx, or nil when there is none. It never
+// prepares on the pool itself: for SQLite the transaction holds the only
+// write connection, so preparing there would wait for it forever.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
 	s.stmts.mu.Lock()
 	st := s.stmts.m[stmtKey{s.w, q}]
 	s.stmts.mu.Unlock()
 	if st == nil {
-		return tx.ExecContext(ctx, q, args...)
+		return nil
 	}
-	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return tx.StmtContext(ctx, st)
+}
+
+// txExec runs a write statement (query in '?' form) inside tx, reusing
+// the statement prepared by prepareWrites when there is one.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	q := s.d.q(query)
+	if st := s.txStmt(ctx, tx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
 }
 
 // txQueryRow runs a query inside tx as txExec runs a statement.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	q := s.d.q(query)
-	s.stmts.mu.Lock()
-	st := s.stmts.m[stmtKey{s.w, q}]
-	s.stmts.mu.Unlock()
-	if st == nil {
-		return tx.QueryRowContext(ctx, q, args...)
+	if st := s.txStmt(ctx, tx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	return tx.QueryRowContext(ctx, q, args...)
 }
 
 // txQuery runs a query returning rows inside tx as txExec runs a statement.
 func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
 	q := s.d.q(query)
-	s.stmts.mu.Lock()
-	st := s.stmts.m[stmtKey{s.w, q}]
-	s.stmts.mu.Unlock()
-	if st == nil {
-		return tx.QueryContext(ctx, q, args...)
+	if st := s.txStmt(ctx, tx, q); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
-	return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	return tx.QueryContext(ctx, q, args...)
 }
 
 // Write statements prepared once at open, outside any transaction.
