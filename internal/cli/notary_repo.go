@@ -472,11 +472,11 @@ func (a *app) listCmd() *cobra.Command {
 				fmt.Fprint(a.env.Stdout, "\nNo targets present in this repository.\n\n")
 				return nil
 			}
-			tw := table(a.env.Stdout, "NAME", "DIGEST", "SIZE (BYTES)", "ROLE")
+			cells := make([]string, 0, 4*len(list))
 			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, printable.Quote(string(t.Role)))
+				cells = append(cells, printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), strconv.FormatInt(t.Meta.Length, 10), printable.Quote(t.Role))
 			}
-			return tw.Flush()
+			return writeTable(a.env.Stdout, []string{"NAME", "DIGEST", "SIZE (BYTES)", "ROLE"}, cells)
 		},
 	}
 	cmd.Flags().StringSliceVarP(&roles, "roles", "r", nil, "roles to list, in order of priority (default targets and all its delegations)")
