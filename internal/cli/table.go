@@ -13,31 +13,34 @@ const (
 	tablePadding  = 4
 )
 
-// writeTable writes what table(w, columns...) writes for these rows (cells
-// holds len(columns) cells a row, row after row), byte for byte, without a
-// tabwriter: it measures the columns once and writes each row straight
-// into one buffer. A tabwriter handles every cell and byte on its own,
-// which for the 10,000 rows of a large repository's listing costs more
-// than verifying it. Cells must be printable text (printable.Quote): no
-// tab, newline, form feed, vertical tab or tabwriter escape.
-func writeTable(w io.Writer, columns []string, cells []string) error {
+// writeTable writes what table(w, columns...) writes for rows rows, byte
+// for byte, without a tabwriter: cell appends the text of one cell to dst
+// and is called twice a cell, once to measure the columns and once to
+// write the row straight into one buffer. A tabwriter handles every cell
+// and byte on its own, which for the 10,000 rows of a large repository's
+// listing cost about as much as verifying it. Cells must be printable text
+// (printable.Quote): no tab, newline, form feed, vertical tab or tabwriter
+// escape.
+func writeTable(w io.Writer, columns []string, rows int, cell func(dst []byte, row, col int) []byte) error {
 	n := len(columns)
 	widths := make([]int, n-1)
 	for c := range widths {
 		widths[c] = max(tableMinWidth, utf8.RuneCountInString(columns[c])+tablePadding)
 	}
-	for i, cell := range cells {
-		if c := i % n; c < n-1 {
-			widths[c] = max(widths[c], utf8.RuneCountInString(cell)+tablePadding)
+	var scratch []byte
+	for r := range rows {
+		for c := range widths {
+			scratch = cell(scratch[:0], r, c)
+			widths[c] = max(widths[c], utf8.RuneCount(scratch)+tablePadding)
 		}
 	}
 	buf := bufio.NewWriterSize(w, 64<<10)
-	row := func(cells []string) {
-		for c, cell := range cells {
-			buf.WriteString(cell)
+	line := func(cells func(c int) []byte) {
+		for c := range n {
+			text := cells(c)
+			buf.Write(text)
 			if c < n-1 {
-				pad := widths[c] - utf8.RuneCountInString(cell)
-				for pad > 0 {
+				for pad := widths[c] - utf8.RuneCount(text); pad > 0; {
 					k := min(pad, len(spaces))
 					buf.WriteString(spaces[:k])
 					pad -= k
@@ -46,14 +49,13 @@ func writeTable(w io.Writer, columns []string, cells []string) error {
 		}
 		buf.WriteByte('\n')
 	}
-	row(columns)
-	rule := make([]string, n)
-	for c, col := range columns {
-		rule[c] = strings.Repeat("-", len(col))
-	}
-	row(rule)
-	for i := 0; i+n <= len(cells); i += n {
-		row(cells[i : i+n])
+	line(func(c int) []byte { return append(scratch[:0], columns[c]...) })
+	line(func(c int) []byte { return append(scratch[:0], strings.Repeat("-", len(columns[c]))...) })
+	for r := range rows {
+		line(func(c int) []byte {
+			scratch = cell(scratch[:0], r, c)
+			return scratch
+		})
 	}
 	return buf.Flush()
 }

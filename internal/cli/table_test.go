@@ -28,7 +28,11 @@ func TestWriteTableAsTabwriter(t *testing.T) {
 			if err := tw.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeTable(&got, columns, cells); err != nil {
+			n := len(columns)
+			err := writeTable(&got, columns, len(cells)/n, func(dst []byte, row, col int) []byte {
+				return append(dst, cells[row*n+col]...)
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got.String() != want.String() {
