@@ -60,9 +60,26 @@ func ReadFile(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// Read into a buffer of the file's size (as os.ReadFile does), not one
+	// grown and copied as the bytes arrive; the limit still bounds it.
+	size := int64(512)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() < limit {
+		size = fi.Size() + 1 // +1: EOF is read without growing
+	}
+	b := make([]byte, 0, size)
+	lr := io.LimitReader(f, limit+1)
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%w: %s holds more than %d bytes", ErrTooLarge, name, limit)

@@ -472,11 +472,18 @@ func (a *app) listCmd() *cobra.Command {
 				fmt.Fprint(a.env.Stdout, "\nNo targets present in this repository.\n\n")
 				return nil
 			}
-			tw := table(a.env.Stdout, "NAME", "DIGEST", "SIZE (BYTES)", "ROLE")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", printable.Quote(t.Name), hex.EncodeToString(t.Meta.Hashes["sha256"]), t.Meta.Length, printable.Quote(string(t.Role)))
-			}
-			return tw.Flush()
+			return writeTable(a.env.Stdout, []string{"NAME", "DIGEST", "SIZE (BYTES)", "ROLE"}, len(list), func(dst []byte, row, col int) []byte {
+				t := list[row]
+				switch col {
+				case 0:
+					return append(dst, printable.Quote(t.Name)...)
+				case 1:
+					return hex.AppendEncode(dst, t.Meta.Hashes["sha256"])
+				case 2:
+					return strconv.AppendInt(dst, t.Meta.Length, 10)
+				}
+				return append(dst, printable.Quote(t.Role)...)
+			})
 		},
 	}
 	cmd.Flags().StringSliceVarP(&roles, "roles", "r", nil, "roles to list, in order of priority (default targets and all its delegations)")

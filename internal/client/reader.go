@@ -94,8 +94,10 @@ func (rd *Reader) Update(ctx context.Context) (*trust.Repo, error) {
 			continue
 		}
 		cached[role] = b
-		if c, err := tuf.Peek(b); err == nil && role != tuf.RoleRoot {
-			min[role] = c.Version
+		if role == tuf.RoleTimestamp || role == tuf.RoleSnapshot {
+			if c, err := tuf.Peek(b); err == nil {
+				min[role] = c.Version
+			}
 		}
 	}
 	if err := rd.cachedDelegationVersions(cached[tuf.RoleTargets], min); err != nil {
@@ -247,28 +249,36 @@ func (rd *Reader) pinned(v *trust.Repo, now time.Time, load func() error) error 
 	return load()
 }
 
-// cachedDelegationVersions adds the version of every cached delegation
-// reachable from the cached targets to min, so that a delegation, like the
-// top-level roles, never goes below the version already trusted. (TUF's
-// snapshot rollback check covers "all delegated targets metadata files";
-// Notary's snapshot meta carries no versions, so each role is checked
-// against its cached copy, as the notary client does.) Without it, a
-// holder of the snapshot and timestamp keys — the server itself, when it
-// manages the snapshot as Docker sets up — could serve an older, validly
-// signed targets/releases and bring back a revoked tag.
+// cachedDelegationVersions adds the version of the cached targets and of
+// every cached delegation reachable from it to min, so that a delegation,
+// like the top-level roles, never goes below the version already trusted.
+// (TUF's snapshot rollback check covers "all delegated targets metadata
+// files"; Notary's snapshot meta carries no versions, so each role is
+// checked against its cached copy, as the notary client does.) Without
+// it, a holder of the snapshot and timestamp keys — the server itself,
+// when it manages the snapshot as Docker sets up — could serve an older,
+// validly signed targets/releases and bring back a revoked tag. Each
+// cached file is parsed once, for its version and its delegations.
 func (rd *Reader) cachedDelegationVersions(targets []byte, min map[string]int) error {
 	var queue []string
-	children := func(role string, b []byte) {
+	visit := func(role string, b []byte) {
 		m, err := tuf.ParseTargets(role, b)
 		if err != nil {
-			return // the cache holds verified files; one that no longer parses sets no floor
+			// The cache holds verified files; one that no longer parses
+			// sets no floor for the roles it delegates to, only its own
+			// version if that can still be read.
+			if c, err := tuf.Peek(b); err == nil {
+				min[role] = c.Version
+			}
+			return
 		}
+		min[role] = m.Signed.Version
 		for _, d := range m.Signed.Delegations.Roles {
 			queue = append(queue, d.Name)
 		}
 	}
 	if targets != nil {
-		children(tuf.RoleTargets, targets)
+		visit(tuf.RoleTargets, targets)
 	}
 	for len(queue) > 0 {
 		role := queue[0]
@@ -283,10 +293,7 @@ func (rd *Reader) cachedDelegationVersions(targets []byte, min map[string]int) e
 		if b == nil {
 			continue
 		}
-		if c, err := tuf.Peek(b); err == nil {
-			min[role] = c.Version
-		}
-		children(role, b)
+		visit(role, b)
 	}
 	return nil
 }

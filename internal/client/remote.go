@@ -37,6 +37,7 @@ const (
 	MaxTimestampSize = 1 << 20
 	maxKeySize       = 256 << 10
 	maxErrorSize     = 64 << 10
+	preallocMax      = 16 << 20
 )
 
 // MaxSize returns the most bytes the client reads of a role's file.
@@ -231,7 +232,7 @@ func (r *Remote) get(ctx context.Context, path string, limit int64, checksum []b
 	if len(checksum) > 0 {
 		body = io.TeeReader(body, h)
 	}
-	b, err := io.ReadAll(body)
+	b, err := readAll(body, min(resp.ContentLength, limit))
 	if err != nil {
 		return nil, fmt.Errorf("client: reading %s: %w", file, err)
 	}
@@ -248,6 +249,31 @@ func (r *Remote) get(ctx context.Context, path string, limit int64, checksum []b
 		r.tsMu.Unlock()
 	}
 	return b, nil
+}
+
+// readAll is io.ReadAll into a buffer of the size the response announced
+// (size < 0: unknown), so that a large file is not copied over and over
+// as the buffer grows. At most preallocMax is allocated before the bytes
+// arrive, whatever a server announces; a wrong announcement costs only
+// the growth io.ReadAll would have had.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, min(size, preallocMax)+1) // +1: EOF is read without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow as append does
+		}
+	}
 }
 
 // GetCurrent downloads the current version of a role, refusing more than

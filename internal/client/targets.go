@@ -1,7 +1,8 @@
 package client
 
 import (
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/signet-trust/signet/internal/tuf"
 	"github.com/signet-trust/signet/internal/tuf/trust"
@@ -46,7 +47,12 @@ func ListTargets(v *trust.Repo, roles ...string) []Target {
 	if len(roles) == 0 {
 		roles = []string{tuf.RoleTargets}
 	}
-	seen := map[string]Target{}
+	// Every target of every role visited, in visiting order; a stable sort
+	// by name then puts the first role to list a name first among the
+	// roles listing it. (Cheaper than a map of the names seen: a role
+	// lists each name once, so most repositories have nothing to drop.)
+	var out []Target
+	contributed := 0
 	for _, start := range roles {
 		skip := map[string]bool{}
 		for _, r := range roles {
@@ -55,21 +61,31 @@ func ListTargets(v *trust.Repo, roles ...string) []Target {
 			}
 		}
 		walk(v, start, skip, func(role string, t *tuf.Targets, paths []string) bool {
+			n := len(out)
+			if out == nil {
+				out = make([]Target, 0, len(t.Targets))
+			}
 			for name, fm := range t.Targets {
-				if _, dup := seen[name]; dup || !tuf.PathAllowed(paths, name) {
-					continue
+				if tuf.PathAllowed(paths, name) {
+					out = append(out, Target{Name: name, Meta: fm, Role: role})
 				}
-				seen[name] = Target{Name: name, Meta: fm, Role: role}
+			}
+			if len(out) > n {
+				contributed++
 			}
 			return true
 		})
 	}
-	out := make([]Target, 0, len(seen))
-	for _, t := range seen {
-		out = append(out, t)
+	if out == nil {
+		return []Target{}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	byName := func(a, b Target) int { return strings.Compare(a.Name, b.Name) }
+	if contributed <= 1 {
+		slices.SortFunc(out, byName) // one role's names are unique
+		return out
+	}
+	slices.SortStableFunc(out, byName)
+	return slices.CompactFunc(out, func(a, b Target) bool { return a.Name == b.Name })
 }
 
 // Lookup finds one target with the precedence of ListTargets.

@@ -45,6 +45,47 @@ func canonical(signed []byte) ([]byte, error) {
 }
 
 func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error {
+	if err := decode(role, raw, out); err != nil {
+		return err
+	}
+	c := out.Common()
+	if c.Type != wantType {
+		return invalid(role, "_type is %q, want %q", c.Type, wantType)
+	}
+	if c.Version < 1 {
+		return invalid(role, "version %d is below 1", c.Version)
+	}
+	// A missing expiry is the zero time, long expired: the expiry check
+	// refuses it, as notary's does (a reader skips such a delegation).
+	if len(out.Signatures) > MaxSignatures {
+		return limit(role, "carries %d signatures, more than the limit of %d", len(out.Signatures), MaxSignatures)
+	}
+	// A signature without a key ID or bytes is not refused here: like any
+	// other signature that does not verify, it counts for nothing (as in
+	// notary, whose verdict on such a file is the same).
+	return nil
+}
+
+// decode decodes a file into out: by the fast path (decode.go) when the
+// file is in the shape Notary writes, else with encoding/json.
+func decode[T any](role string, raw []byte, out *Meta[T]) error {
+	out.Role = role
+	out.Raw = raw
+	if signed, sigs, ok := splitEnvelope(raw); ok {
+		if decodeCanonical(signed, &out.Signed) {
+			out.SignedRaw = signed
+			out.Signatures = sigs
+			out.canonical = signed // proven canonical by splitEnvelope
+			return nil
+		}
+		var zero T
+		out.Signed = zero
+	}
+	return decodeSlow(role, raw, out)
+}
+
+// decodeSlow decodes a file with encoding/json, as notary does.
+func decodeSlow[T any](role string, raw []byte, out *Meta[T]) error {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return invalid(role, "%v", err)
@@ -60,21 +101,6 @@ func parse[T any](role string, raw []byte, wantType string, out *Meta[T]) error 
 	out.SignedRaw = env.Signed
 	out.Signatures = env.Signatures
 	out.canonical, out.canonErr = canonical(env.Signed)
-	c := out.Common()
-	if c.Type != wantType {
-		return invalid(role, "_type is %q, want %q", c.Type, wantType)
-	}
-	if c.Version < 1 {
-		return invalid(role, "version %d is below 1", c.Version)
-	}
-	// A missing expiry is the zero time, long expired: the expiry check
-	// refuses it, as notary's does (a reader skips such a delegation).
-	if len(env.Signatures) > MaxSignatures {
-		return limit(role, "carries %d signatures, more than the limit of %d", len(env.Signatures), MaxSignatures)
-	}
-	// A signature without a key ID or bytes is not refused here: like any
-	// other signature that does not verify, it counts for nothing (as in
-	// notary, whose verdict on such a file is the same).
 	return nil
 }
 

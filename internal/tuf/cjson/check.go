@@ -178,3 +178,15 @@ func (s *checker) number() bool {
 	}
 	return true
 }
+
+// CanonicalPrefix reports whether data begins with a value that IsCanonical
+// would prove canonical, and its length; what follows the value is not
+// read. It lets a caller find the end of a canonical value inside a larger
+// document in the same single pass that proves it canonical.
+func CanonicalPrefix(data []byte) (n int, ok bool) {
+	s := checker{b: data}
+	if !s.value(0) {
+		return 0, false
+	}
+	return s.i, true
+}
