@@ -86,7 +86,6 @@ func (c *canon) next(ch byte) bool {
 	return false
 }
 
-func (c *canon) peek(ch byte) bool { return c.i < len(c.b) && c.b[c.i] == ch }
 
 // key reads an object key and its colon (a canonical key has no escapes).
 func (c *canon) key() ([]byte, bool) {
