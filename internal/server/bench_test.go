@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"testing"
@@ -42,12 +44,49 @@ func BenchmarkPublish(b *testing.B) {
 
 // BenchmarkGetTimestamp measures GET timestamp.json served from memory.
 func BenchmarkGetTimestamp(b *testing.B) {
+	benchGet(b, func(*env) string { return "/v2/" + gun + "/_trust/tuf/timestamp.json" })
+}
+
+// BenchmarkGetTargets measures GET targets.json (the current version)
+// served from memory.
+func BenchmarkGetTargets(b *testing.B) {
+	benchGet(b, func(*env) string { return "/v2/" + gun + "/_trust/tuf/targets.json" })
+}
+
+// BenchmarkGetChecksum measures GET targets.<sha256>.json, the path the
+// notary and docker clients take after reading the snapshot, served from
+// memory.
+func BenchmarkGetChecksum(b *testing.B) {
+	benchGet(b, func(e *env) string {
+		got := e.get("/v2/" + gun + "/_trust/tuf/targets.json")
+		if got.status != http.StatusOK {
+			b.Fatal(got.status, string(got.body))
+		}
+		sum := sha256.Sum256(got.body)
+		return "/v2/" + gun + "/_trust/tuf/targets." + hex.EncodeToString(sum[:]) + ".json"
+	})
+}
+
+// benchGet publishes a repository with a few targets and measures GETs of
+// the path pathOf returns, through the server's handler (middleware,
+// routing, cache and headers; not net/http or TLS).
+func benchGet(b *testing.B, pathOf func(*env) string) {
 	e := newEnv(b)
 	r := e.newClientRepo(gun, false)
+	for i := range 10 {
+		r.AddTarget("targets", fmt.Sprintf("tag%d", i), []byte{byte(i)})
+	}
 	r.SignAll()
-	e.publish(gun, roles(r, "root", "targets", "snapshot")...)
+	if got := e.publish(gun, roles(r, "root", "targets", "snapshot")...); got.status != http.StatusOK {
+		b.Fatal(string(got.body))
+	}
+	path := pathOf(e)
 	h := e.srv.Handler()
-	req, _ := http.NewRequest(http.MethodGet, "/v2/"+gun+"/_trust/tuf/timestamp.json", nil)
+	req, _ := http.NewRequest(http.MethodGet, path, nil)
+	w := &discardWriter{h: http.Header{}}
+	if h.ServeHTTP(w, req); w.status != 0 && w.status != http.StatusOK {
+		b.Fatalf("GET %s: %d", path, w.status)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -59,10 +98,13 @@ func BenchmarkGetTimestamp(b *testing.B) {
 	})
 }
 
-type discardWriter struct{ h http.Header }
+type discardWriter struct {
+	h      http.Header
+	status int
+}
 
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

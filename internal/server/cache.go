@@ -31,8 +31,17 @@ func newCachedFile(f store.File) *cachedFile {
 // gunEntry holds what is cached of one GUN: the current file of each role
 // asked for, and immutable files fetched by version or checksum.
 type gunEntry struct {
-	current map[string]*cachedFile // role → current file
-	fixed   map[string]*cachedFile // "c:role:sha" or "v:role:n" → file
+	current map[string]*cachedFile   // role → current file
+	fixed   map[fixedKey]*cachedFile // (role, checksum) or (role, version) → file
+}
+
+// fixedKey names an immutable file of a GUN: a role's version by its
+// SHA-256 (hex, lower case), or by its version number (sha256 empty). A
+// struct rather than a joined string, so that a lookup builds nothing.
+type fixedKey struct {
+	role    string
+	sha256  string
+	version int
 }
 
 // metaCache keeps current metadata in memory, bounded in GUNs and in fixed
@@ -74,7 +83,7 @@ func (c *metaCache) getCurrent(gun, role string) *cachedFile {
 	return f
 }
 
-func (c *metaCache) getFixed(gun, key string) *cachedFile {
+func (c *metaCache) getFixed(gun string, key fixedKey) *cachedFile {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if e := c.gun[gun]; e != nil {
@@ -99,7 +108,7 @@ func (c *metaCache) entry(gun string) *gunEntry {
 				break
 			}
 		}
-		e = &gunEntry{current: map[string]*cachedFile{}, fixed: map[string]*cachedFile{}}
+		e = &gunEntry{current: map[string]*cachedFile{}, fixed: map[fixedKey]*cachedFile{}}
 		c.gun[gun] = e
 	}
 	return e
@@ -117,7 +126,7 @@ func (c *metaCache) putCurrent(gen uint64, gun, role string, f *cachedFile) {
 	c.entry(gun).current[role] = f
 }
 
-func (c *metaCache) putFixed(gen uint64, gun, key string, f *cachedFile) {
+func (c *metaCache) putFixed(gen uint64, gun string, key fixedKey, f *cachedFile) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.writes.Load() != gen {
@@ -154,13 +163,10 @@ func (c *metaCache) replace(remoteGen uint64, gun string, files []store.File, no
 		// A client's next publish fetches these by checksum first: the
 		// bytes of a checksum never change, so they are cached as such.
 		if len(f.SHA256) == 64 && len(e.fixed) < c.maxFixed {
-			e.fixed[checksumKey(f.Role, f.SHA256)] = cf
+			e.fixed[fixedKey{role: f.Role, sha256: f.SHA256}] = cf
 		}
 	}
 }
-
-// checksumKey is the fixed-file key of role's file with SHA-256 sum (hex).
-func checksumKey(role, sum string) string { return "c:" + role + ":" + sum }
 
 // invalidate drops a GUN after a write or delete to it.
 func (c *metaCache) invalidate(gun string) {

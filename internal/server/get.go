@@ -60,6 +60,17 @@ var (
 	noCache   = []string{"no-cache"}
 )
 
+// writeMeta answers with a metadata file, in one Write of known length.
+//
+// A body over net/http's 2 KiB response buffer (targets.json with a few
+// tags already) has its headers written from inside that Write, several
+// KiB of net/http frames (chunkWriter.writeHeader alone is 2.8 KiB) on top
+// of the handler's. A connection's goroutine starts with an 8 KiB stack
+// and the garbage collector shrinks it back while the connection is idle,
+// so a path that needs more grows (copies) the stack again on every GC
+// cycle. The frames from serveHTTP down to here are kept small for that
+// reason: logging, re-signing and store reads are in functions of their
+// own (notaryError, resignOnRead, loadFixed), off the path of a hit.
 func (s *Server) writeMeta(w http.ResponseWriter, f *cachedFile, cacheControl []string) {
 	h := w.Header()
 	h["Content-Type"] = textPlain
@@ -79,23 +90,11 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p nota
 	if err != nil {
 		return err
 	}
-	if p.Role == tuf.RoleTimestamp || p.Role == tuf.RoleSnapshot {
-		// The background refresher keeps these fresh; if it has fallen
-		// behind, re-sign now rather than serve expired metadata.
-		if !s.now().Before(f.file.Expires) {
-			err := s.refresh(ctx, gun, false, 0)
-			switch {
-			case errors.Is(err, store.ErrOldVersion), errors.Is(err, errNothingToDo):
-				// Re-signed meanwhile, by another request or replica.
-				s.cache.invalidate(gun)
-				fallthrough
-			case err == nil:
-				if f, err = s.current(ctx, gun, p.Role); err != nil {
-					return err
-				}
-			default:
-				s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", gun, "role", p.Role, "err", err)
-			}
+	if (p.Role == tuf.RoleTimestamp || p.Role == tuf.RoleSnapshot) && !s.now().Before(f.file.Expires) {
+		// The background refresher keeps these fresh; it has fallen
+		// behind: re-sign now rather than serve expired metadata.
+		if f, err = s.resignOnRead(ctx, gun, p.Role, f); err != nil {
+			return err
 		}
 	}
 	if p.Role == tuf.RoleTimestamp {
@@ -105,44 +104,77 @@ func (s *Server) handleGetCurrent(w http.ResponseWriter, r *http.Request, p nota
 	return nil
 }
 
+// resignOnRead re-signs the expired timestamp (and snapshot) of gun and
+// returns the current file of role afterwards; if re-signing fails, it
+// logs why and returns f, the expired file, as before. It is apart from
+// handleGetCurrent to keep that frame small (see writeMeta).
+func (s *Server) resignOnRead(ctx context.Context, gun, role string, f *cachedFile) (*cachedFile, error) {
+	err := s.refresh(ctx, gun, false, 0)
+	switch {
+	case errors.Is(err, store.ErrOldVersion), errors.Is(err, errNothingToDo):
+		// Re-signed meanwhile, by another request or replica.
+		s.cache.invalidate(gun)
+		fallthrough
+	case err == nil:
+		return s.current(ctx, gun, role)
+	default:
+		s.log.ErrorContext(ctx, "re-signing expired metadata on read", "gun", gun, "role", role, "err", err)
+		return f, nil
+	}
+}
+
 func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
-	gun := p.GUN.String()
 	if p.Version < 1 {
 		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
-	key := fmt.Sprintf("v:%s:%d", p.Role, p.Version)
+	gun := p.GUN.String()
+	key := fixedKey{role: p.Role, version: p.Version}
 	f := s.cache.getFixed(gun, key)
 	if f == nil {
-		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetVersion(r.Context(), gun, p.Role, p.Version)
-		if err != nil {
+		var err error
+		if f, err = s.loadFixed(r.Context(), gun, key); err != nil {
 			return err
 		}
-		f = newCachedFile(sf)
-		s.cache.putFixed(gen, gun, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
 }
 
 func (s *Server) handleGetChecksum(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {
-	gun := p.GUN.String()
 	if len(p.Checksum) != 64 { // only SHA-256 is indexed, as in the reference
 		return apierr.New(notaryapi.MetadataNotFound, struct{}{})
 	}
-	key := checksumKey(p.Role, p.Checksum)
+	gun := p.GUN.String()
+	key := fixedKey{role: p.Role, sha256: p.Checksum}
 	f := s.cache.getFixed(gun, key)
 	if f == nil {
-		gen := s.cache.generation()
-		sf, err := s.cfg.Store.GetChecksum(r.Context(), gun, p.Role, p.Checksum)
-		if err != nil {
+		var err error
+		if f, err = s.loadFixed(r.Context(), gun, key); err != nil {
 			return err
 		}
-		f = newCachedFile(sf)
-		s.cache.putFixed(gen, gun, key, f)
 	}
 	s.writeMeta(w, f, s.consistentCC)
 	return nil
+}
+
+// loadFixed reads the immutable file key names from the store and caches
+// it. It is apart from the handlers to keep their frames small (see
+// writeMeta).
+func (s *Server) loadFixed(ctx context.Context, gun string, key fixedKey) (*cachedFile, error) {
+	gen := s.cache.generation()
+	var sf store.File
+	var err error
+	if key.sha256 != "" {
+		sf, err = s.cfg.Store.GetChecksum(ctx, gun, key.role, key.sha256)
+	} else {
+		sf, err = s.cfg.Store.GetVersion(ctx, gun, key.role, key.version)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := newCachedFile(sf)
+	s.cache.putFixed(gen, gun, key, f)
+	return f, nil
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, p notaryapi.Path) error {

@@ -507,15 +507,23 @@ func (s *Server) serveNotary(w http.ResponseWriter, r *http.Request) {
 		err = rt.serve(w, r, p)
 	}
 	if err != nil {
-		e := apierr.Write(w, err)
-		lvl := slog.LevelInfo
-		if e.Code.Status() >= 500 {
-			lvl = slog.LevelError
-		}
-		s.log.LogAttrs(r.Context(), lvl, "request failed", slog.String("op", rt.op), slog.String("gun", p.GUN.String()),
-			slog.String("code", e.Code.Name()), slog.Any("detail", e.Detail), slog.Any("cause", e.Cause))
+		s.notaryError(w, r, rt.op, p.GUN, err)
 	}
 	s.m.observe(rt.op, time.Since(start))
+}
+
+// notaryError writes err in the Notary API's error envelope and logs it.
+// It is apart from serveNotary so that the stack of a successful request,
+// which writes its response from below serveNotary, does not carry the
+// log call's frame (see writeMeta).
+func (s *Server) notaryError(w http.ResponseWriter, r *http.Request, op string, gun notaryapi.GUN, err error) {
+	e := apierr.Write(w, err)
+	lvl := slog.LevelInfo
+	if e.Code.Status() >= 500 {
+		lvl = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), lvl, "request failed", slog.String("op", op), slog.String("gun", gun.String()),
+		slog.String("code", e.Code.Name()), slog.Any("detail", e.Detail), slog.Any("cause", e.Cause))
 }
 
 // hostRoutes are signet-server's own routes beside the Notary API: health

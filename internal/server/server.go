@@ -288,7 +288,7 @@ func (s *Server) buildTable() error {
 
 // Handler returns the HTTP handler of the whole route table.
 func (s *Server) Handler() http.Handler {
-	return s.middleware(http.HandlerFunc(s.route)) // fastpath.go
+	return http.HandlerFunc(s.serveHTTP) // middleware.go
 }
 
 func (s *Server) handleBase(w http.ResponseWriter, _ *http.Request, _ notaryapi.Path) error {
