@@ -86,7 +86,6 @@ func (c *canon) next(ch byte) bool {
 	return false
 }
 
-
 // key reads an object key and its colon (a canonical key has no escapes).
 func (c *canon) key() ([]byte, bool) {
 	if !c.next('"') {
