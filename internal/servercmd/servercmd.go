@@ -123,6 +123,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintf(stderr, "signet-server: %v\n", err)
 		return 2
 	}
+	// A process-wide setting, so here and not in Run (which tests call in
+	// process).
+	daemon.KeepHeapFloor(ctx, daemon.DefaultHeapFloor, getenv)
 	if err := Run(ctx, cfg, getenv, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "signet-server: %v\n", err)
 		return 1
