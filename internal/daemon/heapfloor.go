@@ -7,18 +7,17 @@ import (
 	"time"
 )
 
-// DefaultHeapFloor is the heap size below which the daemons do not let
-// the garbage collector run more often than the default would on a heap
-// of that size.
-const DefaultHeapFloor = 64 << 20
+// DefaultHeapFloor is the heap size below which the daemons do not start
+// a garbage collection.
+const DefaultHeapFloor = 32 << 20
 
 // KeepHeapFloor raises the garbage collector's percentage (GOGC) while the
-// live heap is small, so that a collection starts only once the heap has
-// grown by at least floor bytes, and sets it back to 100 as the live heap
-// grows past floor: a daemon whose live heap is a few megabytes (a
+// live heap is small, so that a collection starts only once the heap
+// reaches about floor bytes, and sets it back to 100 once the live heap is
+// half of floor or more: a daemon whose live heap is a few megabytes (a
 // metadata server) otherwise collects every few hundred requests, which
-// profiles show as several percent of its CPU. Memory stays bounded by
-// max(2 × live, live + floor). It checks every second until ctx is done.
+// profiles show as several percent of its CPU. The heap's goal stays
+// about max(floor, 2 × live). It checks every second until ctx is done.
 // It does nothing when GOGC is set in the environment (getenv): the
 // operator's choice stands.
 func KeepHeapFloor(ctx context.Context, floor uint64, getenv func(string) string) {
@@ -54,19 +53,18 @@ func KeepHeapFloor(ctx context.Context, floor uint64, getenv func(string) string
 	}()
 }
 
-// maxGCPercent bounds the percentage KeepHeapFloor sets, for a live heap
-// of almost nothing at start.
-const maxGCPercent = 10000
+// minLive is the smallest live heap gcPercentFor reckons with: Go's own
+// minimum heap goal is 4 MiB, and before the first collection the live
+// heap reads as zero.
+const minLive = 4 << 20
 
-// gcPercentFor is the percentage that lets a live heap of live bytes grow
-// by floor bytes (at least 100, Go's default, at most maxGCPercent).
+// gcPercentFor is the percentage whose heap goal for a live heap of live
+// bytes is floor (live + live × p/100 = floor), and never less than 100,
+// Go's default.
 func gcPercentFor(live, floor uint64) int {
-	if live == 0 || floor/live >= maxGCPercent/100 {
-		return maxGCPercent
-	}
-	p := floor * 100 / live
-	if p < 100 {
+	live = max(live, minLive)
+	if floor <= 2*live {
 		return 100
 	}
-	return int(p)
+	return int((floor - live) * 100 / live)
 }

@@ -12,13 +12,14 @@ func TestGCPercentFor(t *testing.T) {
 		live, floor uint64
 		want        int
 	}{
-		{0, 64 * mib, maxGCPercent},
-		{1, 64 * mib, maxGCPercent},
-		{4 * mib, 64 * mib, 1600},
-		{32 * mib, 64 * mib, 200},
+		{0, 64 * mib, 1500}, // before the first collection: Go's 4 MiB minimum
+		{1, 64 * mib, 1500},
+		{4 * mib, 64 * mib, 1500},
+		{16 * mib, 64 * mib, 300},
+		{32 * mib, 64 * mib, 100},
 		{64 * mib, 64 * mib, 100},
 		{512 * mib, 64 * mib, 100},
-		{640 * 1024, 64 * mib, maxGCPercent},
+		{20 * mib, 64 * mib, 220},
 	} {
 		if got := gcPercentFor(c.live, c.floor); got != c.want {
 			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", c.live, c.floor, got, c.want)
