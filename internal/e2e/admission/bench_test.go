@@ -46,7 +46,13 @@ func TestAdmissionBench(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ca := e2etest.TestCA(t, filepath.Join(dir, "pki"))
-	srv := inproc.StartServer(t, inproc.ServerOptions{CA: ca, LogLevel: "error"})
+	// Every repository asks for a new timestamp key: far more than the
+	// default limit on keys for repositories without metadata.
+	cfg := filepath.Join(dir, "signet-server.yaml")
+	if err := os.WriteFile(cfg, []byte("limits:\n  new_repository_keys_per_second: -1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := inproc.StartServer(t, inproc.ServerOptions{CA: ca, LogLevel: "error", Flags: []string{"--config", cfg}})
 
 	// Publish the repositories: root, targets delegating to targets/alice,
 	// alice's role with v1, snapshot; the server signs the timestamp.
@@ -65,7 +71,11 @@ func TestAdmissionBench(t *testing.T) {
 				}
 				gun := benchGUN(i)
 				r := tuftest.NewRepo(t, gun, time.Now())
-				r.SetRoleKeys(tuf.RoleTimestamp, serverTimestampKey(t, srv, gun))
+				tsKey, ok := serverTimestampKey(t, srv, gun)
+				if !ok {
+					return
+				}
+				r.SetRoleKeys(tuf.RoleTimestamp, tsKey)
 				r.Delegate("targets/alice", []string{""}, alice)
 				r.AddTarget("targets/alice", "v1", []byte(gun+" v1"))
 				r.SignAll()
@@ -180,18 +190,21 @@ counts: figures are an upper bound on what the webhook needs).
 
 func benchGUN(i int) string { return fmt.Sprintf("bench.example/app/r%05d", i) }
 
-// serverTimestampKey is the timestamp key the server holds for gun.
-func serverTimestampKey(t *testing.T, srv *inproc.Server, gun string) tuftest.Key {
+// serverTimestampKey is the timestamp key the server holds for gun; on
+// failure it marks the test failed and reports false (it runs in the
+// publishing goroutines, which must not call t.Fatal).
+func serverTimestampKey(t *testing.T, srv *inproc.Server, gun string) (tuftest.Key, bool) {
 	resp, err := tufhttp.Do(t.Context(), srv.Client, http.MethodGet, srv.URL+"/v2/"+gun+"/_trust/tuf/timestamp.key", nil, "")
 	if err != nil || resp.Status != http.StatusOK {
 		t.Errorf("timestamp.key: %v %v", resp, err)
-		return tuftest.Key{}
+		return tuftest.Key{}, false
 	}
 	var k keys.PublicKey
 	if err := json.Unmarshal(resp.Body, &k); err != nil {
 		t.Error(err)
+		return tuftest.Key{}, false
 	}
-	return tuftest.Key{Key: &k}
+	return tuftest.Key{Key: &k}, true
 }
 
 // benchClient keeps its TLS connection open between requests.
