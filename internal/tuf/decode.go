@@ -120,19 +120,34 @@ func (c *canon) objectEnd() (more, ok bool) {
 	return false, c.next('}')
 }
 
+// members reads the members of an object whose '{' has been read, up to
+// and including its '}': for each, its key, then member reads the value.
+// False on anything member refuses or that is not canonical.
+func (c *canon) members(member func(k []byte) bool) bool {
+	if c.next('}') {
+		return true
+	}
+	for {
+		k, ok := c.key()
+		if !ok || !member(k) {
+			return false
+		}
+		more, ok := c.objectEnd()
+		if !ok {
+			return false
+		}
+		if !more {
+			return true
+		}
+	}
+}
+
 func decodeTargets(signed []byte, t *Targets) bool {
 	c := &canon{b: signed}
 	if !c.next('{') {
 		return false
 	}
-	if c.next('}') {
-		return c.i == len(c.b)
-	}
-	for {
-		k, ok := c.key()
-		if !ok {
-			return false
-		}
+	return c.members(func(k []byte) bool {
 		var field any
 		switch string(k) {
 		case "_type":
@@ -144,26 +159,13 @@ func decodeTargets(signed []byte, t *Targets) bool {
 		case "version":
 			field = &t.Version
 		case "targets":
-			if !c.targets(t) {
-				return false
-			}
+			return c.targets(t)
 		default:
 			return false
 		}
-		if field != nil {
-			v, ok := c.value()
-			if !ok || json.Unmarshal(v, field) != nil {
-				return false
-			}
-		}
-		more, ok := c.objectEnd()
-		if !ok {
-			return false
-		}
-		if !more {
-			return c.i == len(c.b)
-		}
-	}
+		v, ok := c.value()
+		return ok && json.Unmarshal(v, field) == nil
+	}) && c.i == len(c.b)
 }
 
 // targets decodes the "targets" map of a targets object (null is left
@@ -185,41 +187,21 @@ func (c *canon) targets(t *Targets) bool {
 	// slice expression of it, so that appending to one cannot reach the
 	// next).
 	var slab []byte
-	if c.next('}') {
-		return true
-	}
-	for {
-		k, ok := c.key()
-		if !ok {
-			return false
-		}
+	return c.members(func(k []byte) bool {
 		var fm FileMeta
 		if !c.fileMeta(&fm, &slab) {
 			return false
 		}
 		t.Targets[string(k)] = fm
-		more, ok := c.objectEnd()
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
-	}
+		return true
+	})
 }
 
 func (c *canon) fileMeta(fm *FileMeta, slab *[]byte) bool {
 	if !c.next('{') {
 		return false
 	}
-	if c.next('}') {
-		return true
-	}
-	for {
-		k, ok := c.key()
-		if !ok {
-			return false
-		}
+	return c.members(func(k []byte) bool {
 		switch string(k) {
 		case "custom":
 			v, ok := c.value()
@@ -228,10 +210,9 @@ func (c *canon) fileMeta(fm *FileMeta, slab *[]byte) bool {
 			}
 			raw := json.RawMessage(bytes.Clone(v))
 			fm.Custom = &raw
+			return true
 		case "hashes":
-			if !c.hashes(fm, slab) {
-				return false
-			}
+			return c.hashes(fm, slab)
 		case "length":
 			v, ok := c.value()
 			if !ok || len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
@@ -242,17 +223,10 @@ func (c *canon) fileMeta(fm *FileMeta, slab *[]byte) bool {
 				return false
 			}
 			fm.Length = n
-		default:
-			return false
-		}
-		more, ok := c.objectEnd()
-		if !ok {
-			return false
-		}
-		if !more {
 			return true
 		}
-	}
+		return false
+	})
 }
 
 // hashes decodes a hashes object of base64 strings (a fresh map, as
@@ -262,12 +236,8 @@ func (c *canon) hashes(fm *FileMeta, slab *[]byte) bool {
 		return false
 	}
 	fm.Hashes = make(map[string][]byte, 1)
-	if c.next('}') {
-		return true
-	}
-	for {
-		k, ok := c.key()
-		if !ok || !c.next('"') {
+	return c.members(func(k []byte) bool {
+		if !c.next('"') {
 			return false
 		}
 		end := bytes.IndexByte(c.b[c.i:], '"')
@@ -299,12 +269,6 @@ func (c *canon) hashes(fm *FileMeta, slab *[]byte) bool {
 			alg = string(k)
 		}
 		fm.Hashes[alg] = buf[:n:n]
-		more, ok := c.objectEnd()
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
-	}
+		return true
+	})
 }
