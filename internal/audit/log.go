@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -73,6 +75,10 @@ type Log struct {
 	// leaseRenewed is when the lease was last renewed, leaseTried when it
 	// was last asked for (Run's goroutine only).
 	leaseRenewed, leaseTried time.Time
+	// leaseUntil is, in Unix nanoseconds, until when this process may
+	// integrate inside its writes' commits (inline.go): half the lease's
+	// time after its last renewal, 0 while it does not lead.
+	leaseUntil atomic.Int64
 
 	// edge is what this process's last integration committed, so that the
 	// next one, finding the stored state unchanged, need not rebuild the
@@ -136,8 +142,10 @@ type Status struct {
 	LastCheck         time.Time
 	LastCheckDuration time.Duration
 	CheckFailures     int64
-	// Integrated counts entries this process integrated, in Batches.
-	Integrated, Batches int64
+	// Integrated counts entries this process integrated, in Batches; Inline
+	// of those batches were integrated in the commit of the write that
+	// appended their entries (InlineStore).
+	Integrated, Batches, Inline int64
 	// LastCheckpoint is when this process last signed a checkpoint.
 	LastCheckpoint time.Time
 }
@@ -361,7 +369,8 @@ func (l *Log) flushOnce(ctx context.Context) {
 		}
 		r.done <- true
 	}
-	if err == nil {
+	// Entries integrated in their own commit (InlineStore) need no kick.
+	if err == nil && slices.ContainsFunc(ids, func(id int64) bool { return !l.Integrated(id) }) {
 		l.Kick()
 	}
 
@@ -418,8 +427,13 @@ func (l *Log) Run(ctx context.Context) error {
 		if err := l.cfg.Store.ReleaseLease(rctx, l.cfg.Holder); err != nil {
 			l.log.WarnContext(rctx, "audit: releasing the integrator lease", "err", err)
 		}
+		l.leaseUntil.Store(0)
 		l.update(func(s *Status) { s.Leader = false })
 	}()
+	if st, ok := l.cfg.Store.(InlineStore); ok {
+		st.SetInline(inliner{l}) // inline.go
+		defer st.SetInline(nil)
+	}
 	l.Check(ctx)
 	poll := time.NewTicker(l.cfg.Poll)
 	defer poll.Stop()
@@ -511,6 +525,9 @@ func (l *Log) lead(ctx context.Context) bool {
 	}
 	if ok {
 		l.leaseRenewed = time.Now()
+		l.leaseUntil.Store(l.leaseRenewed.Add(l.cfg.LeaseTTL / 2).UnixNano())
+	} else {
+		l.leaseUntil.Store(0)
 	}
 	if ok != leader {
 		l.log.InfoContext(ctx, "audit: integrator lease", "holder", l.cfg.Holder, "leader", ok)
@@ -538,20 +555,7 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		res   extension
 		taken int
 	)
-	wrote, err := l.cfg.Store.Integrate(ctx, l.cfg.MaxBatch, func(ctx context.Context, st TreeState, pending []Pending, tile func(int, uint64) ([]byte, error)) (*Batch, error) {
-		taken = len(pending)
-		var err error
-		res, err = l.extend(st, pending, tile, prev)
-		if err != nil || res.batch == nil {
-			return nil, err
-		}
-		// The checkpoint of the grown tree is signed now and stored with
-		// it, in one commit.
-		if res.batch.Checkpoint, err = SignCheckpoint(Checkpoint{Origin: l.cfg.Origin, Size: res.size, Root: res.root}, l.signer); err != nil {
-			return nil, err
-		}
-		return res.batch, nil
-	})
+	wrote, err := l.cfg.Store.Integrate(ctx, l.cfg.MaxBatch, l.integrateFunc(prev, &res, &taken))
 	if err != nil {
 		if errors.Is(err, ErrHistory) {
 			l.fail(ctx, err)
@@ -559,24 +563,11 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	if wrote {
-		b := res.batch
-		n := int64(len(b.Entries))
-		res.edge.checkpoint = b.Checkpoint
-		l.edge = res.edge
-		now := l.cfg.Now()
-		l.smu.Lock()
-		l.status.Integrated += n
-		l.status.Batches++
-		l.status.Size = b.Size
-		l.status.CheckpointSize = b.Size
-		l.status.LastCheckpoint = now
-		l.checkpoint, l.checkpointSize = b.Checkpoint, b.Size
-		for _, e := range b.Entries {
-			l.remember(e.AppendID, e.Index)
-		}
-		l.smu.Unlock()
-		l.notify()
+		l.committed(res)
 		return taken == l.cfg.MaxBatch, nil
+	}
+	if res.edge != nil && !res.sign {
+		l.edge = res.edge // nothing to do, and the tree is as this process left it
 	}
 	if res.sign {
 		if err := l.sign(ctx, res.size, res.root); err != nil {
@@ -584,6 +575,49 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 		}
 	}
 	return taken == l.cfg.MaxBatch, nil
+}
+
+// integrateFunc is one integration from prev, the edge this process last
+// committed (nil: rebuild it from the store): it extends the tree with the
+// pending entries and signs the checkpoint of the grown tree, to be stored
+// with it in one commit. What it computed is left in res, and how many
+// entries it was given in taken.
+func (l *Log) integrateFunc(prev *edge, res *extension, taken *int) IntegrateFunc {
+	return func(ctx context.Context, st TreeState, pending []Pending, tile func(int, uint64) ([]byte, error)) (*Batch, error) {
+		*taken = len(pending)
+		var err error
+		*res, err = l.extend(st, pending, tile, prev)
+		if err != nil || res.batch == nil {
+			return nil, err
+		}
+		if res.batch.Checkpoint, err = SignCheckpoint(Checkpoint{Origin: l.cfg.Origin, Size: res.size, Root: res.root}, l.signer); err != nil {
+			return nil, err
+		}
+		return res.batch, nil
+	}
+}
+
+// committed takes in an integration whose batch (with its checkpoint) is
+// durable: its edge is the next integration's start, and its entries'
+// indexes answer Await (emu held).
+func (l *Log) committed(res extension) {
+	b := res.batch
+	n := int64(len(b.Entries))
+	res.edge.checkpoint = b.Checkpoint
+	l.edge = res.edge
+	now := l.cfg.Now()
+	l.smu.Lock()
+	l.status.Integrated += n
+	l.status.Batches++
+	l.status.Size = b.Size
+	l.status.CheckpointSize = b.Size
+	l.status.LastCheckpoint = now
+	l.checkpoint, l.checkpointSize = b.Checkpoint, b.Size
+	for _, e := range b.Entries {
+		l.remember(e.AppendID, e.Index)
+	}
+	l.smu.Unlock()
+	l.notify()
 }
 
 // remember records that append ID id was integrated at index idx (smu
@@ -650,7 +684,9 @@ func (l *Log) fail(ctx context.Context, err error) {
 // extension is the outcome of extend.
 type extension struct {
 	batch *Batch
-	// edge is the tree once batch is written (without its checkpoint).
+	// edge is the tree once batch is written (without its checkpoint), or
+	// with no batch, the unchanged tree when it is the one this process
+	// committed last.
 	edge *edge
 	// sign: a checkpoint of (size, root) is to be signed.
 	sign bool
@@ -710,7 +746,11 @@ func (l *Log) extend(st TreeState, pending []Pending, readTile func(int, uint64)
 		}
 	}
 	if len(pending) == 0 {
-		return extension{sign: st.CheckpointSize < st.Size, size: st.Size, root: st.Root}, nil
+		ext := extension{sign: st.CheckpointSize < st.Size, size: st.Size, root: st.Root}
+		if cached {
+			ext.edge = prev // still the stored tree
+		}
+		return ext, nil
 	}
 
 	// Append the pending entries, collecting every tile they change.

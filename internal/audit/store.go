@@ -123,3 +123,27 @@ type Store interface {
 	// ReleaseLease gives up the lease if holder holds it.
 	ReleaseLease(ctx context.Context, holder string) error
 }
+
+// Inliner is the log's side of an integration run inside the commit of the
+// write that appended the entries (InlineStore). Begin is called inside
+// that write's transaction, once its own statements have run; when it
+// reports ok, the store runs fn as one integration of up to limit pending
+// entries, in the same transaction, and then calls finish exactly once:
+// with nil when the transaction committed with the batch fn returned,
+// otherwise with why not (fn wrote nothing or failed, a statement failed,
+// the transaction did not commit). Begin must not block.
+type Inliner interface {
+	Begin() (fn IntegrateFunc, limit int, finish func(error), ok bool)
+}
+
+// InlineStore is a Store whose writes can integrate the entries they
+// append in their own durable commit: one commit per write instead of
+// one for the write and one for its integration. SetInline registers the
+// log's side (nil to stop); the store asks it at the end of every write
+// transaction that appended entries, and a write whose inline integration
+// fails or is declined still commits, its entries left pending for the
+// integrator.
+type InlineStore interface {
+	Store
+	SetInline(Inliner)
+}

@@ -113,7 +113,9 @@ func (s *Server) storeFiles(ctx context.Context, gun string, files []store.File,
 	if err != nil {
 		return err
 	}
-	a.log.Kick()
+	if !a.log.Integrated(id) { // not in the write's own commit: ask the integrator
+		a.log.Kick()
+	}
 	if !a.log.Status().Healthy {
 		// No checkpoint is signed until the stored log matches its
 		// signed checkpoint again: the entry is durable, and waiting for
@@ -151,9 +153,11 @@ func (s *Server) deleteGUN(ctx context.Context, gun string, actor audit.Actor) (
 	if err != nil {
 		return false, fmt.Errorf("audit log entry: %w", err)
 	}
-	deleted, _, err := a.store.DeleteAudited(ctx, gun, entry)
+	deleted, id, err := a.store.DeleteAudited(ctx, gun, entry)
 	if err == nil && deleted {
-		a.log.Kick()
+		if !a.log.Integrated(id) {
+			a.log.Kick()
+		}
 		a.ts.drop(gun)
 	}
 	return deleted, err
@@ -165,11 +169,11 @@ func (s *Server) keyEvent(ctx context.Context, typ audit.EventType, actor audit.
 	if s.audit == nil {
 		return nil
 	}
-	_, err := s.audit.log.Append(ctx, audit.Event{Type: typ, Actor: actor, Subject: audit.Subject{GUN: gun, Role: role, KeyID: keyID}})
-	if err != nil {
+	// Append asks the integrator itself when the entry was not integrated
+	// in its own commit.
+	if _, err := s.audit.log.Append(ctx, audit.Event{Type: typ, Actor: actor, Subject: audit.Subject{GUN: gun, Role: role, KeyID: keyID}}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	s.audit.log.Kick()
 	return nil
 }
 

@@ -139,19 +139,29 @@ func (c *metaCache) putFixed(gen uint64, gun string, key fixedKey, f *cachedFile
 	e.fixed[key] = f
 }
 
-// replace records a successful write: what was cached of the GUN is
-// dropped and the files just written become its current files — unless
+// replace records a successful write: the files just written become the
+// GUN's current files, beside what was cached of its other roles — unless
 // another process wrote meanwhile (remoteGen, taken before the write, is
 // out of date), whose newer files may already be in the store.
 func (c *metaCache) replace(remoteGen uint64, gun string, files []store.File, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes.Add(1)
-	delete(c.gun, gun)
+	e := c.gun[gun]
 	if c.remote.Load() != remoteGen {
+		delete(c.gun, gun)
 		return
 	}
-	e := c.entry(gun)
+	if e == nil {
+		e = c.entry(gun)
+	} else if len(e.fixed)+len(files) > c.maxFixed {
+		clear(e.fixed)
+	}
+	// The roles the write did not touch stay cached: they are still
+	// current (this process's writes of gun are serialised, and another
+	// process's would have moved remoteGen), with their parse (the stored
+	// root's, which every publish checks against) and their time of
+	// caching; so do files by checksum or version, which never change.
 	at := c.now()
 	for _, f := range files {
 		if f.CreatedAt.IsZero() {
@@ -165,6 +175,18 @@ func (c *metaCache) replace(remoteGen uint64, gun string, files []store.File, no
 		if len(f.SHA256) == 64 && len(e.fixed) < c.maxFixed {
 			e.fixed[fixedKey{role: f.Role, sha256: f.SHA256}] = cf
 		}
+	}
+}
+
+// dropFixed forgets every file cached by checksum or version, after the
+// retention policy removed some from the store. Readers that fetched one
+// before it was removed do not insert it (the write counter moves).
+func (c *metaCache) dropFixed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Add(1)
+	for _, e := range c.gun {
+		clear(e.fixed)
 	}
 }
 

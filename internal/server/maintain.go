@@ -82,6 +82,11 @@ func (s *Server) pruneOnce(ctx context.Context, keep int) int {
 		next, n, err := s.cfg.Store.PruneVersions(ctx, p, from, retentionBatch)
 		total += n
 		s.m.pruned.Add(float64(n))
+		if n > 0 {
+			// Files by checksum or version are cached as immutable; the
+			// ones just removed must not be served from there.
+			s.cache.dropFixed()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return total

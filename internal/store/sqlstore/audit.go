@@ -86,6 +86,7 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, entries [][]byte) (
 		slices.Sort(got)
 		ids = append(ids, got...)
 	}
+	s.noteAppended() // inline.go
 	return ids, nil
 }
 
@@ -158,57 +159,7 @@ func (a *AuditLog) Integrate(ctx context.Context, limit int, fn audit.IntegrateF
 	s := a.s
 	// On SQLite an integration joins the group commit of concurrent
 	// metadata updates: one durable commit for both.
-	err := s.groupTx(ctx, func(tx *sql.Tx) error {
-		st, err := scanAuditState(s.txQueryRow(ctx, tx, auditStateQuery+s.d.forUpdate))
-		if err != nil {
-			return fmt.Errorf("lock audit state: %w", err)
-		}
-		pending, err := s.takePending(ctx, tx, limit)
-		if err != nil {
-			return err
-		}
-		tile := func(level int, index uint64) ([]byte, error) {
-			var b []byte
-			err := s.txQueryRow(ctx, tx, queryAuditTile, level, int64(index)).Scan(&b)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil, audit.ErrNotFound
-			}
-			return b, err
-		}
-		b, err := fn(ctx, st, pending, tile)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			return errNoBatch
-		}
-		if err := checkBatch(st, pending, b); err != nil {
-			return err
-		}
-		if err := s.insertEntries(ctx, tx, b.Entries); err != nil {
-			return err
-		}
-		for _, t := range b.Tiles {
-			if _, err := s.txExec(ctx, tx, queryPutAuditTile, t.Level, int64(t.Index), t.Hashes); err != nil {
-				return fmt.Errorf("write tile %d/%d: %w", t.Level, t.Index, err)
-			}
-		}
-		var res sql.Result
-		if b.Checkpoint != nil {
-			res, err = s.txExec(ctx, tx, queryGrowAuditStateCheckpoint, int64(b.Size), b.Root[:], b.Checkpoint, int64(b.Size), int64(st.Size))
-		} else {
-			res, err = s.txExec(ctx, tx, queryGrowAuditState, int64(b.Size), b.Root[:], int64(st.Size))
-		}
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n != 1 {
-			return audit.ErrConflict
-		}
-		return nil
-	})
+	err := s.groupTx(ctx, func(tx *sql.Tx) error { return s.integrateIn(ctx, tx, limit, fn) })
 	if errors.Is(err, errNoBatch) {
 		return false, nil
 	}
@@ -216,6 +167,61 @@ func (a *AuditLog) Integrate(ctx context.Context, limit int, fn audit.IntegrateF
 		return false, fmt.Errorf("sqlstore: integrate audit entries: %w", err)
 	}
 	return true, nil
+}
+
+// integrateIn runs one integration in tx (Integrate, and the inline
+// integration at the end of a write: inline.go); errNoBatch when fn
+// writes nothing.
+func (s *Store) integrateIn(ctx context.Context, tx *sql.Tx, limit int, fn audit.IntegrateFunc) error {
+	st, err := scanAuditState(s.txQueryRow(ctx, tx, auditStateQuery+s.d.forUpdate))
+	if err != nil {
+		return fmt.Errorf("lock audit state: %w", err)
+	}
+	pending, err := s.takePending(ctx, tx, limit)
+	if err != nil {
+		return err
+	}
+	tile := func(level int, index uint64) ([]byte, error) {
+		var b []byte
+		err := s.txQueryRow(ctx, tx, queryAuditTile, level, int64(index)).Scan(&b)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, audit.ErrNotFound
+		}
+		return b, err
+	}
+	b, err := fn(ctx, st, pending, tile)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return errNoBatch
+	}
+	if err := checkBatch(st, pending, b); err != nil {
+		return err
+	}
+	if err := s.insertEntries(ctx, tx, b.Entries); err != nil {
+		return err
+	}
+	for _, t := range b.Tiles {
+		if _, err := s.txExec(ctx, tx, queryPutAuditTile, t.Level, int64(t.Index), t.Hashes); err != nil {
+			return fmt.Errorf("write tile %d/%d: %w", t.Level, t.Index, err)
+		}
+	}
+	var res sql.Result
+	if b.Checkpoint != nil {
+		res, err = s.txExec(ctx, tx, queryGrowAuditStateCheckpoint, int64(b.Size), b.Root[:], b.Checkpoint, int64(b.Size), int64(st.Size))
+	} else {
+		res, err = s.txExec(ctx, tx, queryGrowAuditState, int64(b.Size), b.Root[:], int64(st.Size))
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return audit.ErrConflict
+	}
+	return nil
 }
 
 // takePending deletes up to limit pending entries, lowest IDs first, and

@@ -157,6 +157,7 @@ var errGroupAborted = errors.New("sqlstore: group commit abandoned: another upda
 // groupStatements runs each update of batch in its savepoint of tx, then
 // commits tx, or rolls it back when nothing is left to commit.
 func (s *Store) groupStatements(tx *sql.Tx, batch []*groupItem) {
+	s.beginWrite()
 	var ok []*groupItem
 	fail := func(err error) {
 		tx.Rollback()
@@ -201,7 +202,10 @@ func (s *Store) groupStatements(tx *sql.Tx, batch []*groupItem) {
 		tx.Rollback()
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	finish := s.integrateInline(batch[0].ctx, tx) // inline.go
+	err := tx.Commit()
+	finishInline(finish, err)
+	if err != nil {
 		for _, it := range ok {
 			it.err = err
 		}

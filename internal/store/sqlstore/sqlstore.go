@@ -40,6 +40,8 @@ import (
 // Store is a SQL-backed store.MetaStore and custody.Storage. It is safe for
 // concurrent use. Close it when done.
 type Store struct {
+	inline inlineState // inline.go
+
 	d   *dialect
 	w   *sql.DB // writes (and, except for SQLite files, reads)
 	r   *sql.DB // reads
@@ -218,9 +220,13 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	s.beginWrite()
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	finish := s.integrateInline(ctx, tx) // inline.go
+	err = tx.Commit()
+	finishInline(finish, err)
+	return err
 }
