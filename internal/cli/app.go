@@ -261,21 +261,14 @@ func firstNonEmpty(vs ...string) string {
 // timeouts.
 func (s *settings) httpClient() (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.skipVerify} //nolint:gosec // opt-in only
-	for _, ca := range s.caFiles() {
-		pem, err := readFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("trust server CA: %w", err)
-		}
-		if tc.RootCAs == nil {
-			tc.RootCAs = x509.NewCertPool()
-			if s.docker { // docker adds its tls/ CAs to the system pool
-				if sys, err := x509.SystemCertPool(); err == nil {
-					tc.RootCAs = sys
-				}
-			}
-		}
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("trust server CA %s holds no PEM certificate", ca)
+	pems, err := readCAs(s.caFiles())
+	if err != nil {
+		return nil, err
+	}
+	if len(pems) > 0 {
+		tc.RootCAs = x509.NewCertPool()
+		for _, p := range pems {
+			tc.RootCAs.AppendCertsFromPEM(p)
 		}
 	}
 	if s.certFile != "" || s.keyFile != "" {
@@ -287,7 +280,28 @@ func (s *settings) httpClient() (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
+	if s.docker && len(pems) > 0 {
+		// docker adds its CAs to the system's roots (roots.go)
+		return &http.Client{Transport: trustHostAndSystemRoots(tr, pems), Timeout: 5 * time.Minute}, nil
+	}
 	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
+}
+
+// readCAs reads CA certificate files, each of which must hold a PEM
+// certificate.
+func readCAs(files []string) ([][]byte, error) {
+	var pems [][]byte
+	for _, f := range files {
+		pem, err := readFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust server CA: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("trust server CA %s holds no PEM certificate", f)
+		}
+		pems = append(pems, pem)
+	}
+	return pems, nil
 }
 
 func (s *settings) caFiles() []string {

@@ -10,7 +10,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -166,24 +165,20 @@ func (ds *dockerSettings) httpClient() (*http.Client, error) {
 	if err != nil || len(ds.cas) == 0 {
 		return hc, err
 	}
-	pool, err := x509.SystemCertPool()
+	pems, err := readCAs(ds.cas)
 	if err != nil {
-		pool = x509.NewCertPool()
+		return nil, err
 	}
-	for _, f := range ds.cas {
-		b, err := readFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("trust server CA: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("trust server CA %s holds no PEM certificate", f)
-		}
-	}
-	tr, ok := hc.Transport.(*http.Transport)
-	if !ok || tr.TLSClientConfig == nil {
+	var tr *http.Transport
+	switch t := hc.Transport.(type) {
+	case *http.Transport:
+		tr = t
+	case *unionRoots:
+		tr = t.host
+	default:
 		return nil, fmt.Errorf("trust server: unexpected transport %T", hc.Transport)
 	}
-	tr.TLSClientConfig.RootCAs = pool
+	hc.Transport = trustHostAndSystemRoots(tr, pems) // roots.go
 	return hc, nil
 }
 

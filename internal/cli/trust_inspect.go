@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -69,12 +68,9 @@ func (d *dockerTrust) inspectCommand() *cobra.Command {
 				}
 				out = append(out, *info)
 			}
-			b, err := json.MarshalIndent(out, "", "    ")
-			if err != nil {
-				return err
-			}
 			// Written as is: through fmt, megabytes of output were copied
 			// once more.
+			b := appendInspectJSON(make([]byte, 0, inspectJSONSize(out)), out) // trust_inspect_json.go
 			if _, err := d.a.env.Stdout.Write(append(b, '\n')); err != nil {
 				return err
 			}

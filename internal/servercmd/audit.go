@@ -265,6 +265,10 @@ func auditCollectors(l *audit.Log) []prometheus.Collector {
 			func() float64 { return float64(l.Status().CheckFailures) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_audit_integrated_entries_total", Help: "Entries this process integrated into the audit log."},
 			func() float64 { return float64(l.Status().Integrated) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_audit_batches_total", Help: "Integrations this process committed into the audit log."},
+			func() float64 { return float64(l.Status().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_audit_inline_batches_total", Help: "Integrations this process committed inside the commit of the write that appended their entries (SQLite)."},
+			func() float64 { return float64(l.Status().Inline) }),
 	}
 }
 
