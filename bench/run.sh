@@ -7,6 +7,7 @@
 # process started here is stopped on exit. Knobs (environment):
 #   BENCH_CONNS=32  BENCH_DURATION=10s  BENCH_WARMUP=2s  BENCH_REPS=3  BENCH_TAGS=20
 #   BENCH_PUBLISH_WORKERS=4  BENCH_PUBLISH_PER_REPO=10  BENCH_PUBLISH_DURATION=15s
+#   BENCH_CONNECT_DURATION=8s (server CPU per new TLS connection: one connection, keep-alive off)
 #   BENCH_WORKLOADS="timestamp snapshot targets checksum"
 #   BENCH_SKIP_SIGNET=1   measure only the reference and bare servers (the report says so)
 #   BENCH_SIGNET_BIN=path use this signet-server binary instead of building ./cmd/signet-server
@@ -43,6 +44,7 @@ tags=${BENCH_TAGS:-20}
 pub_workers=${BENCH_PUBLISH_WORKERS:-4}
 pub_per_repo=${BENCH_PUBLISH_PER_REPO:-10}
 pub_duration=${BENCH_PUBLISH_DURATION:-15s}
+connect_duration=${BENCH_CONNECT_DURATION:-8s}
 workloads=${BENCH_WORKLOADS:-timestamp snapshot targets checksum}
 skip_signet=${BENCH_SKIP_SIGNET:-0}
 out=${BENCH_OUT:-$repo/docs/benchmarks.md}
@@ -262,6 +264,21 @@ if [[ $run_server == 1 ]]; then
         -d "$pub_duration" -label "$s" -rep "$rep" -gun-prefix "example.com/publish/$s-r$rep" \
         -trust-dir "$tmp/trust-publish-$s-$rep" -cpu-pids "${cpu_pids[$s]}" >>"$results"; then
         say "publish on $s failed (see the first_error and durability fields)"
+        failed=1
+      fi
+      tail -n 1 "$results" >&2
+    done
+  done
+  # ---- the floor under a publish's CPU: server CPU per GET on a new TLS connection (one
+  # connection at a time, keep-alive off, as the notary client sends each of a publish's five
+  # requests), on every server, the bare one included.
+  cpu_pids[bare]=$bare_pid
+  for rep in $(seq 1 "$reps"); do
+    for s in "${get_servers[@]}"; do
+      say "rep $rep/$reps: GET timestamp on new connections, $s (1 conn, keep-alive off, $connect_duration)"
+      if ! "$bin/notaryload" get -url "${url[$s]}" -ca "$ca" -gun "$gun" -workload timestamp -keepalive=false \
+        -c 1 -d "$connect_duration" -warmup 1s -label "$s" -rep "$rep" -cpu-pids "${cpu_pids[$s]}" >>"$results"; then
+        say "GET on new connections on $s failed"
         failed=1
       fi
       tail -n 1 "$results" >&2

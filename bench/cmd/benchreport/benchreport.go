@@ -393,6 +393,7 @@ func render(w io.Writer, m meta, recs []result.Record) {
 		p("notary-signer together), over the acknowledged publishes, median of the repetitions\n")
 		p("(signet: %s; reference: %s ms per publish).\n", floats(s.cpuRuns), floats(r.cpuRuns))
 	}
+	renderConnect(p, recs, pub)
 	if m.findingsText != "" {
 		p("\n## Profile findings\n\n%s\n", m.findingsText)
 	}
@@ -455,4 +456,53 @@ func orNA(s string) string {
 		return na
 	}
 	return s
+}
+
+// renderConnect writes the floor under a publish's server CPU: the CPU a
+// server spends per GET on a new TLS connection, of which a publish by the
+// notary client makes five.
+func renderConnect(p func(string, ...any), recs []result.Record, pub map[string]agg) {
+	conn := map[string]agg{}
+	found := false
+	for _, srv := range servers {
+		a, ok := aggregate(recs, result.KindConnect, workload.Timestamp, srv)
+		if ok && a.cpuPerOp > 0 {
+			conn[srv] = a
+			found = true
+		}
+	}
+	if !found {
+		return
+	}
+	p("\n### The floor: server CPU per new TLS connection\n\n")
+	p("The notary client sends each request of a publish on a new TLS connection. Here one connection\n")
+	p("at a time fetches `timestamp.json`, a new TLS connection (full handshake) per request\n")
+	p("(`notaryload get -keepalive=false -c 1`); server CPU as above, per request, median of the repetitions.\n\n")
+	p("| server | requests/s | server CPU µs per connection |\n|---|---:|---:|\n")
+	for _, srv := range servers {
+		a, ok := conn[srv]
+		if !ok {
+			p("| %s | %s | %s |\n", srv, na, na)
+			continue
+		}
+		p("| %s | %.0f | %.0f |\n", srv, a.perSecond, a.cpuPerOp*1000)
+	}
+	b, okB := conn[bare]
+	s, r := pub[signet], pub[reference]
+	if !okB || r.cpuPerOp == 0 {
+		return
+	}
+	floor := 5 * b.cpuPerOp
+	p("\nA publish is five such connections (`GET` of root, timestamp, snapshot and targets, then the `POST`).\n")
+	p("At the bare server's cost that is %.2f ms of server CPU per publish before any work on the requests:\n", floor)
+	p("%.2f× the reference's CPU per publish, the least a Go TLS server answering the notary client spends here.\n", floor/r.cpuPerOp)
+	beyond := func(srv string, perPublish float64) string {
+		c, ok := conn[srv]
+		if !ok || perPublish == 0 {
+			return na
+		}
+		return fmt.Sprintf("%.2f ms", perPublish-5*c.cpuPerOp)
+	}
+	p("Beyond five of its own connections, signet spends %s per publish (parsing and verifying the upload,\n", beyond(signet, s.cpuPerOp))
+	p("signing, the durable commit with its audit log entry) and the reference %s.\n", beyond(reference, r.cpuPerOp))
 }

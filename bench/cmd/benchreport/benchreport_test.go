@@ -24,6 +24,11 @@ func TestReportMediansAndRatios(t *testing.T) {
 		result.Record{Kind: result.KindPublish, Target: "signet", Workload: "init+publish", Rep: i + 1, PerSecond: 10, Requests: 100, ServerCPUMs: cpu, Verified: 100, Completed: true}.Write(&in)
 	}
 
+	// GETs on new connections: server CPU 0.1, 0.2 and 0.08 ms per connection.
+	for srv, cpu := range map[string]float64{"signet": 100, "reference": 200, "bare": 80} {
+		result.Record{Kind: result.KindConnect, Target: srv, Workload: "timestamp", PerSecond: 700, Requests: 1000, ServerCPUMs: cpu, Completed: true}.Write(&in)
+	}
+
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
 	if err := os.WriteFile(src, in.Bytes(), 0o600); err != nil {
@@ -50,6 +55,11 @@ func TestReportMediansAndRatios(t *testing.T) {
 		"\n## Profile findings\n\nTLS handshakes cost most.\n",
 		"- hello",
 		"| `timestamp` | 900, 1000, 5000 | 500, 400, 600 | 4000 |",
+		"| signet | 700 | 100 |\n| reference | 700 | 200 |\n| bare | 700 | 80 |",
+		"that is 0.40 ms of server CPU per publish",
+		"0.10× the reference's CPU per publish",
+		"signet spends 1.00 ms per publish",
+		"and the reference 3.00 ms.",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

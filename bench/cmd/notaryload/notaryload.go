@@ -17,6 +17,7 @@ import (
 
 	"github.com/signet-trust/signet/bench/internal/httpclient"
 	"github.com/signet-trust/signet/bench/internal/notaryrepo"
+	"github.com/signet-trust/signet/bench/internal/proccpu"
 	"github.com/signet-trust/signet/bench/internal/result"
 	"github.com/signet-trust/signet/bench/internal/workload"
 )
@@ -145,11 +146,17 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Second, "wait for response headers before counting an error")
 	label := fs.String("label", "", "name of the server under test, copied into the output")
 	rep := fs.Int("rep", 0, "repetition number, copied into the output")
+	keepAlive := fs.Bool("keepalive", true, "reuse each connection (false: a new TLS connection per request, as the notary client makes; the record's kind is then \"connect\")")
+	cpuPIDs := fs.String("cpu-pids", "", "comma-separated process IDs of the server under test whose CPU time (/proc/<pid>/stat) in the measured window is reported as server_cpu_ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *base == "" || *conns < 1 || *dur <= 0 || *dur > 10*time.Minute || *warmup < 0 || *spread < 0 {
 		return errors.New("get: need -url, -c ≥ 1, 0 < -d ≤ 10m, -warmup ≥ 0, -spread ≥ 0")
+	}
+	pids, err := proccpu.ParsePIDs(*cpuPIDs)
+	if err != nil {
+		return err
 	}
 	bases := strings.Split(*base, ",")
 	if *spread > 0 {
@@ -200,8 +207,21 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	stats := make([]workerStats, *conns)
 	var wg sync.WaitGroup
+	// The server's CPU time over the measured window.
+	var cpu0, cpu1 time.Duration
+	var cpuErr error
+	if len(pids) > 0 {
+		wg.Go(func() {
+			time.Sleep(time.Until(from))
+			if cpu0, cpuErr = proccpu.Time(pids); cpuErr != nil {
+				return
+			}
+			time.Sleep(time.Until(until))
+			cpu1, cpuErr = proccpu.Time(pids)
+		})
+	}
 	for i := range stats {
-		rt, err := httpclient.New(httpclient.Options{CAFile: *ca, Conns: 1, KeepAlive: true, HeaderTimeout: *timeout})
+		rt, err := httpclient.New(httpclient.Options{CAFile: *ca, Conns: 1, KeepAlive: *keepAlive, HeaderTimeout: *timeout})
 		if err != nil {
 			return err
 		}
@@ -213,9 +233,16 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("get: interrupted: %w", err)
 	}
 
+	if cpuErr != nil {
+		return fmt.Errorf("get: %w", cpuErr)
+	}
 	var lat []time.Duration
+	kind := result.KindGet
+	if !*keepAlive {
+		kind = result.KindConnect
+	}
 	rec := result.Record{
-		Kind: result.KindGet, Target: *label, Workload: *w, Rep: *rep, Conns: *conns,
+		Kind: kind, Target: *label, Workload: *w, Rep: *rep, Conns: *conns,
 		DurationS: dur.Seconds(), Path: path, BodyBytes: int64(len(body)), Completed: true,
 	}
 	if *spread > 0 {
@@ -231,6 +258,9 @@ func get(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rec.Requests = int64(len(lat))
 	rec.PerSecond = float64(rec.Requests) / dur.Seconds()
 	rec.P50Ms, rec.P99Ms = result.Latencies(lat)
+	if len(pids) > 0 {
+		rec.ServerCPUMs = float64(cpu1-cpu0) / float64(time.Millisecond)
+	}
 	return rec.Write(stdout)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-trust/signet/bench/internal/httpclient"
 	"github.com/signet-trust/signet/bench/internal/notaryrepo"
+	"github.com/signet-trust/signet/bench/internal/proccpu"
 	"github.com/signet-trust/signet/bench/internal/result"
 )
 
@@ -106,11 +107,11 @@ func run(ctx context.Context, o options) (result.Record, error) {
 	// The library cannot be cancelled; new publishes stop at the deadline and
 	// the wait for running ones is bounded (each HTTP request is, by o.timeout).
 	bases := strings.Split(o.base, ",")
-	pids, err := parsePIDs(o.cpuPIDs)
+	pids, err := proccpu.ParsePIDs(o.cpuPIDs)
 	if err != nil {
 		return rec, err
 	}
-	cpu0, err := cpuTime(pids)
+	cpu0, err := proccpu.Time(pids)
 	if err != nil {
 		return rec, err
 	}
@@ -128,7 +129,7 @@ func run(ctx context.Context, o options) (result.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return rec, err
 	}
-	cpu1, err := cpuTime(pids)
+	cpu1, err := proccpu.Time(pids)
 	if err != nil {
 		return rec, fmt.Errorf("after the publishes: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 // Kinds of record.
 const (
 	KindGet     = "get"
+	KindConnect = "connect" // GETs each on a new TLS connection (notaryload get -keepalive=false)
 	KindPublish = "publish"
 	KindClient  = "client" // one timed run of a client command (bench/cmd/clientbench)
 	KindSign    = "sign"   // signatures through signet-signer's API (bench/cmd/signload)
@@ -44,8 +45,9 @@ type Record struct {
 	Missing  int64  `json:"missing,omitempty"`
 	FirstErr string `json:"first_error,omitempty"`
 	// ServerCPUMs is the CPU time (user + system, from /proc/<pid>/stat)
-	// the server's processes spent while the publishes ran, when their
-	// process IDs were given; CPU per publish is ServerCPUMs / Requests.
+	// the server's processes spent while the publishes (or connect GETs)
+	// ran, when their process IDs were given; CPU per publish (or per
+	// connection) is ServerCPUMs / Requests.
 	ServerCPUMs float64 `json:"server_cpu_ms,omitempty"`
 
 	// Client only: wall time of one command, its CPU time (user + system)

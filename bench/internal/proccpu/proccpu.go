@@ -1,4 +1,6 @@
-package main
+// Package proccpu reads the CPU time processes have used, from
+// /proc/<pid>/stat: the server-side cost of a load, measured from outside.
+package proccpu
 
 import (
 	"fmt"
@@ -12,7 +14,9 @@ import (
 // 100 on every Linux architecture Go supports).
 const clockTick = 10 * time.Millisecond
 
-func parsePIDs(s string) ([]int, error) {
+// ParsePIDs parses a comma-separated list of process IDs (a -cpu-pids
+// flag).
+func ParsePIDs(s string) ([]int, error) {
 	var pids []int
 	for f := range strings.SplitSeq(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -27,8 +31,8 @@ func parsePIDs(s string) ([]int, error) {
 	return pids, nil
 }
 
-// cpuTime is the CPU time (user + system) the processes have used so far.
-func cpuTime(pids []int) (time.Duration, error) {
+// Time is the CPU time (user + system) the processes have used so far.
+func Time(pids []int) (time.Duration, error) {
 	var total time.Duration
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -1,4 +1,4 @@
-package main
+package proccpu
 
 import (
 	"os"
@@ -28,27 +28,27 @@ func TestCPUTimeOfThisProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	pids, err := parsePIDs(" " + strconv.Itoa(os.Getpid()) + ", ")
+	pids, err := ParsePIDs(" " + strconv.Itoa(os.Getpid()) + ", ")
 	if err != nil || len(pids) != 1 {
 		t.Fatalf("parsePIDs = %v, %v", pids, err)
 	}
-	before, err := cpuTime(pids)
+	before, err := Time(pids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
 	}
-	after, err := cpuTime(pids)
+	after, err := Time(pids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after < before {
 		t.Errorf("CPU time went back: %v then %v", before, after)
 	}
-	if _, err := parsePIDs("12,x"); err == nil {
+	if _, err := ParsePIDs("12,x"); err == nil {
 		t.Error("parsePIDs accepted a name")
 	}
-	if _, err := cpuTime([]int{1 << 30}); err == nil {
+	if _, err := Time([]int{1 << 30}); err == nil {
 		t.Error("cpuTime of a process that does not exist: no error")
 	}
 }
