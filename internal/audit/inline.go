@@ -44,11 +44,18 @@ func (in inliner) Begin() (IntegrateFunc, int, func(error), bool) {
 		return b, err
 	}
 	finish := func(err error) {
-		defer l.emu.Unlock()
+		notify := false
+		defer func() {
+			l.emu.Unlock()
+			if notify {
+				l.notify()
+			}
+		}()
 		switch {
 		case err == nil && res.batch != nil:
 			l.committed(res)
 			l.update(func(s *Status) { s.Inline++ })
+			notify = true
 		case errors.Is(fnErr, ErrHistory):
 			l.fail(context.Background(), fnErr)
 		case fnErr == nil && res.batch == nil && res.edge != nil && !res.sign:

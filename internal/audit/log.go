@@ -545,6 +545,14 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 	if st := l.Status(); !st.Healthy {
 		return false, fmt.Errorf("%w (%s)", ErrHistory, st.Problem)
 	}
+	// Waiters hear of the batch once the lock is free again, so that a
+	// writer they wake can integrate its own entries inline (inline.go).
+	notify := false
+	defer func() {
+		if notify {
+			l.notify()
+		}
+	}()
 	l.emu.Lock()
 	defer l.emu.Unlock()
 	prev := l.edge
@@ -564,6 +572,7 @@ func (l *Log) IntegrateOnce(ctx context.Context) (more bool, err error) {
 	}
 	if wrote {
 		l.committed(res)
+		notify = true
 		return taken == l.cfg.MaxBatch, nil
 	}
 	if res.edge != nil && !res.sign {
@@ -599,7 +608,8 @@ func (l *Log) integrateFunc(prev *edge, res *extension, taken *int) IntegrateFun
 
 // committed takes in an integration whose batch (with its checkpoint) is
 // durable: its edge is the next integration's start, and its entries'
-// indexes answer Await (emu held).
+// indexes answer Await (emu held; the caller notifies the waiters once it
+// is released).
 func (l *Log) committed(res extension) {
 	b := res.batch
 	n := int64(len(b.Entries))
@@ -617,7 +627,6 @@ func (l *Log) committed(res extension) {
 		l.remember(e.AppendID, e.Index)
 	}
 	l.smu.Unlock()
-	l.notify()
 }
 
 // remember records that append ID id was integrated at index idx (smu
