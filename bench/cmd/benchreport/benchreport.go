@@ -117,12 +117,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch m.only {
 	case "":
 		render(&b, m, recs)
-		// The signer, PostgreSQL and signing service sections come from
-		// their own runs (bench/signer.sh, bench/postgres.sh, the signing
-		// service's benchmark in the main module): a report written
-		// without them keeps the ones already there.
+		// The signer, PostgreSQL, signing service, audit log and dashboard
+		// sections come from their own runs (bench/signer.sh,
+		// bench/postgres.sh, the benchmarks in the main module): a report
+		// written without them keeps the ones already there.
 		if old, err := os.ReadFile(m.out); err == nil && m.out != "" {
-			for _, h := range []string{signerHeading, postgresHeading, serviceHeading} {
+			for _, h := range []string{signerHeading, postgresHeading, serviceHeading, auditHeading, dashboardHeading} {
 				if sec := section(old, h); sec != nil {
 					doc := spliceSection(b.Bytes(), h, sec)
 					b.Reset()

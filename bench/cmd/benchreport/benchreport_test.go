@@ -143,3 +143,36 @@ func TestOnlyClientKeepsTheRest(t *testing.T) {
 		}
 	}
 }
+
+// TestFullReportKeepsOtherBenchmarks: a report of the server loads keeps
+// the sections the other benchmarks wrote (an earlier version dropped the
+// audit log's and the dashboard's).
+func TestFullReportKeepsOtherBenchmarks(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "r.jsonl"), filepath.Join(dir, "b.md")
+	var in bytes.Buffer
+	result.Record{Kind: result.KindGet, Target: "signet", Workload: "timestamp", PerSecond: 1000, Completed: true}.Write(&in)
+	if err := os.WriteFile(src, in.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var old strings.Builder
+	old.WriteString("# Benchmarks\n\n## Publish\n\nOLD\n")
+	sections := []string{"## Signer: s\n\nSIGNER\n", "## PostgreSQL: p\n\nPOSTGRES\n", "## Signing service: x\n\nSERVICE\n",
+		"## Audit log: a\n\nAUDIT\n", "## Web dashboard: d\n\nDASHBOARD\n"}
+	for _, sec := range sections {
+		old.WriteString("\n" + sec)
+	}
+	if err := os.WriteFile(dst, []byte(old.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := Main([]string{"-in", src, "-out", dst, "-nproc", "2"}, &stderr, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	md, _ := os.ReadFile(dst)
+	for _, sec := range sections {
+		if !strings.Contains(string(md), sec) {
+			t.Errorf("the report lost %q:\n%s", sec, md)
+		}
+	}
+}

@@ -20,6 +20,14 @@ const signerHeading = "## Signer:"
 // and kept as it is by every report of this tool.
 const serviceHeading = "## Signing service:"
 
+// The audit log's and the web dashboard's sections, written by their
+// benchmarks in the main module (internal/audit TestAuditBenchmark,
+// internal/ui TestRenderBenchmark) and kept like the signing service's.
+const (
+	auditHeading     = "## Audit log:"
+	dashboardHeading = "## Web dashboard:"
+)
+
 // The configurations bench/signer.sh labels its runs with.
 const (
 	sigSoftware = "software" // signet-signer, keys sealed in its database
