@@ -261,16 +261,11 @@ func firstNonEmpty(vs ...string) string {
 // timeouts.
 func (s *settings) httpClient() (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.skipVerify} //nolint:gosec // opt-in only
-	pems, err := readCAs(s.caFiles())
+	pems, pool, err := readCAs(s.caFiles())
 	if err != nil {
 		return nil, err
 	}
-	if len(pems) > 0 {
-		tc.RootCAs = x509.NewCertPool()
-		for _, p := range pems {
-			tc.RootCAs.AppendCertsFromPEM(p)
-		}
-	}
+	tc.RootCAs = pool // nil without CA files: the system's roots
 	if s.certFile != "" || s.keyFile != "" {
 		pair, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
 		if err != nil {
@@ -282,26 +277,31 @@ func (s *settings) httpClient() (*http.Client, error) {
 	tr.TLSClientConfig = tc
 	if s.docker && len(pems) > 0 {
 		// docker adds its CAs to the system's roots (roots.go)
-		return &http.Client{Transport: trustHostAndSystemRoots(tr, pems), Timeout: 5 * time.Minute}, nil
+		return &http.Client{Transport: trustHostAndSystemRoots(tr, pool, pems), Timeout: 5 * time.Minute}, nil
 	}
 	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
 }
 
 // readCAs reads CA certificate files, each of which must hold a PEM
-// certificate.
-func readCAs(files []string) ([][]byte, error) {
+// certificate, and returns their contents and a pool of them (nil for no
+// files).
+func readCAs(files []string) ([][]byte, *x509.CertPool, error) {
+	if len(files) == 0 {
+		return nil, nil, nil
+	}
 	var pems [][]byte
+	pool := x509.NewCertPool()
 	for _, f := range files {
 		pem, err := readFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("trust server CA: %w", err)
+			return nil, nil, fmt.Errorf("trust server CA: %w", err)
 		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("trust server CA %s holds no PEM certificate", f)
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("trust server CA %s holds no PEM certificate", f)
 		}
 		pems = append(pems, pem)
 	}
-	return pems, nil
+	return pems, pool, nil
 }
 
 func (s *settings) caFiles() []string {

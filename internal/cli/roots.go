@@ -35,13 +35,9 @@ type unionRoots struct {
 	useBoth atomic.Bool
 }
 
-// trustHostAndSystemRoots returns tr (whose TLS configuration it sets) as
-// a transport that trusts the CAs in pems and the system's roots.
-func trustHostAndSystemRoots(tr *http.Transport, pems [][]byte) http.RoundTripper {
-	pool := x509.NewCertPool()
-	for _, p := range pems {
-		pool.AppendCertsFromPEM(p)
-	}
+// trustHostAndSystemRoots returns tr, set to trust the host's CAs (pool,
+// made of pems), as a transport that trusts them and the system's roots.
+func trustHostAndSystemRoots(tr *http.Transport, pool *x509.CertPool, pems [][]byte) http.RoundTripper {
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,7 +88,9 @@ func TestHostThenSystemRoots(t *testing.T) {
 	client := func() *http.Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		return &http.Client{Transport: trustHostAndSystemRoots(tr, [][]byte{host.pem}), Timeout: 30 * time.Second}
+		pems, pool := [][]byte{host.pem}, x509.NewCertPool()
+		pool.AppendCertsFromPEM(host.pem)
+		return &http.Client{Transport: trustHostAndSystemRoots(tr, pool, pems), Timeout: 30 * time.Second}
 	}
 	post := func(c *http.Client, url string) (string, error) {
 		resp, err := c.Post(url, "text/plain", strings.NewReader("body"))
@@ -129,5 +134,34 @@ func TestHostThenSystemRoots(t *testing.T) {
 	wrong := host.serve(t, "127.0.0.2")
 	if _, err := post(client(), wrong.URL); !errors.As(err, &verr) {
 		t.Fatalf("server whose certificate names another address: %v, want a certificate verification error", err)
+	}
+}
+
+// TestCAFileWithoutCertificate: a CA file (--tlscacert, or a docker
+// tls/<host>/*.crt) that holds no PEM certificate is refused by name,
+// before any connection, and the file is left as it was.
+func TestCAFileWithoutCertificate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.crt")
+	bad := filepath.Join(dir, "bad.crt")
+	if err := os.WriteFile(good, newTestCA(t, "good").pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte("not a certificate\n")
+	if err := os.WriteFile(bad, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, docker := range []bool{false, true} {
+		s := &settings{caFile: good + string(os.PathListSeparator) + bad, docker: docker}
+		_, err := s.httpClient()
+		if err == nil || !strings.Contains(err.Error(), "trust server CA "+bad+" holds no PEM certificate") {
+			t.Fatalf("docker %v: %v, want the bad file named", docker, err)
+		}
+	}
+	if _, _, err := readCAs([]string{good}); err != nil {
+		t.Fatalf("a good CA file: %v", err)
+	}
+	if b, _ := os.ReadFile(bad); !bytes.Equal(b, junk) {
+		t.Fatal("the refused file changed")
 	}
 }

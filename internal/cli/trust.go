@@ -165,7 +165,7 @@ func (ds *dockerSettings) httpClient() (*http.Client, error) {
 	if err != nil || len(ds.cas) == 0 {
 		return hc, err
 	}
-	pems, err := readCAs(ds.cas)
+	pems, pool, err := readCAs(ds.cas)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (ds *dockerSettings) httpClient() (*http.Client, error) {
 	default:
 		return nil, fmt.Errorf("trust server: unexpected transport %T", hc.Transport)
 	}
-	hc.Transport = trustHostAndSystemRoots(tr, pems) // roots.go
+	hc.Transport = trustHostAndSystemRoots(tr, pool, pems) // roots.go
 	return hc, nil
 }
 
